@@ -1,0 +1,73 @@
+"""The label contract and network naming: the one place that knows them.
+
+Everything that reads or writes ``luma.*`` labels, the ingress network or the
+project-prefixed alias goes through here: render writes them, the proxy and
+deploy read them back from running containers.
+"""
+
+from __future__ import annotations
+
+LABEL_PREFIX = "luma."
+
+LABEL_MANAGED = "luma.managed"
+LABEL_PROJECT = "luma.project"
+LABEL_SERVICE = "luma.service"
+LABEL_HOSTS = "luma.hosts"
+LABEL_PORT = "luma.port"
+LABEL_TARGET = "luma.target"
+LABEL_HEALTH_PATH = "luma.health.path"
+LABEL_NETWORK = "luma.network"
+
+#: Label order as render writes them.
+ROUTE_LABELS = (
+    LABEL_MANAGED,
+    LABEL_PROJECT,
+    LABEL_SERVICE,
+    LABEL_HOSTS,
+    LABEL_PORT,
+    LABEL_TARGET,
+    LABEL_HEALTH_PATH,
+    LABEL_NETWORK,
+)
+
+#: Key of the ingress network in the compose file's top-level ``networks``.
+NETWORK_KEY = "luma"
+#: Label put on the ingress network so a re-render recognises it as ours.
+NETWORK_OWNER_LABEL = "luma.ingress"
+
+#: The key that marks a service as routed.
+EXTENSION_KEY = "x-luma"
+
+DEFAULT_HEALTH_PATH = "/up"
+
+
+def ingress_network(project: str) -> str:
+    """The real (engine) name of a project's ingress network: compose prefixes the key."""
+    return f"{project}_{NETWORK_KEY}"
+
+
+def alias(project: str, service: str) -> str:
+    """The project-prefixed DNS alias of a routed service on the ingress network."""
+    return f"{project}-{service}"
+
+
+def target(project: str, service: str, port: int) -> str:
+    return f"{alias(project, service)}:{port}"
+
+
+def route_labels(project: str, service: str, hosts: list[str], port: int, health: str) -> dict[str, str]:
+    """The exact ``luma.*`` labels of a routed service, in write order."""
+    return {
+        LABEL_MANAGED: "true",
+        LABEL_PROJECT: project,
+        LABEL_SERVICE: service,
+        LABEL_HOSTS: ",".join(hosts),
+        LABEL_PORT: str(port),
+        LABEL_TARGET: target(project, service, port),
+        LABEL_HEALTH_PATH: health,
+        LABEL_NETWORK: ingress_network(project),
+    }
+
+
+def parse_hosts(value: str) -> list[str]:
+    return [h.strip() for h in value.split(",") if h.strip()]
