@@ -136,6 +136,44 @@ def tcp_connects(container: str, ip: str, port: int, wait: int = 2) -> bool:
     return p.returncode == 0
 
 
+@dataclass
+class Probe:
+    """Results of one :func:`probe` run inside a container."""
+
+    resolves: dict[str, bool]
+    connects: dict[tuple[str, int], bool]
+
+
+def probe(container: str, names: list[str], endpoints: list[tuple[str, int]], wait: int = 2) -> Probe:
+    """In ONE exec: does each name resolve (nslookup), does a TCP connect to each endpoint work?
+
+    The connects run in parallel, so dropped packets cost ``wait`` seconds once, not per target.
+    """
+    lines = []
+    for i, n in enumerate(names):
+        lines.append(f"nslookup {sh_quote(n)} >/dev/null 2>&1; echo \"N{i}:$?\"")
+    for i, (ip, port) in enumerate(endpoints):
+        lines.append(
+            f"( nc -w {int(wait)} {sh_quote(ip)} {int(port)} -e true </dev/null >/dev/null 2>&1; "
+            f"echo \"T{i}:$?\" ) &"
+        )
+    lines.append("wait")
+    p = exec_sh(container, "\n".join(lines), timeout=60 + wait)
+    codes: dict[str, int] = {}
+    for line in p.stdout.splitlines():
+        m = re.fullmatch(r"([NT]\d+):(\d+)", line.strip())
+        if m:
+            codes[m.group(1)] = int(m.group(2))
+    missing = [f"N{i}" for i in range(len(names)) if f"N{i}" not in codes]
+    missing += [f"T{i}" for i in range(len(endpoints)) if f"T{i}" not in codes]
+    if missing:
+        raise DockerError(f"probe in {container} returned no result for {missing}:\n{p.stdout}\n{p.stderr}")
+    return Probe(
+        resolves={n: codes[f"N{i}"] == 0 for i, n in enumerate(names)},
+        connects={ep: codes[f"T{i}"] == 0 for i, ep in enumerate(endpoints)},
+    )
+
+
 def sh_quote(s: str) -> str:
     return "'" + s.replace("'", "'\"'\"'") + "'"
 
@@ -182,12 +220,51 @@ def render_available() -> bool:
 
 def render(src: Path, project: str) -> str:
     """``luma-compose render -f SRC -p PROJECT``: the rendered compose file as text."""
+    if os.environ.get("LUMA_E2E_HAND_RENDER") == "1":
+        return hand_render(src, project)
     p = run([*luma_compose_cmd(), "render", "-f", str(src), "-p", project], check=False, timeout=60)
     if p.returncode != 0:
         raise DockerError(
             f"luma-compose render -f {src} -p {project} failed (exit {p.returncode}):\n{p.stderr}"
         )
     return p.stdout
+
+
+def hand_render(src: Path, project: str) -> str:
+    """What render must produce, written by hand from luma_compose.contract.
+
+    Only used with LUMA_E2E_HAND_RENDER=1, to check these tests before ``render`` existed; the
+    tests themselves always go through the real ``luma-compose render``.
+    """
+    import io
+
+    from ruamel.yaml import YAML
+
+    from luma_compose import contract
+
+    yaml = YAML(typ="safe")
+    doc = yaml.load(src.read_text()) or {}
+    doc["name"] = project
+    routed = False
+    for svc_name, svc in (doc.get("services") or {}).items():
+        xl = svc.get(contract.EXTENSION_KEY)
+        if not xl:
+            continue
+        routed = True
+        nets = svc.get("networks") or {"default": None}
+        if isinstance(nets, list):
+            nets = {n: None for n in nets}
+        nets[contract.NETWORK_KEY] = {"aliases": [contract.alias(project, svc_name)]}
+        svc["networks"] = nets
+        labels = svc.get("labels") or {}
+        labels.update(contract.route_labels(project, svc_name, list(xl["hosts"]), int(xl["port"]),
+                                            xl.get("health", contract.DEFAULT_HEALTH_PATH)))
+        svc["labels"] = labels
+    if routed:
+        doc.setdefault("networks", {})[contract.NETWORK_KEY] = {"labels": {contract.NETWORK_OWNER_LABEL: "true"}}
+    buf = io.StringIO()
+    yaml.dump(doc, buf)
+    return buf.getvalue()
 
 
 # --------------------------------------------------------------------------- compose projects
@@ -201,11 +278,15 @@ class ComposeProject:
     files: list[Path]
     directory: Path
     env: dict[str, str] = field(default_factory=dict)
+    #: The compose file fed on stdin when ``files`` contains ``-`` (the render pipe).
+    stdin: str | None = None
 
     def compose(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         cmd = ["docker", "compose", "-p", self.name, "--project-directory", str(self.directory)]
         for f in self.files:
             cmd += ["-f", str(f)]
+        if input is None:
+            input = self.stdin
         return run([*cmd, *args], check=check, input=input, timeout=timeout, env=self.env)
 
     def up(self, *extra: str) -> None:
@@ -258,10 +339,19 @@ def compose_project(
     directory: Path | None = None,
     up: bool = True,
     env: dict[str, str] | None = None,
+    stdin: str | None = None,
 ) -> Iterator[ComposeProject]:
-    """Bring a project up (unless ``up=False``) and ALWAYS take it down again."""
+    """Bring a project up (unless ``up=False``) and ALWAYS take it down again.
+
+    ``files=[Path("-")], stdin=text`` runs ``docker compose -f -`` with the text on stdin, exactly
+    like ``luma-compose render | docker compose -f - up -d``.
+    """
     files = [files] if isinstance(files, Path) else list(files)
-    proj = ComposeProject(name, files, directory or files[0].parent, dict(env or {}))
+    if directory is None:
+        if str(files[0]) == "-":
+            raise ValueError("a project read from stdin needs directory=")
+        directory = files[0].parent
+    proj = ComposeProject(name, files, directory, dict(env or {}), stdin)
     try:
         if up:
             proj.up()
