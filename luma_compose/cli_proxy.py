@@ -1,0 +1,176 @@
+"""``luma-compose proxy ...`` and ``luma-compose routes``: parse, call proxy.py, print."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+
+import click
+
+from . import caddy_config
+from .errors import EXIT_PROBLEMS, LumaError
+from .routes import RouteTable
+
+NAME_OPTION = click.option("--name", default=None, metavar="NAME",
+                           help="Proxy container name (default luma-proxy, or $LUMA_PROXY_NAME).")
+
+
+def _controller(name: str | None):
+    from .proxy import Controller  # the docker SDK only when a proxy command runs
+
+    return Controller(name)
+
+
+def _report(table: RouteTable) -> None:
+    for c in table.conflicts:
+        click.echo(f"conflict: {c.message}", err=True)
+    for p in table.problems:
+        click.echo(f"ignored: {p}", err=True)
+
+
+def _print_sync(res, quiet: bool = False) -> None:
+    from .proxy import log
+
+    for n in res.connected:
+        log(f"proxy: attached to {n}")
+    for n in res.disconnected:
+        log(f"proxy: detached from {n}")
+    for n in res.removed_networks:
+        log(f"proxy: removed network {n} (its project is gone)")
+    for w in res.warnings:
+        log(f"warning: {w}")
+    _report(res.table)
+    if not quiet:
+        state = "config loaded" if res.changed else "no change"
+        click.echo(f"{len(res.table.routes)} route(s), {state}")
+
+
+def render_table(table: RouteTable) -> str:
+    rows = [("HOST", "TARGET", "PROJECT", "SERVICE", "CONTAINERS")]
+    for r in table.routes:
+        members = ", ".join(
+            f"{m.name} ({m.health}, {'in pool' if m.in_pool else m.reason})" for m in r.members
+        ) or "-"
+        for h in r.hosts:
+            rows.append((h, r.target, r.project, r.service, members))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(col.ljust(widths[i]) if i < 4 else col for i, col in enumerate(row)).rstrip() for row in rows]
+    for c in table.conflicts:
+        lines.append(f"conflict: {c.message}")
+    for p in table.problems:
+        lines.append(f"ignored: {p}")
+    return "\n".join(lines)
+
+
+@click.group()
+def proxy() -> None:
+    """Run the one reverse proxy (Caddy) that routes every project by Host header."""
+
+
+@proxy.command()
+@NAME_OPTION
+@click.option("--image", default=None, help="Caddy image (default caddy:2, or $LUMA_PROXY_IMAGE).")
+@click.option("--http-port", default=None, metavar="[IP:]PORT", help="Published HTTP port (default 80; 0: any free port).")
+@click.option("--https-port", default=None, metavar="[IP:]PORT", help="Published HTTPS port (default 443).")
+@click.option("--tls", type=click.Choice(caddy_config.TLS_MODES), default=None,
+              help="acme: automatic HTTPS (default); internal: Caddy's own CA; off: plain HTTP.")
+@click.option("--email", default=None, help="ACME account e-mail.")
+@click.option("--volume", default=None, help="Volume for certificates (default NAME-data, or $LUMA_PROXY_VOLUME).")
+def up(name, image, http_port, https_port, tls, email, volume) -> None:
+    """Start (or reconcile) the proxy container, then sync the routes.
+
+    Options left out keep the running proxy's settings.
+    """
+    ctl = _controller(name)
+    c, created = ctl.up(image=image, http_port=http_port, https_port=https_port, tls=tls, email=email, volume=volume)
+    res = ctl.sync()
+    _print_sync(res, quiet=True)
+    ports = ", ".join(f"{k} -> {v[0]['HostIp'] or '*'}:{v[0]['HostPort']}"
+                      for k, v in sorted((c.attrs["NetworkSettings"]["Ports"] or {}).items()) if v)
+    click.echo(f"{ctl.proxy.name} {'started' if created else 'running'} ({ports}); {len(res.table.routes)} route(s)")
+
+
+@proxy.command()
+@NAME_OPTION
+def sync(name) -> None:
+    """One pass: labels -> networks -> Caddy config (loaded only when changed)."""
+    _print_sync(_controller(name).sync())
+
+
+@proxy.command()
+@NAME_OPTION
+def run(name) -> None:
+    """Sync, then follow Docker events and sync on every change, until stopped."""
+    ctl = _controller(name)
+    stop = threading.Event()
+
+    def handler(signum, frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    last: list[str] = []
+
+    def on_sync(res) -> None:
+        from .proxy import log
+
+        key = json.dumps(res.table.to_json(), sort_keys=True)
+        if res.changed or res.connected or res.disconnected or res.removed_networks or key != (last[0] if last else ""):
+            _print_sync(res, quiet=True)
+            log(f"proxy: {len(res.table.routes)} route(s), {'config loaded' if res.changed else 'no change'}")
+        last[:] = [key]
+
+    ctl.run(stop=stop, on_sync=on_sync)
+
+
+@proxy.command()
+@NAME_OPTION
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def status(name, fmt) -> None:
+    """The proxy container and its live route table. Exit 1 on conflicts or drift, 3 when it is down."""
+    from .proxy import _settings_of
+
+    ctl = _controller(name)
+    c = ctl.proxy.running()
+    table, current = ctl.table(c)
+    s = _settings_of(c)
+    desired = caddy_config.build_config(table, tls=s["tls"], email=s["email"] or None)
+    in_sync = current is not None and caddy_config.dumps(current) == caddy_config.dumps(desired)
+    ports = {k: f"{v[0]['HostIp'] or '*'}:{v[0]['HostPort']}" for k, v in (c.attrs["NetworkSettings"]["Ports"] or {}).items() if v}
+    if fmt == "json":
+        click.echo(json.dumps({"proxy": {"name": ctl.proxy.name, "image": c.attrs["Config"]["Image"], "status": c.status,
+                                         "tls": s["tls"], "ports": ports, "in_sync": in_sync},
+                               **table.to_json()}, indent=2))
+    else:
+        click.echo(f"proxy {ctl.proxy.name}: {c.status}, image {c.attrs['Config']['Image']}, tls {s['tls']}, "
+                   f"ports {', '.join(f'{k} -> {v}' for k, v in sorted(ports.items())) or 'none'}")
+        click.echo(f"config: {'in sync with the labels' if in_sync else 'OUT OF SYNC (run: luma-compose proxy sync)'}")
+        click.echo(render_table(table))
+    _report(table) if fmt == "json" else None
+    if table.conflicts or table.problems or not in_sync:
+        sys.exit(EXIT_PROBLEMS)
+
+
+@proxy.command()
+@NAME_OPTION
+def down(name) -> None:
+    """Stop and remove the proxy container (its certificate volume is kept)."""
+    ctl = _controller(name)
+    click.echo(f"{ctl.proxy.name} removed" if ctl.down() else f"{ctl.proxy.name} does not exist")
+
+
+@click.command()
+@NAME_OPTION
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def routes(name, fmt) -> None:
+    """The live route table: host -> target, project, service, containers, health (from the labels)."""
+    ctl = _controller(name)
+    c = ctl.proxy.container()
+    table, _ = ctl.table(c)
+    if fmt == "json":
+        click.echo(json.dumps(table.to_json(), indent=2))
+        _report(table)
+    else:
+        click.echo(render_table(table))
