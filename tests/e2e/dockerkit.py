@@ -257,7 +257,9 @@ def hand_render(src: Path, project: str) -> str:
         nets[contract.NETWORK_KEY] = {"aliases": [contract.alias(project, svc_name)]}
         svc["networks"] = nets
         labels = svc.get("labels") or {}
-        labels.update(contract.route_labels(project, svc_name, list(xl["hosts"]), int(xl["port"]),
+        hosts = [xl["hosts"]] if isinstance(xl["hosts"], str) else list(xl["hosts"])
+        port = xl.get("port") or str((svc.get("expose") or [""])[0]).split("/")[0]
+        labels.update(contract.route_labels(project, svc_name, hosts, int(port),
                                             xl.get("health", contract.DEFAULT_HEALTH_PATH)))
         svc["labels"] = labels
     if routed:
