@@ -148,7 +148,12 @@ def add_project(world: World, stack: contextlib.ExitStack, role: str, image: str
     name = name or dk.unique(role)
     f = dk.write(world.workdir / name / "compose.yaml",
                  compose_text(name, image, {service: {"hosts": hosts, "replicas": replicas, **spec}}))
-    return stack.enter_context(dk.compose_project(name, f))
+    proj = stack.enter_context(dk.compose_project(name, f))
+    # Runs before compose down: with the proxy detached, compose can remove the ingress network
+    # even when the test fails before a sync does it.
+    stack.callback(dk.docker, "network", "disconnect", "-f", contract.ingress_network(name), world.proxy.name,
+                   check=False)
+    return proj
 
 
 def test_each_project_is_reached_by_its_own_host_on_every_request(world):
