@@ -1,0 +1,459 @@
+"""Render: splice the routing of each x-luma service into the original text.
+
+Nothing is dumped. Each change is a small edit at a known position of the
+source (new lines after a mapping's last entry, a scalar replaced, a flow
+collection extended), so comments, key order, quoting, anchors, merge keys,
+tags and ``$`` expressions everywhere else stay byte-for-byte, the diff a
+reviewer sees is the smallest possible, and rendering the output again finds
+nothing to change.
+
+The same plan is applied to the plain data (``expected_data``), which is what
+the compose-spec schema validates and what a re-read of the output must equal.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from . import contract
+from .errors import Problem
+from .routing import Route, services_node
+from .rules import is_ours
+from .yamlsrc import DataBuilder, Source, is_map, is_null, is_scalar, is_seq, own_get, scalar_value
+
+_ALIAS = re.compile(r"(?:[ \t\r\n:?-]|#[^\n]*)*\*([^\s,\[\]{}]+)")
+_PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_/][A-Za-z0-9_./@:+=,-]*$")
+_NOT_STR = re.compile(
+    r"^(?:~|null|Null|NULL|true|True|TRUE|false|False|FALSE|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF|y|Y|n|N"
+    r"|[-+]?(?:0|[1-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|0[0-7_]+|0x[0-9a-fA-F_]+|0o[0-7_]+"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)|[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)$")
+
+
+def scalar(value: str, flow: bool = False) -> str:
+    """A YAML scalar that reads back as the string ``value``: plain when safe, else double-quoted."""
+    if _PLAIN_SAFE.match(value) and not _NOT_STR.match(value) and not (flow and (":" in value or "," in value)) \
+            and not re.match(r"^\d{4}-\d\d?-\d\d?", value):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def flow(value: Any) -> str:
+    """Plain data as a YAML flow node (JSON is YAML; plain strings stay readable)."""
+    if isinstance(value, str):
+        return scalar(value, flow=True)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{flow(str(k))}: {flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(flow(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    return json.dumps(value)
+
+
+class RenderRefused(Exception):
+    def __init__(self, problem: Problem):
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+@dataclass
+class Editor:
+    src: Source
+    edits: list[tuple[int, int, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.nl = "\r\n" if "\r\n" in self.src.text else "\n"
+
+    def off(self, mark) -> int:
+        return self.src.offset(mark.line, mark.column)
+
+    def replace(self, start: int, end: int, text: str) -> None:
+        self.edits.append((start, end, text))
+
+    def insert_lines(self, pos: int, lines: list[str]) -> None:
+        text = self.src.text
+        prefix = self.nl if pos >= len(text) and text and not text.endswith("\n") else ""
+        self.edits.append((pos, pos, prefix + "".join(line + self.nl for line in lines)))
+
+    def apply(self) -> str:
+        text = self.src.text
+        out, last = [], len(text)
+        # from the end backwards; of two inserts at one place, the one asked for later ends up later
+        order = sorted(range(len(self.edits)), key=lambda i: (self.edits[i][0], self.edits[i][1], i), reverse=True)
+        for start, end, new in (self.edits[i] for i in order):
+            if end > last:
+                raise AssertionError("overlapping edits")  # a bug, never user input
+            out.append(text[end:last])
+            out.append(new)
+            last = start
+        out.append(text[:last])
+        return "".join(reversed(out))
+
+    # ---- positions
+
+    def node_end(self, node: Node, after: int) -> int:
+        """Offset just past the text of ``node`` as written where the text at ``after`` continues.
+
+        A node reached through an alias (``*name``) has the marks of its anchor,
+        earlier in the file; its text here is the alias token.
+        """
+        start = self.off(node.start_mark)
+        if start < after:
+            m = _ALIAS.match(self.src.text, after)
+            if m is None:  # pragma: no cover - the parser saw an alias here
+                raise AssertionError("alias expected")
+            return m.end()
+        if isinstance(node, MappingNode) and not node.flow_style and node.value:
+            k, v = node.value[-1]
+            return self.node_end(v, self.node_end(k, after))
+        if isinstance(node, SequenceNode) and not node.flow_style and node.value:
+            pos = after
+            for item in node.value:
+                pos = self.node_end(item, pos)
+            return pos
+        return self.off(node.end_mark)
+
+    def node_span(self, node: Node, after: int) -> tuple[int, int]:
+        """(start, end) of the text of ``node`` where it is written after offset ``after``."""
+        start = self.off(node.start_mark)
+        if start < after:
+            m = _ALIAS.match(self.src.text, after)
+            return m.start(1) - 1, m.end()
+        return start, self.node_end(node, after)
+
+    def line_after(self, pos: int) -> int:
+        """Start of the line after the one holding ``pos - 1`` (or ``pos`` if already at a line start)."""
+        text = self.src.text
+        if pos > 0 and text[pos - 1] == "\n":
+            return pos
+        i = text.find("\n", pos)
+        return len(text) if i == -1 else i + 1
+
+    def after_entries(self, mapping: MappingNode, key: Node) -> int:
+        """Where new lines go at the end of a block collection: after its last content line."""
+        return self.line_after(self.node_end(mapping, self.off(mapping.start_mark)))
+
+
+def key_col(node: MappingNode) -> int:
+    return node.value[0][0].start_mark.column
+
+
+def _items_of(data_labels: Any) -> list[tuple[str, Any]]:
+    if isinstance(data_labels, dict):
+        return [(str(k), v) for k, v in data_labels.items()]
+    if isinstance(data_labels, list):
+        return [(s.split("=", 1)[0], s.split("=", 1)[1] if "=" in s else None) for s in map(str, data_labels)]
+    return []
+
+
+class Renderer:
+    def __init__(self, src: Source, data: dict, project: str, routes: list[Route], keep_name: bool):
+        self.keep_name = keep_name
+        self.src = src
+        self.data = data
+        self.project = project
+        self.routes = routes
+        self.ed = Editor(src)
+        svcs = services_node(src)
+        root_col = key_col(src.root)
+        self.step = max(2, key_col(svcs) - root_col) if svcs is not None and svcs.value and not svcs.flow_style \
+            else 2
+
+    def run(self) -> tuple[str, dict]:
+        expected = copy.copy(self.data)
+        expected["services"] = dict(self.data["services"])
+        self._name(expected)
+        for r in self.routes:
+            svc = dict(expected["services"][r.service])
+            expected["services"][r.service] = svc
+            self._labels(r, svc)
+            self._networks(r, svc)
+        if self.routes:
+            self._top_network(expected)
+        return self.ed.apply(), expected
+
+    # -------------------------------------------------------------- name
+
+    def _name(self, expected: dict) -> None:
+        root = self.src.root
+        k, v = own_get(root, "name")
+        expected["name"] = self.project
+        if v is not None:
+            if not self.keep_name:
+                self._replace_value(k, v, scalar(self.project))
+            return
+        first = root.value[0][0]
+        pos = self.src.offset(first.start_mark.line, 0)
+        self.ed.insert_lines(pos, [" " * first.start_mark.column + "name: " + scalar(self.project)])
+
+    def _replace_value(self, k: Node, v: Node, text: str) -> None:
+        start, end = self.ed.node_span(v, self.ed.off(k.end_mark))
+        if is_null(v) and start == end:
+            self.ed.replace(start, end, " " + text)
+        elif is_scalar(v) and v.style in ("|", ">"):
+            self.ed.replace(start, end, text + self.ed.nl)
+        else:
+            self.ed.replace(start, end, text)
+
+    # ------------------------------------------------------------ labels
+
+    def _labels(self, r: Route, svc: dict) -> None:
+        want = r.labels(self.project)
+        k, v = own_get(r.node, "labels")
+        if k is None or is_null(v):
+            inherited = svc.get("labels")  # through a merge key, if any
+            kept = [(a, b) for a, b in _items_of(inherited) if not a.startswith(contract.LABEL_PREFIX)]
+            if isinstance(inherited, list):
+                new_list = [f"{a}={b}" if b is not None else a for a, b in kept] + [f"{a}={b}" for a, b in want.items()]
+                svc["labels"] = new_list
+                body = [f"- {scalar(x)}" for x in new_list]
+            else:
+                new = {a: b for a, b in kept}
+                new.update(want)
+                svc["labels"] = new
+                body = [f"{scalar(str(a))}: {flow(b) if not isinstance(b, str) else scalar(b)}" for a, b in new.items()]
+            self._add_block_key(r.node, "labels", body, k)
+            return
+        data = svc.get("labels")
+        if isinstance(data, dict):
+            new = {a: b for a, b in data.items() if not str(a).startswith(contract.LABEL_PREFIX)}
+            new.update(want)
+            svc["labels"] = new
+        else:
+            items = [x for x in map(str, data or []) if not x.startswith(contract.LABEL_PREFIX)]
+            svc["labels"] = items + [f"{a}={b}" for a, b in want.items()]
+        if is_map(v):
+            self._edit_label_map(v, want)
+        elif is_seq(v):
+            self._edit_label_list(v, want)
+
+    def _edit_label_map(self, node: MappingNode, want: dict[str, str]) -> None:
+        if node.flow_style:
+            entries = []
+            present = {}
+            for k, v in node.value:
+                key = str(k.value)
+                if key.startswith(contract.LABEL_PREFIX):
+                    present[key] = v
+                    continue
+                entries.append(self._span(k, v))
+            if all(key in present and scalar_value(present[key]) == val for key, val in want.items()) \
+                    and set(present) == set(want):
+                return
+            entries += [f"{scalar(a, True)}: {scalar(b, True)}" for a, b in want.items()]
+            self._replace_flow(node, "{" + ", ".join(entries) + "}")
+            return
+        present: dict[str, tuple[Node, Node]] = {}
+        for k, v in node.value:
+            key = str(k.value)
+            if key.startswith(contract.LABEL_PREFIX):
+                if key in want:
+                    present[key] = (k, v)
+                else:
+                    self._delete_entry(node, k, v)
+        for key, (k, v) in present.items():
+            if not (is_scalar(v) and scalar_value(v) == want[key] and v.tag == "tag:yaml.org,2002:str"):
+                self._replace_value(k, v, scalar(want[key]))
+        missing = [f"{scalar(a)}: {scalar(b)}" for a, b in want.items() if a not in present]
+        if missing:
+            self._append_entries(node, missing)
+
+    def _edit_label_list(self, node: SequenceNode, want: dict[str, str]) -> None:
+        wanted = [f"{a}={b}" for a, b in want.items()]
+        if node.flow_style:
+            keep, mine = [], []
+            pos = self.ed.off(node.start_mark) + 1
+            for item in node.value:
+                start, end = self.ed.node_span(item, pos)
+                text = self.src.text[start:end]
+                value = str(scalar_value(item)) if is_scalar(item) else ""
+                (mine if value.startswith(contract.LABEL_PREFIX) else keep).append((value, text))
+                pos = end
+            if [v for v, _ in mine] == wanted:
+                return
+            self._replace_flow(node, "[" + ", ".join([t for _, t in keep] + [scalar(w, True) for w in wanted]) + "]")
+            return
+        present = {}
+        for item in node.value:
+            value = str(scalar_value(item)) if is_scalar(item) else ""
+            if not value.startswith(contract.LABEL_PREFIX):
+                continue
+            key = value.split("=", 1)[0]
+            if key in want and key not in present:
+                present[key] = item
+                if value != f"{key}={want[key]}":
+                    start, end = self.ed.off(item.start_mark), self.ed.off(item.end_mark)
+                    self.ed.replace(start, end, scalar(f"{key}={want[key]}"))
+            else:
+                self._delete_item(item)
+        missing = [f"{a}={b}" for a, b in want.items() if a not in present]
+        if missing:
+            first = node.value[0]
+            line_start = self.src.offset(first.start_mark.line, 0)
+            prefix = self.src.text[line_start:self.ed.off(first.start_mark)]
+            if not prefix.strip().startswith("-"):
+                prefix = " " * (first.start_mark.column - 2) + "- "
+            pos = self.ed.line_after(self.ed.node_end(node, self.ed.off(node.start_mark)))
+            self.ed.insert_lines(pos, [prefix + scalar(m) for m in missing])
+
+    # ---------------------------------------------------------- networks
+
+    def _networks(self, r: Route, svc: dict) -> None:
+        alias = contract.alias(self.project, r.service)
+        want = {"aliases": [alias]}
+        k, v = own_get(r.node, "networks")
+        if k is None or is_null(v):
+            inherited = svc.get("networks")
+            nets: dict = {}
+            if isinstance(inherited, list):
+                nets = {str(n): None for n in inherited}
+            elif isinstance(inherited, dict):
+                nets = {n: c for n, c in inherited.items() if n != contract.NETWORK_KEY}
+            else:
+                nets = {"default": None}
+            nets[contract.NETWORK_KEY] = want
+            svc["networks"] = nets
+            body = []
+            for n, cfg in nets.items():
+                if n == contract.NETWORK_KEY:
+                    body += [f"{contract.NETWORK_KEY}:", " " * self.step + f"aliases: [{scalar(alias, True)}]"]
+                else:
+                    body.append(f"{scalar(str(n))}:" + ("" if cfg is None else " " + flow(cfg)))
+            self._add_block_key(r.node, "networks", body, k)
+            return
+        data = svc.get("networks")
+        if isinstance(data, list):
+            nets = {str(n): None for n in data}
+            nets[contract.NETWORK_KEY] = want
+            svc["networks"] = nets
+            self._list_to_map(k, v, alias)
+            return
+        if not isinstance(data, dict):
+            raise RenderRefused(self.src.problem(v, f"service '{r.service}': cannot read its networks",
+                                                 "write networks as a list of names or a mapping", "networks"))
+        nets = dict(data)
+        nets[contract.NETWORK_KEY] = want
+        svc["networks"] = nets
+        lk, lv = own_get(v, contract.NETWORK_KEY) if is_map(v) else (None, None)
+        current = DataBuilder(self.src).build(lv) if lk is not None else None
+        if lk is not None:
+            if current == want:
+                return
+            if v.flow_style:
+                entries = [self._span(a, b) for a, b in v.value if a is not lk]
+                self._replace_flow(v, "{" + ", ".join(entries + [f"{contract.NETWORK_KEY}: {flow(want)}"]) + "}")
+            else:
+                self._replace_value(lk, lv, flow(want))
+            return
+        if v.flow_style:
+            entries = [self._span(a, b) for a, b in v.value]
+            self._replace_flow(v, "{" + ", ".join(entries + [f"{contract.NETWORK_KEY}: {flow(want)}"]) + "}")
+        else:
+            self._append_entries(v, [f"{contract.NETWORK_KEY}:", " " * self.step + f"aliases: [{scalar(alias, True)}]"])
+
+    def _list_to_map(self, k: Node, v: SequenceNode, alias: str) -> None:
+        names = [str(scalar_value(i)) if is_scalar(i) else None for i in v.value]
+        if None in names:
+            raise RenderRefused(self.src.problem(v, "a network list entry is not a name",
+                                                 "write networks as a list of names or a mapping", "networks"))
+        luma = f"{contract.NETWORK_KEY}: {{aliases: [{scalar(alias, True)}]}}"
+        if v.flow_style or self.ed.off(v.start_mark) < self.ed.off(k.end_mark):
+            body = ", ".join(f"{scalar(n, True)}: null" for n in names if n != contract.NETWORK_KEY)
+            text = "{" + (body + ", " if body else "") + luma + "}"
+            self._replace_value(k, v, text) if not v.flow_style else self._replace_flow(v, text)
+            return
+        col = k.start_mark.column + self.step
+        for item in v.value:
+            line_start = self.src.offset(item.start_mark.line, 0)
+            end = self.ed.off(item.end_mark)
+            name = str(scalar_value(item))
+            if name == contract.NETWORK_KEY:
+                self._delete_item(item)
+                continue
+            self.ed.replace(line_start, end, " " * col + self.src.text[self.ed.off(item.start_mark):end] + ":")
+        pos = self.ed.line_after(self.ed.node_end(v, self.ed.off(v.start_mark)))
+        self.ed.insert_lines(pos, [" " * col + f"{contract.NETWORK_KEY}:",
+                                   " " * (col + self.step) + f"aliases: [{scalar(alias, True)}]"])
+
+    def _top_network(self, expected: dict) -> None:
+        root = self.src.root
+        k, v = own_get(root, "networks")
+        body = [f"{contract.NETWORK_KEY}:", " " * self.step + "labels:",
+                " " * 2 * self.step + f"{contract.NETWORK_OWNER_LABEL}: \"true\""]
+        nets = dict(expected.get("networks") or {})
+        if contract.NETWORK_KEY in nets and is_ours(nets[contract.NETWORK_KEY]):
+            return
+        nets[contract.NETWORK_KEY] = {"labels": {contract.NETWORK_OWNER_LABEL: "true"}}
+        expected["networks"] = nets
+        if k is None or is_null(v):
+            self._add_block_key(root, "networks", body, k)
+        elif is_map(v) and v.flow_style:
+            entries = [self._span(a, b) for a, b in v.value]
+            self._replace_flow(v, "{" + ", ".join(entries + [
+                f"{contract.NETWORK_KEY}: {{labels: {{{contract.NETWORK_OWNER_LABEL}: \"true\"}}}}"]) + "}")
+        elif is_map(v):
+            self._append_entries(v, body)
+        else:
+            raise RenderRefused(self.src.problem(v, "top-level `networks` is not a mapping",
+                                                 "write top-level networks as a mapping of names", "networks"))
+
+    # ------------------------------------------------------------ shared
+
+    def _span(self, k: Node, v: Node) -> str:
+        return self.src.text[self.ed.off(k.start_mark):self.ed.node_span(v, self.ed.off(k.end_mark))[1]]
+
+    def _replace_flow(self, node: Node, text: str) -> None:
+        start = self.ed.off(node.start_mark)
+        end = self.ed.off(node.end_mark)
+        # keep an anchor or tag written before the collection
+        head = self.src.text[start:end]
+        bracket = min(i for i in (head.find("{"), head.find("[")) if i >= 0)
+        self.ed.replace(start + bracket, end, text)
+
+    def _add_block_key(self, mapping: MappingNode, key: str, body: list[str], existing_key: Node | None) -> None:
+        """Give ``mapping`` the key ``key`` with a block ``body``, at its indentation."""
+        if existing_key is not None:  # `key:` or `key: null`: put the body under it
+            _, v = own_get(mapping, key)
+            start, end = self.ed.node_span(v, self.ed.off(existing_key.end_mark))
+            if end > start:
+                self.ed.replace(start, end, "")
+            col = existing_key.start_mark.column + self.step
+            self.ed.insert_lines(self.ed.line_after(end), [" " * col + line for line in body])
+            return
+        if mapping.flow_style:
+            raise RenderRefused(self.src.problem(
+                mapping, f"cannot add `{key}` to a flow-style mapping ({{...}})",
+                "write this service as a block mapping (one key per line)", "structure"))
+        col = key_col(mapping)
+        lines = [" " * col + f"{key}:"] + [" " * (col + self.step) + line for line in body]
+        pos = self.ed.after_entries(mapping, mapping.value[0][0])
+        self.ed.insert_lines(pos, lines)
+
+    def _append_entries(self, mapping: MappingNode, lines: list[str]) -> None:
+        col = key_col(mapping)
+        pos = self.ed.after_entries(mapping, mapping.value[0][0])
+        self.ed.insert_lines(pos, [" " * col + line for line in lines])
+
+    def _delete_entry(self, mapping: MappingNode, k: Node, v: Node) -> None:
+        start = self.src.offset(k.start_mark.line, 0)
+        end = self.ed.line_after(self.ed.node_end(v, self.ed.off(k.end_mark)))
+        self.ed.replace(start, end, "")
+
+    def _delete_item(self, item: Node) -> None:
+        start = self.src.offset(item.start_mark.line, 0)
+        end = self.ed.line_after(self.ed.off(item.end_mark))
+        self.ed.replace(start, end, "")
+
+
+def render(src: Source, data: dict, project: str, routes: list[Route], keep_name: bool) -> tuple[str, dict]:
+    """The rendered text and the data it must read back as.
+
+    ``keep_name``: the file's own ``name:`` already gives ``project``; leave it as written.
+    """
+    return Renderer(src, data, project, routes, keep_name).run()

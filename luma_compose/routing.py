@@ -1,0 +1,121 @@
+"""Which services are routed, and how: read the ``x-luma`` blocks of a compose file.
+
+Only an ``x-luma`` key written in a service's own mapping routes it. A service
+that inherits one through a YAML merge key (``<<: *app``) is not routed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ruamel.yaml.nodes import MappingNode, Node
+
+from . import contract
+from .errors import Problem
+from .yamlsrc import DataBuilder, Source, is_map, own_get, own_items
+
+
+@dataclass
+class Route:
+    service: str
+    node: MappingNode  # the service's mapping
+    key_node: Node  # the service's key under `services`
+    xluma: Node  # the x-luma value node
+    hosts: list[str]
+    port: int | None
+    health: str
+
+    def labels(self, project: str) -> dict[str, str]:
+        assert self.port is not None
+        return contract.route_labels(project, self.service, self.hosts, self.port, self.health)
+
+
+def services_node(src: Source) -> MappingNode | None:
+    _, v = own_get(src.root, "services")
+    return v if is_map(v) else None
+
+
+def find_routes(src: Source, data: dict) -> tuple[list[Route], list[Problem]]:
+    """The routed services, with their x-luma settings; problems with x-luma itself."""
+    from . import schemas
+
+    routes: list[Route] = []
+    problems: list[Problem] = []
+    svcs = services_node(src)
+    if svcs is None:
+        return routes, problems
+    for knode, snode in own_items(svcs):
+        _, xnode = own_get(snode, contract.EXTENSION_KEY)
+        if xnode is None:
+            continue
+        name = str(knode.value)
+        builder = DataBuilder(src)
+        xdata = builder.build(xnode)
+        errs = schemas.errors("xluma", xdata)
+        if errs:
+            for e in errs:
+                problems.append(_xluma_problem(src, xnode, name, xdata, e))
+            continue
+        hosts = xdata["hosts"]
+        hosts = [hosts] if isinstance(hosts, str) else list(hosts)
+        port = xdata.get("port")
+        if port is None:
+            port, problem = _port_from_expose(src, snode, knode, name, data)
+            if problem:
+                problems.append(problem)
+                continue
+        routes.append(Route(name, snode, knode, xnode, [h.lower() for h in hosts], port,
+                            xdata.get("health", contract.DEFAULT_HEALTH_PATH)))
+    return routes, problems
+
+
+def _port_from_expose(src: Source, snode, knode, name: str, data: dict) -> tuple[int | None, Problem | None]:
+    svc = (data.get("services") or {}).get(name) or {}
+    expose = svc.get("expose") if isinstance(svc, dict) else None
+    hint = ("add `port: <container port>` under x-luma, or give the service exactly one `expose` entry")
+    if not isinstance(expose, list) or len(expose) != 1:
+        n = len(expose) if isinstance(expose, list) else 0
+        why = "it has no `expose` entry" if n == 0 else f"it has {n} `expose` entries"
+        return None, src.problem(knode, f"service '{name}': x-luma needs `port` ({why} to take it from)", hint, "x-luma")
+    m = re.fullmatch(r"(\d+)(?:/tcp)?", str(expose[0]))
+    if not m or not 1 <= int(m.group(1)) <= 65535:
+        return None, src.problem(knode, f"service '{name}': x-luma cannot take the port from `expose: {expose[0]}`"
+                                 " (not a single TCP port)", hint, "x-luma")
+    return int(m.group(1)), None
+
+
+def _xluma_problem(src: Source, xnode: Node, service: str, xdata: Any, e) -> Problem:
+    from .yamlsrc import locate, locate_key
+
+    sub = Source(src.name, src.text, xnode)
+    sub._line_starts = src._line_starts
+    node = locate_key(sub, e.path) if e.key_error else locate(sub, e.path)
+    message, hint = e.message, e.hint
+    if e.path and e.path[0] == "hosts":
+        value = xdata.get("hosts") if isinstance(xdata, dict) else None
+        if len(e.path) > 1 and isinstance(value, list):
+            value = value[e.path[1]]
+        if isinstance(value, str):
+            message, hint = host_problem(value) or (message, hint)
+    elif e.path == ("port",) and isinstance(xdata, dict) and isinstance(xdata.get("port"), str):
+        hint = "write the port as a number without quotes, e.g. `port: 3000`"
+    return src.problem(node, f"service '{service}': x-luma: {message}", hint, "x-luma")
+
+
+def host_problem(host: str) -> tuple[str, str] | None:
+    """A precise message for a host name that is not a DNS name (None if it looks fine)."""
+    if "://" in host:
+        bare = host.split("://", 1)[1].split("/", 1)[0]
+        return f"host '{host}' has a scheme", f"write only the host name, e.g. '{bare}'"
+    if "/" in host:
+        return f"host '{host}' has a path", f"write only the host name, e.g. '{host.split('/', 1)[0]}'"
+    if re.search(r":\d*$", host):
+        return (f"host '{host}' has a port",
+                f"write only the host name, e.g. '{host.rsplit(':', 1)[0]}'; the proxy listens on 80/443")
+    if not host:
+        return "host name is empty", "write a DNS name such as 'app.example.com'"
+    return (f"host '{host}' is not a valid DNS name",
+            "use letters, digits and hyphens in dot-separated labels (at most 63 characters each), "
+            "optionally starting with '*.'")

@@ -1,0 +1,141 @@
+"""Semantic rules: what a schema cannot say about a compose file with x-luma blocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import contract
+from .errors import Problem
+from .routing import Route, services_node
+from .yamlsrc import Source, is_map, locate, locate_key, own_get
+
+
+def _has_var(value: Any) -> bool:
+    return isinstance(value, str) and "$" in value
+
+
+def label_keys(labels: Any) -> list[str]:
+    if isinstance(labels, dict):
+        return [str(k) for k in labels]
+    if isinstance(labels, list):
+        return [str(x).split("=", 1)[0] for x in labels]
+    return []
+
+
+def network_names(networks: Any) -> list[str]:
+    if isinstance(networks, dict):
+        return [str(k) for k in networks]
+    if isinstance(networks, list):
+        return [str(x) for x in networks]
+    return []
+
+
+def check(src: Source, data: Any, project: str, routes: list[Route]) -> list[Problem]:
+    """Every semantic problem of the input file."""
+    problems: list[Problem] = []
+    add = problems.append
+    if not isinstance(data, dict):
+        add(src.problem(src.root, "the file is not a compose file: its top level must be a mapping",
+                        "start with `services:` and one entry per service", "structure"))
+        return problems
+    services = data.get("services")
+    if not services:
+        node = locate_key(src, ("services",)) if "services" in data else src.root
+        add(src.problem(node, "`services` is empty or missing: there is nothing to run",
+                        "add at least one service under `services:`", "structure"))
+        return problems
+    if not isinstance(services, dict):
+        return problems  # the compose-spec schema reports it
+    routed = {r.service: r for r in routes}
+
+    def at(*path: Any):
+        return locate(src, ("services",) + path)
+
+    def key_at(*path: Any):
+        return locate_key(src, ("services",) + path)
+
+    # aliases and names in use by the file, to catch P-S colliding with one
+    taken: dict[str, str] = {}
+    for name, svc in services.items():
+        taken.setdefault(str(name), f"the name of service '{name}'")
+        nets = svc.get("networks") if isinstance(svc, dict) else None
+        if isinstance(nets, dict):
+            for net, cfg in nets.items():
+                if isinstance(cfg, dict) and isinstance(cfg.get("aliases"), list):
+                    for a in cfg["aliases"]:
+                        if not (name in routed and net == contract.NETWORK_KEY):
+                            taken.setdefault(str(a), f"an alias of service '{name}' on network '{net}'")
+
+    hosts_seen: dict[str, str] = {}
+    for name, svc in services.items():
+        if not isinstance(svc, dict):
+            continue
+        r = routed.get(name)
+        replicas = _replicas(svc)
+        if "container_name" in svc and isinstance(replicas, int) and replicas > 1:
+            add(src.problem(key_at(name, "container_name"),
+                            f"service '{name}' sets container_name but asks for {replicas} replicas: "
+                            "container names are unique, so only one could start",
+                            "remove container_name, or run a single replica", "container_name"))
+        if r is None:
+            stale = [k for k in label_keys(svc.get("labels")) if k.startswith(contract.LABEL_PREFIX)]
+            if stale:
+                add(src.problem(at(name, "labels"),
+                                f"service '{name}' carries {', '.join(stale)} but has no x-luma block: "
+                                "the proxy would route it from these labels",
+                                "remove the luma.* labels, or add an `x-luma:` block to route the service",
+                                "labels"))
+            if contract.NETWORK_KEY in network_names(svc.get("networks")):
+                add(src.problem(at(name, "networks"),
+                                f"service '{name}' joins the ingress network '{contract.NETWORK_KEY}' but has no "
+                                "x-luma block", f"remove '{contract.NETWORK_KEY}' from its networks, or add an "
+                                "`x-luma:` block to route the service", "networks"))
+            continue
+        if "network_mode" in svc:
+            add(src.problem(key_at(name, "network_mode"),
+                            f"service '{name}' has x-luma and network_mode '{svc['network_mode']}': a routed "
+                            "service must join the project's ingress network, which network_mode forbids",
+                            "remove network_mode (use networks instead), or remove x-luma", "network_mode"))
+        alias = contract.alias(project, name)
+        if alias in taken and taken[alias] != f"the name of service '{name}'":
+            add(src.problem(r.key_node,
+                            f"service '{name}': its ingress alias '{alias}' is already {taken[alias]}",
+                            "rename one of the two services, or choose another project name (-p)", "alias"))
+        for host in r.hosts:
+            if host in hosts_seen:
+                add(src.problem(r.xluma, f"host '{host}' is claimed by services '{hosts_seen[host]}' and '{name}'",
+                                "each host can route to one service only: remove it from one of them", "hosts"))
+            else:
+                hosts_seen[host] = name
+
+    _, nets_node = own_get(src.root, "networks")
+    if is_map(nets_node):
+        _, luma = own_get(nets_node, contract.NETWORK_KEY)
+        top = data.get("networks") or {}
+        if luma is not None and not is_ours(top.get(contract.NETWORK_KEY)):
+            add(src.problem(luma, f"the file already defines a network '{contract.NETWORK_KEY}' that luma-compose "
+                                  "did not create: its name is reserved for the ingress network",
+                            f"rename that network (and the services' references to it); a network "
+                            f"labelled {contract.NETWORK_OWNER_LABEL}: \"true\" is taken as ours", "networks"))
+    return problems
+
+
+def is_ours(network: Any) -> bool:
+    if not isinstance(network, dict):
+        return False
+    labels = network.get("labels")
+    if isinstance(labels, dict):
+        return str(labels.get(contract.NETWORK_OWNER_LABEL)).lower() == "true"
+    if isinstance(labels, list):
+        return f"{contract.NETWORK_OWNER_LABEL}=true" in labels
+    return False
+
+
+def _replicas(svc: dict) -> Any:
+    deploy = svc.get("deploy")
+    if isinstance(deploy, dict) and "replicas" in deploy:
+        return deploy["replicas"]
+    return svc.get("scale")
+
+
+__all__ = ["check", "is_ours", "label_keys", "network_names", "services_node"]

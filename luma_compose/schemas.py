@@ -1,0 +1,254 @@
+"""Schema checks: our ``x-luma`` schema and the official Compose Specification schema.
+
+Two libraries, two jobs:
+
+* ``fastjsonschema`` compiles a schema to Python code once (cached on disk), and
+  answers "valid or not" in milliseconds even for a 2,000-service file. It is the
+  fast gate every render and check goes through.
+* ``jsonschema`` is the reference implementation. It runs only when the gate
+  says no (or for the x-luma blocks of a file that has problems), and reports
+  every error with its path, which we turn into ``file:line:col`` problems.
+
+fastjsonschema speaks draft 7 and does not know ``unevaluatedProperties``, which
+the compose-spec schema uses to reject unknown service keys. ``gate_schema``
+rewrites those places into the equivalent ``additionalProperties`` form for the
+gate; tests check gate and reference agree.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable
+
+_GATE_VERSION = "2"  # bump when gate_schema changes
+
+
+@dataclass(frozen=True)
+class SchemaError:
+    path: tuple  # where in the instance
+    message: str
+    hint: str
+    key_error: bool = False  # the path names a key that should not be there
+
+
+def _schemas_dir() -> str:
+    # the package's own JSON schemas (the repository's top-level schemas/ links here)
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "_schemas")
+
+
+def xluma_schema_path() -> str:
+    return os.path.join(_schemas_dir(), "x-luma.schema.json")
+
+
+def compose_spec_path() -> str:
+    """The official compose-spec schema, as vendored by the check-jsonschema package (read as data)."""
+    spec = importlib.util.find_spec("check_jsonschema")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the check-jsonschema package (carrier of the compose-spec schema) is not installed")
+    return os.path.join(list(spec.submodule_search_locations)[0], "builtin_schemas", "vendor", "compose-spec.json")
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+# ------------------------------------------------------------------ the gate
+
+def gate_schema(schema: dict) -> dict:
+    """A draft-7 equivalent of ``schema`` for fastjsonschema (see module doc)."""
+    schema = copy.deepcopy(schema)
+    defs = schema.get("$defs", {})
+
+    def resolve(node: dict) -> dict:
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return defs[ref[len("#/$defs/"):]]
+        return node
+
+    def known(node: dict, seen: set) -> tuple[set, set]:
+        node = resolve(node)
+        if id(node) in seen:
+            return set(), set()
+        seen.add(id(node))
+        props = set(node.get("properties", {}))
+        patterns = set(node.get("patternProperties", {}))
+        for sub in node.get("allOf", []):
+            p, q = known(sub, seen)
+            props |= p
+            patterns |= q
+        return props, patterns
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("unevaluatedProperties") is False:
+                props, patterns = known(node, set())
+                node.pop("unevaluatedProperties")
+                own = node.setdefault("properties", {})
+                for p in props:
+                    own.setdefault(p, {})
+                pp = node.setdefault("patternProperties", {})
+                for p in patterns:
+                    pp.setdefault(p, {})
+                node["additionalProperties"] = False
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(schema)
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    schema.pop("$id", None)  # the generated function is then named `validate`
+    return schema
+
+
+def _cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "luma-compose")
+
+
+@lru_cache(maxsize=None)
+def _gate(kind: str) -> Callable[[Any], Any]:
+    """The compiled fast validator for ``kind`` ('compose' or 'xluma'), cached on disk as a module."""
+    path = compose_spec_path() if kind == "compose" else xluma_schema_path()
+    raw = _read(path)
+    key = hashlib.sha256(raw + _GATE_VERSION.encode() + sys.version.encode()).hexdigest()[:20]
+    mod_name = f"luma_gate_{kind}_{key}"
+    mod_path = os.path.join(_cache_dir(), mod_name + ".py")
+    if not os.path.exists(mod_path):
+        import fastjsonschema
+
+        code = fastjsonschema.compile_to_code(gate_schema(json.loads(raw)))
+        try:
+            os.makedirs(_cache_dir(), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=_cache_dir(), suffix=".tmp")
+            with os.fdopen(fd, "w") as fh:
+                fh.write(code)
+            os.replace(tmp, mod_path)
+        except OSError:  # no writable cache: compile in memory
+            ns: dict = {}
+            exec(compile(code, mod_name, "exec"), ns)  # noqa: S102 - code generated by fastjsonschema
+            return ns["validate"]
+    spec = importlib.util.spec_from_file_location(mod_name, mod_path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception:  # a damaged cache file: drop it and compile again
+        os.unlink(mod_path)
+        _gate.cache_clear()
+        return _gate(kind)
+    return module.validate
+
+
+def gate_ok(kind: str, instance: Any) -> bool:
+    validate = _gate(kind)
+    try:
+        validate(instance)
+        return True
+    except Exception:  # JsonSchemaValueException, or anything the generated code trips on
+        return False
+
+
+# ------------------------------------------------------------- the reference
+
+@lru_cache(maxsize=None)
+def _reference(kind: str):
+    import jsonschema
+
+    path = compose_spec_path() if kind == "compose" else xluma_schema_path()
+    schema = json.loads(_read(path))
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema), schema
+
+
+def errors(kind: str, instance: Any, fast: bool = True) -> list[SchemaError]:
+    """Every schema error of ``instance``; [] quickly when the gate passes."""
+    if fast and gate_ok(kind, instance):
+        return []
+    validator, schema = _reference(kind)
+    out = []
+    for e in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
+        out.extend(_describe(e, schema))
+    return out
+
+
+_UNEXPECTED = re.compile(r"'([^']+)' (?:was|were) unexpected|\(([^)]*) (?:was|were) unexpected\)")
+
+
+def _allowed_keys(e, schema: dict) -> list[str]:
+    sub = e.schema
+    defs = schema.get("$defs", schema.get("definitions", {}))
+
+    def collect(node: dict, seen: set) -> set:
+        ref = node.get("$ref")
+        if isinstance(ref, str) and "/" in ref:
+            node = defs.get(ref.rsplit("/", 1)[1], node)
+        if id(node) in seen:
+            return set()
+        seen.add(id(node))
+        keys = set(node.get("properties", {}))
+        for s in node.get("allOf", []):
+            keys |= collect(s, seen)
+        return keys
+
+    return sorted(collect(sub, set()))
+
+
+def _describe(e, schema: dict) -> list[SchemaError]:
+    path = tuple(e.absolute_path)
+    if e.validator in ("additionalProperties", "unevaluatedProperties"):
+        instance = e.instance if isinstance(e.instance, dict) else {}
+        allowed = _allowed_keys(e, schema)
+        patterns = list(e.schema.get("patternProperties", {}))
+        bad = [k for k in instance if k not in allowed and not any(re.search(p, str(k)) for p in patterns)]
+        out = []
+        for k in bad or [None]:
+            if k is None:
+                out.append(SchemaError(path, e.message, ""))
+                continue
+            near = difflib.get_close_matches(str(k), allowed, n=1, cutoff=0.6)
+            hint = f"did you mean '{near[0]}'?" if near else (
+                f"allowed keys: {', '.join(allowed)}" if len(allowed) <= 12 else
+                "remove it, or prefix it with x- to keep it as an extension")
+            out.append(SchemaError(path + (k,), f"unknown key '{k}'", hint, key_error=True))
+        return out
+    if e.validator in ("oneOf", "anyOf") and e.context:
+        from jsonschema.exceptions import best_match
+
+        best = best_match(e.context)
+        msg = best.message
+        return [SchemaError(path, _shorten(msg), _hint_for(best))]
+    return [SchemaError(path, _shorten(e.message), _hint_for(e))]
+
+
+def _hint_for(e) -> str:
+    v = e.validator
+    if v == "type":
+        want = e.validator_value if isinstance(e.validator_value, str) else " or ".join(e.validator_value)
+        return f"use a value of type {want}"
+    if v == "required":
+        return "add the missing key"
+    if v in ("minimum", "maximum"):
+        return f"use a number {'>=' if v == 'minimum' else '<='} {e.validator_value}"
+    if v == "enum":
+        return "use one of: " + ", ".join(map(str, e.validator_value))
+    if v == "pattern":
+        return "the value must match the pattern " + str(e.validator_value)
+    if v == "uniqueItems":
+        return "remove the repeated entries"
+    return ""
+
+
+def _shorten(msg: str, limit: int = 240) -> str:
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."

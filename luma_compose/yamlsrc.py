@@ -1,0 +1,250 @@
+"""YAML source with positions: parse once, fast, and keep every node's place.
+
+The parser is ruamel.yaml's composer (its C parser from ruamel.yaml.clib when
+installed), which gives a node tree whose nodes carry start and end marks.
+Render never dumps that tree: it splices a few new lines into the original
+text (see render.py), so everything it does not change stays byte-for-byte.
+
+Data for the validators is built from the same nodes here, applying YAML merge
+keys (``<<``) and Compose's ``!reset`` / ``!override`` tags the way Compose does.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .errors import Problem
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+RESET_TAG = "!reset"
+OVERRIDE_TAG = "!override"
+
+Path = tuple  # of str | int
+
+
+@dataclass
+class Source:
+    """One compose file: its name (as shown in messages), text and parsed root."""
+
+    name: str
+    text: str
+    root: Node | None = None
+    _line_starts: list[int] = field(default_factory=list, repr=False)
+
+    def offset(self, line: int, col: int) -> int:
+        """Character offset of a 0-based (line, column) mark."""
+        if not self._line_starts:
+            starts = [0]
+            find = self.text.find
+            i = find("\n")
+            while i != -1:
+                starts.append(i + 1)
+                i = find("\n", i + 1)
+            self._line_starts = starts
+        if line >= len(self._line_starts):
+            return len(self.text)
+        return self._line_starts[line] + col
+
+    def problem(self, node: Node | None, message: str, hint: str = "", rule: str = "") -> Problem:
+        if node is None:
+            return Problem(self.name, 0, 0, message, hint, rule)
+        m = node.start_mark
+        return Problem(self.name, m.line + 1, m.column + 1, message, hint, rule)
+
+
+def parse(name: str, text: str) -> tuple[Source, list[Problem]]:
+    """Parse ``text``; on a YAML error return the problem with its position."""
+    src = Source(name, text)
+    yaml = YAML(typ="safe")
+    try:
+        src.root = yaml.compose(io.StringIO(text))
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        msg = " ".join(x for x in (e.context, e.problem) if x) or "invalid YAML"
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        return src, [Problem(name, line, col, f"YAML syntax error: {msg}",
+                             "fix the YAML syntax at this position (indentation, quotes, colons)", "yaml")]
+    except YAMLError as e:  # pragma: no cover - unmarked errors are rare
+        return src, [Problem(name, 0, 0, f"YAML error: {e}", "fix the YAML syntax", "yaml")]
+    return src, []
+
+
+# ---------------------------------------------------------------- node helpers
+
+def is_map(node: Any) -> bool:
+    return isinstance(node, MappingNode)
+
+
+def is_seq(node: Any) -> bool:
+    return isinstance(node, SequenceNode)
+
+
+def is_scalar(node: Any) -> bool:
+    return isinstance(node, ScalarNode)
+
+
+def is_null(node: Any) -> bool:
+    return node is None or (isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null")
+
+
+def own_items(node: MappingNode) -> Iterator[tuple[ScalarNode, Node]]:
+    """The mapping's own key/value pairs, merge keys excluded."""
+    for k, v in node.value:
+        if k.tag != MERGE_TAG:
+            yield k, v
+
+
+def own_get(node: Node | None, key: str) -> tuple[ScalarNode | None, Node | None]:
+    """(key node, value node) of ``key`` written in this mapping itself (not merged)."""
+    if isinstance(node, MappingNode):
+        for k, v in node.value:
+            if k.tag != MERGE_TAG and isinstance(k, ScalarNode) and k.value == key:
+                return k, v
+    return None, None
+
+
+def merge_sources(node: MappingNode) -> list[MappingNode]:
+    """The mappings merged into ``node`` with ``<<``, in precedence order."""
+    out: list[MappingNode] = []
+    for k, v in node.value:
+        if k.tag == MERGE_TAG:
+            if isinstance(v, MappingNode):
+                out.append(v)
+            elif isinstance(v, SequenceNode):
+                out.extend(x for x in v.value if isinstance(x, MappingNode))
+    return out
+
+
+def merged_get(node: Node | None, key: str) -> Node | None:
+    """The value ``key`` takes in ``node`` after merge keys (own keys win)."""
+    if not isinstance(node, MappingNode):
+        return None
+    _, v = own_get(node, key)
+    if v is not None:
+        return v
+    for m in merge_sources(node):
+        v = merged_get(m, key)
+        if v is not None:
+            return v
+    return None
+
+
+def scalar_value(node: ScalarNode) -> Any:
+    """The value of a scalar under the YAML 1.2 core schema (as Compose reads it)."""
+    tag, v = node.tag, node.value
+    if tag == "tag:yaml.org,2002:null":
+        return None
+    if tag == "tag:yaml.org,2002:bool":
+        return v.lower() == "true"
+    if tag == "tag:yaml.org,2002:int":
+        s = v.replace("_", "")
+        try:
+            return int(s, 0)
+        except ValueError:
+            try:
+                return int(s, 10)
+            except ValueError:
+                return v
+    if tag == "tag:yaml.org,2002:float":
+        s = v.lower().replace("_", "")
+        if s in (".inf", "+.inf"):
+            return float("inf")
+        if s == "-.inf":
+            return float("-inf")
+        if s == ".nan":
+            return float("nan")
+        try:
+            return float(s)
+        except ValueError:
+            return v
+    return v
+
+
+class DataBuilder:
+    """Builds plain Python data from nodes, as Compose would see it.
+
+    Merge keys are applied (own keys win, earlier merge sources win over later
+    ones), ``!reset`` drops the key, ``!override`` replaces it. Duplicate keys
+    are reported, as Compose refuses them too.
+    """
+
+    def __init__(self, src: Source):
+        self.src = src
+        self.problems: list[Problem] = []
+
+    def build(self, node: Node | None) -> Any:
+        if node is None:
+            return None
+        if isinstance(node, ScalarNode):
+            return scalar_value(node)
+        if isinstance(node, SequenceNode):
+            return [self.build(x) for x in node.value]
+        return self._mapping(node, report=True)
+
+    def _mapping(self, node: MappingNode, report: bool) -> dict:
+        out: dict = {}
+        merges: list[MappingNode] = []
+        for k, v in node.value:
+            if k.tag == MERGE_TAG:
+                if isinstance(v, MappingNode):
+                    merges.append(v)
+                elif isinstance(v, SequenceNode):
+                    merges.extend(x for x in v.value if isinstance(x, MappingNode))
+                continue
+            key = scalar_value(k) if isinstance(k, ScalarNode) else self.build(k)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                key = str(key)
+            if key in out or (v.tag == RESET_TAG and key in out):
+                if report:
+                    self.problems.append(self.src.problem(
+                        k, f"duplicate key '{key}' in this mapping",
+                        "remove one of the two entries: YAML and Compose allow each key once", "yaml"))
+                continue
+            if v.tag == RESET_TAG:
+                out[key] = _RESET
+                continue
+            out[key] = self.build(v)
+        for m in merges:
+            # merged mappings are reported where they are written, not again here
+            for key, val in self._mapping(m, report=False).items():
+                out.setdefault(key, val)
+        return {k: v for k, v in out.items() if v is not _RESET}
+
+
+_RESET = object()
+
+
+def locate(src: Source, path: Path) -> Node | None:
+    """The node at ``path`` (keys and indexes) following merges; the nearest parent if absent."""
+    node = src.root
+    for part in path:
+        nxt = None
+        if isinstance(node, MappingNode):
+            nxt = merged_get(node, str(part)) if not isinstance(part, int) else merged_get(node, str(part))
+            if nxt is None:
+                for k, _ in own_items(node):
+                    if k.value == part:
+                        nxt = _
+        elif isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            nxt = node.value[part]
+        if nxt is None:
+            return node
+        node = nxt
+    return node
+
+
+def locate_key(src: Source, path: Path) -> Node | None:
+    """The key node of the last element of ``path`` when it is a mapping key, else ``locate``."""
+    if path:
+        parent = locate(src, path[:-1])
+        if isinstance(parent, MappingNode):
+            k, _ = own_get(parent, str(path[-1]))
+            if k is not None:
+                return k
+    return locate(src, path)
