@@ -101,7 +101,8 @@ def _xluma_problem(src: Source, xnode: Node, service: str, xdata: Any, e) -> Pro
             message, hint = host_problem(value) or (message, hint)
     elif e.path == ("port",) and isinstance(xdata, dict) and isinstance(xdata.get("port"), str):
         hint = "write the port as a number without quotes, e.g. `port: 3000`"
-    return src.problem(node, f"service '{service}': x-luma: {message}", hint, "x-luma")
+    where = ".".join(str(p) for p in (e.path[:-1] if e.key_error else e.path))
+    return src.problem(node, f"service '{service}': x-luma{'.' + where if where else ''}: {message}", hint, "x-luma")
 
 
 def host_problem(host: str) -> tuple[str, str] | None:

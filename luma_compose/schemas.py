@@ -179,10 +179,13 @@ def errors(kind: str, instance: Any, fast: bool = True) -> list[SchemaError]:
     if fast and gate_ok(kind, instance):
         return []
     validator, schema = _reference(kind)
-    out = []
+    out: list[SchemaError] = []
     for e in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.absolute_path))):
         out.extend(_describe(e, schema))
-    return out
+    # "'hosts' is required" next to an unknown 'hots' that suggests it says the same thing twice
+    suggested = {(x.path[:-1], x.hint.split("'")[1]) for x in out if x.key_error and x.hint.startswith("did you")}
+    return [x for x in out if not (x.message.startswith("'") and x.message.endswith("is a required property")
+                                   and (x.path, x.message.split("'")[1]) in suggested)]
 
 
 _UNEXPECTED = re.compile(r"'([^']+)' (?:was|were) unexpected|\(([^)]*) (?:was|were) unexpected\)")
@@ -215,10 +218,8 @@ def _describe(e, schema: dict) -> list[SchemaError]:
         patterns = list(e.schema.get("patternProperties", {}))
         bad = [k for k in instance if k not in allowed and not any(re.search(p, str(k)) for p in patterns)]
         out = []
-        for k in bad or [None]:
-            if k is None:
-                out.append(SchemaError(path, e.message, ""))
-                continue
+        # keys the schema knows are reported by their own errors, if any: only unknown keys here
+        for k in bad:
             near = difflib.get_close_matches(str(k), allowed, n=1, cutoff=0.6)
             hint = f"did you mean '{near[0]}'?" if near else (
                 f"allowed keys: {', '.join(allowed)}" if len(allowed) <= 12 else
@@ -226,11 +227,12 @@ def _describe(e, schema: dict) -> list[SchemaError]:
             out.append(SchemaError(path + (k,), f"unknown key '{k}'", hint, key_error=True))
         return out
     if e.validator in ("oneOf", "anyOf") and e.context:
-        from jsonschema.exceptions import best_match
-
-        best = best_match(e.context)
-        msg = best.message
-        return [SchemaError(path, _shorten(msg), _hint_for(best))]
+        # the branch that got furthest: skip "wrong type" mismatches of the other branches
+        fitting = [c for c in e.context if c.validator != "type"] or list(e.context)
+        best = max(fitting, key=lambda c: len(c.absolute_path))
+        if best.validator in ("oneOf", "anyOf", "additionalProperties", "unevaluatedProperties"):
+            return _describe(best, schema)
+        return [SchemaError(tuple(best.absolute_path), _shorten(best.message), _hint_for(best))]
     return [SchemaError(path, _shorten(e.message), _hint_for(e))]
 
 
