@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -318,6 +319,14 @@ def project_networks(project: str) -> list[str]:
     return sorted(out.split())
 
 
+def attached_containers(network: str) -> list[str]:
+    """Names of the containers attached to ``network`` (empty if it does not exist)."""
+    p = run(["docker", "network", "inspect", network, "--format", "{{json .Containers}}"], check=False)
+    if p.returncode != 0:
+        return []
+    return sorted(c["Name"] for c in (json.loads(p.stdout) or {}).values())
+
+
 def project_volumes(project: str) -> list[str]:
     out = docker("volume", "ls", "--filter", f"label=com.docker.compose.project={project}", "--format", "{{.Name}}")
     return sorted(out.split())
@@ -327,8 +336,13 @@ def force_remove_project(project: str) -> None:
     """Last-resort cleanup of what compose left of OUR project (selected by its unique label)."""
     for c in project_containers(project):
         docker("rm", "-f", "-v", c, check=False)
-    for n in project_networks(project):
-        docker("network", "rm", n, check=False)
+    # A network stays "in use" while any container is attached; a luma proxy on this engine
+    # joins every ingress network and may take a moment to leave. Retry for a while.
+    for _ in range(30):
+        left = [n for n in project_networks(project) if run(["docker", "network", "rm", n], check=False).returncode != 0]
+        if not left:
+            break
+        time.sleep(0.5)
     for v in project_volumes(project):
         docker("volume", "rm", "-f", v, check=False)
 
