@@ -1,0 +1,137 @@
+"""Shared setup for the proxy benchmarks: local images, a uniquely named proxy, compose files
+written as render writes them. Everything created is removed at exit, also on failure."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "images"))
+
+import build as image_build  # noqa: E402  (tests/images/build.py)
+
+from luma_compose import contract  # noqa: E402
+
+RUN = secrets.token_hex(3)
+
+
+def sh(*cmd: str, check: bool = True, input: str | None = None) -> str:
+    p = subprocess.run(cmd, capture_output=True, text=True, input=input)
+    if check and p.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{p.stdout}\n{p.stderr}")
+    return p.stdout
+
+
+def luma(*args: str, check: bool = True) -> str:
+    return sh(sys.executable, "-m", "luma_compose.cli", *args, check=check)
+
+
+def compose_text(project: str, image: str, hosts: list[str], replicas: int = 1,
+                 command: list[str] | None = None) -> str:
+    s = "web"
+    svc = {
+            "image": image,
+            "environment": {"PROJECT": project, "SERVICE": s},
+            "networks": {"default": None, contract.NETWORK_KEY: {"aliases": [contract.alias(project, s)]}},
+            "labels": contract.route_labels(project, s, hosts, 3000, "/up"),
+            "deploy": {"replicas": replicas},
+    }
+    if command:
+        svc["command"] = command
+    return json.dumps({
+        "name": project,
+        "services": {s: svc},
+        "networks": {contract.NETWORK_KEY: {"labels": {contract.NETWORK_OWNER_LABEL: "true"}}},
+    })
+
+
+@contextlib.contextmanager
+def images() -> Iterator[tuple[str, str]]:
+    bb, cd = f"luma-bench-busybox:{RUN}", f"luma-bench-caddy:{RUN}"
+    try:
+        image_build.build_busybox_image(bb)
+        image_build.build_caddy_image(cd)
+        yield bb, cd
+    finally:
+        sh("docker", "rmi", "-f", bb, cd, check=False)
+
+
+@contextlib.contextmanager
+def proxy(caddy_image: str) -> Iterator[tuple[str, int]]:
+    name = f"lumabenchproxy{RUN}"
+    try:
+        luma("proxy", "up", "--name", name, "--image", caddy_image, "--volume", f"{name}-data",
+             "--http-port", "127.0.0.1:0", "--tls", "off")
+        port = json.loads(sh("docker", "inspect", name))[0]["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
+        yield name, int(port)
+    finally:
+        sh("docker", "rm", "-f", name, check=False)
+        sh("docker", "volume", "rm", "-f", f"{name}-data", check=False)
+
+
+@contextlib.contextmanager
+def proxy_run(name: str) -> Iterator[subprocess.Popen]:
+    p = subprocess.Popen([sys.executable, "-m", "luma_compose.cli", "proxy", "run", "--name", name],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield p
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+@contextlib.contextmanager
+def project(name: str, image: str, hosts: list[str], proxy_name: str, replicas: int = 1,
+            command: list[str] | None = None) -> Iterator["Project"]:
+    d = Path(tempfile.mkdtemp(prefix="luma-bench-"))
+    (d / "compose.yaml").write_text(compose_text(name, image, hosts, replicas, command))
+    p = Project(name, d, proxy_name)
+    try:
+        yield p
+    finally:
+        p.down()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class Project:
+    def __init__(self, name: str, directory: Path, proxy_name: str):
+        self.name, self.dir, self.proxy_name = name, directory, proxy_name
+
+    def compose(self, *args: str, check: bool = True) -> str:
+        return sh("docker", "compose", "-p", self.name, "--project-directory", str(self.dir),
+                  "-f", str(self.dir / "compose.yaml"), *args, check=check)
+
+    def up(self) -> None:
+        self.compose("up", "-d", "--quiet-pull")
+
+    def down(self) -> None:
+        sh("docker", "network", "disconnect", "-f", contract.ingress_network(self.name), self.proxy_name, check=False)
+        self.compose("down", "-v", "--remove-orphans", "--timeout", "1", check=False)
+        sh("docker", "network", "rm", contract.ingress_network(self.name), check=False)
+
+
+def status(port: int, host: str) -> int:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        c.request("GET", "/", headers={"Host": host})
+        r = c.getresponse()
+        r.read()
+        return r.status
+    except OSError:
+        return 0
+    finally:
+        c.close()
