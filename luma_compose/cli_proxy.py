@@ -148,7 +148,8 @@ def status(name, fmt) -> None:
                    f"ports {', '.join(f'{k} -> {v}' for k, v in sorted(ports.items())) or 'none'}")
         click.echo(f"config: {'in sync with the labels' if in_sync else 'OUT OF SYNC (run: luma-compose proxy sync)'}")
         click.echo(render_table(table))
-    _report(table) if fmt == "json" else None
+    if fmt == "json":
+        _report(table)
     if table.conflicts or table.problems or not in_sync:
         sys.exit(EXIT_PROBLEMS)
 
