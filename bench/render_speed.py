@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Time `luma-compose render` against `docker compose config -q` (the reference).
+
+Usage: python bench/render_speed.py [--runs N] [--services N]
+
+For each example in examples/ and a generated file with --services services
+(default 2,000; half of them routed), runs both commands N times (default 15,
+after one warm-up run each), and prints the medians and the ratio
+render / compose. Targets: typical files <= 1.0x, the big file <= 2.0x.
+Both are whole processes, as a user runs them (interpreter start included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def generated(n: int) -> str:
+    lines = ["services:"]
+    for i in range(n):
+        lines += [f"  svc{i}:", f"    image: example/app:{i}", "    environment:", f"      - INDEX={i}",
+                  "    labels:", f"      com.example.index: 'x{i}'", "    networks: [default, back]"]
+        if i % 2 == 0:
+            lines += ["    x-luma:", f"      hosts: [s{i}.example.com]", "      port: 3000"]
+    lines += ["networks:", "  back:"]
+    return "\n".join(lines) + "\n"
+
+
+def timed(cmd: list[str], runs: int, cwd: str) -> list[float]:
+    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)  # warm-up (and gate cache)
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--services", type=int, default=2000)
+    args = ap.parse_args()
+    luma = shutil.which("luma-compose") or os.path.join(os.path.dirname(sys.executable), "luma-compose")
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
+        print("docker compose (v2) is needed as the reference", file=sys.stderr)
+        return 2
+    cases = []
+    for name in sorted(os.listdir(os.path.join(ROOT, "examples"))):
+        path = os.path.join(ROOT, "examples", name, "compose.yaml")
+        if os.path.exists(path):
+            cases.append((f"examples/{name}", path, 1.0))
+    tmp = tempfile.mkdtemp()
+    big = os.path.join(tmp, "compose.yaml")
+    with open(big, "w") as fh:
+        fh.write(generated(args.services))
+    cases.append((f"generated {args.services} services", big, 2.0))
+    print(f"{'file':32} {'render (s)':>11} {'compose (s)':>12} {'ratio':>7} {'target':>7}")
+    worst = 0.0
+    try:
+        for label, path, target in cases:
+            d = os.path.dirname(path)
+            runs = args.runs if "generated" not in label else max(5, args.runs // 3)
+            r = statistics.median(timed([luma, "render", "-f", path], runs, d))
+            c = statistics.median(timed(["docker", "compose", "-f", path, "config", "-q"], runs, d))
+            ratio = r / c
+            worst = max(worst, ratio / target)
+            print(f"{label:32} {r:11.3f} {c:12.3f} {ratio:6.2f}x {target:6.1f}x"
+                  f"{'' if ratio <= target else '  over target'}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"worst ratio against its target: {worst:.2f} (<= 1.00 meets every target)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
