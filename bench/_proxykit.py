@@ -24,6 +24,8 @@ import build as image_build  # noqa: E402  (tests/images/build.py)
 from luma_compose import contract  # noqa: E402
 
 RUN = secrets.token_hex(3)
+#: Put on every benchmark container; the benchmark proxy routes only these (--select).
+SELECT = f"luma.bench.run={RUN}"
 
 
 def sh(*cmd: str, check: bool = True, input: str | None = None) -> str:
@@ -44,7 +46,7 @@ def compose_text(project: str, image: str, hosts: list[str], replicas: int = 1,
             "image": image,
             "environment": {"PROJECT": project, "SERVICE": s},
             "networks": {"default": None, contract.NETWORK_KEY: {"aliases": [contract.alias(project, s)]}},
-            "labels": contract.route_labels(project, s, hosts, 3000, "/up"),
+            "labels": {**contract.route_labels(project, s, hosts, 3000, "/up"), SELECT.split("=")[0]: RUN},
             "deploy": {"replicas": replicas},
     }
     if command:
@@ -72,7 +74,7 @@ def proxy(caddy_image: str) -> Iterator[tuple[str, int]]:
     name = f"lumabenchproxy{RUN}"
     try:
         luma("proxy", "up", "--name", name, "--image", caddy_image, "--volume", f"{name}-data",
-             "--http-port", "127.0.0.1:0", "--tls", "off")
+             "--http-port", "127.0.0.1:0", "--tls", "off", "--select", SELECT)
         port = json.loads(sh("docker", "inspect", name))[0]["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
         yield name, int(port)
     finally:

@@ -78,13 +78,16 @@ def proxy() -> None:
               help="acme: automatic HTTPS (default); internal: Caddy's own CA; off: plain HTTP.")
 @click.option("--email", default=None, help="ACME account e-mail.")
 @click.option("--volume", default=None, help="Volume for certificates (default NAME-data, or $LUMA_PROXY_VOLUME).")
-def up(name, image, http_port, https_port, tls, email, volume) -> None:
+@click.option("--select", default=None, metavar="LABEL=VALUE",
+              help="Route only managed containers that also carry this label (default: all; '' clears it).")
+def up(name, image, http_port, https_port, tls, email, volume, select) -> None:
     """Start (or reconcile) the proxy container, then sync the routes.
 
     Options left out keep the running proxy's settings.
     """
     ctl = _controller(name)
-    c, created = ctl.up(image=image, http_port=http_port, https_port=https_port, tls=tls, email=email, volume=volume)
+    c, created = ctl.up(image=image, http_port=http_port, https_port=https_port, tls=tls, email=email, volume=volume,
+                        select=select)
     res = ctl.sync()
     _print_sync(res, quiet=True)
     ports = ", ".join(f"{k} -> {v[0]['HostIp'] or '*'}:{v[0]['HostPort']}"

@@ -56,6 +56,8 @@ PROXY_TLS_LABEL = "luma.proxy.tls"
 PROXY_EMAIL_LABEL = "luma.proxy.email"
 PROXY_HTTP_LABEL = "luma.proxy.http-port"
 PROXY_HTTPS_LABEL = "luma.proxy.https-port"
+#: Optional LABEL=VALUE: route only managed containers that also carry it (tests, staging proxies).
+PROXY_SELECT_LABEL = "luma.proxy.select"
 
 CONF_DIR = "/etc/luma"
 BOOTSTRAP_PATH = f"{CONF_DIR}/bootstrap.json"
@@ -161,9 +163,9 @@ def record(attrs: dict[str, Any]) -> ContainerRecord:
     )
 
 
-def managed_records(dc: "docker.DockerClient") -> list[ContainerRecord]:
-    cs = dc.containers.list(filters={"label": f"{contract.LABEL_MANAGED}=true", "status": "running"},
-                            ignore_removed=True)
+def managed_records(dc: "docker.DockerClient", select: str = "") -> list[ContainerRecord]:
+    labels = [f"{contract.LABEL_MANAGED}=true"] + ([select] if select else [])
+    cs = dc.containers.list(filters={"label": labels, "status": "running"}, ignore_removed=True)
     return [record(c.attrs) for c in cs]
 
 
@@ -252,7 +254,8 @@ class Proxy:
 def _settings_of(c: "Container") -> dict[str, str]:
     lb = c.labels or {}
     return {"tls": lb.get(PROXY_TLS_LABEL, "acme"), "email": lb.get(PROXY_EMAIL_LABEL, ""),
-            "http": lb.get(PROXY_HTTP_LABEL, "80"), "https": lb.get(PROXY_HTTPS_LABEL, "443")}
+            "http": lb.get(PROXY_HTTP_LABEL, "80"), "https": lb.get(PROXY_HTTPS_LABEL, "443"),
+            "select": lb.get(PROXY_SELECT_LABEL, "")}
 
 
 def bootstrap_config(tls: str) -> dict[str, Any]:
@@ -280,11 +283,13 @@ class Controller:
         self.proxy = Proxy(self.dc, proxy_name(name))
         self._loaded: dict[str, Any] | None = None  # last config known to be in Caddy (for run)
         self._loaded_for: str = ""  # container id it was loaded into
+        self._select: str = ""
 
     # -- up / down
 
     def up(self, image: str | None = None, http_port: str | None = None, https_port: str | None = None,
-           tls: str | None = None, email: str | None = None, volume: str | None = None) -> tuple["Container", bool]:
+           tls: str | None = None, email: str | None = None, volume: str | None = None,
+           select: str | None = None) -> tuple["Container", bool]:
         """Create or reconcile the proxy container. Unset options keep the existing container's value."""
         c = self.proxy.container()
         cur = _settings_of(c) if c is not None else {}
@@ -294,7 +299,10 @@ class Controller:
             "email": email if email is not None else cur.get("email", ""),
             "http": http_port or cur.get("http") or "80",
             "https": https_port or cur.get("https") or "443",
+            "select": select if select is not None else cur.get("select", ""),
         }
+        if want["select"] and not re.fullmatch(r"[^=\s]+=\S*", want["select"]):
+            raise UsageError(f"--select {want['select']!r} is not LABEL=VALUE")
         if want["tls"] not in caddy_config.TLS_MODES:
             raise UsageError(f"--tls {want['tls']!r} is not one of {', '.join(caddy_config.TLS_MODES)}")
         http_b = _publish_binding(want["http"], "--http-port")
@@ -302,7 +310,7 @@ class Controller:
         vol = volume or os.environ.get(ENV_VOLUME) or f"{self.proxy.name}-data"
         recreated = False
         if c is not None:
-            same = (c.attrs["Config"]["Image"] == want["image"] and cur == {k: want[k] for k in ("tls", "email", "http", "https")}
+            same = (c.attrs["Config"]["Image"] == want["image"] and cur == {k: want[k] for k in ("tls", "email", "http", "https", "select")}
                     and any(m.get("Name") == vol for m in c.attrs.get("Mounts") or []))
             if not same:
                 log(f"proxy: settings changed, recreating {self.proxy.name} (volume {vol} kept)")
@@ -330,7 +338,8 @@ class Controller:
             name=self.proxy.name,
             command=["caddy", "run", "--config", BOOTSTRAP_PATH],
             labels={PROXY_LABEL: "true", PROXY_TLS_LABEL: want["tls"], PROXY_EMAIL_LABEL: want["email"],
-                    PROXY_HTTP_LABEL: want["http"], PROXY_HTTPS_LABEL: want["https"]},
+                    PROXY_HTTP_LABEL: want["http"], PROXY_HTTPS_LABEL: want["https"],
+                    PROXY_SELECT_LABEL: want["select"]},
             restart_policy={"Name": "unless-stopped"},
             volumes={vol: {"bind": "/data", "mode": "rw"}},
             ports=ports,
@@ -372,9 +381,12 @@ class Controller:
     def table(self, c: "Container | None" = None) -> tuple[RouteTable, dict[str, Any] | None]:
         """The route table from the labels, with the proxy's loaded routes as incumbents."""
         current = None
-        if c is not None and c.status == "running":
-            current = self._current(c)
-        return build_table(managed_records(self.dc), caddy_config.served_hosts(current)), current
+        select = ""
+        if c is not None:
+            select = self._select = _settings_of(c)["select"]
+            if c.status == "running":
+                current = self._current(c)
+        return build_table(managed_records(self.dc, select), caddy_config.served_hosts(current)), current
 
     def _current(self, c: "Container") -> dict[str, Any] | None:
         if self._loaded is not None and self._loaded_for == c.id:
@@ -491,6 +503,13 @@ class Controller:
                 self.forget()
             pending = True
 
+    def _selected(self, attrs: dict[str, str]) -> bool:
+        sel = self._select  # as of the last sync (the reader thread makes no API calls of its own)
+        if not sel:
+            return True
+        k, _, v = sel.partition("=")
+        return attrs.get(k) == v
+
     def _read_events(self, out: "queue.Queue[str]", stop: threading.Event) -> None:
         """Push "managed", "proxy" or "reconnected" for each relevant event; reconnect forever."""
         backoff = 0.25
@@ -511,7 +530,7 @@ class Controller:
                     attrs = (ev.get("Actor") or {}).get("Attributes") or {}
                     if attrs.get("name") == self.proxy.name:
                         out.put("proxy")
-                    elif attrs.get(contract.LABEL_MANAGED) == "true":
+                    elif attrs.get(contract.LABEL_MANAGED) == "true" and self._selected(attrs):
                         out.put("managed")
                 log("proxy run: the Docker event stream ended; reconnecting")
             except Exception as e:  # daemon restarting, socket closed, ...

@@ -38,6 +38,9 @@ def compose_text(project: str, image: str, services: dict[str, dict]) -> str:
     for s, spec in services.items():
         hosts = spec["hosts"]
         labels = contract.route_labels(project, s, hosts, 3000, "/up")
+        # our proxies route only this run's containers (--select), never anyone else's
+        k, _, v = dk.E2E_LABEL.partition("=")
+        labels[k] = v
         svcs[s] = {
             "image": image,
             "environment": {"PROJECT": project, "SERVICE": s},
@@ -107,7 +110,7 @@ class ProxyHandle:
 def proxy_container(caddy_image: str, *args: str) -> Iterator[ProxyHandle]:
     name = dk.unique("lumaproxy")
     p = ProxyHandle(name, f"{name}-data", caddy_image,
-                    ["--http-port", "127.0.0.1:0", "--https-port", "127.0.0.1:0", *args])
+                    ["--http-port", "127.0.0.1:0", "--https-port", "127.0.0.1:0", "--select", dk.E2E_LABEL, *args])
     try:
         p.up()
         yield p
@@ -178,6 +181,8 @@ def test_routes_lists_hosts_targets_and_containers(world):
     world.proxy.sync()
     table = world.proxy.routes()
     by_project = {r["project"]: r for r in table["routes"]}
+    # only this run's projects: the proxy was started with --select
+    assert set(by_project) == {p.name for p in world.projects.values()}
     for role, proj in world.projects.items():
         r = by_project[proj.name]
         assert r["hosts"] == [world.hosts[role]]
