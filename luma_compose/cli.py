@@ -9,7 +9,7 @@ import sys
 import click
 
 from . import __version__
-from .errors import EXIT_USAGE, LumaError
+from .errors import LumaError, UsageError
 
 # Subcommands that live in their own modules are imported only when used, so
 # `render` and `check` never pay for the docker SDK.
@@ -88,41 +88,99 @@ def print_problems(problems, stream_err: bool = True) -> None:
 @main.command()
 @_input_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
-def render(files, project, project_directory, output) -> None:
+@click.option("--check", "check_only", is_flag=True,
+              help="With -o: write nothing; exit 0 if FILE already holds the output, else 1 and show a diff.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print what render changes, as a unified diff.")
+@click.option("--fail-if-changed", is_flag=True,
+              help="With -o: write FILE, and exit 1 if that changed it (for pre-commit).")
+def render(files, project, project_directory, output, check_only, show_diff, fail_if_changed) -> None:
     """Rewrite a compose file so its x-luma services are routed without collisions.
 
     Writes nothing (and exits 1) when any check fails.
     """
     from . import api
 
+    if (check_only or fail_if_changed) and not output:
+        raise UsageError("--check and --fail-if-changed compare with the file given by -o FILE",
+                         "add -o FILE (the committed rendered file)")
+    if check_only and fail_if_changed:
+        raise UsageError("--check writes nothing and --fail-if-changed writes FILE: use one", "")
     result = api.render(files, project, project_directory)
     if not result.ok:
         print_problems(result.problems)
         sys.exit(1)
+    if show_diff and not output:
+        click.echo(_diff(result.input_text, result.text, result.source, result.source + " (rendered)"), nl=False)
+        return
     if output:
-        _write_atomic(output, result.text)
-    else:
-        click.echo(result.text, nl=False)
+        current = _read_or_none(output)
+        if check_only:
+            if current == result.text:
+                return
+            click.echo(_diff(current or "", result.text, output, output + " (rendered)"), nl=False)
+            click.echo(f"{output} is out of date: run `luma-compose render ... -o {output}`", err=True)
+            sys.exit(1)
+        if show_diff:
+            click.echo(_diff(current or "", result.text, output, output + " (rendered)"), nl=False)
+        if current != result.text:
+            _write_atomic(output, result.text)
+            if fail_if_changed:
+                click.echo(f"{output} was out of date and has been rewritten", err=True)
+                sys.exit(1)
+        return
+    click.echo(result.text, nl=False)
 
 
 @main.command()
+@click.argument("paths", nargs=-1, type=click.Path(dir_okay=False))
 @_input_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def check(files, project, project_directory, fmt) -> None:
-    """Validate x-luma blocks, the compose-spec schema of the result, and routing rules."""
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: the shape in schemas/check-output.schema.json.")
+def check(paths, files, project, project_directory, fmt) -> None:
+    """Validate x-luma blocks, the compose-spec schema of the result, and routing rules.
+
+    PATHS are checked one by one (as separate projects, as pre-commit passes them);
+    -f files are merged into one project, as with docker compose.
+    """
     from . import api
 
-    result = api.render(files, project, project_directory)
+    if paths and files:
+        raise UsageError("give files either as arguments (checked one by one) or with -f (merged), not both", "")
+    results = [api.render([p], project, project_directory) for p in paths] if paths else \
+        [api.render(files, project, project_directory)]
+    problems = [p for r in results for p in r.problems]
     if fmt == "json":
         import json
 
-        click.echo(json.dumps({"version": 1, "ok": result.ok, "source": result.source, "project": result.project,
-                               "problems": [p.to_json() for p in result.problems]}, indent=2))
+        click.echo(json.dumps({
+            "version": 1, "ok": not problems, "problem_count": len(problems),
+            "results": [{"source": r.source, "project": r.project, "ok": r.ok,
+                         "problems": [p.to_json() for p in r.problems]} for r in results],
+        }, indent=2))
     else:
-        print_problems(result.problems, stream_err=False)
-        n = len(result.problems)
-        click.echo(f"{result.source}: ok" if not n else f"{n} problem{'s' if n > 1 else ''} found", err=bool(n))
-    sys.exit(1 if result.problems else 0)
+        print_problems(problems, stream_err=False)
+        for r in results:
+            if r.ok:
+                click.echo(f"{r.source}: ok")
+        if problems:
+            n = len(problems)
+            click.echo(f"{n} problem{'s' if n > 1 else ''} found", err=True)
+    sys.exit(1 if problems else 0)
+
+
+def _read_or_none(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
+
+
+def _diff(a: str, b: str, name_a: str, name_b: str) -> str:
+    import difflib
+
+    lines = difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True), name_a, name_b)
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
 def _write_atomic(path: str, text: str) -> None:
