@@ -206,3 +206,25 @@ def test_compose_itself_accepts_the_output(tmp_path_factory, case):
                        input=r.text, capture_output=True, text=True, timeout=60,
                        env={**os.environ, "X": "x", "HOME": str(d)})
     assert p.returncode == 0, p.stderr + "\n" + r.text
+
+
+MUTATIONS = st.sampled_from([
+    ("svc", "imag", "x"), ("svc", "ports", 80), ("svc", "restart", 3), ("svc", "x-any", {"a": 1}),
+    ("svc", "deploy", {"replicas": "two"}), ("svc", "deploy", {"replicas": 2, "bogus": 1}),
+    ("svc", "healthcheck", {"test": ["CMD", "true"], "intervall": "5s"}), ("svc", "labels", ["a=b", 3]),
+    ("svc", "networks", {"front": {"aliases": "x"}}), ("top", "volumes", {"v": {"driver": 3}}),
+    ("top", "bogus", 1), ("top", "x-ok", [1]), ("svc", "build", {"context": ".", "dockerfile": 1}),
+    ("svc", "pre_stop", [{"command": "x", "nope": 1}]), ("svc", "environment", {"A": None}),
+])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(compose_files(), MUTATIONS)
+def test_fast_gate_agrees_with_the_reference_validator(case, mutation):
+    """The fastjsonschema gate (with unevaluatedProperties rewritten) says what jsonschema says."""
+    text, _ = case
+    doc = safe.load(text)
+    where, key, value = mutation
+    target = doc if where == "top" else next(iter(doc["services"].values()))
+    target[key] = value
+    assert schemas.gate_ok("compose", doc) == (not list(VALIDATOR.iter_errors(doc)))
