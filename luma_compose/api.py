@@ -11,9 +11,7 @@ delegated to ``docker compose config`` so Compose's own merge rules apply.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from . import naming, rules, schemas
@@ -26,16 +24,21 @@ from .yamlsrc import DataBuilder, Source, locate, locate_key, parse
 DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 
 
-@dataclass
 class Result:
-    """What render/check found: the rendered text (when there are no problems) and every problem."""
+    """What render/check found: the rendered text (when there are no problems) and every problem.
 
-    source: str
-    project: str | None = None
-    text: str | None = None
-    input_text: str = ""
-    problems: list[Problem] = field(default_factory=list)
-    routes: list[Route] = field(default_factory=list)
+    ``source``: the input's name; ``project``: the resolved project name; ``text``: the rendered
+    file (None when there are problems); ``input_text``: what was read; ``problems``: every problem;
+    ``routes``: the routed services found.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.project: str | None = None
+        self.text: str | None = None
+        self.input_text = ""
+        self.problems: list[Problem] = []
+        self.routes: list[Route] = []
 
     @property
     def ok(self) -> bool:
@@ -63,7 +66,8 @@ def check(files: Sequence[str] = (), project: str | None = None, project_directo
 def render_text(name: str, text: str, project: str | None = None, project_dir: str = ".",
                 environ: dict[str, str] | None = None) -> Result:
     """Render compose text already in memory (``name`` is used in messages)."""
-    result = Result(source=name, input_text=text)
+    result = Result(name)
+    result.input_text = text
     src, problems = parse(name, text)
     if problems:
         result.problems = problems
@@ -193,6 +197,8 @@ def _merge(files: list[str], project: str | None, project_directory: str | None)
     if project_directory:
         cmd += ["--project-directory", project_directory]
     cmd += ["config", "--no-interpolate", "--no-path-resolution", "--no-normalize"]
+    import subprocess
+
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     except FileNotFoundError:

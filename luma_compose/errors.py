@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -10,8 +10,7 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One thing wrong with the input, at a place in a file."""
 
     file: str

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -62,12 +61,12 @@ class RenderRefused(Exception):
         self.problem = problem
 
 
-@dataclass
 class Editor:
-    src: Source
-    edits: list[tuple[int, int, str]] = field(default_factory=list)
+    """Edits of one source text, applied together at the end."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, src: Source) -> None:
+        self.src = src
+        self.edits: list[tuple[int, int, str]] = []
         self.nl = "\r\n" if "\r\n" in self.src.text else "\n"
 
     def off(self, mark) -> int:

@@ -7,8 +7,7 @@ that inherits one through a YAML merge key (``<<: *app``) is not routed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ruamel.yaml.nodes import MappingNode, Node
 
@@ -17,8 +16,7 @@ from .errors import Problem
 from .yamlsrc import DataBuilder, Source, is_map, own_get, own_items
 
 
-@dataclass
-class Route:
+class Route(NamedTuple):
     service: str
     node: MappingNode  # the service's mapping
     key_node: Node  # the service's key under `services`

@@ -17,25 +17,19 @@ gate; tests check gate and reference agree.
 
 from __future__ import annotations
 
-import copy
-import difflib
-import hashlib
 import importlib.util
 import json
 import marshal
 import os
 import re
 import sys
-import tempfile
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 _GATE_VERSION = "2"  # bump when gate_schema changes
 
 
-@dataclass(frozen=True)
-class SchemaError:
+class SchemaError(NamedTuple):
     path: tuple  # where in the instance
     message: str
     hint: str
@@ -59,6 +53,12 @@ def compose_spec_path() -> str:
     return os.path.join(list(spec.submodule_search_locations)[0], "builtin_schemas", "vendor", "compose-spec.json")
 
 
+def _crc(text: str) -> int:
+    import zlib
+
+    return zlib.crc32(text.encode())
+
+
 def _read(path: str) -> bytes:
     with open(path, "rb") as fh:
         return fh.read()
@@ -68,7 +68,7 @@ def _read(path: str) -> bytes:
 
 def gate_schema(schema: dict) -> dict:
     """A draft-7 equivalent of ``schema`` for fastjsonschema (see module doc)."""
-    schema = copy.deepcopy(schema)
+    schema = json.loads(json.dumps(schema))  # a deep copy
     defs = schema.get("$defs", {})
 
     def resolve(node: dict) -> dict:
@@ -127,8 +127,10 @@ def _gate(kind: str) -> Callable[[Any], Any]:
     marshalled code object (independent of PYTHONDONTWRITEBYTECODE).
     """
     path = compose_spec_path() if kind == "compose" else xluma_schema_path()
-    raw = _read(path)
-    key = hashlib.sha256(raw + _GATE_VERSION.encode() + sys.version.encode()).hexdigest()[:20]
+    # keyed on the schema file's identity (no need to read it when the cache is warm)
+    st = os.stat(path)
+    ident = f"{path}|{st.st_size}|{st.st_mtime_ns}|{_GATE_VERSION}|{sys.version}"
+    key = format(_crc(ident), "08x") + format(len(ident), "x")
     cache = os.path.join(_cache_dir(), f"gate-{kind}-{key}.bin")
     code = None
     try:
@@ -137,9 +139,11 @@ def _gate(kind: str) -> Callable[[Any], Any]:
     except (OSError, EOFError, ValueError, TypeError):
         pass
     if code is None:
+        import tempfile
+
         import fastjsonschema
 
-        code = compile(fastjsonschema.compile_to_code(gate_schema(json.loads(raw))), f"<gate {kind}>", "exec")
+        code = compile(fastjsonschema.compile_to_code(gate_schema(json.loads(_read(path)))), f"<gate {kind}>", "exec")
         try:
             os.makedirs(_cache_dir(), exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=_cache_dir(), suffix=".tmp")
@@ -220,6 +224,8 @@ def _describe(e, schema: dict) -> list[SchemaError]:
         out = []
         # keys the schema knows are reported by their own errors, if any: only unknown keys here
         for k in bad:
+            import difflib
+
             near = difflib.get_close_matches(str(k), allowed, n=1, cutoff=0.6)
             hint = f"did you mean '{near[0]}'?" if near else (
                 f"allowed keys: {', '.join(allowed)}" if len(allowed) <= 12 else

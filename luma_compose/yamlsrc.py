@@ -12,7 +12,6 @@ keys (``<<``) and Compose's ``!reset`` / ``!override`` tags the way Compose does
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ruamel.yaml import YAML
@@ -28,14 +27,16 @@ OVERRIDE_TAG = "!override"
 Path = tuple  # of str | int
 
 
-@dataclass
 class Source:
     """One compose file: its name (as shown in messages), text and parsed root."""
 
-    name: str
-    text: str
-    root: Node | None = None
-    _line_starts: list[int] = field(default_factory=list, repr=False)
+    __slots__ = ("name", "text", "root", "_line_starts")
+
+    def __init__(self, name: str, text: str, root: Node | None = None):
+        self.name = name
+        self.text = text
+        self.root = root
+        self._line_starts: list[int] = []
 
     def offset(self, line: int, col: int) -> int:
         """Character offset of a 0-based (line, column) mark."""

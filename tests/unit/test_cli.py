@@ -142,11 +142,13 @@ def test_shell_completion_script():
 
 
 def test_python_api():
-    import luma_compose
+    from luma_compose.api import check, render
 
-    result = luma_compose.render([EXAMPLE], project="api")
+    result = render([EXAMPLE], project="api")
     assert result.ok and "luma.project: api" in result.text
-    assert luma_compose.check([EXAMPLE]) == []
+    assert check([EXAMPLE]) == []
+    problems = check(["-"], stdin=__import__("io").StringIO(BAD))
+    assert [(p.line, p.col) for p in problems] == [(5, 7)] and "hosts" in problems[0].hint
 
 
 @pytest.mark.parametrize("cmd", [["render"], ["check"]])
