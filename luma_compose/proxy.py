@@ -160,6 +160,7 @@ def record(attrs: dict[str, Any]) -> ContainerRecord:
         state=state.get("Status") or "",
         health=(state.get("Health") or {}).get("Status"),
         networks=networks,
+        image=attrs.get("Image") or "",
     )
 
 

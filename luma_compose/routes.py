@@ -16,10 +16,18 @@ Rules:
 * The pool behind ``P-S:port`` is the set of containers that answer to the
   alias ``P-S`` on ``P_luma``, each dialled by its own IP on that network.
   Containers whose Docker health check is ``starting``/``unhealthy`` are not
-  in it. When a service has containers of several
-  ``com.docker.compose.config-hash`` generations and every running container
-  of the newest generation is ready, only the newest generation is routed;
-  until then every ready container is.
+  in it. A generation is a ``com.docker.compose.config-hash`` plus image id.
+  When a service has containers of several generations and the newest one is
+  *verified*, only the newest generation is routed; until then every ready
+  container is, except newest-generation containers that have no Docker
+  health check (running is not ready for them: their app may still be
+  booting). The newest generation is verified when every running container
+  of it is ready and either each has a Docker health check or ``deploy``
+  has marked the older containers as draining (it does so only after probing
+  each new container itself).
+* Draining containers (renamed ``NAME--luma-draining`` by ``deploy``, a
+  marker that lives in Docker's state, so every process derives the same
+  pool) are never routed while any other container of the service is ready.
 * Two routes claiming one host, or two projects whose routes share one target
   alias (project ``a-b`` service ``c`` and project ``a`` service ``b-c``), are
   a conflict: the incumbent (the route currently loaded in the proxy) wins;
@@ -38,6 +46,16 @@ from . import contract
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
 CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
+#: Suffix ``deploy`` gives (``docker rename``) to containers it is draining.
+DRAINING_SUFFIX = "--luma-draining"
+
+
+def is_draining(name: str) -> bool:
+    return name.endswith(DRAINING_SUFFIX)
+
+
+def draining_name(name: str) -> str:
+    return name if is_draining(name) else name + DRAINING_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,7 @@ class ContainerRecord:
     state: str = "running"
     health: str | None = None  # None: no health check; else starting|healthy|unhealthy
     networks: Mapping[str, NetworkAttachment] = field(default_factory=dict)
+    image: str = ""  # image id ("sha256:..."); a rebuilt tag is a new generation
 
     @property
     def ready(self) -> bool:
@@ -65,6 +84,14 @@ class ContainerRecord:
     @property
     def config_hash(self) -> str:
         return self.labels.get(CONFIG_HASH_LABEL, "")
+
+    @property
+    def generation(self) -> str:
+        return f"{self.config_hash}@{self.image}" if self.image else self.config_hash
+
+    @property
+    def draining(self) -> bool:
+        return is_draining(self.name)
 
 
 @dataclass(frozen=True)
@@ -252,28 +279,44 @@ def _member(c: ContainerRecord, fields: Mapping[str, Any]) -> Member:
     return Member(c.name, c.id, dial, health, True, "", c.config_hash)
 
 
+def _demote(m: Member, reason: str) -> Member:
+    return Member(m.name, m.id, m.dial, m.health, False, reason, m.config_hash)
+
+
 def _pool(cs: list[tuple[ContainerRecord, dict[str, Any]]]) -> tuple[list[Member], dict[str, Any]]:
     """Members of one service and the fields (labels) the route takes.
 
-    Generations are config-hash values ordered by their newest container. If
-    every running container of the newest generation is ready, only it is
-    routed; otherwise every ready container is.
+    Generations (config-hash + image) are ordered by their newest container.
+    See the module docstring for who is routed.
     """
+    members = {c.id: _member(c, f) for c, f in cs}
+    live = [(c, f) for c, f in cs if not c.draining]
+    draining = [(c, f) for c, f in cs if c.draining]
+    if any(members[c.id].in_pool for c, _ in live):
+        for c, _ in draining:
+            if members[c.id].in_pool:
+                members[c.id] = _demote(members[c.id], "draining: replaced by a newer deploy")
     gens: dict[str, list[tuple[ContainerRecord, dict[str, Any]]]] = {}
-    for c, f in cs:
-        gens.setdefault(c.config_hash, []).append((c, f))
+    for c, f in live or cs:
+        gens.setdefault(c.generation, []).append((c, f))
     order = sorted(gens, key=lambda h: (max(_parse_time(c.created) for c, _ in gens[h]), h))
     newest = gens[order[-1]]
-    members = {c.id: _member(c, f) for c, f in cs}
-    newest_ready = all(members[c.id].in_pool for c, _ in newest)
-    if len(gens) > 1 and newest_ready:
-        for h in order[:-1]:
-            for c, _ in gens[h]:
-                m = members[c.id]
-                if m.in_pool:
-                    members[c.id] = Member(m.name, m.id, m.dial, m.health, False,
-                                           "older generation (config-hash) replaced by a ready newer one",
-                                           m.config_hash)
+    if len(gens) > 1:
+        all_ready = all(members[c.id].in_pool for c, _ in newest)
+        verified = all_ready and (bool(draining) or all(c.health is not None for c, _ in newest))
+        if verified:
+            for h in order[:-1]:
+                for c, _ in gens[h]:
+                    if members[c.id].in_pool:
+                        members[c.id] = _demote(members[c.id],
+                                                "older generation (config-hash) replaced by a ready newer one")
+        else:
+            unverified = [c for c, _ in newest if c.health is None and members[c.id].in_pool]
+            others = any(members[c.id].in_pool for h in order[:-1] for c, _ in gens[h])
+            if others:
+                for c in unverified:
+                    members[c.id] = _demote(members[c.id], "newer generation without a Docker health check, "
+                                                           "not verified yet (deploy probes it first)")
     # The route takes its labels from the newest generation that has a pooled container.
     fields = newest[0][1]
     for h in reversed(order):

@@ -1,0 +1,92 @@
+"""The pool during a deploy, derived from Docker state only (routes.build_table). Pure, no Docker.
+
+A rollout goes through these states; every sync, from any process, must give the same pool:
+old only -> old + new starting (old only routed) -> new verified, old renamed draining
+(new only routed) -> old removed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from luma_compose import contract
+from luma_compose.routes import (
+    CONFIG_HASH_LABEL,
+    COMPOSE_PROJECT_LABEL,
+    ContainerRecord,
+    NetworkAttachment,
+    build_table,
+    draining_name,
+    is_draining,
+)
+
+T_OLD = "2026-01-01T00:00:00Z"
+T_NEW = "2026-01-02T00:00:00Z"
+
+
+def rec(n: int, *, gen: str, created: str, health: str | None = None, image: str = "", name: str = "",
+        state: str = "running") -> ContainerRecord:
+    lb = contract.route_labels("p", "web", ["p.test"], 3000, "/up")
+    lb[COMPOSE_PROJECT_LABEL] = "p"
+    lb[CONFIG_HASH_LABEL] = gen
+    return ContainerRecord(
+        id=f"id{n}", name=name or f"p-web-{n}", labels=lb, created=created, state=state, health=health,
+        networks={"p_luma": NetworkAttachment(f"10.0.0.{n}", ("p-web", "web"))}, image=image,
+    )
+
+
+def pool(*cs: ContainerRecord) -> list[str]:
+    (route,) = build_table(cs).routes
+    return sorted(route.upstreams)
+
+
+def drained(c: ContainerRecord) -> ContainerRecord:
+    return dataclasses.replace(c, name=draining_name(c.name))
+
+
+OLD = [rec(1, gen="a", created=T_OLD), rec(2, gen="a", created=T_OLD)]
+NEW = [rec(3, gen="b", created=T_NEW), rec(4, gen="b", created=T_NEW)]
+
+
+def test_new_containers_without_a_health_check_are_not_routed_beside_the_old_ones():
+    assert pool(*OLD, *NEW) == ["10.0.0.1:3000", "10.0.0.2:3000"]
+    (route,) = build_table([*OLD, *NEW]).routes
+    reasons = {m.name: m.reason for m in route.members}
+    assert "not verified" in reasons["p-web-3"]
+
+
+def test_once_deploy_marks_the_old_ones_draining_only_the_new_ones_are_routed():
+    assert pool(*map(drained, OLD), *NEW) == ["10.0.0.3:3000", "10.0.0.4:3000"]
+    # the input order never matters
+    assert pool(NEW[1], drained(OLD[0]), NEW[0], drained(OLD[1])) == ["10.0.0.3:3000", "10.0.0.4:3000"]
+
+
+def test_draining_containers_serve_only_when_nothing_else_can():
+    assert pool(*map(drained, OLD)) == ["10.0.0.1:3000", "10.0.0.2:3000"]
+    starting = [dataclasses.replace(c, health="starting") for c in NEW]
+    assert pool(*map(drained, OLD), *starting) == ["10.0.0.1:3000", "10.0.0.2:3000"]
+
+
+def test_a_docker_health_check_verifies_the_new_generation_by_itself():
+    new_healthy = [dataclasses.replace(c, health="healthy") for c in NEW]
+    assert pool(*OLD, *new_healthy) == ["10.0.0.3:3000", "10.0.0.4:3000"]
+    half = [new_healthy[0], dataclasses.replace(NEW[1], health="starting")]
+    assert pool(*OLD, *half) == ["10.0.0.1:3000", "10.0.0.2:3000", "10.0.0.3:3000"]
+
+
+def test_a_rebuilt_image_under_the_same_tag_is_a_new_generation():
+    old = [dataclasses.replace(c, image="sha256:old") for c in OLD]
+    new = [dataclasses.replace(c, labels={**c.labels, CONFIG_HASH_LABEL: "a"}) for c in NEW]
+    new = [dataclasses.replace(c, image="sha256:new") for c in new]
+    assert pool(*old, *new) == ["10.0.0.1:3000", "10.0.0.2:3000"]
+    assert pool(*map(drained, old), *new) == ["10.0.0.3:3000", "10.0.0.4:3000"]
+
+
+def test_a_single_generation_is_routed_as_soon_as_it_runs():
+    assert pool(*NEW) == ["10.0.0.3:3000", "10.0.0.4:3000"]
+
+
+def test_draining_names():
+    assert draining_name("p-web-1") == "p-web-1--luma-draining"
+    assert draining_name(draining_name("p-web-1")) == "p-web-1--luma-draining"
+    assert is_draining("p-web-1--luma-draining") and not is_draining("p-web-1")
