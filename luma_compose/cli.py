@@ -9,7 +9,8 @@ import sys
 import click
 
 from . import __version__
-from .errors import LumaError, UsageError
+from .errors import LumaError
+from .output import print_bug, print_error
 
 # Subcommands that live in their own modules are imported only when used, so
 # `render` and `check` never pay for the docker SDK.
@@ -45,16 +46,12 @@ class LumaGroup(click.Group):
         except Exception as e:  # a bug: say so in one line, never a traceback
             if os.environ.get("LUMA_DEBUG"):
                 raise
-            click.echo(f"internal error: {type(e).__name__}: {e}", err=True)
-            click.echo("  hint: this is a bug in luma-compose; rerun with LUMA_DEBUG=1 for details and report it",
-                       err=True)
+            print_bug(e)
             sys.exit(70)
 
 
 def fail(e: LumaError) -> None:
-    click.echo(f"error: {e.message}", err=True)
-    if e.hint:
-        click.echo(f"  hint: {e.hint}", err=True)
+    print_error(e)
     sys.exit(e.exit_code)
 
 
@@ -77,14 +74,6 @@ def _input_options(f):
     return f
 
 
-def print_problems(problems, stream_err: bool = True) -> None:
-    for p in problems:
-        loc = click.style(p.location(), bold=True)
-        click.echo(f"{loc}: {click.style('error', fg='red')}: {p.message}", err=stream_err)
-        if p.hint:
-            click.echo(f"  {click.style('hint', fg='cyan')}: {p.hint}", err=stream_err)
-
-
 @main.command()
 @_input_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
@@ -98,37 +87,9 @@ def render(files, project, project_directory, output, check_only, show_diff, fai
 
     Writes nothing (and exits 1) when any check fails.
     """
-    from . import api
+    from . import commands
 
-    if (check_only or fail_if_changed) and not output:
-        raise UsageError("--check and --fail-if-changed compare with the file given by -o FILE",
-                         "add -o FILE (the committed rendered file)")
-    if check_only and fail_if_changed:
-        raise UsageError("--check writes nothing and --fail-if-changed writes FILE: use one", "")
-    result = api.render(files, project, project_directory)
-    if not result.ok:
-        print_problems(result.problems)
-        sys.exit(1)
-    if show_diff and not output:
-        click.echo(_diff(result.input_text, result.text, result.source, result.source + " (rendered)"), nl=False)
-        return
-    if output:
-        current = _read_or_none(output)
-        if check_only:
-            if current == result.text:
-                return
-            click.echo(_diff(current or "", result.text, output, output + " (rendered)"), nl=False)
-            click.echo(f"{output} is out of date: run `luma-compose render ... -o {output}`", err=True)
-            sys.exit(1)
-        if show_diff:
-            click.echo(_diff(current or "", result.text, output, output + " (rendered)"), nl=False)
-        if current != result.text:
-            _write_atomic(output, result.text)
-            if fail_if_changed:
-                click.echo(f"{output} was out of date and has been rewritten", err=True)
-                sys.exit(1)
-        return
-    click.echo(result.text, nl=False)
+    sys.exit(commands.render(files, project, project_directory, output, check_only, show_diff, fail_if_changed))
 
 
 @main.command()
@@ -142,61 +103,9 @@ def check(paths, files, project, project_directory, fmt) -> None:
     PATHS are checked one by one (as separate projects, as pre-commit passes them);
     -f files are merged into one project, as with docker compose.
     """
-    from . import api
+    from . import commands
 
-    if paths and files:
-        raise UsageError("give files either as arguments (checked one by one) or with -f (merged), not both", "")
-    results = [api.render([p], project, project_directory) for p in paths] if paths else \
-        [api.render(files, project, project_directory)]
-    problems = [p for r in results for p in r.problems]
-    if fmt == "json":
-        import json
-
-        click.echo(json.dumps({
-            "version": 1, "ok": not problems, "problem_count": len(problems),
-            "results": [{"source": r.source, "project": r.project, "ok": r.ok,
-                         "problems": [p.to_json() for p in r.problems]} for r in results],
-        }, indent=2))
-    else:
-        print_problems(problems, stream_err=False)
-        for r in results:
-            if r.ok:
-                click.echo(f"{r.source}: ok")
-        if problems:
-            n = len(problems)
-            click.echo(f"{n} problem{'s' if n > 1 else ''} found", err=True)
-    sys.exit(1 if problems else 0)
-
-
-def _read_or_none(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        return None
-
-
-def _diff(a: str, b: str, name_a: str, name_b: str) -> str:
-    import difflib
-
-    lines = difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True), name_a, name_b)
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-
-
-def _write_atomic(path: str, text: str) -> None:
-    import os
-    import tempfile
-
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".luma-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    sys.exit(commands.check(paths, files, project, project_directory, fmt))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -158,3 +158,46 @@ def test_render_and_check_do_not_import_the_docker_sdk(cmd):
             "print('docker' in sys.modules, 'jsonschema' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip().splitlines()[-1] == "False False", r.stdout + r.stderr
+
+
+FAST_CASES = [
+    ["render", "-f", EXAMPLE],
+    ["render", "--file", EXAMPLE, "-p", "other", "--diff"],
+    ["render", f"--file={EXAMPLE}", "--project-name=x"],
+    ["render", "-f", EXAMPLE, "-p", "Bad Name"],
+    ["render", "-f", "/no/such.yaml"],
+    ["render", "--check"],
+    ["check", EXAMPLE],
+    ["check", "-f", EXAMPLE, "--format", "json"],
+    ["check", EXAMPLE, "-f", EXAMPLE],
+    ["check", "--format", "yaml", EXAMPLE],  # not a choice: the fast path hands it to click
+    ["render", "-f"],
+    ["render", "--bogus"],
+]
+
+
+@pytest.mark.parametrize("args", FAST_CASES)
+def test_fast_path_and_click_agree(args, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD)
+    fast = luma(*args, cwd=str(tmp_path))
+    slow = luma(*args, cwd=str(tmp_path), env={"LUMA_NO_FASTPATH": "1"})
+    assert (fast.returncode, fast.stdout, fast.stderr) == (slow.returncode, slow.stdout, slow.stderr)
+    fast = luma(*[a.replace(EXAMPLE, str(bad)) for a in args], cwd=str(tmp_path))
+    slow = luma(*[a.replace(EXAMPLE, str(bad)) for a in args], cwd=str(tmp_path), env={"LUMA_NO_FASTPATH": "1"})
+    assert (fast.returncode, fast.stdout, fast.stderr) == (slow.returncode, slow.stdout, slow.stderr)
+
+
+def test_fast_path_does_not_import_click():
+    code = ("import sys; from luma_compose import launcher\n"
+            f"try:\n    launcher.main(['render', '-f', {EXAMPLE!r}])\nexcept SystemExit as e:\n    rc = e.code\n"
+            "print(rc, 'click' in sys.modules, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stderr.strip().splitlines()[-1] == "0 False"
+    assert launcher_parse(["render", "-h"]) is None and launcher_parse(["render", "-fX"]) is None
+
+
+def launcher_parse(argv):
+    from luma_compose.launcher import parse
+
+    return parse(argv)

@@ -1,0 +1,104 @@
+"""The render and check commands, as plain functions returning the exit code.
+
+cli.py (click) and launcher.py (the fast path for plain invocations) both call
+these, so the two paths cannot behave differently.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from . import api
+from .errors import EXIT_OK, EXIT_PROBLEMS, UsageError
+from .output import echo, print_problems, unified_diff
+
+
+def render(files: Sequence[str] = (), project: str | None = None, project_directory: str | None = None,
+           output: str | None = None, check_only: bool = False, show_diff: bool = False,
+           fail_if_changed: bool = False) -> int:
+    if (check_only or fail_if_changed) and not output:
+        raise UsageError("--check and --fail-if-changed compare with the file given by -o FILE",
+                         "add -o FILE (the committed rendered file)")
+    if check_only and fail_if_changed:
+        raise UsageError("--check writes nothing and --fail-if-changed writes FILE: use one", "")
+    result = api.render(files, project, project_directory)
+    if not result.ok:
+        print_problems(result.problems)
+        return EXIT_PROBLEMS
+    assert result.text is not None
+    if not output:
+        if show_diff:
+            echo(unified_diff(result.input_text, result.text, result.source, result.source + " (rendered)"), nl=False)
+        else:
+            echo(result.text, nl=False)
+        return EXIT_OK
+    current = _read_or_none(output)
+    if check_only:
+        if current == result.text:
+            return EXIT_OK
+        echo(unified_diff(current or "", result.text, output, output + " (rendered)"), nl=False)
+        echo(f"{output} is out of date: run `luma-compose render ... -o {output}`", err=True)
+        return EXIT_PROBLEMS
+    if show_diff:
+        echo(unified_diff(current or "", result.text, output, output + " (rendered)"), nl=False)
+    if current != result.text:
+        _write_atomic(output, result.text)
+        if fail_if_changed:
+            echo(f"{output} was out of date and has been rewritten", err=True)
+            return EXIT_PROBLEMS
+    return EXIT_OK
+
+
+def check(paths: Sequence[str] = (), files: Sequence[str] = (), project: str | None = None,
+          project_directory: str | None = None, fmt: str = "text") -> int:
+    if paths and files:
+        raise UsageError("give files either as arguments (checked one by one) or with -f (merged), not both", "")
+    results = [api.render([p], project, project_directory) for p in paths] if paths else \
+        [api.render(files, project, project_directory)]
+    problems = [p for r in results for p in r.problems]
+    if fmt == "json":
+        import json
+
+        echo(json.dumps({
+            "version": 1, "ok": not problems, "problem_count": len(problems),
+            "results": [{"source": r.source, "project": r.project, "ok": r.ok,
+                         "problems": [p.to_json() for p in r.problems]} for r in results],
+        }, indent=2))
+    else:
+        print_problems(problems, err=False)
+        for r in results:
+            if r.ok:
+                echo(f"{r.source}: ok")
+        if problems:
+            n = len(problems)
+            echo(f"{n} problem{'s' if n > 1 else ''} found", err=True)
+    return EXIT_PROBLEMS if problems else EXIT_OK
+
+
+def _read_or_none(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read it: {e}", "give a writable text file with -o") from None
+
+
+def _write_atomic(path: str, text: str) -> None:
+    import tempfile
+
+    d = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".luma-", suffix=".tmp")
+    except OSError as e:
+        raise UsageError(f"{path}: cannot write there: {e}", "give -o a path in a writable directory") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
