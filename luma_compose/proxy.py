@@ -379,15 +379,21 @@ class Controller:
 
     # -- sync
 
-    def table(self, c: "Container | None" = None) -> tuple[RouteTable, dict[str, Any] | None]:
-        """The route table from the labels, with the proxy's loaded routes as incumbents."""
+    def table(self, c: "Container | None" = None,
+              exclude_projects: frozenset[str] = frozenset()) -> tuple[RouteTable, dict[str, Any] | None]:
+        """The route table from the labels, with the proxy's loaded routes as incumbents.
+
+        ``exclude_projects``: leave these projects' containers out (``down`` unroutes a project
+        before stopping it)."""
         current = None
         select = ""
         if c is not None:
             select = self._select = _settings_of(c)["select"]
             if c.status == "running":
                 current = self._current(c)
-        return build_table(managed_records(self.dc, select), caddy_config.served_hosts(current)), current
+        records = [r for r in managed_records(self.dc, select)
+                   if r.labels.get(contract.LABEL_PROJECT) not in exclude_projects]
+        return build_table(records, caddy_config.served_hosts(current)), current
 
     def _current(self, c: "Container") -> dict[str, Any] | None:
         if self._loaded is not None and self._loaded_for == c.id:
@@ -399,10 +405,10 @@ class Controller:
     def forget(self) -> None:
         self._loaded = None
 
-    def sync(self) -> SyncResult:
+    def sync(self, exclude_projects: frozenset[str] = frozenset()) -> SyncResult:
         c = self.proxy.running()
         s = _settings_of(c)
-        table, current = self.table(c)
+        table, current = self.table(c, exclude_projects)
         desired = caddy_config.build_config(table, tls=s["tls"], email=s["email"] or None,
                                             http_port=INTERNAL_HTTP_PORT, https_port=INTERNAL_HTTPS_PORT)
         res = SyncResult(table, changed=False)

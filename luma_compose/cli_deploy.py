@@ -1,0 +1,129 @@
+"""``luma-compose deploy`` and ``luma-compose down``: parse, call deploy.py, print."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import click
+
+from . import caddy_config
+from .errors import UsageError
+
+_TLS = click.Choice(caddy_config.TLS_MODES)
+
+
+def _inputs(f):
+    f = click.option("--project-directory", type=click.Path(file_okay=False),
+                     help="Directory relative paths and .env are read from (default: the first file's).")(f)
+    f = click.option("-p", "--project-name", "project", metavar="NAME",
+                     help="Project name (default: COMPOSE_PROJECT_NAME, then `name:`, then the directory).")(f)
+    f = click.option("-f", "--file", "files", multiple=True, metavar="FILE",
+                     help="Compose file (the source, with x-luma); repeat to merge.")(f)
+    return f
+
+
+def _proxy_options(f):
+    f = click.option("--proxy-select", default=None, metavar="LABEL=VALUE",
+                     help="Only when deploy starts the proxy: route only containers with this label.")(f)
+    f = click.option("--proxy-tls", type=_TLS, default=None,
+                     help="Only when deploy starts the proxy: acme (default), internal or off.")(f)
+    f = click.option("--proxy-https-port", default=None, metavar="[IP:]PORT",
+                     help="Only when deploy starts the proxy (default 443).")(f)
+    f = click.option("--proxy-http-port", default=None, metavar="[IP:]PORT",
+                     help="Only when deploy starts the proxy (default 80).")(f)
+    f = click.option("--proxy-image", default=None, help="Only when deploy starts the proxy (default caddy:2).")(f)
+    f = click.option("--proxy-name", default=None, metavar="NAME",
+                     help="Proxy container (default luma-proxy, or $LUMA_PROXY_NAME).")(f)
+    return f
+
+
+def _directory(files: tuple[str, ...], project_directory: str | None) -> str:
+    if project_directory:
+        return os.path.abspath(project_directory)
+    real = [f for f in files if f != "-"]
+    if real:
+        return os.path.dirname(os.path.abspath(real[0]))
+    return os.getcwd()
+
+
+def _render(files, project, project_directory):
+    from . import api
+
+    return api.render(files, project, project_directory)
+
+
+@click.command()
+@_inputs
+@click.option("--timeout", type=click.FloatRange(min=1), default=120, show_default=True, metavar="SECONDS",
+              help="How long each new container may take to become healthy.")
+@click.option("--drain", type=click.FloatRange(min=0), default=10, show_default=True, metavar="SECONDS",
+              help="How long old containers keep running for in-flight requests after traffic left them.")
+@_proxy_options
+def deploy(files, project, project_directory, timeout, drain, proxy_name, proxy_image, proxy_http_port,
+           proxy_https_port, proxy_tls, proxy_select) -> None:
+    """Render, check and deploy a project behind the proxy, without downtime.
+
+    First deploy: docker compose up -d, wait until healthy, route. Redeploy: every routed
+    service is rolled (new containers beside the old, each checked on its own, traffic
+    moved, old ones drained and removed); a new container that fails leaves the old
+    version serving and exits 1.
+    """
+    from .output import print_problems
+    from .deploy import Deployer, Progress, ProxyOptions, RoutedService
+
+    t0 = time.monotonic()
+    progress = Progress()
+    with progress.step("Render and check") as note:
+        result = _render(files, project, project_directory)
+        note.append(result.source)
+    if not result.ok:
+        print_problems(result.problems)
+        click.echo("nothing was deployed: fix the problems above", err=True)
+        sys.exit(1)
+    routed = [RoutedService(r.service, tuple(r.hosts), int(r.port or 0), r.health) for r in result.routes]
+    d = Deployer(result.project, _directory(files, project_directory), result.text, routed,
+                 ProxyOptions(proxy_name, proxy_image, proxy_http_port, proxy_https_port, proxy_tls, proxy_select),
+                 timeout=timeout, drain=drain, progress=progress)
+    res = d.deploy()
+    for w in res.warnings:
+        click.echo(f"warning: {w}", err=True)
+    click.echo(f"deployed {res.project} in {time.monotonic() - t0:.1f}s", err=True)
+    for u in res.urls:
+        click.echo(u)
+
+
+@click.command()
+@_inputs
+@click.option("-v", "--volumes", is_flag=True, help="Also remove the project's named and anonymous volumes.")
+@click.option("--proxy-name", default=None, metavar="NAME",
+              help="Proxy container (default luma-proxy, or $LUMA_PROXY_NAME).")
+def down(files, project, project_directory, volumes, proxy_name) -> None:
+    """Unroute a project, docker compose down, and remove its ingress network.
+
+    Other projects keep serving. Volumes are kept unless --volumes.
+    """
+    from .output import print_problems
+    from .deploy import Deployer, Progress, ProxyOptions
+
+    progress = Progress()
+    text = ""
+    try:
+        result = _render(files, project, project_directory)
+    except UsageError:
+        if not project or files:
+            raise
+        result = None  # no compose file here: `down -p NAME` works from Docker's labels alone
+    if result is not None:
+        if not result.ok and not project:
+            print_problems(result.problems)
+            click.echo("cannot tell the project from a broken file: fix it, or give -p NAME", err=True)
+            sys.exit(1)
+        if result.ok:
+            text = result.text or ""
+            project = result.project
+    d = Deployer(project, _directory(files, project_directory), text, [], ProxyOptions(proxy_name),
+                 progress=progress)
+    d.down(volumes=volumes)
+    click.echo(f"{project} is down", err=True)
