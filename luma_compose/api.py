@@ -18,7 +18,7 @@ from . import naming, rules, schemas
 from .errors import Problem, UnavailableError, UsageError
 from .render import RenderRefused, render as _render
 from .routing import Route, find_routes
-from .yamlsrc import DataBuilder, Source, locate, locate_key, parse
+from .yamlsrc import DataBuilder, Source, locate, locate_key, own_get, parse, shared_nodes
 
 #: Compose's default file names, in its lookup order.
 DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
@@ -95,7 +95,7 @@ def render_text(name: str, text: str, project: str | None = None, project_dir: s
         result.problems = [e.problem]
         return result
     problems += _compose_spec(src, expected)
-    if not problems and routes and "&" in text and "*" in text:
+    if not problems and routes and "&" in text and _edits_shared_nodes(src, routes):
         problems += _verify_shared(src, out, expected, routes)
     result.problems = problems
     if not problems:
@@ -123,6 +123,19 @@ def _get(data: Any, path: tuple) -> Any:
         except (KeyError, IndexError, TypeError):
             return None
     return data
+
+
+def _edits_shared_nodes(src: Source, routes: list[Route]) -> bool:
+    """Does render edit a node that also appears elsewhere through an alias?"""
+    shared = shared_nodes(src.root)
+    if not shared:
+        return False
+    touched = [src.root, own_get(src.root, "networks")[1]]
+    for r in routes:
+        touched += [r.node, own_get(r.node, "labels")[1]]
+        _, nets = own_get(r.node, "networks")
+        touched += [nets, own_get(nets, "luma")[1]]
+    return any(id(n) in shared for n in touched if n is not None)
 
 
 def _verify_shared(src: Source, out: str, expected: dict, routes: list[Route]) -> list[Problem]:

@@ -205,7 +205,7 @@ class Renderer:
     def _labels(self, r: Route, svc: dict) -> None:
         want = r.labels(self.project)
         k, v = own_get(r.node, "labels")
-        if k is None or is_null(v):
+        if k is None or is_null(v) or self._is_alias(k, v):  # an alias: write our own copy, leave the anchor
             inherited = svc.get("labels")  # through a merge key, if any
             kept = [(a, b) for a, b in _items_of(inherited) if not a.startswith(contract.LABEL_PREFIX)]
             if isinstance(inherited, list):
@@ -307,7 +307,7 @@ class Renderer:
         alias = contract.alias(self.project, r.service)
         want = {"aliases": [alias]}
         k, v = own_get(r.node, "networks")
-        if k is None or is_null(v):
+        if k is None or is_null(v) or self._is_alias(k, v):
             inherited = svc.get("networks")
             nets: dict = {}
             if isinstance(inherited, list):
@@ -403,6 +403,10 @@ class Renderer:
                                                  "write top-level networks as a mapping of names", "networks"))
 
     # ------------------------------------------------------------ shared
+
+    def _is_alias(self, k: Node, v: Node) -> bool:
+        """Is ``v`` written here as ``*alias`` (its anchor is earlier in the file)?"""
+        return self.ed.off(v.start_mark) < self.ed.off(k.end_mark)
 
     def _span(self, k: Node, v: Node) -> str:
         return self.src.text[self.ed.off(k.start_mark):self.ed.node_span(v, self.ed.off(k.end_mark))[1]]

@@ -26,7 +26,23 @@ import sys
 from functools import lru_cache
 from typing import Any, Callable, NamedTuple
 
-_GATE_VERSION = "2"  # bump when gate_schema changes
+_GATE_VERSION = "3"  # bump when gate_schema or the generated code's preamble changes
+
+# The generated code imports its exception classes from fastjsonschema, which
+# would import the whole code generator on every run; it gets these instead.
+_FJS_IMPORT = "from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException"
+_FJS_LOCAL = """
+class JsonSchemaValueException(ValueError):
+    def __init__(self, message, value=None, name=None, definition=None, rule=None):
+        super().__init__(message)
+        self.message, self.value, self.name, self.definition, self.rule = message, value, name, definition, rule
+
+
+class JsonSchemaValuesException(ValueError):
+    def __init__(self, errors=None, *args, **kwargs):
+        super().__init__(str(errors))
+        self.errors = errors
+"""
 
 
 class SchemaError(NamedTuple):
@@ -143,7 +159,10 @@ def _gate(kind: str) -> Callable[[Any], Any]:
 
         import fastjsonschema
 
-        code = compile(fastjsonschema.compile_to_code(gate_schema(json.loads(_read(path)))), f"<gate {kind}>", "exec")
+        source = fastjsonschema.compile_to_code(gate_schema(json.loads(_read(path))))
+        if _FJS_IMPORT not in source:  # pragma: no cover - a fastjsonschema that changed its preamble
+            raise RuntimeError("unexpected code from fastjsonschema: its import line changed")
+        code = compile(source.replace(_FJS_IMPORT, _FJS_LOCAL), f"<gate {kind}>", "exec")
         try:
             os.makedirs(_cache_dir(), exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=_cache_dir(), suffix=".tmp")

@@ -221,6 +221,28 @@ class DataBuilder:
 _RESET = object()
 
 
+def shared_nodes(root: Node | None) -> set[int]:
+    """ids of the collection nodes that appear in more than one place (anchored and aliased)."""
+    seen: set[int] = set()
+    shared: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ScalarNode):
+            continue
+        if id(node) in seen:
+            shared.add(id(node))
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            for k, v in node.value:
+                stack.append(k)
+                stack.append(v)
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+    return shared
+
+
 def locate(src: Source, path: Path) -> Node | None:
     """The node at ``path`` (keys and indexes) following merges; the nearest parent if absent."""
     node = src.root

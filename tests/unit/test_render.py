@@ -240,3 +240,36 @@ def test_output_passes_compose_spec_and_names_are_pinned():
     r = render(GMAIL, None)
     assert r.ok and r.project == "dir"  # basename of /nonexistent/dir
     assert load(r.text)["name"] == "dir"
+
+
+def test_shared_labels_anchor_is_copied_not_edited():
+    out = ok("""\
+    x-labels: &common
+      team: core
+    services:
+      web:
+        image: x
+        labels: *common
+        x-luma: {hosts: a.example.com, port: 80}
+      db:
+        image: x
+        labels: *common
+    """)
+    assert out.startswith("name: p\nx-labels: &common\n  team: core\nservices:\n")  # the anchor is untouched
+    data = load(out)
+    assert data["services"]["db"]["labels"] == {"team": "core"} and data["x-labels"] == {"team": "core"}
+    assert labels_of(data["services"]["web"])["team"] == "core"
+    assert labels_of(data["services"]["web"])["luma.service"] == "web"
+
+
+def test_anchor_used_only_by_the_routed_service_is_fine():
+    out = load(ok("""\
+    x-labels: &common
+      team: core
+    services:
+      web:
+        image: x
+        labels: *common
+        x-luma: {hosts: a.example.com, port: 80}
+    """))
+    assert labels_of(out["services"]["web"])["team"] == "core"
