@@ -84,10 +84,3 @@ def compose() -> Iterator[Callable[..., dockerkit.ComposeProject]]:
         yield make
 
 
-@pytest.fixture(scope="session")
-def require_render() -> None:
-    """Skip (with the reason) while ``luma-compose render`` has not landed."""
-    if os.environ.get("LUMA_E2E_HAND_RENDER") == "1":
-        return
-    if not dockerkit.render_available():
-        pytest.skip("'luma-compose render' is not available yet")

@@ -214,60 +214,14 @@ def luma_compose_cmd() -> list[str]:
     return [sys.executable, "-m", "luma_compose.cli"]
 
 
-def render_available() -> bool:
-    p = run([*luma_compose_cmd(), "render", "--help"], check=False, timeout=60)
-    return p.returncode == 0
-
-
 def render(src: Path, project: str) -> str:
     """``luma-compose render -f SRC -p PROJECT``: the rendered compose file as text."""
-    if os.environ.get("LUMA_E2E_HAND_RENDER") == "1":
-        return hand_render(src, project)
     p = run([*luma_compose_cmd(), "render", "-f", str(src), "-p", project], check=False, timeout=60)
     if p.returncode != 0:
         raise DockerError(
             f"luma-compose render -f {src} -p {project} failed (exit {p.returncode}):\n{p.stderr}"
         )
     return p.stdout
-
-
-def hand_render(src: Path, project: str) -> str:
-    """What render must produce, written by hand from luma_compose.contract.
-
-    Only used with LUMA_E2E_HAND_RENDER=1, to check these tests before ``render`` existed; the
-    tests themselves always go through the real ``luma-compose render``.
-    """
-    import io
-
-    from ruamel.yaml import YAML
-
-    from luma_compose import contract
-
-    yaml = YAML(typ="safe")
-    doc = yaml.load(src.read_text()) or {}
-    doc["name"] = project
-    routed = False
-    for svc_name, svc in (doc.get("services") or {}).items():
-        xl = svc.get(contract.EXTENSION_KEY)
-        if not xl:
-            continue
-        routed = True
-        nets = svc.get("networks") or {"default": None}
-        if isinstance(nets, list):
-            nets = {n: None for n in nets}
-        nets[contract.NETWORK_KEY] = {"aliases": [contract.alias(project, svc_name)]}
-        svc["networks"] = nets
-        labels = svc.get("labels") or {}
-        hosts = [xl["hosts"]] if isinstance(xl["hosts"], str) else list(xl["hosts"])
-        port = xl.get("port") or str((svc.get("expose") or [""])[0]).split("/")[0]
-        labels.update(contract.route_labels(project, svc_name, hosts, int(port),
-                                            xl.get("health", contract.DEFAULT_HEALTH_PATH)))
-        svc["labels"] = labels
-    if routed:
-        doc.setdefault("networks", {})[contract.NETWORK_KEY] = {"labels": {contract.NETWORK_OWNER_LABEL: "true"}}
-    buf = io.StringIO()
-    yaml.dump(doc, buf)
-    return buf.getvalue()
 
 
 # --------------------------------------------------------------------------- compose projects

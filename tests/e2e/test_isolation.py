@@ -54,7 +54,7 @@ class Deployed:
 
 
 @pytest.fixture(scope="module")
-def deployed(busybox_image, require_render, tmp_path_factory) -> Deployed:
+def deployed(busybox_image, tmp_path_factory) -> Deployed:
     roles = ("gmail", "nextjs", "zeta")
     with contextlib.ExitStack() as stack:
         projects: dict[str, dk.ComposeProject] = {}

@@ -27,7 +27,7 @@ services:
 
 
 @pytest.fixture(scope="module")
-def replicated(busybox_image, require_render, tmp_path_factory):
+def replicated(busybox_image, tmp_path_factory):
     name = dk.unique("replicas")
     d = tmp_path_factory.mktemp(name)
     src = dk.write(d / "compose.yaml", SOURCE.format(image=busybox_image, project=name, port=PORT))
