@@ -77,7 +77,9 @@ def deploy(files, project, project_directory, timeout, drain, proxy_name, proxy_
     progress = Progress()
     with progress.step("Render and check") as note:
         result = _render(files, project, project_directory)
-        note.append(result.source)
+        note.append(os.path.basename(result.source) if os.path.exists(result.source) else result.source)
+        if not result.ok:
+            note.append(Progress.FAILED)
     if not result.ok:
         print_problems(result.problems)
         click.echo("nothing was deployed: fix the problems above", err=True)

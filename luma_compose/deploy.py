@@ -207,7 +207,8 @@ class Progress:
 
     @contextmanager
     def step(self, label: str) -> Iterator[list[str]]:
-        """``with progress.step("x") as note:``; append to ``note`` to amend the label."""
+        """``with progress.step("x") as note:``; append to ``note`` to amend the label,
+        append ``Progress.FAILED`` to mark the step failed without raising."""
         t0 = time.monotonic()
         note: list[str] = []
         try:
@@ -215,7 +216,11 @@ class Progress:
         except BaseException:
             self.line(format_step(" ".join([label, *note]), time.monotonic() - t0, False, self.fancy))
             raise
-        self.line(format_step(" ".join([label, *note]), time.monotonic() - t0, True, self.fancy))
+        ok = self.FAILED not in note
+        words = [w for w in note if w is not self.FAILED]
+        self.line(format_step(" ".join([label, *words]), time.monotonic() - t0, ok, self.fancy))
+
+    FAILED = "\0failed"
 
 
 # ============================================================================ compose
