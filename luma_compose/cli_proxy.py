@@ -143,7 +143,7 @@ def status(name, fmt) -> None:
     in_sync = current is not None and caddy_config.dumps(current) == caddy_config.dumps(desired)
     ports = {k: f"{v[0]['HostIp'] or '*'}:{v[0]['HostPort']}" for k, v in (c.attrs["NetworkSettings"]["Ports"] or {}).items() if v}
     if fmt == "json":
-        click.echo(json.dumps({"proxy": {"name": ctl.proxy.name, "image": c.attrs["Config"]["Image"], "status": c.status,
+        click.echo(json.dumps({"version": 1, "proxy": {"name": ctl.proxy.name, "image": c.attrs["Config"]["Image"], "status": c.status,
                                          "tls": s["tls"], "ports": ports, "in_sync": in_sync},
                                **table.to_json()}, indent=2))
     else:
@@ -174,7 +174,7 @@ def routes(name, fmt) -> None:
     c = ctl.proxy.container()
     table, _ = ctl.table(c)
     if fmt == "json":
-        click.echo(json.dumps(table.to_json(), indent=2))
+        click.echo(json.dumps({"version": 1, **table.to_json()}, indent=2))
         _report(table)
     else:
         click.echo(render_table(table))

@@ -158,3 +158,26 @@ def test_json_shape():
     assert j["routes"][0]["upstreams"] == ["10.0.4.2:3000"]
     assert j["routes"][0]["containers"][0]["in_pool"] is True
     assert j["conflicts"] == [] and j["problems"] == []
+
+
+def test_json_output_matches_its_published_schema():
+    import json
+    import os
+
+    import jsonschema
+
+    from luma_compose import schemas
+
+    path = os.path.join(os.path.dirname(schemas.xluma_schema_path()), "routes-output.schema.json")
+    with open(path) as fh:
+        schema = json.load(fh)
+    # a table with a route, a conflict and a contract problem
+    t = build_table([rec("a", "web", hosts=("a.test",), ip="10.0.4.2", created="2026-01-01T00:00:00Z"),
+                     rec("b", "web", hosts=("a.test",), ip="10.0.5.2", created="2026-01-02T00:00:00Z"),
+                     rec("c", "web", hosts=("c.test",), ip="10.0.6.2", labels={"luma.target": "zzz:1"})])
+    out = {"version": 1, **t.to_json()}
+    assert out["routes"] and out["conflicts"] and out["problems"]
+    jsonschema.validate(out, schema)
+    with_proxy = {**out, "proxy": {"name": "p", "image": "caddy:2", "status": "running", "tls": "off",
+                                   "ports": {"80/tcp": "*:8080"}, "in_sync": True}}
+    jsonschema.validate(with_proxy, schema)
