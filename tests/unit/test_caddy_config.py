@@ -7,6 +7,7 @@ upstreams, without Docker.
 
 from __future__ import annotations
 
+import http.client
 import http.server
 import json
 import shutil
@@ -211,3 +212,121 @@ def test_caddy_accepts_the_tls_configs(tls, tmp_path):
     path.write_text(json.dumps(cfg))
     r = subprocess.run([CADDY, "validate", "--config", str(path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+# --- upstream transport (performance) ---------------------------------------------------------------
+
+def test_upstream_transport_keeps_enough_idle_connections_and_passes_accept_encoding_through():
+    t = build_table([rec("a", "web", ["a.test"], "10.0.0.2", 3000)])
+    (route, _404) = server_routes(build_config(t, tls="off"))
+    tr = route["handle"][0]["transport"]
+    assert tr["protocol"] == "http" and tr["compression"] is False
+    assert tr["keep_alive"]["enabled"] is True
+    assert tr["keep_alive"]["max_idle_conns_per_host"] >= 256
+
+
+class KeepAliveUpstream:
+    """HTTP/1.1 upstream that counts the TCP connections it accepts and records each
+    request's Accept-Encoding; every request waits at a barrier-like delay so that a
+    whole wave of client requests is in flight at once."""
+
+    def __init__(self, delay: float = 0.2):
+        self.connections = 0
+        self.encodings: list[str | None] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                with outer.lock:
+                    outer.connections += 1
+
+            def do_GET(self):
+                if self.path == "/up":  # health checks are not the client's requests
+                    pass
+                else:
+                    with outer.lock:
+                        outer.encodings.append(self.headers.get("Accept-Encoding"))
+                    time.sleep(delay)
+                body = b"ok" * 500
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        class S(http.server.ThreadingHTTPServer):
+            request_queue_size = 512
+
+        self.httpd = S(("127.0.0.1", 0), H)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _wave(port: int, host: str, n: int) -> list[int]:
+    """n concurrent requests, each on its own client connection; their statuses."""
+    out: list[int] = []
+
+    def one():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            c.request("GET", "/", headers={"Host": host})
+            r = c.getresponse()
+            r.read()
+            out.append(r.status)
+        finally:
+            c.close()
+
+    ts = [threading.Thread(target=one) for _ in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return out
+
+
+@needs_caddy
+def test_caddy_reuses_upstream_connections_beyond_32_concurrent_requests(caddy):
+    # Caddy's default keeps 32 idle connections per upstream: each wave of 96 concurrent
+    # requests would close 64 connections and dial 64 new ones for the next wave.
+    up = KeepAliveUpstream()
+    try:
+        port = caddy(build_config(build_table([rec("a", "web", ["a.test"], "127.0.0.1", up.port)]), tls="off"))
+        waves, n = 4, 96
+        for _ in range(waves):
+            assert _wave(port, "a.test", n) == [200] * n
+        # The first wave opens up to n connections (+ health checks); later waves reuse them.
+        assert up.connections <= n + 8, f"{up.connections} upstream connections for {waves} waves of {n}"
+    finally:
+        up.close()
+
+
+@needs_caddy
+def test_caddy_passes_the_clients_accept_encoding_through_unchanged(caddy):
+    up = KeepAliveUpstream(delay=0)
+    try:
+        port = caddy(build_config(build_table([rec("a", "web", ["a.test"], "127.0.0.1", up.port)]), tls="off"))
+        for enc in (None, "br", "gzip, deflate"):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.putrequest("GET", "/", skip_host=True, skip_accept_encoding=True)
+            c.putheader("Host", "a.test")
+            if enc is not None:
+                c.putheader("Accept-Encoding", enc)
+            c.endheaders()
+            r = c.getresponse()
+            assert r.status == 200 and r.read() == b"ok" * 500
+            c.close()
+            with up.lock:
+                got = up.encodings[-1]
+            assert got == enc
+    finally:
+        up.close()
