@@ -137,3 +137,49 @@ def status(port: int, host: str) -> int:
         return 0
     finally:
         c.close()
+
+
+# --- where the CPU goes: per-container and per-process CPU time -------------------------------------
+
+def container_cpu_seconds(container_id: str) -> float | None:
+    """CPU time used so far by a container (cgroup v1 cpuacct or v2 cpu.stat); None if unreadable."""
+    for path, scale in ((f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage", 1e-9),
+                        (f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat", 1e-6),
+                        (f"/sys/fs/cgroup/docker/{container_id}/cpu.stat", 1e-6)):
+        try:
+            text = Path(path).read_text()
+        except OSError:
+            continue
+        if path.endswith("cpu.stat"):
+            for line in text.splitlines():
+                if line.startswith("usage_usec "):
+                    return int(line.split()[1]) * scale
+            continue
+        return int(text) * scale
+    return None
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    import os
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def docker_proxy_pids(host_port: int) -> list[int]:
+    """PIDs of Docker's userland proxy (docker-proxy) forwarding host_port, if the engine uses one."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            argv = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"docker-proxy") and b"-host-port" in argv:
+            i = argv.index(b"-host-port")
+            if i + 1 < len(argv) and argv[i + 1] == str(host_port).encode():
+                pids.append(int(d.name))
+    return pids
