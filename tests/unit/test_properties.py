@@ -228,3 +228,19 @@ def test_fast_gate_agrees_with_the_reference_validator(case, mutation):
     target = doc if where == "top" else next(iter(doc["services"].values()))
     target[key] = value
     assert schemas.gate_ok("compose", doc) == (not list(VALIDATOR.iter_errors(doc)))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(compose_files(), st.data())
+def test_any_damage_to_a_file_gives_problems_not_exceptions(case, data):
+    """Cut, duplicate or garble a generated file anywhere: render reports, it never crashes."""
+    text, _ = case
+    i = data.draw(st.integers(0, len(text)))
+    j = data.draw(st.integers(i, min(len(text), i + 40)))
+    junk = data.draw(st.sampled_from(["", ":", "- ", "{", "]", "\t", "&a ", "*a", "!!int ", "x-luma: 3\n",
+                                      "    x-luma:\n      hosts: 3\n", "'", "\"", "<<: 1\n", "~", "\n  - [", "#"]))
+    damaged = text[:i] + junk + text[j:]
+    r = api.render_text("fuzz.yaml", damaged, "p", ".", {})
+    assert r.ok == (r.text is not None)
+    for p in r.problems:
+        assert p.message and p.file == "fuzz.yaml"
