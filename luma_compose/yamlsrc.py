@@ -190,18 +190,11 @@ class DataBuilder:
 
     def _mapping(self, node: MappingNode, report: bool) -> dict:
         out: dict = {}
-        merges: list[MappingNode] = []
-        for k, v in node.value:
-            if k.tag == MERGE_TAG:
-                if isinstance(v, MappingNode):
-                    merges.append(v)
-                elif isinstance(v, SequenceNode):
-                    merges.extend(x for x in v.value if isinstance(x, MappingNode))
-                continue
+        for k, v in own_items(node):
             key = scalar_value(k) if isinstance(k, ScalarNode) else self.build(k)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 key = str(key)
-            if key in out or (v.tag == RESET_TAG and key in out):
+            if key in out:
                 if report:
                     self.problems.append(self.src.problem(
                         k, f"duplicate key '{key}' in this mapping",
@@ -211,7 +204,7 @@ class DataBuilder:
                 out[key] = _RESET
                 continue
             out[key] = self.build(v)
-        for m in merges:
+        for m in merge_sources(node):
             # merged mappings are reported where they are written, not again here
             for key, val in self._mapping(m, report=False).items():
                 out.setdefault(key, val)
@@ -249,11 +242,7 @@ def locate(src: Source, path: Path) -> Node | None:
     for part in path:
         nxt = None
         if isinstance(node, MappingNode):
-            nxt = merged_get(node, str(part)) if not isinstance(part, int) else merged_get(node, str(part))
-            if nxt is None:
-                for k, _ in own_items(node):
-                    if k.value == part:
-                        nxt = _
+            nxt = merged_get(node, str(part))
         elif isinstance(node, SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
             nxt = node.value[part]
         if nxt is None:
