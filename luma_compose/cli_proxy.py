@@ -93,13 +93,25 @@ def up(name, image, http_port, https_port, tls, email, volume, select) -> None:
     ports = ", ".join(f"{k} -> {v[0]['HostIp'] or '*'}:{v[0]['HostPort']}"
                       for k, v in sorted((c.attrs["NetworkSettings"]["Ports"] or {}).items()) if v)
     click.echo(f"{ctl.proxy.name} {'started' if created else 'running'} ({ports}); {len(res.table.routes)} route(s)")
+    _exit_on_problems(res.table)
+
+
+def _exit_on_problems(table: RouteTable) -> None:
+    """The same exit codes as every command: the work is done, but conflicts are problems found (1)."""
+    if table.conflicts or table.problems:
+        sys.exit(EXIT_PROBLEMS)
 
 
 @proxy.command()
 @NAME_OPTION
 def sync(name) -> None:
-    """One pass: labels -> networks -> Caddy config (loaded only when changed)."""
-    _print_sync(_controller(name).sync())
+    """One pass: labels -> networks -> Caddy config (loaded only when changed).
+
+    Exits 1 when routes conflict or containers were ignored (the rest is applied).
+    """
+    res = _controller(name).sync()
+    _print_sync(res)
+    _exit_on_problems(res.table)
 
 
 @proxy.command()
