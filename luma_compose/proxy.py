@@ -132,6 +132,18 @@ def client() -> "docker.DockerClient":
                                "is dockerd running, and may this user use /var/run/docker.sock (or DOCKER_HOST)?") from e
 
 
+def _next_event(events: "queue.Queue[str]", stop: threading.Event, timeout: float) -> str | None:
+    """The next event, or None after ``timeout``; returns early when ``stop`` is set (SIGTERM)."""
+    deadline = time.monotonic() + timeout
+    while not stop.is_set():
+        try:
+            return events.get(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+        except queue.Empty:
+            if time.monotonic() >= deadline:
+                return None
+    return None
+
+
 def _short(e: BaseException) -> str:
     s = str(e).strip().splitlines()
     return s[0] if s else type(e).__name__
@@ -493,9 +505,8 @@ class Controller:
                     backoff = min(backoff * 2, 5.0)
                     continue
                 pending = False
-            try:
-                ev = events.get(timeout=resync_every)
-            except queue.Empty:
+            ev = _next_event(events, stop, resync_every)
+            if ev is None:  # quiet for resync_every (or stopping): a full sync
                 pending = True
                 continue
             # Debounce: wait for a short quiet period, never longer than max_delay.
