@@ -40,7 +40,7 @@ def luma(*args: str, check: bool = True) -> str:
 
 
 def compose_text(project: str, image: str, hosts: list[str], replicas: int = 1,
-                 command: list[str] | None = None) -> str:
+                 command: list[str] | None = None, cpus: float | None = None) -> str:
     s = "web"
     svc = {
             "image": image,
@@ -51,6 +51,8 @@ def compose_text(project: str, image: str, hosts: list[str], replicas: int = 1,
     }
     if command:
         svc["command"] = command
+    if cpus:
+        svc["cpus"] = cpus
     return json.dumps({
         "name": project,
         "services": {s: svc},
@@ -98,9 +100,9 @@ def proxy_run(name: str) -> Iterator[subprocess.Popen]:
 
 @contextlib.contextmanager
 def project(name: str, image: str, hosts: list[str], proxy_name: str, replicas: int = 1,
-            command: list[str] | None = None) -> Iterator["Project"]:
+            command: list[str] | None = None, cpus: float | None = None) -> Iterator["Project"]:
     d = Path(tempfile.mkdtemp(prefix="luma-bench-"))
-    (d / "compose.yaml").write_text(compose_text(name, image, hosts, replicas, command))
+    (d / "compose.yaml").write_text(compose_text(name, image, hosts, replicas, command, cpus))
     p = Project(name, d, proxy_name)
     try:
         yield p

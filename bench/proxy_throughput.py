@@ -115,6 +115,9 @@ def main() -> None:
                     help="caddy: a Go HTTP server with keep-alive (caddy respond); busybox: httpd, which has "
                          "no keep-alive and a listen backlog of 9, so bursts of new connections through any "
                          "proxy hit 1 s SYN retransmits")
+    ap.add_argument("--backend-cpus", type=float, default=None,
+                    help="cap the backend container's CPU (compose cpus:), like an application that does real "
+                         "work per request; the proxy's share of the machine then matters less")
     args = ap.parse_args()
     try:
         conns = [int(c) for c in args.connections.split(",") if c.strip()]
@@ -132,7 +135,8 @@ def main() -> None:
             backend = (cd, ["caddy", "respond", "--listen", ":3000", "--body", f"{name}/web/ok"])
         else:
             backend = (bb, None)
-        p = stack.enter_context(project(name, backend[0], [host], pname, command=backend[1]))
+        p = stack.enter_context(project(name, backend[0], [host], pname, command=backend[1],
+                                        cpus=args.backend_cpus))
         p.up()
         luma("proxy", "sync", "--name", pname)
         deadline = time.monotonic() + 20
@@ -166,7 +170,8 @@ def main() -> None:
                     results.setdefault((c, kind), []).append(res)
                     print(f"round {r + 1} c{c:<4d} {kind:8s}: {res.rps:9.1f} req/s  p99 {res.p99_ms:7.2f} ms  "
                           f"errors {res.errors} | {cpu_line(res)}", flush=True)
-    print(f"backend {args.backend}; wrk -t{args.threads} -d{args.duration}s, median of {args.rounds} round(s), "
+    cap = f" capped at {args.backend_cpus} CPU" if args.backend_cpus else ""
+    print(f"backend {args.backend}{cap}; wrk -t{args.threads} -d{args.duration}s, median of {args.rounds} round(s), "
           f"{os.cpu_count()} CPUs:")
     for c in conns:
         med = {k: (statistics.median(x.rps for x in results[(c, k)]),
