@@ -154,6 +154,7 @@ def _items_of(data_labels: Any) -> list[tuple[str, Any]]:
 class Renderer:
     def __init__(self, src: Source, data: dict, project: str, routes: list[Route], keep_name: bool):
         self.keep_name = keep_name
+        self.flow_added: dict[int, int] = {}
         self.src = src
         self.data = data
         self.project = project
@@ -188,6 +189,10 @@ class Renderer:
                 self._replace_value(k, v, scalar(self.project))
             return
         first = root.value[0][0]
+        if root.flow_style:  # `{services: ...}`: the name goes first, inside the braces
+            pos = self.ed.off(first.start_mark)
+            self.ed.replace(pos, pos, "name: " + scalar(self.project, True) + ", ")
+            return
         pos = self.src.offset(first.start_mark.line, 0)
         self.ed.insert_lines(pos, [" " * first.start_mark.column + "name: " + scalar(self.project)])
 
@@ -217,7 +222,7 @@ class Renderer:
                 new.update(want)
                 svc["labels"] = new
                 body = [f"{scalar(str(a))}: {flow(b) if not isinstance(b, str) else scalar(b)}" for a, b in new.items()]
-            self._add_block_key(r.node, "labels", body, k)
+            self._add_block_key(r.node, "labels", body, k, svc["labels"])
             return
         data = svc.get("labels")
         if isinstance(data, dict):
@@ -324,7 +329,7 @@ class Renderer:
                     body += [f"{contract.NETWORK_KEY}:", " " * self.step + f"aliases: [{scalar(alias, True)}]"]
                 else:
                     body.append(f"{scalar(str(n))}:" + ("" if cfg is None else " " + flow(cfg)))
-            self._add_block_key(r.node, "networks", body, k)
+            self._add_block_key(r.node, "networks", body, k, nets)
             return
         data = svc.get("networks")
         if isinstance(data, list):
@@ -351,8 +356,7 @@ class Renderer:
                 self._replace_value(lk, lv, flow(want))
             return
         if v.flow_style:
-            entries = [self._span(a, b) for a, b in v.value]
-            self._replace_flow(v, "{" + ", ".join(entries + [f"{contract.NETWORK_KEY}: {flow(want)}"]) + "}")
+            self._flow_insert(v, f"{contract.NETWORK_KEY}: {flow(want)}")
         else:
             self._append_entries(v, [f"{contract.NETWORK_KEY}:", " " * self.step + f"aliases: [{scalar(alias, True)}]"])
 
@@ -391,11 +395,9 @@ class Renderer:
         nets[contract.NETWORK_KEY] = {"labels": {contract.NETWORK_OWNER_LABEL: "true"}}
         expected["networks"] = nets
         if k is None or is_null(v):
-            self._add_block_key(root, "networks", body, k)
+            self._add_block_key(root, "networks", body, k, {contract.NETWORK_KEY: nets[contract.NETWORK_KEY]})
         elif is_map(v) and v.flow_style:
-            entries = [self._span(a, b) for a, b in v.value]
-            self._replace_flow(v, "{" + ", ".join(entries + [
-                f"{contract.NETWORK_KEY}: {{labels: {{{contract.NETWORK_OWNER_LABEL}: \"true\"}}}}"]) + "}")
+            self._flow_insert(v, f"{contract.NETWORK_KEY}: {flow(nets[contract.NETWORK_KEY])}")
         elif is_map(v):
             self._append_entries(v, body)
         else:
@@ -411,6 +413,18 @@ class Renderer:
     def _span(self, k: Node, v: Node) -> str:
         return self.src.text[self.ed.off(k.start_mark):self.ed.node_span(v, self.ed.off(k.end_mark))[1]]
 
+    def _flow_insert(self, node: Node, entry: str) -> None:
+        """Add ``entry`` at the end of a flow collection, before its closing bracket."""
+        end = self.ed.off(node.end_mark) - 1
+        text = self.src.text
+        i = end - 1
+        while i >= 0 and text[i] in " \t\r\n":
+            i -= 1
+        added = self.flow_added.get(id(node), 0)
+        self.flow_added[id(node)] = added + 1
+        sep = ", " if added or (node.value and text[i] != ",") else ""
+        self.ed.replace(end, end, sep + entry)
+
     def _replace_flow(self, node: Node, text: str) -> None:
         start = self.ed.off(node.start_mark)
         end = self.ed.off(node.end_mark)
@@ -419,8 +433,16 @@ class Renderer:
         bracket = min(i for i in (head.find("{"), head.find("[")) if i >= 0)
         self.ed.replace(start + bracket, end, text)
 
-    def _add_block_key(self, mapping: MappingNode, key: str, body: list[str], existing_key: Node | None) -> None:
-        """Give ``mapping`` the key ``key`` with a block ``body``, at its indentation."""
+    def _add_block_key(self, mapping: MappingNode, key: str, body: list[str], existing_key: Node | None,
+                       value: Any) -> None:
+        """Give ``mapping`` the key ``key``: ``body`` lines at its indentation, or ``value`` in flow style."""
+        if mapping.flow_style:
+            if existing_key is not None:
+                _, v = own_get(mapping, key)
+                self._replace_value(existing_key, v, flow(value))
+            else:
+                self._flow_insert(mapping, f"{key}: {flow(value)}")
+            return
         if existing_key is not None:  # `key:` or `key: null`: put the body under it
             _, v = own_get(mapping, key)
             start, end = self.ed.node_span(v, self.ed.off(existing_key.end_mark))
@@ -429,10 +451,6 @@ class Renderer:
             col = existing_key.start_mark.column + self.step
             self.ed.insert_lines(self.ed.line_after(end), [" " * col + line for line in body])
             return
-        if mapping.flow_style:
-            raise RenderRefused(self.src.problem(
-                mapping, f"cannot add `{key}` to a flow-style mapping ({{...}})",
-                "write this service as a block mapping (one key per line)", "structure"))
         col = key_col(mapping)
         lines = [" " * col + f"{key}:"] + [" " * (col + self.step) + line for line in body]
         pos = self.ed.after_entries(mapping, mapping.value[0][0])

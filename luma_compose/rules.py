@@ -34,6 +34,10 @@ def check(src: Source, data: Any, project: str, routes: list[Route]) -> list[Pro
     """Every semantic problem of the input file."""
     problems: list[Problem] = []
     add = problems.append
+    if data is None:
+        add(src.problem(src.root, "the file is empty: there is nothing to run",
+                        "start with `services:` and one entry per service", "structure"))
+        return problems
     if not isinstance(data, dict):
         add(src.problem(src.root, "the file is not a compose file: its top level must be a mapping",
                         "start with `services:` and one entry per service", "structure"))

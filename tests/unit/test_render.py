@@ -273,3 +273,19 @@ def test_anchor_used_only_by_the_routed_service_is_fine():
         x-luma: {hosts: a.example.com, port: 80}
     """))
     assert labels_of(out["services"]["web"])["team"] == "core"
+
+
+def test_flow_style_services_and_top_level_get_flow_additions():
+    out = ok("services:\n  web: {image: x, x-luma: {hosts: a.example.com, port: 80}}  # one-liner\n"
+             "  db: {image: pg}\n")
+    assert "  db: {image: pg}\n" in out and "# one-liner" in out
+    web = load(out)["services"]["web"]
+    assert labels_of(web)["luma.target"] == "p-web:80" and web["networks"]["luma"] == {"aliases": ["p-web"]}
+    out = ok("{services: {web: {image: x, x-luma: {hosts: a.example.com, port: 80}}}, networks: {}}\n")
+    data = load(out)
+    assert data["name"] == "p" and data["networks"]["luma"]["labels"]["luma.ingress"] == "true"
+
+
+def test_empty_file_says_so():
+    r = render("")
+    assert not r.ok and "empty" in r.problems[0].message
