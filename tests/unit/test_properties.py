@@ -49,6 +49,10 @@ def compose_files(draw):
     lines.append("services:")
     uses_nets = False
     for name, is_routed in zip(names, routed):
+        if draw(st.integers(0, 5)) == 0:  # now and then a one-line flow-style service
+            xl = f", x-luma: {{hosts: {name}.example.com, port: 8080}}" if is_routed else ""
+            lines.append(f"{i1}{name}: {{image: example/{name}{xl}}}")
+            continue
         lines.append(f"{i1}{name}:")
         if base and draw(st.booleans()):
             lines.append(f"{i2}<<: *base")
