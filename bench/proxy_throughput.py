@@ -106,7 +106,7 @@ def cpu_line(r: Run) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", default="16,256", help="comma-separated wrk -c values, each measured")
     ap.add_argument("--threads", type=int, default=2)
