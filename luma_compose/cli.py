@@ -64,7 +64,8 @@ def main() -> None:
     """
 
 
-def _input_options(f):
+def input_options(f):
+    """-f/-p/--project-directory, shared by render, check, deploy and down."""
     f = click.option("--project-directory", type=click.Path(file_okay=False),
                      help="Directory relative paths and .env are read from (default: the first file's).")(f)
     f = click.option("-p", "--project-name", "project", metavar="NAME",
@@ -75,7 +76,7 @@ def _input_options(f):
 
 
 @main.command()
-@_input_options
+@input_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 @click.option("--check", "check_only", is_flag=True,
               help="With -o: write nothing; exit 0 if FILE already holds the output, else 1 and show a diff.")
@@ -94,7 +95,7 @@ def render(files, project, project_directory, output, check_only, show_diff, fai
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(dir_okay=False))
-@_input_options
+@input_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: the shape in schemas/check-output.schema.json.")
 def check(paths, files, project, project_directory, fmt) -> None:

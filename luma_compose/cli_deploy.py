@@ -9,19 +9,10 @@ import time
 import click
 
 from . import caddy_config
+from .cli import input_options
 from .errors import UsageError
 
 _TLS = click.Choice(caddy_config.TLS_MODES)
-
-
-def _inputs(f):
-    f = click.option("--project-directory", type=click.Path(file_okay=False),
-                     help="Directory relative paths and .env are read from (default: the first file's).")(f)
-    f = click.option("-p", "--project-name", "project", metavar="NAME",
-                     help="Project name (default: COMPOSE_PROJECT_NAME, then `name:`, then the directory).")(f)
-    f = click.option("-f", "--file", "files", multiple=True, metavar="FILE",
-                     help="Compose file (the source, with x-luma); repeat to merge.")(f)
-    return f
 
 
 def _proxy_options(f):
@@ -55,7 +46,7 @@ def _render(files, project, project_directory):
 
 
 @click.command()
-@_inputs
+@input_options
 @click.option("--timeout", type=click.FloatRange(min=1), default=120, show_default=True, metavar="SECONDS",
               help="How long each new container may take to become healthy.")
 @click.option("--drain", type=click.FloatRange(min=0), default=10, show_default=True, metavar="SECONDS",
@@ -97,7 +88,7 @@ def deploy(files, project, project_directory, timeout, drain, proxy_name, proxy_
 
 
 @click.command()
-@_inputs
+@input_options
 @click.option("-v", "--volumes", is_flag=True, help="Also remove the project's named and anonymous volumes.")
 @click.option("--proxy-name", default=None, metavar="NAME",
               help="Proxy container (default luma-proxy, or $LUMA_PROXY_NAME).")

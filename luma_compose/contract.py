@@ -40,6 +40,19 @@ EXTENSION_KEY = "x-luma"
 
 DEFAULT_HEALTH_PATH = "/up"
 
+# Labels on the proxy container itself: its settings, so `proxy sync` and a later
+# `proxy up` know them without any other store.
+PROXY_LABEL = "luma.proxy"
+PROXY_TLS_LABEL = "luma.proxy.tls"
+PROXY_EMAIL_LABEL = "luma.proxy.email"
+PROXY_HTTP_LABEL = "luma.proxy.http-port"
+PROXY_HTTPS_LABEL = "luma.proxy.https-port"
+#: Optional LABEL=VALUE: the proxy routes only managed containers that also carry it.
+PROXY_SELECT_LABEL = "luma.proxy.select"
+
+#: Suffix `deploy` gives (`docker rename`) to old containers it is draining: never routed.
+DRAINING_SUFFIX = "--luma-draining"
+
 
 def ingress_network(project: str) -> str:
     """The real (engine) name of a project's ingress network: compose prefixes the key."""

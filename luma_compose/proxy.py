@@ -36,6 +36,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import caddy_config, contract
+from .contract import (  # the proxy container's own labels live with the others
+    PROXY_EMAIL_LABEL,
+    PROXY_HTTP_LABEL,
+    PROXY_HTTPS_LABEL,
+    PROXY_LABEL,
+    PROXY_SELECT_LABEL,
+    PROXY_TLS_LABEL,
+)
 from .errors import LumaError, UnavailableError, UsageError
 from .routes import COMPOSE_PROJECT_LABEL, ContainerRecord, NetworkAttachment, RouteTable, build_table
 
@@ -48,16 +56,6 @@ DEFAULT_IMAGE = "caddy:2"
 ENV_NAME = "LUMA_PROXY_NAME"
 ENV_IMAGE = "LUMA_PROXY_IMAGE"
 ENV_VOLUME = "LUMA_PROXY_VOLUME"
-
-# Labels on the proxy container itself: its settings, so ``sync`` and a later
-# ``up`` know them without any other store.
-PROXY_LABEL = "luma.proxy"
-PROXY_TLS_LABEL = "luma.proxy.tls"
-PROXY_EMAIL_LABEL = "luma.proxy.email"
-PROXY_HTTP_LABEL = "luma.proxy.http-port"
-PROXY_HTTPS_LABEL = "luma.proxy.https-port"
-#: Optional LABEL=VALUE: route only managed containers that also carry it (tests, staging proxies).
-PROXY_SELECT_LABEL = "luma.proxy.select"
 
 CONF_DIR = "/etc/luma"
 BOOTSTRAP_PATH = f"{CONF_DIR}/bootstrap.json"

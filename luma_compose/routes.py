@@ -46,8 +46,7 @@ from . import contract
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
 CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
-#: Suffix ``deploy`` gives (``docker rename``) to containers it is draining.
-DRAINING_SUFFIX = "--luma-draining"
+DRAINING_SUFFIX = contract.DRAINING_SUFFIX
 
 
 def is_draining(name: str) -> bool:

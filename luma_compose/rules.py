@@ -49,7 +49,9 @@ def check(src: Source, data: Any, project: str, routes: list[Route]) -> list[Pro
                         "add at least one service under `services:`", "structure"))
         return problems
     if not isinstance(services, dict):
-        return problems  # the compose-spec schema reports it
+        add(src.problem(locate(src, ("services",)), "`services` must be a mapping of service names to services",
+                        "write `services:` then one `name:` entry per service, indented under it", "structure"))
+        return problems
     routed = {r.service: r for r in routes}
 
     def at(*path: Any):

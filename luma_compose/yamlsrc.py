@@ -122,15 +122,15 @@ def merge_sources(node: MappingNode) -> list[MappingNode]:
     return out
 
 
-def merged_get(node: Node | None, key: str) -> Node | None:
+def merged_get(node: Node | None, key: str, _seen: frozenset = frozenset()) -> Node | None:
     """The value ``key`` takes in ``node`` after merge keys (own keys win)."""
-    if not isinstance(node, MappingNode):
+    if not isinstance(node, MappingNode) or id(node) in _seen:
         return None
     _, v = own_get(node, key)
     if v is not None:
         return v
     for m in merge_sources(node):
-        v = merged_get(m, key)
+        v = merged_get(m, key, _seen | {id(node)})
         if v is not None:
             return v
     return None
@@ -178,15 +178,28 @@ class DataBuilder:
     def __init__(self, src: Source):
         self.src = src
         self.problems: list[Problem] = []
+        self._open: set[int] = set()
+        self._recursion_reported = False
 
     def build(self, node: Node | None) -> Any:
         if node is None:
             return None
         if isinstance(node, ScalarNode):
             return scalar_value(node)
-        if isinstance(node, SequenceNode):
-            return [self.build(x) for x in node.value]
-        return self._mapping(node, report=True)
+        if id(node) in self._open:  # an alias inside its own anchor: YAML allows it, Compose cannot use it
+            if not self._recursion_reported:
+                self._recursion_reported = True
+                self.problems.append(self.src.problem(
+                    node, "this anchor contains an alias to itself (a recursive structure)",
+                    "an alias (*name) must not appear inside the node its anchor (&name) marks", "yaml"))
+            return None
+        self._open.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return [self.build(x) for x in node.value]
+            return self._mapping(node, report=True)
+        finally:
+            self._open.discard(id(node))
 
     def _mapping(self, node: MappingNode, report: bool) -> dict:
         out: dict = {}
@@ -206,7 +219,15 @@ class DataBuilder:
             out[key] = self.build(v)
         for m in merge_sources(node):
             # merged mappings are reported where they are written, not again here
-            for key, val in self._mapping(m, report=False).items():
+            if id(m) in self._open:
+                self.build(m)  # reports the recursion
+                continue
+            self._open.add(id(m))
+            try:
+                merged = self._mapping(m, report=False)
+            finally:
+                self._open.discard(id(m))
+            for key, val in merged.items():
                 out.setdefault(key, val)
         return {k: v for k, v in out.items() if v is not _RESET}
 

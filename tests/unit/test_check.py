@@ -179,3 +179,16 @@ def test_project_name_precedence_and_normalization(tmp_path):
 def test_interpolation_forms():
     v = {"A": "a", "E": ""}
     assert naming.interpolate("${A}-${B:-b}-${E:-e}-${E-e}-${A:+x}-${B+y}-$$-$A", v) == "a-b-e--x--$-a"
+
+
+@pytest.mark.parametrize("text", ["a: &x\n  b: *x\nservices: {a: {image: x}}\n",
+                                  "x: &x\n  <<: *x\nservices: {a: {image: x}}\n",
+                                  "services: &s\n  a: {image: x, x-luma: {hosts: a.example.com, port: 80}}\n  b: *s\n"])
+def test_recursive_anchors_are_reported_not_crashed_on(text):
+    ps = problems(text)
+    assert ps and "recursive" in ps[0].message and ps[0].line == 1
+
+
+def test_services_not_a_mapping():
+    p = only("services: web\n")
+    assert "mapping" in p.message and p.line == 1
