@@ -8,6 +8,11 @@ For each example in examples/ and a generated file with --services services
 after one warm-up run each), and prints the medians and the ratio
 render / compose. Targets: typical files <= 1.0x, the big file <= 2.0x.
 Both are whole processes, as a user runs them (interpreter start included).
+
+Measure an installed luma-compose, as users have it (an editable install adds an
+import hook, and PYTHONDONTWRITEBYTECODE=1 on a source tree recompiles every run):
+
+    python3 -m venv /tmp/lc && /tmp/lc/bin/pip install . && PATH=/tmp/lc/bin:$PATH python3 bench/render_speed.py
 """
 
 from __future__ import annotations
@@ -54,6 +59,13 @@ def main() -> int:
     if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
         print("docker compose (v2) is needed as the reference", file=sys.stderr)
         return 2
+    print(f"measuring {luma} against {shutil.which('docker')} compose; load average {os.getloadavg()[0]:.2f}")
+    probe = subprocess.run([os.path.join(os.path.dirname(luma), "python"), "-c",
+                            "import luma_compose, sys; print(luma_compose.__file__)"], capture_output=True, text=True)
+    where = probe.stdout.strip()
+    if where.startswith(ROOT):
+        print(f"note: this luma-compose runs from the source tree ({where}): an editable install, slower than an "
+              "installed one (see this script's doc)")
     cases = []
     for name in sorted(os.listdir(os.path.join(ROOT, "examples"))):
         path = os.path.join(ROOT, "examples", name, "compose.yaml")

@@ -28,16 +28,18 @@ from .yamlsrc import DataBuilder, Source, is_map, is_null, is_scalar, is_seq, ow
 
 _ALIAS = re.compile(r"(?:[ \t\r\n:?-]|#[^\n]*)*\*([^\s,\[\]{}]+)")
 _PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_/][A-Za-z0-9_./@:+=,-]*$")
-_NOT_STR = re.compile(
-    r"^(?:~|null|Null|NULL|true|True|TRUE|false|False|FALSE|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF|y|Y|n|N"
-    r"|[-+]?(?:0|[1-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?|0[0-7_]+|0x[0-9a-fA-F_]+|0o[0-7_]+"
-    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)|[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?)$")
+#: Plain scalars YAML (1.1 or 1.2) would read as something else than a string.
+_KEYWORDS = frozenset(("~", "null", "true", "false", "yes", "no", "on", "off", "y", "n"))
 
 
 def scalar(value: str, flow: bool = False) -> str:
-    """A YAML scalar that reads back as the string ``value``: plain when safe, else double-quoted."""
-    if _PLAIN_SAFE.match(value) and not _NOT_STR.match(value) and not (flow and (":" in value or "," in value)) \
-            and not re.match(r"^\d{4}-\d\d?-\d\d?", value):
+    """A YAML scalar that reads back as the string ``value``: plain when safe, else double-quoted.
+
+    Anything that starts like a number (digits, sign, dot: ints, floats, dates, times,
+    ``.inf``) is quoted too: always correct, and cheaper than recognising each form.
+    """
+    if (_PLAIN_SAFE.match(value) and value.lower() not in _KEYWORDS and not value[0].isdigit()
+            and not (flow and (":" in value or "," in value))):
         return value
     return json.dumps(value, ensure_ascii=False)
 
