@@ -61,7 +61,8 @@ def main() -> int:
         return 2
     print(f"measuring {luma} against {shutil.which('docker')} compose; load average {os.getloadavg()[0]:.2f}")
     probe = subprocess.run([os.path.join(os.path.dirname(luma), "python"), "-c",
-                            "import luma_compose, sys; print(luma_compose.__file__)"], capture_output=True, text=True)
+                            "import luma_compose, sys; print(luma_compose.__file__)"], capture_output=True, text=True,
+                           cwd=tempfile.gettempdir())
     where = probe.stdout.strip()
     if where.startswith(ROOT):
         print(f"note: this luma-compose runs from the source tree ({where}): an editable install, slower than an "
