@@ -223,6 +223,7 @@ def test_upstream_transport_keeps_enough_idle_connections_and_passes_accept_enco
     assert tr["protocol"] == "http" and tr["compression"] is False
     assert tr["keep_alive"]["enabled"] is True
     assert tr["keep_alive"]["max_idle_conns_per_host"] >= 256
+    assert tr["keep_alive"]["idle_timeout"] == "1500ms"  # below gunicorn's 2 s keep-alive
 
 
 class KeepAliveUpstream:
