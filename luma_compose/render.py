@@ -118,7 +118,19 @@ class Editor:
             for item in node.value:
                 pos = self.node_end(item, pos)
             return pos
-        return self.off(node.end_mark)
+        end = self.off(node.end_mark)
+        if is_scalar(node) and node.style in ("|", ">"):
+            # a block scalar's marks take in the blank lines after it; unless it keeps them (`|+`),
+            # they are not its text, and what follows belongs after its last line, before them
+            header = self.src.text[start:self.src.text.find("\n", start)]
+            if "+" not in header:
+                text = self.src.text
+                while end > start and text[end - 1] in "\r\n":
+                    prev = text.rfind("\n", start, end - 1)
+                    if prev == -1 or text[prev + 1:end].strip():
+                        break
+                    end = prev + 1
+        return end
 
     def node_span(self, node: Node, after: int) -> tuple[int, int]:
         """(start, end) of the text of ``node`` where it is written after offset ``after``."""
@@ -178,7 +190,25 @@ class Renderer:
             self._networks(r, svc)
         if self.routes:
             self._top_network(expected)
+        self._keep_final_block_scalar()
         return self.ed.apply(), expected
+
+    def _keep_final_block_scalar(self) -> None:
+        """A file that ends, without a line break, in a `|`/`>` block scalar: that scalar has no final
+        line break. Lines added after it would give it one (clip chomping keeps a single final
+        break), so it gets strip chomping (`|-`), which keeps its value exactly."""
+        text = self.src.text
+        if text.endswith("\n") or not any(start >= len(text) for start, _, _ in self.ed.edits):
+            return
+        node = self.src.root
+        while isinstance(node, (MappingNode, SequenceNode)) and node.value:
+            node = node.value[-1][1] if isinstance(node, MappingNode) else node.value[-1]
+        if is_scalar(node) and node.style in ("|", ">"):
+            start = self.ed.off(node.start_mark)
+            header = text[start:text.find("\n", start)]
+            if "-" not in header and "+" not in header:
+                indicator = start + header.index(node.style) + 1
+                self.ed.replace(indicator, indicator, "-")
 
     # -------------------------------------------------------------- name
 

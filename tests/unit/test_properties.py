@@ -107,6 +107,11 @@ def compose_files(draw):
                     lines.append(f"{i3}health: /healthz")
             else:
                 lines.append(f"{i2}x-luma: {{hosts: [{', '.join(hosts)}], port: {port}}}")
+        chomp = draw(st.sampled_from([None, "", "-", "+"]))
+        if chomp is not None:  # a block scalar as the service's last key, blank lines after it
+            lines += [f"{i2}command: |{chomp}", f"{i3}echo {name}", f"{i3}# not a comment"]
+            if chomp == "+":
+                lines.append("")
         if draw(st.booleans()):
             lines.append("")
     if uses_nets:
