@@ -19,6 +19,7 @@ from typing import Iterator
 import pytest
 
 import dockerkit as dk
+from test_proxy import get
 
 SELECT_KEY = "lumatest.run"  # render owns the luma.* label namespace; ours must live outside it
 SELECT = f"{SELECT_KEY}={dk.RUN_ID}"
@@ -82,13 +83,7 @@ class Env:
         return int(dk.inspect(self.proxy)["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
 
     def get(self, host: str, path: str = "/") -> tuple[int, str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request("GET", path, headers={"Host": host})
-            r = conn.getresponse()
-            return r.status, r.read().decode().strip()
-        finally:
-            conn.close()
+        return get(self.port, host, path)
 
 
 def running(project: str, service: str = "web") -> set[str]:
@@ -124,21 +119,42 @@ def new_project(env: Env, prefix: str) -> tuple[str, str]:
 
 
 class Traffic:
-    """Sequential GETs through the proxy in a thread (new connection each), counting outcomes."""
+    """Sequential GETs through the proxy in a thread, counting outcomes, with a browser's connection
+    handling: one keep-alive connection, and a GET that fails on a *reused* connection the server
+    closed is sent again once on a new one (what browsers and Go's client do; every Caddy config load
+    closes idle keep-alive connections). A failure on a fresh connection counts as an error."""
 
     def __init__(self, env: Env, host: str):
         self.env, self.host = env, host
         self.stop = threading.Event()
         self.outcomes: Counter = Counter()
+        self.retried = 0
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
+        conn, used = None, False
         while not self.stop.is_set():
+            if conn is None:
+                conn, used = http.client.HTTPConnection("127.0.0.1", self.env.port, timeout=10), False
             try:
-                status, body = self.env.get(self.host)
+                conn.request("GET", "/", headers={"Host": self.host})
+                r = conn.getresponse()
+                status, body = r.status, r.read().decode().strip()
+                used = True
                 self.outcomes[status if status != 200 else body.rsplit("/", 1)[0]] += 1
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+                conn.close()
+                conn = None
+                if used:
+                    self.retried += 1  # sent again on a new connection by the next turn of the loop
+                else:
+                    self.outcomes[f"error: {type(e).__name__}"] += 1
             except OSError as e:
+                conn.close()
+                conn = None
                 self.outcomes[f"error: {type(e).__name__}"] += 1
+        if conn is not None:
+            conn.close()
 
     def __enter__(self) -> "Traffic":
         self.thread.start()
