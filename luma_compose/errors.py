@@ -55,11 +55,3 @@ class UnavailableError(LumaError):
     """Docker, docker compose or the proxy could not be reached."""
 
     exit_code = EXIT_UNAVAILABLE
-
-
-class ProblemsFound(LumaError):
-    """The input has problems; ``problems`` lists every one."""
-
-    def __init__(self, problems: list[Problem]):
-        super().__init__(f"{len(problems)} problem(s) found")
-        self.problems = problems

@@ -75,21 +75,6 @@ def log(msg: str) -> None:
 # ----------------------------------------------------------------------------- settings
 
 
-@dataclass(frozen=True)
-class ProxySettings:
-    name: str = DEFAULT_NAME
-    image: str = DEFAULT_IMAGE
-    volume: str = ""
-    http_port: str = "80"  # "[IP:]PORT"; PORT 0 lets Docker pick one
-    https_port: str = "443"
-    tls: str = "acme"
-    email: str = ""
-
-    @property
-    def data_volume(self) -> str:
-        return self.volume or f"{self.name}-data"
-
-
 def proxy_name(name: str | None = None) -> str:
     return name or os.environ.get(ENV_NAME) or DEFAULT_NAME
 

@@ -10,10 +10,6 @@ from .routing import Route, services_node
 from .yamlsrc import Source, is_map, locate, locate_key, own_get
 
 
-def _has_var(value: Any) -> bool:
-    return isinstance(value, str) and "$" in value
-
-
 def label_keys(labels: Any) -> list[str]:
     if isinstance(labels, dict):
         return [str(k) for k in labels]

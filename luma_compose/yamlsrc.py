@@ -22,7 +22,6 @@ from .errors import Problem
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
 RESET_TAG = "!reset"
-OVERRIDE_TAG = "!override"
 
 Path = tuple  # of str | int
 
