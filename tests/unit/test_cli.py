@@ -201,3 +201,20 @@ def launcher_parse(argv):
     from luma_compose.launcher import parse
 
     return parse(argv)
+
+
+def test_render_works_without_a_writable_cache(tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory would go")
+    r = luma("render", "-f", EXAMPLE, env={"XDG_CACHE_HOME": str(blocker)})
+    assert r.returncode == 0 and "luma.target: gmail-web:3000" in r.stdout and r.stderr == ""
+
+
+def test_gate_cache_is_written_once_and_reused(tmp_path):
+    cache = tmp_path / "cache"
+    assert luma("check", EXAMPLE, env={"XDG_CACHE_HOME": str(cache)}).returncode == 0
+    files = sorted(p.name for p in (cache / "luma-compose").iterdir())
+    assert any(f.startswith("gate-compose-") for f in files) and any(f.startswith("gate-xluma-") for f in files)
+    stamps = {p.name: p.stat().st_mtime_ns for p in (cache / "luma-compose").iterdir()}
+    assert luma("check", EXAMPLE, env={"XDG_CACHE_HOME": str(cache)}).returncode == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (cache / "luma-compose").iterdir()} == stamps
