@@ -145,27 +145,16 @@ def run(name) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def status(name, fmt) -> None:
     """The proxy container and its live route table. Exit 1 on conflicts or drift, 3 when it is down."""
-    from .proxy import _settings_of
-
-    ctl = _controller(name)
-    c = ctl.proxy.running()
-    table, current = ctl.table(c)
-    s = _settings_of(c)
-    desired = caddy_config.build_config(table, tls=s["tls"], email=s["email"] or None)
-    in_sync = current is not None and caddy_config.dumps(current) == caddy_config.dumps(desired)
-    ports = {k: f"{v[0]['HostIp'] or '*'}:{v[0]['HostPort']}" for k, v in (c.attrs["NetworkSettings"]["Ports"] or {}).items() if v}
+    st = _controller(name).status()
     if fmt == "json":
-        click.echo(json.dumps({"version": 1, "proxy": {"name": ctl.proxy.name, "image": c.attrs["Config"]["Image"], "status": c.status,
-                                         "tls": s["tls"], "ports": ports, "in_sync": in_sync},
-                               **table.to_json()}, indent=2))
+        click.echo(json.dumps(st.to_json(), indent=2))
+        _report(st.table)
     else:
-        click.echo(f"proxy {ctl.proxy.name}: {c.status}, image {c.attrs['Config']['Image']}, tls {s['tls']}, "
-                   f"ports {', '.join(f'{k} -> {v}' for k, v in sorted(ports.items())) or 'none'}")
-        click.echo(f"config: {'in sync with the labels' if in_sync else 'OUT OF SYNC (run: luma-compose proxy sync)'}")
-        click.echo(render_table(table))
-    if fmt == "json":
-        _report(table)
-    if table.conflicts or table.problems or not in_sync:
+        click.echo(f"proxy {st.name}: {st.state}, image {st.image}, tls {st.tls}, "
+                   f"ports {', '.join(f'{k} -> {v}' for k, v in sorted(st.ports.items())) or 'none'}")
+        click.echo(f"config: {'in sync with the labels' if st.in_sync else 'OUT OF SYNC (run: luma-compose proxy sync)'}")
+        click.echo(render_table(st.table))
+    if st.table.conflicts or st.table.problems or not st.in_sync:
         sys.exit(EXIT_PROBLEMS)
 
 

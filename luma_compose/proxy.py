@@ -254,6 +254,22 @@ def _settings_of(c: "Container") -> dict[str, str]:
             "select": lb.get(PROXY_SELECT_LABEL, "")}
 
 
+@dataclass(frozen=True)
+class ProxyStatus:
+    name: str
+    image: str
+    state: str  # the container's status: running, restarting, ...
+    tls: str
+    ports: dict[str, str]  # container port -> published address
+    in_sync: bool
+    table: RouteTable
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": 1, "proxy": {"name": self.name, "image": self.image, "status": self.state,
+                                        "tls": self.tls, "ports": self.ports, "in_sync": self.in_sync},
+                **self.table.to_json()}
+
+
 def bootstrap_config(tls: str) -> dict[str, Any]:
     """What Caddy runs before the first sync: the admin API and 404 for everything."""
     return caddy_config.build_config(RouteTable(), tls=tls, http_port=INTERNAL_HTTP_PORT,
@@ -389,6 +405,17 @@ class Controller:
         records = [r for r in managed_records(self.dc, select)
                    if r.labels.get(contract.LABEL_PROJECT) not in exclude_projects]
         return build_table(records, caddy_config.served_hosts(current)), current
+
+    def status(self) -> "ProxyStatus":
+        """The running proxy, its route table, and whether Caddy's loaded config matches the labels."""
+        c = self.proxy.running()
+        table, current = self.table(c)
+        s = _settings_of(c)
+        desired = caddy_config.build_config(table, tls=s["tls"], email=s["email"] or None)
+        in_sync = current is not None and caddy_config.dumps(current) == caddy_config.dumps(desired)
+        ports = {k: f"{v[0]['HostIp'] or '*'}:{v[0]['HostPort']}"
+                 for k, v in (c.attrs["NetworkSettings"]["Ports"] or {}).items() if v}
+        return ProxyStatus(self.proxy.name, c.attrs["Config"]["Image"], c.status, s["tls"], ports, in_sync, table)
 
     def _current(self, c: "Container") -> dict[str, Any] | None:
         if self._loaded is not None and self._loaded_for == c.id:

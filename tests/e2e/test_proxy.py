@@ -195,6 +195,20 @@ def test_routes_lists_hosts_targets_and_containers(world):
         assert line.split()[1:4] == [f"{proj.name}-web:3000", proj.name, "web"], line
 
 
+def test_status_json_says_in_sync_and_follows_its_schema(world):
+    import jsonschema
+
+    from luma_compose import schemas
+
+    world.proxy.sync()
+    r = cli("proxy", "status", "--name", world.proxy.name, "--format", "json")  # exit 0: in sync, no conflict
+    out = json.loads(r.stdout)
+    with open(Path(schemas.xluma_schema_path()).parent / "routes-output.schema.json") as fh:
+        jsonschema.validate(out, json.load(fh))
+    assert out["proxy"]["name"] == world.proxy.name and out["proxy"]["in_sync"] is True
+    assert {x["project"] for x in out["routes"]} >= {p.name for p in world.projects.values()}
+
+
 def test_host_conflict_is_reported_and_not_hijacked(world, busybox_image):
     with contextlib.ExitStack() as stack:
         intruder = add_project(world, stack, "intruder", busybox_image, [world.hosts["alpha"], "own.example.test"])
