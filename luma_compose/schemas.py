@@ -243,6 +243,10 @@ def _describe(e, schema: dict) -> list[SchemaError]:
         out = []
         # keys the schema knows are reported by their own errors, if any: only unknown keys here
         for k in bad:
+            if not allowed and patterns:  # a mapping of names (services, networks, ...): the name is wrong
+                out.append(SchemaError(path + (k,), f"'{k}' is not a valid name here",
+                                       "names may use only " + _pattern_words(patterns), key_error=True))
+                continue
             import difflib
 
             near = difflib.get_close_matches(str(k), allowed, n=1, cutoff=0.6)
@@ -259,6 +263,13 @@ def _describe(e, schema: dict) -> list[SchemaError]:
             return _describe(best, schema)
         return [SchemaError(tuple(best.absolute_path), _shorten(best.message), _hint_for(best))]
     return [SchemaError(path, _shorten(e.message), _hint_for(e))]
+
+
+def _pattern_words(patterns: list[str]) -> str:
+    named = [p for p in patterns if not p.startswith("^x-")]
+    if named == ["^[a-zA-Z0-9._-]+$"]:
+        return "ASCII letters, digits, '.', '_' and '-'"
+    return "names matching " + " or ".join(named or patterns)
 
 
 def _hint_for(e) -> str:

@@ -192,3 +192,8 @@ def test_recursive_anchors_are_reported_not_crashed_on(text):
 def test_services_not_a_mapping():
     p = only("services: web\n")
     assert "mapping" in p.message and p.line == 1
+
+
+def test_invalid_service_name_says_which_characters():
+    p = only("services:\n  wéb:\n    image: x\n")
+    assert "'wéb' is not a valid name" in p.message and "ASCII letters" in p.hint and (p.line, p.col) == (2, 3)

@@ -289,3 +289,12 @@ def test_flow_style_services_and_top_level_get_flow_additions():
 def test_empty_file_says_so():
     r = render("")
     assert not r.ok and "empty" in r.problems[0].message
+
+
+def test_non_ascii_and_bom_before_the_edits_keep_positions_right():
+    text = "\ufeff# 日本語 🎉\nservices:\n  web:   # ünïcode 🚀\n    image: \"ñ/x:1\"\n    labels: {é: \"ü\"}\n" \
+           "    x-luma: {hosts: a.example.com, port: 80}\n"
+    out = ok(text)
+    assert out.startswith("\ufeff# 日本語 🎉\nname: p\nservices:\n  web:   # ünïcode 🚀\n")
+    web = load(out.lstrip("\ufeff"))["services"]["web"]
+    assert web["labels"]["é"] == "ü" and web["labels"]["luma.target"] == "p-web:80"
