@@ -97,9 +97,22 @@ def _xluma_problem(src: Source, xnode: Node, service: str, xdata: Any, e) -> Pro
             value = value[e.path[1]]
         if isinstance(value, str):
             message, hint = host_problem(value) or (message, hint)
-    elif e.path == ("port",) and isinstance(xdata, dict) and isinstance(xdata.get("port"), str):
-        hint = "write the port as a number without quotes, e.g. `port: 3000`"
-    where = ".".join(str(p) for p in (e.path[:-1] if e.key_error else e.path))
+        elif value == []:
+            message, hint = "hosts is empty", "give at least one host name, e.g. `hosts: [app.example.com]`"
+        elif e.validator == "uniqueItems":
+            message, hint = "a host is listed twice in hosts", "list each host once"
+    elif e.path and e.path[0] == "port":
+        message = f"port must be a whole number from 1 to 65535, not {xdata.get('port')!r}"
+        hint = ("write the port as a number without quotes, e.g. `port: 3000`" if e.validator == "type"
+                else "use the port the container listens on, e.g. `port: 3000`")
+    elif e.path and e.path[0] == "health":
+        message = f"health must be an HTTP path starting with '/', not {xdata.get('health')!r}"
+        hint = "for example `health: /up`"
+    elif not e.path and e.validator == "type":
+        message = "x-luma must be a mapping"
+        hint = "write it as `x-luma: {hosts: [app.example.com], port: 3000}` or as a block with those keys"
+    # messages of our own name the key themselves; the schema's get its path
+    where = "" if message != e.message else ".".join(str(p) for p in (e.path[:-1] if e.key_error else e.path))
     return src.problem(node, f"service '{service}': x-luma{'.' + where if where else ''}: {message}", hint, "x-luma")
 
 

@@ -93,6 +93,10 @@ def check(src: Source, data: Any, project: str, routes: list[Route]) -> list[Pro
                                 "x-luma block", f"remove '{contract.NETWORK_KEY}' from its networks, or add an "
                                 "`x-luma:` block to route the service", "networks"))
             continue
+        for key in ("labels", "networks"):
+            if svc.get(key) is not None and not isinstance(svc[key], (dict, list)):
+                add(src.problem(at(name, key), f"service '{name}': `{key}` must be a mapping or a list",
+                                f"write {key} as `key: value` lines or as a `- item` list", "structure"))
         if "network_mode" in svc:
             add(src.problem(key_at(name, "network_mode"),
                             f"service '{name}' has x-luma and network_mode '{svc['network_mode']}': a routed "
@@ -110,6 +114,9 @@ def check(src: Source, data: Any, project: str, routes: list[Route]) -> list[Pro
             else:
                 hosts_seen[host] = name
 
+    if data.get("networks") is not None and not isinstance(data["networks"], dict):
+        add(src.problem(locate(src, ("networks",)), "top-level `networks` must be a mapping of network names",
+                        "write `networks:` then one `name:` entry per network", "structure"))
     _, nets_node = own_get(src.root, "networks")
     if is_map(nets_node):
         _, luma = own_get(nets_node, contract.NETWORK_KEY)

@@ -50,6 +50,7 @@ class SchemaError(NamedTuple):
     message: str
     hint: str
     key_error: bool = False  # the path names a key that should not be there
+    validator: str = ""  # the JSON Schema keyword that failed
 
 
 def _schemas_dir() -> str:
@@ -261,8 +262,9 @@ def _describe(e, schema: dict) -> list[SchemaError]:
         best = max(fitting, key=lambda c: len(c.absolute_path))
         if best.validator in ("oneOf", "anyOf", "additionalProperties", "unevaluatedProperties"):
             return _describe(best, schema)
-        return [SchemaError(tuple(best.absolute_path), _shorten(best.message), _hint_for(best))]
-    return [SchemaError(path, _shorten(e.message), _hint_for(e))]
+        return [SchemaError(tuple(best.absolute_path), _shorten(best.message), _hint_for(best),
+                            validator=str(best.validator))]
+    return [SchemaError(path, _shorten(e.message), _hint_for(e), validator=str(e.validator))]
 
 
 def _pattern_words(patterns: list[str]) -> str:

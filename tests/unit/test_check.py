@@ -197,3 +197,13 @@ def test_services_not_a_mapping():
 def test_invalid_service_name_says_which_characters():
     p = only("services:\n  wéb:\n    image: x\n")
     assert "'wéb' is not a valid name" in p.message and "ASCII letters" in p.hint and (p.line, p.col) == (2, 3)
+
+
+@pytest.mark.parametrize("text,what", [
+    ("services:\n  web:\n    image: x\n    labels: oops\n    x-luma: {hosts: a.example.com, port: 80}\n", "labels"),
+    ("services:\n  web:\n    image: x\n    networks: 3\n    x-luma: {hosts: a.example.com, port: 80}\n", "networks"),
+    ("services:\n  web:\n    image: x\n    x-luma: {hosts: a.example.com, port: 80}\nnetworks: [a]\n", "networks"),
+])
+def test_shapes_render_relies_on_are_checked_first(text, what):
+    ps = problems(text)
+    assert any(what in p.message and "must be a mapping" in p.message for p in ps)
