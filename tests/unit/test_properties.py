@@ -253,3 +253,6 @@ def test_any_damage_to_a_file_gives_problems_not_exceptions(case, data):
     assert r.ok == (r.text is not None)
     for p in r.problems:
         assert p.message and p.file == "fuzz.yaml"
+    if r.ok:  # still a valid file: rendering stays idempotent
+        again = api.render_text("fuzz.yaml", r.text, "p", ".", {})
+        assert again.ok and again.text == r.text
