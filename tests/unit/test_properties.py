@@ -256,3 +256,12 @@ def test_any_damage_to_a_file_gives_problems_not_exceptions(case, data):
     if r.ok:  # still a valid file: rendering stays idempotent
         again = api.render_text("fuzz.yaml", r.text, "p", ".", {})
         assert again.ok and again.text == r.text
+
+
+def test_the_gate_never_writes_schema_defaults_into_the_data():
+    # depends_on.<service>.required has a default in the compose-spec schema
+    doc = {"services": {"a": {"image": "x", "depends_on": {"b": {"condition": "service_started"}}},
+                        "b": {"image": "y"}}}
+    before = json.loads(json.dumps(doc))
+    assert schemas.gate_ok("compose", doc)
+    assert doc == before
