@@ -58,6 +58,9 @@ def compose_files(draw):
             lines.append(f"{i2}<<: *base")
         style = draw(st.integers(0, 5))
         image = "example/" + name + ":1"
+        others = names[:names.index(name)]  # earlier services only: no dependency cycles
+        if others and draw(st.booleans()):  # long-form depends_on: its `required` has a schema default
+            lines += [f"{i2}depends_on:", f"{i3}{others[0]}:", f"{i3}{' ' * step}condition: service_started"]
         lines.append(f"{i2}image: {quote(image, style)}" + ("   # pinned" if style == 1 else ""))
         env = draw(st.dictionaries(st.from_regex(r"\A[A-Z][A-Z0-9_]{0,5}\Z"), VALUES, max_size=3))
         if env:
