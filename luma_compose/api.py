@@ -29,11 +29,13 @@ class Result:
 
     ``source``: the input's name; ``project``: the resolved project name; ``text``: the rendered
     file (None when there are problems); ``input_text``: what was read; ``problems``: every problem;
-    ``routes``: the routed services found.
+    ``routes``: the routed services found; ``project_directory``: where relative paths and ``.env``
+    are read from (absolute).
     """
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self.project_directory = ""
         self.project: str | None = None
         self.text: str | None = None
         self.input_text = ""
@@ -54,7 +56,9 @@ def render(files: Sequence[str] = (), project: str | None = None, project_direct
     Problems with the input are returned in ``Result.problems`` (then ``text`` is None).
     """
     name, text, project_dir = _read_input(list(files), project, project_directory, stdin)
-    return render_text(name, text, project, project_dir, environ)
+    result = render_text(name, text, project, project_dir, environ)
+    result.project_directory = os.path.abspath(project_dir)
+    return result
 
 
 def check(files: Sequence[str] = (), project: str | None = None, project_directory: str | None = None,

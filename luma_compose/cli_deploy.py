@@ -30,15 +30,6 @@ def _proxy_options(f):
     return f
 
 
-def _directory(files: tuple[str, ...], project_directory: str | None) -> str:
-    if project_directory:
-        return os.path.abspath(project_directory)
-    real = [f for f in files if f != "-"]
-    if real:
-        return os.path.dirname(os.path.abspath(real[0]))
-    return os.getcwd()
-
-
 def _render(files, project, project_directory):
     from . import api
 
@@ -76,7 +67,7 @@ def deploy(files, project, project_directory, timeout, drain, proxy_name, proxy_
         click.echo("nothing was deployed: fix the problems above", err=True)
         sys.exit(1)
     routed = [RoutedService(r.service, tuple(r.hosts), int(r.port or 0), r.health) for r in result.routes]
-    d = Deployer(result.project, _directory(files, project_directory), result.text, routed,
+    d = Deployer(result.project, result.project_directory, result.text, routed,
                  ProxyOptions(proxy_name, proxy_image, proxy_http_port, proxy_https_port, proxy_tls, proxy_select),
                  timeout=timeout, drain=drain, progress=progress)
     res = d.deploy()
@@ -102,6 +93,7 @@ def down(files, project, project_directory, volumes, proxy_name) -> None:
 
     progress = Progress()
     text = ""
+    directory = os.path.abspath(project_directory or ".")  # `down -p NAME` with no file here
     try:
         result = _render(files, project, project_directory)
     except UsageError:
@@ -116,7 +108,8 @@ def down(files, project, project_directory, volumes, proxy_name) -> None:
         if result.ok:
             text = result.text or ""
             project = result.project
-    d = Deployer(project, _directory(files, project_directory), text, [], ProxyOptions(proxy_name),
+        directory = result.project_directory
+    d = Deployer(project, directory, text, [], ProxyOptions(proxy_name),
                  progress=progress)
     d.down(volumes=volumes)
     click.echo(f"{project} is down", err=True)

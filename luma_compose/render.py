@@ -401,7 +401,10 @@ class Renderer:
         if v.flow_style or self.ed.off(v.start_mark) < self.ed.off(k.end_mark):
             body = ", ".join(f"{scalar(n, True)}: null" for n in names if n != contract.NETWORK_KEY)
             text = "{" + (body + ", " if body else "") + luma + "}"
-            self._replace_value(k, v, text) if not v.flow_style else self._replace_flow(v, text)
+            if v.flow_style:
+                self._replace_flow(v, text)
+            else:
+                self._replace_value(k, v, text)
             return
         col = k.start_mark.column + self.step
         for item in v.value:
