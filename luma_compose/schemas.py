@@ -215,7 +215,6 @@ def errors(kind: str, instance: Any, fast: bool = True) -> list[SchemaError]:
                                    and (x.path, x.message.split("'")[1]) in suggested)]
 
 
-_UNEXPECTED = re.compile(r"'([^']+)' (?:was|were) unexpected|\(([^)]*) (?:was|were) unexpected\)")
 
 
 def _allowed_keys(e, schema: dict) -> list[str]:
