@@ -7,6 +7,8 @@ deploy read them back from running containers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 LABEL_PREFIX = "luma."
 
 LABEL_MANAGED = "luma.managed"
@@ -80,6 +82,19 @@ def route_labels(project: str, service: str, hosts: list[str], port: int, health
         LABEL_HEALTH_PATH: health,
         LABEL_NETWORK: ingress_network(project),
     }
+
+
+@dataclass(frozen=True)
+class RoutedService:
+    """A service routed by ``x-luma``, as plain data: what render found and deploy rolls."""
+
+    service: str
+    hosts: tuple[str, ...]
+    port: int
+    health_path: str
+
+    def labels(self, project: str) -> dict[str, str]:
+        return route_labels(project, self.service, list(self.hosts), self.port, self.health_path)
 
 
 def parse_hosts(value: str) -> list[str]:

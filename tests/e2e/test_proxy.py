@@ -211,7 +211,7 @@ def test_routes_lists_hosts_targets_and_containers(world):
 def test_status_json_says_in_sync_and_follows_its_schema(world):
     import jsonschema
 
-    from luma_compose import schemas
+    from luma_compose.compose import schemas
 
     world.proxy.sync()
     r = cli("proxy", "status", "--name", world.proxy.name, "--format", "json")  # exit 0: in sync, no conflict

@@ -6,7 +6,8 @@ import textwrap
 
 import pytest
 
-from luma_compose import api, naming
+from luma_compose import api
+from luma_compose.compose import inputs as naming
 from luma_compose.errors import UsageError
 
 

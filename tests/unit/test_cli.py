@@ -11,7 +11,7 @@ import sys
 import jsonschema
 import pytest
 
-from luma_compose import schemas
+from luma_compose.compose import schemas
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(ROOT, "examples", "gmail", "compose.yaml")
@@ -153,7 +153,7 @@ def test_python_api():
 
 @pytest.mark.parametrize("cmd", [["render"], ["check"]])
 def test_render_and_check_do_not_import_the_docker_sdk(cmd):
-    code = ("import sys; from luma_compose.cli import main\n"
+    code = ("import sys; from luma_compose.cli.main import main\n"
             f"try:\n    main({cmd + ['-f', EXAMPLE]!r})\nexcept SystemExit:\n    pass\n"
             "print('docker' in sys.modules, 'jsonschema' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -189,7 +189,7 @@ def test_fast_path_and_click_agree(args, tmp_path):
 
 
 def test_fast_path_does_not_import_click():
-    code = ("import sys; from luma_compose import launcher\n"
+    code = ("import sys; from luma_compose.cli import fast as launcher\n"
             f"try:\n    launcher.main(['render', '-f', {EXAMPLE!r}])\nexcept SystemExit as e:\n    rc = e.code\n"
             "print(rc, 'click' in sys.modules, file=sys.stderr)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -198,7 +198,7 @@ def test_fast_path_does_not_import_click():
 
 
 def launcher_parse(argv):
-    from luma_compose.launcher import parse
+    from luma_compose.cli.fast import parse
 
     return parse(argv)
 

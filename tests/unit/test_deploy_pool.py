@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from luma_compose import contract
-from luma_compose.routes import (
+from luma_compose.proxy.route_table import (
     CONFIG_HASH_LABEL,
     COMPOSE_PROJECT_LABEL,
     ContainerRecord,

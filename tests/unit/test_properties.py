@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from luma_compose import api, contract, schemas
+from luma_compose import api, contract
+from luma_compose.compose import schemas
 
 safe = YAML(typ="safe")
 NAMES = st.from_regex(r"\A[a-z][a-z0-9]{0,5}\Z")

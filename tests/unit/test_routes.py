@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from luma_compose import contract
-from luma_compose.routes import (
+from luma_compose.proxy.route_table import (
     CONFIG_HASH_LABEL,
     COMPOSE_PROJECT_LABEL,
     ContainerRecord,
@@ -166,7 +166,7 @@ def test_json_output_matches_its_published_schema():
 
     import jsonschema
 
-    from luma_compose import schemas
+    from luma_compose.compose import schemas
 
     path = os.path.join(os.path.dirname(schemas.xluma_schema_path()), "routes-output.schema.json")
     with open(path) as fh:

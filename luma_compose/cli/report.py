@@ -9,7 +9,7 @@ import os
 import sys
 from typing import IO, Iterable
 
-from .errors import LumaError, Problem
+from ..errors import LumaError, Problem
 
 _CODES = {"red": "31", "cyan": "36", "bold": "1"}
 

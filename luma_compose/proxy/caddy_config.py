@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .routes import Route, RouteTable
+from .route_table import Route, RouteTable
 
 TLS_MODES = ("acme", "internal", "off")
 ADMIN_LISTEN = "localhost:2019"

@@ -1,4 +1,6 @@
-"""Project naming, exactly as Docker Compose v2 does it.
+"""How Compose finds a project's input: files, ``.env``, interpolation and the project name.
+
+Project naming, exactly as Docker Compose v2 does it.
 
 Precedence: ``-p``, then ``COMPOSE_PROJECT_NAME``, then the top-level ``name:``
 of the file (interpolated, then normalized), then the basename of the project
@@ -10,9 +12,10 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Mapping
+import sys
+from typing import Any, Mapping, Sequence
 
-from .errors import UsageError
+from ..errors import UsageError
 
 _VALID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _KEEP = re.compile(r"[a-z0-9_-]")
@@ -106,3 +109,57 @@ def interpolate(value: str, variables: Mapping[str, str]) -> str:
         return val or ""
 
     return _VAR.sub(sub, value)
+
+
+# ----------------------------------------------------------------------------- files
+
+#: Compose's default file names, in its lookup order.
+DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+
+
+def find_files(files: Sequence[str], project_directory: str | None,
+               environ: Mapping[str, str] | None = None) -> list[str]:
+    """The compose files Compose would read: ``-f`` files, else ``COMPOSE_FILE``, else the default lookup."""
+    env = os.environ if environ is None else environ
+    if files:
+        return list(files)
+    env_files = env.get("COMPOSE_FILE")
+    if env_files:
+        return env_files.split(env.get("COMPOSE_PATH_SEPARATOR", os.pathsep))
+    base = project_directory or "."
+    found = next((f for f in DEFAULT_FILES if os.path.exists(os.path.join(base, f))), None)
+    if found is None:
+        raise UsageError(f"no compose file found in {os.path.abspath(base)} "
+                         f"(looked for {', '.join(DEFAULT_FILES)})", "name one with -f FILE, or -f - for stdin")
+    return [os.path.join(base, found)] if project_directory else [found]
+
+
+def read_file(path: str, stdin: Any = None) -> tuple[str, str]:
+    """(name for messages, text) of one compose file; ``-`` reads ``stdin``."""
+    if path == "-":
+        stream = stdin if stdin is not None else sys.stdin
+        return "<stdin>", stream.read()
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return path, fh.read()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file", "check the path given with -f") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read it: {e}", "give a readable UTF-8 compose file") from None
+
+
+def project_dir_of(files: Sequence[str], project_directory: str | None) -> str:
+    """Where ``.env`` and relative paths are read from: ``--project-directory``, else the first file's directory."""
+    if project_directory:
+        return project_directory
+    if not files or files[0] == "-":
+        return "."
+    return os.path.dirname(os.path.abspath(files[0]))
+
+
+def check_mergeable(files: Sequence[str]) -> None:
+    if "-" in files:
+        raise UsageError("-f - (stdin) cannot be combined with other -f files", "merge the files first, or pass files")
+    for f in files:
+        if not os.path.exists(f):
+            raise UsageError(f"{f}: no such file", "check the paths given with -f")

@@ -35,8 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import caddy_config, contract
-from .contract import (  # the proxy container's own labels live with the others
+from .. import contract
+from ..contract import (  # the proxy container's own labels live with the others
     PROXY_EMAIL_LABEL,
     PROXY_HTTP_LABEL,
     PROXY_HTTPS_LABEL,
@@ -44,8 +44,9 @@ from .contract import (  # the proxy container's own labels live with the others
     PROXY_SELECT_LABEL,
     PROXY_TLS_LABEL,
 )
-from .errors import LumaError, UnavailableError, UsageError
-from .routes import COMPOSE_PROJECT_LABEL, ContainerRecord, NetworkAttachment, RouteTable, build_table
+from ..errors import LumaError, UnavailableError, UsageError
+from . import caddy_config
+from .route_table import COMPOSE_PROJECT_LABEL, ContainerRecord, NetworkAttachment, RouteTable, build_table
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker

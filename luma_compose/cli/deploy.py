@@ -8,9 +8,9 @@ import time
 
 import click
 
-from . import caddy_config
-from .cli import input_options
-from .errors import UsageError
+from ..proxy import caddy_config
+from .main import input_options
+from ..errors import UsageError
 
 _TLS = click.Choice(caddy_config.TLS_MODES)
 
@@ -31,7 +31,7 @@ def _proxy_options(f):
 
 
 def _render(files, project, project_directory):
-    from . import api
+    from .. import api
 
     return api.render(files, project, project_directory)
 
@@ -52,8 +52,8 @@ def deploy(files, project, project_directory, timeout, drain, proxy_name, proxy_
     moved, old ones drained and removed); a new container that fails leaves the old
     version serving and exits 1.
     """
-    from .output import print_problems
-    from .deploy import Deployer, Progress, ProxyOptions, RoutedService
+    from .report import print_problems
+    from ..deploy.rollout import Deployer, Progress, ProxyOptions
 
     t0 = time.monotonic()
     progress = Progress()
@@ -66,8 +66,7 @@ def deploy(files, project, project_directory, timeout, drain, proxy_name, proxy_
         print_problems(result.problems)
         click.echo("nothing was deployed: fix the problems above", err=True)
         sys.exit(1)
-    routed = [RoutedService(r.service, tuple(r.hosts), int(r.port or 0), r.health) for r in result.routes]
-    d = Deployer(result.project, result.project_directory, result.text, routed,
+    d = Deployer(result.project, result.project_directory, result.text, result.routes,
                  ProxyOptions(proxy_name, proxy_image, proxy_http_port, proxy_https_port, proxy_tls, proxy_select),
                  timeout=timeout, drain=drain, progress=progress)
     res = d.deploy()
@@ -88,8 +87,8 @@ def down(files, project, project_directory, volumes, proxy_name) -> None:
 
     Other projects keep serving. Volumes are kept unless --volumes.
     """
-    from .output import print_problems
-    from .deploy import Deployer, Progress, ProxyOptions
+    from .report import print_problems
+    from ..deploy.rollout import Deployer, Progress, ProxyOptions
 
     progress = Progress()
     text = ""

@@ -11,12 +11,14 @@ from typing import Any, NamedTuple
 
 from ruamel.yaml.nodes import MappingNode, Node
 
-from . import contract
-from .errors import Problem
-from .yamlsrc import DataBuilder, Source, is_map, own_get, own_items
+from .. import contract
+from ..errors import Problem
+from .source import DataBuilder, Source, is_map, own_get, own_items
 
 
-class Route(NamedTuple):
+class MarkedService(NamedTuple):
+    """A service with an ``x-luma`` block, with the YAML nodes render edits."""
+
     service: str
     node: MappingNode  # the service's mapping
     key_node: Node  # the service's key under `services`
@@ -25,9 +27,13 @@ class Route(NamedTuple):
     port: int | None
     health: str
 
-    def labels(self, project: str) -> dict[str, str]:
+    def spec(self) -> contract.RoutedService:
+        """The plain description (no YAML nodes): what deploy and the API see."""
         assert self.port is not None
-        return contract.route_labels(project, self.service, self.hosts, self.port, self.health)
+        return contract.RoutedService(self.service, tuple(self.hosts), self.port, self.health)
+
+    def labels(self, project: str) -> dict[str, str]:
+        return self.spec().labels(project)
 
 
 def services_node(src: Source) -> MappingNode | None:
@@ -35,11 +41,11 @@ def services_node(src: Source) -> MappingNode | None:
     return v if is_map(v) else None
 
 
-def find_routes(src: Source, data: dict) -> tuple[list[Route], list[Problem]]:
+def find_routes(src: Source, data: dict) -> tuple[list[MarkedService], list[Problem]]:
     """The routed services, with their x-luma settings; problems with x-luma itself."""
     from . import schemas
 
-    routes: list[Route] = []
+    routes: list[MarkedService] = []
     problems: list[Problem] = []
     svcs = services_node(src)
     if svcs is None:
@@ -64,7 +70,7 @@ def find_routes(src: Source, data: dict) -> tuple[list[Route], list[Problem]]:
             if problem:
                 problems.append(problem)
                 continue
-        routes.append(Route(name, snode, knode, xnode, [h.lower() for h in hosts], port,
+        routes.append(MarkedService(name, snode, knode, xnode, [h.lower() for h in hosts], port,
                             xdata.get("health", contract.DEFAULT_HEALTH_PATH)))
     return routes, problems
 
@@ -85,7 +91,7 @@ def _port_from_expose(src: Source, snode, knode, name: str, data: dict) -> tuple
 
 
 def _xluma_problem(src: Source, xnode: Node, service: str, xdata: Any, e) -> Problem:
-    from .yamlsrc import locate, locate_key
+    from .source import locate, locate_key
 
     sub = Source(src.name, src.text, xnode)
     sub._line_starts = src._line_starts

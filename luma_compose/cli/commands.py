@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from . import api
-from .errors import EXIT_OK, EXIT_PROBLEMS, UsageError
-from .output import echo, print_problems, unified_diff
+from .. import api
+from ..errors import EXIT_OK, EXIT_PROBLEMS, UsageError
+from .report import echo, print_problems, unified_diff
 
 
 def render(files: Sequence[str] = (), project: str | None = None, project_directory: str | None = None,

@@ -8,17 +8,17 @@ import sys
 
 import click
 
-from . import __version__
-from .errors import LumaError
-from .output import print_bug, print_error
+from .. import __version__
+from ..errors import LumaError
+from .report import print_bug, print_error
 
 # Subcommands that live in their own modules are imported only when used, so
 # `render` and `check` never pay for the docker SDK.
 LAZY_COMMANDS = {
-    "proxy": "luma_compose.cli_proxy:proxy",
-    "routes": "luma_compose.cli_proxy:routes",
-    "deploy": "luma_compose.cli_deploy:deploy",
-    "down": "luma_compose.cli_deploy:down",
+    "proxy": "luma_compose.cli.proxy:proxy",
+    "routes": "luma_compose.cli.proxy:routes",
+    "deploy": "luma_compose.cli.deploy:deploy",
+    "down": "luma_compose.cli.deploy:down",
 }
 
 

@@ -66,12 +66,12 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     parsed = None if os.environ.get("LUMA_NO_FASTPATH") else parse(args)
     if parsed is None:
-        from .cli import main as click_main
+        from .main import main as click_main
 
         click_main(args, prog_name="luma-compose")
         return
-    from .errors import LumaError
-    from .output import print_bug, print_error
+    from ..errors import LumaError
+    from .report import print_bug, print_error
 
     command, kw = parsed
     try:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import contract
-from .errors import Problem
-from .routing import Route, services_node
-from .yamlsrc import Source, is_map, locate, locate_key, own_get
+from .. import contract
+from ..errors import Problem
+from .xluma import MarkedService, services_node
+from .source import Source, is_map, locate, locate_key, own_get
 
 
 def label_keys(labels: Any) -> list[str]:
@@ -26,7 +26,7 @@ def network_names(networks: Any) -> list[str]:
     return []
 
 
-def check(src: Source, data: Any, project: str, routes: list[Route]) -> list[Problem]:
+def check(src: Source, data: Any, project: str, routes: list[MarkedService]) -> list[Problem]:
     """Every semantic problem of the input file."""
     problems: list[Problem] = []
     add = problems.append

@@ -55,7 +55,7 @@ class SchemaError(NamedTuple):
 
 def _schemas_dir() -> str:
     # the package's own JSON schemas (the repository's top-level schemas/ links here)
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "_schemas")
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_schemas")
 
 
 def xluma_schema_path() -> str:
@@ -66,7 +66,10 @@ def compose_spec_path() -> str:
     """The official compose-spec schema, as vendored by the check-jsonschema package (read as data)."""
     spec = importlib.util.find_spec("check_jsonschema")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the check-jsonschema package (carrier of the compose-spec schema) is not installed")
+        from ..errors import UnavailableError
+
+        raise UnavailableError("the check-jsonschema package (carrier of the compose-spec schema) is not installed",
+                               "reinstall luma-compose with its dependencies: pip install luma-compose")
     return os.path.join(list(spec.submodule_search_locations)[0], "builtin_schemas", "vendor", "compose-spec.json")
 
 

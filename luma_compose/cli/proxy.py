@@ -9,16 +9,16 @@ import threading
 
 import click
 
-from . import caddy_config
-from .errors import EXIT_PROBLEMS, LumaError
-from .routes import RouteTable
+from ..errors import EXIT_PROBLEMS
+from ..proxy import caddy_config
+from ..proxy.route_table import RouteTable
 
 NAME_OPTION = click.option("--name", default=None, metavar="NAME",
                            help="Proxy container name (default luma-proxy, or $LUMA_PROXY_NAME).")
 
 
 def _controller(name: str | None):
-    from .proxy import Controller  # the docker SDK only when a proxy command runs
+    from ..proxy.controller import Controller  # the docker SDK only when a proxy command runs
 
     return Controller(name)
 
@@ -31,7 +31,7 @@ def _report(table: RouteTable) -> None:
 
 
 def _print_sync(res, quiet: bool = False) -> None:
-    from .proxy import log
+    from ..proxy.controller import log
 
     for n in res.connected:
         log(f"proxy: attached to {n}")
@@ -129,7 +129,7 @@ def run(name) -> None:
     last: list[str] = []
 
     def on_sync(res) -> None:
-        from .proxy import log
+        from ..proxy.controller import log
 
         key = json.dumps(res.table.to_json(), sort_keys=True)
         if res.changed or res.connected or res.disconnected or res.removed_networks or key != (last[0] if last else ""):

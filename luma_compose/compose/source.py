@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .errors import Problem
+from ..errors import Problem
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
 RESET_TAG = "!reset"

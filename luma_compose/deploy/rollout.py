@@ -37,9 +37,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import contract
-from .errors import LumaError, UnavailableError, UsageError
-from .routes import (
+from .. import contract
+from ..contract import RoutedService
+from ..errors import LumaError, UnavailableError, UsageError
+from ..proxy.route_table import (
     COMPOSE_PROJECT_LABEL,
     COMPOSE_SERVICE_LABEL,
     ContainerRecord,
@@ -48,7 +49,7 @@ from .routes import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .proxy import Controller
+    from ..proxy.controller import Controller
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_DRAIN = 10.0
@@ -61,14 +62,6 @@ class DeployFailed(LumaError):
 
 
 # ============================================================================ pure
-
-
-@dataclass(frozen=True)
-class RoutedService:
-    service: str
-    hosts: tuple[str, ...]
-    port: int
-    health_path: str
 
 
 @dataclass(frozen=True)
@@ -279,7 +272,7 @@ class Deployer:
                  proxy: ProxyOptions | None = None, timeout: float = DEFAULT_TIMEOUT,
                  drain: float = DEFAULT_DRAIN, progress: Progress | None = None,
                  log: Callable[[str], None] | None = None):
-        from . import proxy as proxy_mod
+        from ..proxy import controller as proxy_mod
 
         self.pm = proxy_mod
         self.project = project
