@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from .. import contract
 from ..contract import RoutedService
 from ..errors import LumaError, UnavailableError, UsageError
-from ..proxy.route_table import (
+from ..records import (
     COMPOSE_PROJECT_LABEL,
     COMPOSE_SERVICE_LABEL,
     ContainerRecord,

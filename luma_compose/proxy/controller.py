@@ -46,7 +46,8 @@ from ..contract import (  # the proxy container's own labels live with the other
 )
 from ..errors import LumaError, UnavailableError, UsageError
 from . import caddy_config
-from .route_table import COMPOSE_PROJECT_LABEL, ContainerRecord, NetworkAttachment, RouteTable, build_table
+from ..records import COMPOSE_PROJECT_LABEL, ContainerRecord, NetworkAttachment
+from .route_table import RouteTable, build_table
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker

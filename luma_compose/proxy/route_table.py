@@ -38,59 +38,12 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .. import contract
 
-COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
-COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
-CONFIG_HASH_LABEL = "com.docker.compose.config-hash"
-DRAINING_SUFFIX = contract.DRAINING_SUFFIX
-
-
-def is_draining(name: str) -> bool:
-    return name.endswith(DRAINING_SUFFIX)
-
-
-def draining_name(name: str) -> str:
-    return name if is_draining(name) else name + DRAINING_SUFFIX
-
-
-@dataclass(frozen=True)
-class NetworkAttachment:
-    ip: str
-    aliases: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ContainerRecord:
-    """What the route table needs to know about one container."""
-
-    id: str
-    name: str
-    labels: Mapping[str, str]
-    created: str  # RFC 3339 from the engine; compared as parsed time
-    state: str = "running"
-    health: str | None = None  # None: no health check; else starting|healthy|unhealthy
-    networks: Mapping[str, NetworkAttachment] = field(default_factory=dict)
-    image: str = ""  # image id ("sha256:..."); a rebuilt tag is a new generation
-
-    @property
-    def ready(self) -> bool:
-        return self.state == "running" and self.health in (None, "healthy")
-
-    @property
-    def config_hash(self) -> str:
-        return self.labels.get(CONFIG_HASH_LABEL, "")
-
-    @property
-    def generation(self) -> str:
-        return f"{self.config_hash}@{self.image}" if self.image else self.config_hash
-
-    @property
-    def draining(self) -> bool:
-        return is_draining(self.name)
+from ..records import COMPOSE_PROJECT_LABEL, ContainerRecord
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ import pytest
 
 from luma_compose import contract
 from luma_compose.proxy.caddy_config import build_config, dumps, served_hosts
-from luma_compose.proxy.route_table import ContainerRecord, NetworkAttachment, build_table
+from luma_compose.proxy.route_table import build_table
+from luma_compose.records import ContainerRecord, NetworkAttachment
 
 
 def rec(project, service, hosts, ip, port, n=1, health_path="/up", created="2026-01-01T00:00:00Z"):

@@ -17,7 +17,7 @@ from luma_compose.deploy.rollout import (
     replicas_of,
 )
 from luma_compose.errors import UsageError
-from luma_compose.proxy.route_table import CONFIG_HASH_LABEL, COMPOSE_PROJECT_LABEL, ContainerRecord
+from luma_compose.records import CONFIG_HASH_LABEL, COMPOSE_PROJECT_LABEL, ContainerRecord
 
 
 def c(cid: str, gen: str = "h1", state: str = "running", name: str = "", image: str = "") -> ContainerRecord:

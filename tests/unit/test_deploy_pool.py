@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 
 from luma_compose import contract
-from luma_compose.proxy.route_table import (
+from luma_compose.proxy.route_table import build_table
+from luma_compose.records import (
     CONFIG_HASH_LABEL,
     COMPOSE_PROJECT_LABEL,
     ContainerRecord,
     NetworkAttachment,
-    build_table,
     draining_name,
     is_draining,
 )

@@ -7,13 +7,8 @@ import itertools
 import pytest
 
 from luma_compose import contract
-from luma_compose.proxy.route_table import (
-    CONFIG_HASH_LABEL,
-    COMPOSE_PROJECT_LABEL,
-    ContainerRecord,
-    NetworkAttachment,
-    build_table,
-)
+from luma_compose.proxy.route_table import build_table
+from luma_compose.records import CONFIG_HASH_LABEL, COMPOSE_PROJECT_LABEL, ContainerRecord, NetworkAttachment
 
 _ips = itertools.count(2)
 
