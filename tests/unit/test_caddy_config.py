@@ -26,15 +26,13 @@ import pytest
 from luma_compose import contract
 from luma_compose.proxy.caddy_config import build_config, dumps, served_hosts
 from luma_compose.proxy.route_table import build_table
-from luma_compose.records import ContainerRecord, NetworkAttachment
+from luma_compose.records import ContainerRecord
+from support.records import routed
 
 
 def rec(project, service, hosts, ip, port, n=1, health_path="/up", created="2026-01-01T00:00:00Z"):
-    lb = contract.route_labels(project, service, list(hosts), port, health_path)
-    return ContainerRecord(
-        id=f"{project}-{service}-{n}", name=f"{project}-{service}-{n}", labels=lb, created=created,
-        networks={contract.ingress_network(project): NetworkAttachment(ip, (contract.alias(project, service),))},
-    )
+    return routed(project, service, n, hosts=hosts, ip=ip, port=port, health_path=health_path, created=created,
+                  compose=False, aliases=(contract.alias(project, service),), cid=f"{project}-{service}-{n}")
 
 
 def server_routes(cfg, name="luma"):
