@@ -21,11 +21,11 @@ sys.path.insert(0, str(ROOT / "tests" / "images"))
 
 import build as image_build  # noqa: E402  (tests/images/build.py)
 
-from luma_compose import contract  # noqa: E402
+from luma_compose import api, contract  # noqa: E402
 
 RUN = secrets.token_hex(3)
 #: Put on every benchmark container; the benchmark proxy routes only these (--select).
-SELECT = f"luma.bench.run={RUN}"
+SELECT = f"bench.luma-compose.run={RUN}"  # not luma.*: render owns that prefix
 
 
 def sh(*cmd: str, check: bool = True, input: str | None = None) -> str:
@@ -41,23 +41,22 @@ def luma(*args: str, check: bool = True) -> str:
 
 def compose_text(project: str, image: str, hosts: list[str], replicas: int = 1,
                  command: list[str] | None = None, cpus: float | None = None) -> str:
-    s = "web"
-    svc = {
-            "image": image,
-            "environment": {"PROJECT": project, "SERVICE": s},
-            "networks": {"default": None, contract.NETWORK_KEY: {"aliases": [contract.alias(project, s)]}},
-            "labels": {**contract.route_labels(project, s, hosts, 3000, "/up"), SELECT.split("=")[0]: RUN},
-            "deploy": {"replicas": replicas},
+    """A one-service compose file rendered by luma-compose itself (``api.render_text``)."""
+    svc: dict = {
+        "image": image,
+        "environment": {"PROJECT": project, "SERVICE": "web"},
+        "labels": {SELECT.split("=")[0]: RUN},
+        "deploy": {"replicas": replicas},
+        "x-luma": {"hosts": hosts, "port": 3000},
     }
     if command:
         svc["command"] = command
     if cpus:
         svc["cpus"] = cpus
-    return json.dumps({
-        "name": project,
-        "services": {s: svc},
-        "networks": {contract.NETWORK_KEY: {"labels": {contract.NETWORK_OWNER_LABEL: "true"}}},
-    })
+    result = api.render_text(f"<{project}>", json.dumps({"services": {"web": svc}}), project=project)
+    if not result.ok or not result.text:
+        raise SystemExit(f"bench: render refused the bench file: {[p.message for p in result.problems]}")
+    return result.text
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import click
 from ..errors import EXIT_PROBLEMS
 from ..proxy import caddy_config
 from ..proxy.route_table import RouteTable
+from .report import reporter
 
 NAME_OPTION = click.option("--name", default=None, metavar="NAME",
                            help="Proxy container name (default luma-proxy, or $LUMA_PROXY_NAME).")
@@ -22,47 +23,6 @@ def _controller(name: str | None):
     from ..proxy.controller import Controller
 
     return Controller(DockerEngine(), name)
-
-
-def _report(table: RouteTable) -> None:
-    for c in table.conflicts:
-        click.echo(f"conflict: {c.message}", err=True)
-    for p in table.problems:
-        click.echo(f"ignored: {p}", err=True)
-
-
-def _print_sync(res, quiet: bool = False) -> None:
-    from ..proxy.controller import log
-
-    for n in res.connected:
-        log(f"proxy: attached to {n}")
-    for n in res.disconnected:
-        log(f"proxy: detached from {n}")
-    for n in res.removed_networks:
-        log(f"proxy: removed network {n} (its project is gone)")
-    for w in res.warnings:
-        log(f"warning: {w}")
-    _report(res.table)
-    if not quiet:
-        state = "config loaded" if res.changed else "no change"
-        click.echo(f"{len(res.table.routes)} route(s), {state}")
-
-
-def render_table(table: RouteTable) -> str:
-    rows = [("HOST", "TARGET", "PROJECT", "SERVICE", "CONTAINERS")]
-    for r in table.routes:
-        members = ", ".join(
-            f"{m.name} ({m.health}, {'in pool' if m.in_pool else m.reason})" for m in r.members
-        ) or "-"
-        for h in r.hosts:
-            rows.append((h, r.target, r.project, r.service, members))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(col.ljust(widths[i]) if i < 4 else col for i, col in enumerate(row)).rstrip() for row in rows]
-    for c in table.conflicts:
-        lines.append(f"conflict: {c.message}")
-    for p in table.problems:
-        lines.append(f"ignored: {p}")
-    return "\n".join(lines)
 
 
 @click.group()
@@ -90,7 +50,7 @@ def up(name, image, http_port, https_port, tls, email, volume, select) -> None:
     c, created = ctl.up(image=image, http_port=http_port, https_port=https_port, tls=tls, email=email, volume=volume,
                         select=select)
     res = ctl.sync()
-    _print_sync(res, quiet=True)
+    reporter("text").sync(res, quiet=True)
     ports = ", ".join(f"{k} -> {ip or '*'}:{port}" for k, (ip, port) in sorted(c.ports.items()))
     click.echo(f"{ctl.proxy.name} {'started' if created else 'running'} ({ports}); {len(res.table.routes)} route(s)")
     _exit_on_problems(res.table)
@@ -110,7 +70,7 @@ def sync(name) -> None:
     Exits 1 when routes conflict or containers were ignored (the rest is applied).
     """
     res = _controller(name).sync()
-    _print_sync(res)
+    reporter("text").sync(res)
     _exit_on_problems(res.table)
 
 
@@ -133,7 +93,7 @@ def run(name) -> None:
 
         key = json.dumps(res.table.to_json(), sort_keys=True)
         if res.changed or res.connected or res.disconnected or res.removed_networks or key != (last[0] if last else ""):
-            _print_sync(res, quiet=True)
+            reporter("text").sync(res, quiet=True)
             log(f"proxy: {len(res.table.routes)} route(s), {'config loaded' if res.changed else 'no change'}")
         last[:] = [key]
 
@@ -148,15 +108,7 @@ def run(name) -> None:
 def status(name, fmt) -> None:
     """The proxy container and its live route table. Exit 1 on conflicts or drift, 3 when it is down."""
     st = _controller(name).status()
-    if fmt == "json":
-        click.echo(json.dumps(st.to_json(), indent=2))
-        _report(st.table)
-    else:
-        click.echo(f"engine: {st.endpoint}")
-        click.echo(f"proxy {st.name}: {st.state}, image {st.image}, tls {st.tls}, "
-                   f"ports {', '.join(f'{k} -> {v}' for k, v in sorted(st.ports.items())) or 'none'}")
-        click.echo(f"config: {'in sync with the labels' if st.in_sync else 'OUT OF SYNC (run: luma-compose proxy sync)'}")
-        click.echo(render_table(st.table))
+    reporter(fmt).status(st)
     if st.table.conflicts or st.table.problems or not st.in_sync:
         sys.exit(EXIT_PROBLEMS)
 
@@ -177,8 +129,4 @@ def routes(name, fmt) -> None:
     ctl = _controller(name)
     c = ctl.proxy.container()
     table, _ = ctl.table(c)
-    if fmt == "json":
-        click.echo(json.dumps({"version": 1, **table.to_json()}, indent=2))
-        _report(table)
-    else:
-        click.echo(render_table(table))
+    reporter(fmt).routes(table)
