@@ -8,7 +8,6 @@ import http.client
 import json
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -18,10 +17,12 @@ from typing import Iterator
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "images"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import build as image_build  # noqa: E402  (tests/images/build.py)
 
 from luma_compose import api, contract  # noqa: E402
+from support.processes import background  # noqa: E402  (tests/support/processes.py)
 
 RUN = secrets.token_hex(3)
 #: Put on every benchmark container; the benchmark proxy routes only these (--select).
@@ -83,18 +84,9 @@ def proxy(caddy_image: str) -> Iterator[tuple[str, int]]:
         sh("docker", "volume", "rm", "-f", f"{name}-data", check=False)
 
 
-@contextlib.contextmanager
-def proxy_run(name: str) -> Iterator[subprocess.Popen]:
-    p = subprocess.Popen([sys.executable, "-m", "luma_compose.cli", "proxy", "run", "--name", name],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield p
-    finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+def proxy_run(name: str):
+    """``luma-compose proxy run`` in the background for the block (stopped with SIGTERM)."""
+    return background([sys.executable, "-m", "luma_compose.cli", "proxy", "run", "--name", name], capture=False)
 
 
 @contextlib.contextmanager

@@ -11,12 +11,9 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
-import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +24,7 @@ import pytest
 
 import dockerkit as dk
 from luma_compose import api, contract
+from support.processes import background
 
 N = 100  # requests per host check (the issue asks for at least 100)
 REPO = Path(__file__).resolve().parents[2]
@@ -297,19 +295,9 @@ def test_proxy_removed_and_brought_back_serves_the_same_routes(world):
         assert all(code == 200 and b.startswith(f"{proj.name}/web/") for code, b in got), got
 
 
-@contextlib.contextmanager
-def proxy_run(name: str) -> Iterator[subprocess.Popen]:
-    p = subprocess.Popen([*dk.luma_compose_cmd(), "proxy", "run", "--name", name],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        yield p
-    finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+def proxy_run(name: str):
+    """``luma-compose proxy run`` in the background for the block (stopped with SIGTERM)."""
+    return background([*dk.luma_compose_cmd(), "proxy", "run", "--name", name])
 
 
 def network_exists(name: str) -> bool:
