@@ -176,3 +176,63 @@ def docker_proxy_pids(host_port: int) -> list[int]:
             if i + 1 < len(argv) and argv[i + 1] == str(host_port).encode():
                 pids.append(int(d.name))
     return pids
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and all its descendants (nginx's master and workers)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def caddy_binary() -> str:
+    return str(image_build.find_caddy())
+
+
+@contextlib.contextmanager
+def host_process(cmd: list[str], port: int, log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """Run a reverse proxy on the host (loopback) until the block ends; waits until ``port`` accepts."""
+    import os
+    import socket
+    import time
+
+    with open(log, "wb") as out:
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if p.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"{cmd[0]} did not start:\n{log.read_text(errors='replace')[-2000:]}")
+                time.sleep(0.05)
+        yield p
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
