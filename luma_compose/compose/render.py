@@ -53,8 +53,10 @@ class Renderer:
         self.ed = Editor(src)
         svcs = services_node(src)
         root_col = key_col(src.root)
-        self.step = max(2, key_col(svcs) - root_col) if svcs is not None and svcs.value and not svcs.flow_style \
+        #: the file's indentation step, taken from `services:`; each service's own step is used inside it
+        self.file_step = max(1, key_col(svcs) - root_col) if svcs is not None and svcs.value and not svcs.flow_style \
             else 2
+        self.step = self.file_step
 
     def run(self) -> tuple[str, dict]:
         expected = copy.copy(self.data)
@@ -63,9 +65,13 @@ class Renderer:
         for r in self.routes:
             svc = dict(expected["services"][r.service])
             expected["services"][r.service] = svc
+            self.step = _child_step(r.node, r.key_node, self.file_step)
             self._labels(r, svc)
             self._networks(r, svc)
         if self.routes:
+            _, nets = own_get(self.src.root, "networks")
+            k_nets = own_get(self.src.root, "networks")[0]
+            self.step = _child_step(nets, k_nets, self.file_step) if is_map(nets) else self.file_step
             self._top_network(expected)
         self._keep_final_block_scalar()
         return self.ed.apply(), expected
@@ -75,7 +81,7 @@ class Renderer:
         line break. Lines added after it would give it one (clip chomping keeps a single final
         break), so it gets strip chomping (`|-`), which keeps its value exactly."""
         text = self.src.text
-        if text.endswith("\n") or not any(start >= len(text) for start, _, _ in self.ed.edits):
+        if text.endswith("\n") or not any(e[0] >= len(text) for e in self.ed.edits):
             return
         node = self.src.root
         while isinstance(node, (MappingNode, SequenceNode)) and node.value:
@@ -382,6 +388,16 @@ class Renderer:
         start = self.src.offset(item.start_mark.line, 0)
         end = self.ed.line_after(self.ed.off(item.end_mark))
         self.ed.replace(start, end, "")
+
+
+def _child_step(mapping: Node | None, key: Node | None, default: int) -> int:
+    """How far a block mapping's entries are indented past its key (the file's own step there)."""
+    if isinstance(mapping, MappingNode) and mapping.value and not mapping.flow_style and key is not None \
+            and mapping.start_mark.line > key.start_mark.line:
+        step = key_col(mapping) - key.start_mark.column
+        if step > 0:
+            return step
+    return default
 
 
 def render(src: Source, data: dict, project: str, routes: list[MarkedService], keep_name: bool) -> tuple[str, dict]:

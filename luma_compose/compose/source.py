@@ -203,9 +203,15 @@ class DataBuilder:
     def _mapping(self, node: MappingNode, report: bool) -> dict:
         out: dict = {}
         for k, v in own_items(node):
-            key = scalar_value(k) if isinstance(k, ScalarNode) else self.build(k)
-            if not isinstance(key, (str, int, float, bool)) and key is not None:
-                key = str(key)
+            key = scalar_value(k) if isinstance(k, ScalarNode) else None
+            if not isinstance(key, str):
+                # Compose refuses them too ("non-string key"); the data keeps a string in its place
+                if report:
+                    shown = "null" if key is None else (k.value if isinstance(k, ScalarNode) else "a collection")
+                    self.problems.append(self.src.problem(
+                        k, f"mapping key {shown!s} is not a string (Compose refuses non-string keys)",
+                        "quote the key (\"1\": ...), or give the key a name", "yaml"))
+                key = "" if key is None else (k.value if isinstance(k, ScalarNode) else f"<key at line {k.start_mark.line + 1}>")
             if key in out:
                 if report:
                     self.problems.append(self.src.problem(

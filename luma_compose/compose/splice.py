@@ -50,26 +50,32 @@ class Editor:
 
     def __init__(self, src: Source) -> None:
         self.src = src
-        self.edits: list[tuple[int, int, str]] = []
+        self.edits: list[tuple[int, int, str, int]] = []  # start, end, text, rank (see apply)
         self.nl = "\r\n" if "\r\n" in self.src.text else "\n"
 
     def off(self, mark) -> int:
         return self.src.offset(mark.line, mark.column)
 
     def replace(self, start: int, end: int, text: str) -> None:
-        self.edits.append((start, end, text))
+        self.edits.append((start, end, text, 0))
 
     def insert_lines(self, pos: int, lines: list[str]) -> None:
+        """New lines at the start of a line. Of several blocks inserted at one place, the more indented
+        goes first: it closes a deeper collection (a service's `networks`) that ends there, before a
+        shallower one (the service itself) gets a new key."""
         text = self.src.text
         prefix = self.nl if pos >= len(text) and text and not text.endswith("\n") else ""
-        self.edits.append((pos, pos, prefix + "".join(line + self.nl for line in lines)))
+        indent = len(lines[0]) - len(lines[0].lstrip(" ")) if lines else 0
+        self.edits.append((pos, pos, prefix + "".join(line + self.nl for line in lines), -indent))
 
     def apply(self) -> str:
         text = self.src.text
         out, last = [], len(text)
-        # from the end backwards; of two inserts at one place, the one asked for later ends up later
-        order = sorted(range(len(self.edits)), key=lambda i: (self.edits[i][0], self.edits[i][1], i), reverse=True)
-        for start, end, new in (self.edits[i] for i in order):
+        # from the end backwards; of two inserts at one place, the deeper one first, then the one asked for
+        # first (see insert_lines)
+        order = sorted(range(len(self.edits)), key=lambda i: (self.edits[i][0], self.edits[i][1], self.edits[i][3], i),
+                       reverse=True)
+        for start, end, new, _ in (self.edits[i] for i in order):
             if end > last:
                 raise AssertionError("overlapping edits")  # a bug, never user input
             out.append(text[end:last])
