@@ -97,3 +97,46 @@ def test_a_null_mapping_key_is_a_problem_not_a_crash():
     r = api.render_text("f.yaml", "services:\n  web:\n    image: x\n    labels:\n      &a : x\n", "p", ".", {})
     assert not r.ok and any("not a string" in p.message for p in r.problems)
     assert all(p.line for p in r.problems)
+
+
+# ---- item 5: interpolated values in typed fields are Compose's to check, and no false "unknown key"
+
+INTERPOLATED_TYPED = """\
+    services:
+      web:
+        image: nginx
+        x-owner: team-a
+        pull_policy: ${PULL_POLICY:-always}
+        healthcheck:
+          test: ["CMD", "true"]
+          retries: ${R:-3}
+        gpus: ${GPUS:-all}
+        cgroup: ${CG:-host}
+        depends_on:
+          db:
+            condition: ${COND:-service_started}
+        volumes:
+          - type: ${VT:-bind}
+            source: ./x
+            target: /x
+        x-luma: {hosts: a.example.com, port: 80}
+      db:
+        image: pg
+        x-owner: team-b
+        pull_policy: ${PULL_POLICY:-always}
+    """
+
+
+def test_interpolated_typed_fields_give_no_false_schema_errors(tmp_path):
+    text = textwrap.dedent(INTERPOLATED_TYPED)
+    out = render_ok(tmp_path, text)
+    assert_compose_runs_input_plus_contract(text, out, str(tmp_path), "r", {"web": ("a.example.com", 80)})
+    no_route = "services:\n  web:\n    image: nginx\n    x-owner: team-a\n    pull_policy: ${PULL_POLICY:-always}\n"
+    assert api.render_text("c.yaml", no_route, "r", str(tmp_path), {}).ok
+
+
+def test_a_real_unknown_key_is_still_reported_next_to_an_interpolated_value(tmp_path):
+    text = "services:\n  web:\n    image: nginx\n    x-owner: a\n    pull_policy: ${P:-always}\n    imagee: x\n"
+    r = api.render_text("c.yaml", text, "r", str(tmp_path), {})
+    assert [p.message for p in r.problems] == ["compose-spec: services/web/imagee: unknown key 'imagee'"]
+    assert (r.problems[0].line, r.problems[0].col) == (6, 5)
