@@ -28,8 +28,19 @@ def style(text: str, code: str, stream: IO[str]) -> str:
 
 def echo(text: str = "", err: bool = False, nl: bool = True) -> None:
     stream = _stream(err)
-    stream.write(text + ("\n" if nl else ""))
-    stream.flush()
+    try:
+        stream.write(text + ("\n" if nl else ""))
+        stream.flush()
+    except BrokenPipeError:  # the reader went away (`... | head`, `... | true`)
+        try:  # nothing more can reach it; keep the interpreter's last flush from failing again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        except (OSError, ValueError):
+            pass
+        if err:
+            return
+        raise LumaError("the output pipe was closed before everything was written",
+                        "the command reading the output stopped early; run it again with a reader "
+                        "that reads everything, or use -o FILE") from None
 
 
 def print_problems(problems: Iterable[Problem], err: bool = True) -> None:

@@ -138,7 +138,16 @@ def read_file(path: str, stdin: Any = None) -> tuple[str, str]:
     """(name for messages, text) of one compose file; ``-`` reads ``stdin``."""
     if path == "-":
         stream = stdin if stdin is not None else sys.stdin
-        return "<stdin>", stream.read()
+        raw = getattr(stream, "buffer", None)
+        if raw is None:
+            return "<stdin>", stream.read()
+        data = raw.read()
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise UsageError(f"<stdin>: not UTF-8 text (byte {e.start} is {data[e.start:e.start + 1]!r})",
+                             "pipe a compose file (UTF-8 YAML) into -f -") from None
+        return "<stdin>", text.replace("\r\n", "\n").replace("\r", "\n")  # as text-mode stdin reads it
     try:
         with open(path, encoding="utf-8", newline="") as fh:
             return path, fh.read()

@@ -50,6 +50,9 @@ def render_text(name: str, text: str, project: str | None = None, project_dir: s
     builder = DataBuilder(src)
     data = builder.build(src.root)
     problems = builder.problems
+    if builder.exhausted:
+        result.problems = problems
+        return result
     if not isinstance(data, dict) or not data.get("services"):
         result.problems = problems + rules.check(src, data, "", [])
         return result
