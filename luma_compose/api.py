@@ -37,7 +37,8 @@ def render(files: Sequence[str] = (), project: str | None = None, project_direct
         from .engine import compose_cli
 
         inputs.check_mergeable(found)
-        name, text = "<merged: " + ", ".join(found) + ">", compose_cli.merge_files(found, project, project_directory)
+        name, text = "<merged: " + ", ".join(found) + ">", compose_cli.merge_files(found, project, project_directory,
+                                                                                environ)
     result = render_text(name, text, project, project_dir, environ)
     result.project_directory = os.path.abspath(project_dir)
     return result

@@ -66,9 +66,17 @@ def merge_command(files: Sequence[str], project: str | None, project_directory: 
     return ComposeCommand(tuple(argv))
 
 
-def merge_files(files: Sequence[str], project: str | None, project_directory: str | None) -> str:
-    """Several files merged by Compose's own rules (``docker compose config``); no engine is needed."""
+def merge_files(files: Sequence[str], project: str | None, project_directory: str | None,
+                environ: Mapping[str, str] | None = None) -> str:
+    """Several files merged by Compose's own rules (``docker compose config``); no engine is needed.
+
+    ``environ``: the environment Compose sees (default: this process's); given, ``COMPOSE_*`` variables
+    of this process do not leak into it.
+    """
     cmd = merge_command(files, project, project_directory)
+    if environ is not None:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+        cmd = ComposeCommand(cmd.argv, cmd.stdin, cmd.cwd, {**base, **environ})
     proc = run(cmd, timeout=120)
     check_v2(proc, "merging several -f files")
     if proc.returncode != 0:
