@@ -22,6 +22,7 @@ from .. import contract
 from ..errors import LumaError, Problem
 from .rules import is_ours
 from .source import DataBuilder, Source, is_map, is_null, is_scalar, is_seq, own_get, scalar_value
+from . import splice
 from .splice import Editor, flow, key_col, scalar
 from .xluma import MarkedService, services_node
 
@@ -59,6 +60,13 @@ class Renderer:
         self.step = self.file_step
 
     def run(self) -> tuple[str, dict]:
+        splice.QUOTE[0] = splice.prefer_quote(self.src.text)
+        try:
+            return self._run()
+        finally:
+            splice.QUOTE[0] = '"'
+
+    def _run(self) -> tuple[str, dict]:
         expected = copy.copy(self.data)
         expected["services"] = dict(self.data["services"])
         self._name(expected)
@@ -219,6 +227,7 @@ class Renderer:
             if not prefix.strip().startswith("-"):
                 prefix = " " * (first.start_mark.column - 2) + "- "
             pos = self.ed.line_after(self.ed.node_end(node, self.ed.off(node.start_mark)))
+            pos = self.ed.past_deeper_comments(pos, len(prefix) - len(prefix.lstrip(" -")))
             self.ed.insert_lines(pos, [prefix + scalar(m) for m in missing])
 
     # ---------------------------------------------------------- networks
@@ -299,6 +308,7 @@ class Renderer:
                 continue
             self.ed.replace(line_start, end, " " * col + self.src.text[self.ed.off(item.start_mark):end] + ":")
         pos = self.ed.line_after(self.ed.node_end(v, self.ed.off(v.start_mark)))
+        pos = self.ed.past_deeper_comments(pos, col)
         self.ed.insert_lines(pos, [" " * col + f"{contract.NETWORK_KEY}:",
                                    " " * (col + self.step) + f"aliases: [{scalar(alias, True)}]"])
 
@@ -365,9 +375,13 @@ class Renderer:
             _, v = own_get(mapping, key)
             start, end = self.ed.node_span(v, self.ed.off(existing_key.end_mark))
             if end > start:
+                text = self.src.text
+                while start > 0 and text[start - 1] in " \t":  # no trailing space after `key:`
+                    start -= 1
                 self.ed.replace(start, end, "")
             col = existing_key.start_mark.column + self.step
-            self.ed.insert_lines(self.ed.line_after(end), [" " * col + line for line in body])
+            pos = self.ed.past_deeper_comments(self.ed.line_after(end), existing_key.start_mark.column)
+            self.ed.insert_lines(pos, [" " * col + line for line in body])
             return
         col = key_col(mapping)
         lines = [" " * col + f"{key}:"] + [" " * (col + self.step) + line for line in body]

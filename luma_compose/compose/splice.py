@@ -20,6 +20,17 @@ _PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_/][A-Za-z0-9_./@:+=,-]*$")
 _KEYWORDS = frozenset(("~", "null", "true", "false", "yes", "no", "on", "off", "y", "n"))
 
 
+#: The quote character new quoted scalars use: the file's own majority (see Renderer).
+QUOTE = ['"']
+
+
+def prefer_quote(text: str) -> str:
+    """The quote style a file uses most for values (`key: '...'` or `- '...'`), double when even."""
+    single = len(re.findall(r"(?::|^\s*-) '", text, re.M))
+    double = len(re.findall(r'(?::|^\s*-) "', text, re.M))
+    return "'" if single > double else '"'
+
+
 def scalar(value: str, flow: bool = False) -> str:
     """A YAML scalar that reads back as the string ``value``: plain when safe, else double-quoted.
 
@@ -29,6 +40,8 @@ def scalar(value: str, flow: bool = False) -> str:
     if (_PLAIN_SAFE.match(value) and value.lower() not in _KEYWORDS and not value[0].isdigit()
             and not (flow and (":" in value or "," in value))):
         return value
+    if QUOTE[0] == "'" and value.isprintable():
+        return "'" + value.replace("'", "''") + "'"
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -136,9 +149,29 @@ class Editor:
         i = text.find("\n", pos)
         return len(text) if i == -1 else i + 1
 
-    def after_entries(self, mapping: MappingNode, key: Node) -> int:
-        """Where new lines go at the end of a block collection: after its last content line."""
-        return self.line_after(self.node_end(mapping, self.off(mapping.start_mark)))
+    def after_entries(self, mapping: MappingNode, key: Node, col: int | None = None) -> int:
+        """Where new lines at column ``col`` go at the end of a block collection: after its last content
+        line, and after the comment lines below it that are indented deeper than ``col`` (they belong to
+        the block that ends there: a commented-out `# FOO: "1"` under `environment:` stays there)."""
+        pos = self.line_after(self.node_end(mapping, self.off(mapping.start_mark)))
+        return self.past_deeper_comments(pos, key_col(mapping) if col is None else col)
+
+    def past_deeper_comments(self, pos: int, col: int) -> int:
+        text = self.src.text
+        scan = pos
+        while scan < len(text):
+            nl = text.find("\n", scan)
+            end = len(text) if nl == -1 else nl + 1
+            line = text[scan:end]
+            body = line.lstrip(" \t")
+            if not body.strip():  # blank: part of the block only if a deeper comment follows
+                scan = end
+                continue
+            if body.startswith("#") and len(line) - len(body) > col:
+                scan = pos = end
+                continue
+            break
+        return pos
 
 
 def key_col(node: MappingNode) -> int:

@@ -140,3 +140,56 @@ def test_a_real_unknown_key_is_still_reported_next_to_an_interpolated_value(tmp_
     r = api.render_text("c.yaml", text, "r", str(tmp_path), {})
     assert [p.message for p in r.problems] == ["compose-spec: services/web/imagee: unknown key 'imagee'"]
     assert (r.problems[0].line, r.problems[0].col) == (6, 5)
+
+
+# ---- item 9: the diff a reviewer sees
+
+def test_new_keys_go_after_the_comments_of_the_block_above(tmp_path):
+    text = textwrap.dedent("""\
+        services:
+          web:
+            image: nginx
+            x-luma: {hosts: a.example.com, port: 80}
+            environment:
+              A: "1"
+              # FOO: "true"
+
+          # the database
+          db:
+            image: pg
+        """)
+    out = render_ok(tmp_path, text)
+    lines = out.splitlines()
+    assert lines[lines.index('      A: "1"') + 1] == '      # FOO: "true"'  # still under environment
+    assert lines.index("  # the database") == lines.index("  db:") - 1  # still above db
+    assert_compose_runs_input_plus_contract(text, out, str(tmp_path), "r", {"web": ("a.example.com", 80)})
+    # uncommenting the line (what a reviewer would do) gives an environment variable, not a label
+    fixed = out.replace('# FOO: "true"', 'FOO: "true"')
+    r = api.render_text("c.yaml", fixed, "r", str(tmp_path), {})
+    assert r.ok and r.text == fixed
+
+
+def test_replacing_labels_alias_leaves_no_trailing_space(tmp_path):
+    text = textwrap.dedent("""\
+        x-labels: &labels
+          team: core
+        services:
+          web:
+            image: nginx
+            x-luma: {hosts: a.example.com, port: 80}
+            labels: *labels
+        """)
+    out = render_ok(tmp_path, text)
+    assert not [line for line in out.splitlines() if line != line.rstrip()]
+    assert "    labels:\n      team: core\n" in out
+    assert_compose_runs_input_plus_contract(text, out, str(tmp_path), "r", {"web": ("a.example.com", 80)})
+
+
+def test_new_entries_follow_the_files_quoting(tmp_path):
+    text = "services:\n  web:\n    image: 'nginx'\n    environment:\n      A: '1'\n" \
+           "    x-luma: {hosts: a.example.com, port: 80}\n"
+    out = render_ok(tmp_path, text)
+    assert "luma.managed: 'true'" in out and "luma.port: '80'" in out and '"' not in out
+    assert_compose_runs_input_plus_contract(text, out, str(tmp_path), "r", {"web": ("a.example.com", 80)})
+    double = text.replace("'", '"')
+    assert 'luma.managed: "true"' in render_ok(tmp_path, double)
