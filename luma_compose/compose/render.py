@@ -316,7 +316,7 @@ class Renderer:
         root = self.src.root
         k, v = own_get(root, "networks")
         body = [f"{contract.NETWORK_KEY}:", " " * self.step + "labels:",
-                " " * 2 * self.step + f"{contract.NETWORK_OWNER_LABEL}: \"true\""]
+                " " * 2 * self.step + f"{contract.NETWORK_OWNER_LABEL}: {scalar('true')}"]
         nets = dict(expected.get("networks") or {})
         if contract.NETWORK_KEY in nets and is_ours(nets[contract.NETWORK_KEY]):
             return
