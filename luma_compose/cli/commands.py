@@ -23,6 +23,7 @@ def render(files: Sequence[str] = (), project: str | None = None, project_direct
     if check_only and fail_if_changed:
         raise UsageError("--check writes nothing and --fail-if-changed writes FILE: use one", "")
     result = api.render(files, project, project_directory)
+    print_problems(result.warnings, kind="warning")
     if not result.ok:
         print_problems(result.problems)
         return EXIT_PROBLEMS
@@ -63,10 +64,12 @@ def check(paths: Sequence[str] = (), files: Sequence[str] = (), project: str | N
         echo(json.dumps({
             "version": 1, "ok": not problems, "problem_count": len(problems),
             "results": [{"source": r.source, "project": r.project, "ok": r.ok,
-                         "problems": [p.to_json() for p in r.problems]} for r in results],
+                         "problems": [p.to_json() for p in r.problems],
+                         "warnings": [p.to_json() for p in r.warnings]} for r in results],
         }, indent=2))
     else:
         print_problems(problems, err=False)
+        print_problems([w for r in results for w in r.warnings], err=False, kind="warning")
         for r in results:
             if r.ok:
                 echo(f"{r.source}: ok")

@@ -43,10 +43,10 @@ def echo(text: str = "", err: bool = False, nl: bool = True) -> None:
                         "that reads everything, or use -o FILE") from None
 
 
-def print_problems(problems: Iterable[Problem], err: bool = True) -> None:
+def print_problems(problems: Iterable[Problem], err: bool = True, kind: str = "error") -> None:
     s = _stream(err)
     for p in problems:
-        echo(f"{style(p.location(), 'bold', s)}: {style('error', 'red', s)}: {p.message}", err)
+        echo(f"{style(p.location(), 'bold', s)}: {style(kind, 'red', s)}: {p.message}", err)
         if p.hint:
             echo(f"  {style('hint', 'cyan', s)}: {p.hint}", err)
 

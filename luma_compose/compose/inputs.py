@@ -216,3 +216,14 @@ def check_mergeable(files: Sequence[str]) -> None:
     for f in files:
         if not os.path.exists(f):
             raise UsageError(f"{f}: no such file", "check the paths given with -f")
+
+
+def included_files(include: Any, project_dir: str) -> list[str]:
+    """The local files a top-level ``include:`` pulls in (short form, or ``path`` as a string or list)."""
+    out: list[str] = []
+    for entry in include if isinstance(include, list) else []:
+        paths = entry.get("path") if isinstance(entry, dict) else entry
+        for p in paths if isinstance(paths, list) else [paths]:
+            if isinstance(p, str) and p and "://" not in p and "$" not in p:
+                out.append(p if os.path.isabs(p) else os.path.join(project_dir, p))
+    return out

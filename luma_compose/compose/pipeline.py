@@ -31,6 +31,8 @@ class Result:
         self.text: str | None = None
         self.input_text = ""
         self.problems: list[Problem] = []
+        #: what works now but fails later (they do not make ``ok`` false)
+        self.warnings: list[Problem] = []
         self.routes: list[contract.RoutedService] = []
 
     @property
@@ -63,6 +65,8 @@ def render_text(name: str, text: str, project: str | None = None, project_dir: s
     result.routes = [r.spec() for r in routes]
     problems += route_problems
     problems += rules.check(src, data, result.project, routes)
+    problems += _included_routes(data, project_dir, environ)
+    result.warnings = rules.warnings(src, data, result.project, routes)
     if problems:
         result.problems = problems
         return result
@@ -78,6 +82,32 @@ def render_text(name: str, text: str, project: str | None = None, project_dir: s
     if not problems:
         result.text = out
     return result
+
+
+def _included_routes(data: dict, project_dir: str, environ: dict[str, str] | None) -> list[Problem]:
+    """`x-luma` in a file pulled in with `include:` would never be routed: render edits this file only."""
+    out = []
+    for path in inputs.included_files(data.get("include"), project_dir):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError):
+            continue  # Compose reports a missing include itself
+        if contract.EXTENSION_KEY not in text:
+            continue
+        inc, errs = parse(path, text)
+        if errs:
+            continue
+        data_inc = DataBuilder(inc).build(inc.root)
+        services = data_inc.get("services") if isinstance(data_inc, dict) else None
+        for name, svc in (services or {}).items() if isinstance(services, dict) else ():
+            if isinstance(svc, dict) and contract.EXTENSION_KEY in svc:
+                out.append(inc.problem(locate_key(inc, ("services", name, contract.EXTENSION_KEY)),
+                                       f"service '{name}' has x-luma in a file pulled in with `include:`: render "
+                                       "edits only the main file, so this service would never be routed",
+                                       "move the service into the main file, or render the included file as its "
+                                       "own project", "include"))
+    return out
 
 
 def _compose_spec(src: Source, expected: dict) -> list[Problem]:

@@ -193,3 +193,36 @@ def test_new_entries_follow_the_files_quoting(tmp_path):
     assert_compose_runs_input_plus_contract(text, out, str(tmp_path), "r", {"web": ("a.example.com", 80)})
     double = text.replace("'", '"')
     assert 'luma.managed: "true"' in render_ok(tmp_path, double)
+
+
+# ---- item 7: routing that can never work is an error (or, for deploy only, a warning)
+
+def test_x_luma_in_an_included_file_is_an_error(tmp_path):
+    (tmp_path / "inc.yaml").write_text("services:\n  api:\n    image: b\n"
+                                       "    x-luma: {hosts: a.example.com, port: 80}\n")
+    r = api.render_text("compose.yaml", "include:\n  - inc.yaml\nservices:\n  web:\n    image: a\n", "r",
+                        str(tmp_path), {})
+    assert not r.ok and r.text is None
+    [p] = r.problems
+    assert p.file.endswith("inc.yaml") and (p.line, p.col) == (4, 5) and "include" in p.message
+    long_form = "include:\n  - path: [inc.yaml]\nservices:\n  web:\n    image: a\n"
+    assert not api.render_text("compose.yaml", long_form, "r", str(tmp_path), {}).ok
+
+
+@pytest.mark.parametrize("key", ["labels", "networks"])
+def test_reset_labels_or_networks_on_a_routed_service_is_an_error(tmp_path, key):
+    text = f"services:\n  web:\n    image: a\n    {key}: !reset {{}}\n    x-luma: {{hosts: a.example.com, port: 80}}\n"
+    r = api.render_text("compose.yaml", text, "r", str(tmp_path), {})
+    assert not r.ok and [(p.line, p.rule) for p in r.problems] == [(4, key)]
+    assert "!reset" in r.problems[0].message
+
+
+def test_container_name_on_a_routed_service_is_a_warning_with_the_fix(tmp_path):
+    text = "services:\n  web:\n    image: a\n    container_name: web\n    x-luma: {hosts: a.example.com, port: 80}\n"
+    r = api.render_text("compose.yaml", text, "r", str(tmp_path), {})
+    assert r.ok and r.text  # render and the pipe still work: one container
+    [w] = r.warnings
+    assert (w.line, w.col, w.rule) == (4, 5, "container_name") and "deploy" in w.message
+    assert "remove container_name" in w.hint and "'r-web'" in w.hint
+    plain = "services:\n  web:\n    image: a\n    container_name: web\n"
+    assert api.render_text("compose.yaml", plain, "r", str(tmp_path), {}).warnings == []
