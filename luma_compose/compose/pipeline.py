@@ -5,6 +5,7 @@ No files, no Docker: ``api`` reads the input (``inputs``) and hands the text her
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .. import contract
@@ -61,12 +62,14 @@ def render_text(name: str, text: str, project: str | None = None, project_dir: s
     raw_name = data.get("name")
     result.project, origin = inputs.resolve(project, raw_name if isinstance(raw_name, str) else None,
                                             project_dir, environ)
-    routes, route_problems = find_routes(src, data)
+    warnings: list[Problem] = []
+    routes, route_problems = find_routes(src, data, inputs.dotenv(project_dir, os.environ if environ is None
+                                                                  else environ), warnings)
     result.routes = [r.spec() for r in routes]
     problems += route_problems
     problems += rules.check(src, data, result.project, routes)
     problems += _included_routes(data, project_dir, environ)
-    result.warnings = rules.warnings(src, data, result.project, routes)
+    result.warnings = warnings + rules.warnings(src, data, result.project, routes)
     if problems:
         result.problems = problems
         return result

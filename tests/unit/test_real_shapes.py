@@ -226,3 +226,46 @@ def test_container_name_on_a_routed_service_is_a_warning_with_the_fix(tmp_path):
     assert "remove container_name" in w.hint and "'r-web'" in w.hint
     plain = "services:\n  web:\n    image: a\n    container_name: web\n"
     assert api.render_text("compose.yaml", plain, "r", str(tmp_path), {}).warnings == []
+
+
+# ---- item 8: variables in x-luma, the Compose way
+
+XLUMA_VARS = """\
+    services:
+      web:
+        image: nginx
+        x-luma:
+          hosts: ${DOMAIN}
+          port: ${HTTP_PORT:-80}
+      api:
+        image: nginx
+        x-luma: {hosts: ["api.${DOMAIN}", static.example.com], port: 8080}
+    """
+
+
+def test_variables_in_x_luma_stay_in_the_labels_for_compose(tmp_path):
+    text = textwrap.dedent(XLUMA_VARS)
+    (tmp_path / ".env").write_text("DOMAIN=shop.example.com\n")
+    out = render_ok(tmp_path, text)
+    assert 'luma.hosts: "${DOMAIN}"' in out and 'luma.target: "r-web:${HTTP_PORT:-80}"' in out
+    routes = {"web": ("shop.example.com", 80), "api": ("api.shop.example.com,static.example.com", 8080)}
+    assert_compose_runs_input_plus_contract(text, out, str(tmp_path), "r", routes)
+    # one rendered file serves every environment
+    assert_compose_runs_input_plus_contract(text, out, str(tmp_path), "r",
+                                            {"web": ("other.example.org", 9000),
+                                             "api": ("api.other.example.org,static.example.com", 8080)},
+                                            env={"DOMAIN": "other.example.org", "HTTP_PORT": "9000"})
+    r = api.render_text("compose.yaml", text, "r", str(tmp_path), {})
+    assert [x.hosts for x in r.routes] == [("shop.example.com",), ("api.shop.example.com", "static.example.com")]
+    assert [x.port for x in r.routes] == [80, 8080] and r.warnings == []
+
+
+def test_check_validates_the_interpolated_value_and_says_when_it_cannot(tmp_path):
+    text = textwrap.dedent(XLUMA_VARS)
+    r = api.render_text("compose.yaml", text, "r", str(tmp_path), {"DOMAIN": "https://shop.example.com"})
+    assert not r.ok and any("has a scheme" in p.message for p in r.problems)
+    r = api.render_text("compose.yaml", text, "r", str(tmp_path), {"DOMAIN": "x.example.com", "HTTP_PORT": "http"})
+    assert not r.ok and any("port must be a whole number" in p.message for p in r.problems)
+    r = api.render_text("compose.yaml", text, "r", str(tmp_path), {})  # DOMAIN unknown: a warning per use
+    assert r.ok and len(r.warnings) == 2 and all("DOMAIN" in w.message and "cannot validate" in w.message
+                                                 for w in r.warnings)
