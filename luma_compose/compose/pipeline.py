@@ -69,12 +69,15 @@ def render_text(name: str, text: str, project: str | None = None, project_dir: s
     problems += route_problems
     problems += rules.check(src, data, result.project, routes)
     problems += _included_routes(data, project_dir, environ)
+    ext_problems, extends_networks = _extends(src, data, routes, project_dir)
+    problems += ext_problems
     result.warnings = warnings + rules.warnings(src, data, result.project, routes)
     if problems:
         result.problems = problems
         return result
     try:
-        out, expected = _render(src, data, result.project, routes, keep_name=raw_name == result.project)
+        out, expected = _render(src, data, result.project, routes, keep_name=raw_name == result.project,
+                                extends_networks=extends_networks)
     except RenderRefused as e:
         result.problems = [e.problem]
         return result
@@ -111,6 +114,79 @@ def _included_routes(data: dict, project_dir: str, environ: dict[str, str] | Non
                                        "move the service into the main file, or render the included file as its "
                                        "own project", "include"))
     return out
+
+
+def _extends_target(svc: Any) -> tuple[str | None, str | None]:
+    """(service, file or None) a service ``extends``."""
+    ext = svc.get("extends") if isinstance(svc, dict) else None
+    if isinstance(ext, str):
+        return ext, None
+    if isinstance(ext, dict) and isinstance(ext.get("service"), str):
+        file = ext.get("file")
+        return ext["service"], file if isinstance(file, str) else None
+    return None, None
+
+
+def _extends(src: Source, data: dict, routes: list[MarkedService], project_dir: str) -> tuple[list[Problem], frozenset]:
+    """Routing must not leak through `extends`: a service extending a routed one would take its labels and
+    alias (refused, as with anchors). And the routed services that take `networks` through `extends`
+    (they must not gain `default`)."""
+    services = data.get("services") or {}
+    routed = {r.service for r in routes}
+    problems = []
+    for name, svc in services.items():
+        base, file = _extends_target(svc)
+        if base in routed and file is None and name not in routed:
+            problems.append(src.problem(
+                locate_key(src, ("services", name, "extends")),
+                f"service '{name}' extends routed service '{base}': Compose would give it '{base}''s routing "
+                f"labels and ingress alias, so the proxy would route '{name}' as '{base}'",
+                f"move what both share into a service without x-luma (or an `x-` block with an anchor), and "
+                f"extend that from '{name}' and '{base}'", "extends"))
+        elif base in routed and file is None:
+            problems.append(src.problem(
+                locate_key(src, ("services", name, "extends")),
+                f"routed service '{name}' extends routed service '{base}': it would take '{base}''s routing labels",
+                "extend a service without x-luma instead", "extends"))
+    with_networks = set()
+    for r in routes:
+        found = _networks_through_extends(services, r.service, project_dir, 0)
+        if found is None:
+            problems.append(src.problem(
+                locate_key(src, ("services", r.service, "extends")),
+                f"routed service '{r.service}' extends a service render cannot read, so it cannot tell which "
+                "networks it inherits", "make the extended file readable from the project directory", "extends"))
+        elif found:
+            with_networks.add(r.service)
+    return problems, frozenset(with_networks)
+
+
+def _networks_through_extends(services: dict, name: str, project_dir: str, depth: int) -> bool | None:
+    """Does ``name`` take `networks` (or `network_mode`) through `extends`? None when the base is unreadable."""
+    svc = services.get(name)
+    base, file = _extends_target(svc)
+    if base is None or depth > 20:
+        return False
+    if file is not None:
+        path = file if os.path.isabs(file) else os.path.join(project_dir, file)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                other, errs = parse(path, fh.read())
+        except (OSError, UnicodeDecodeError):
+            return None
+        if errs:
+            return None
+        other_data = DataBuilder(other).build(other.root)
+        services = (other_data or {}).get("services") if isinstance(other_data, dict) else None
+        if not isinstance(services, dict):
+            return None
+        project_dir = os.path.dirname(path)
+    base_svc = services.get(base)
+    if not isinstance(base_svc, dict):
+        return None if file is not None else False
+    if base_svc.get("networks") is not None or "network_mode" in base_svc:
+        return True
+    return _networks_through_extends(services, base, project_dir, depth + 1)
 
 
 def _compose_spec(src: Source, expected: dict) -> list[Problem]:

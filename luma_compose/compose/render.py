@@ -44,7 +44,10 @@ def _items_of(data_labels: Any) -> list[tuple[str, Any]]:
 
 
 class Renderer:
-    def __init__(self, src: Source, data: dict, project: str, routes: list[MarkedService], keep_name: bool):
+    def __init__(self, src: Source, data: dict, project: str, routes: list[MarkedService], keep_name: bool,
+                 extends_networks: frozenset[str] = frozenset()):
+        #: routed services that take `networks` through `extends`
+        self.extends_networks = extends_networks
         self.keep_name = keep_name
         self.flow_added: dict[int, int] = {}
         self.src = src
@@ -243,8 +246,9 @@ class Renderer:
                 nets = {str(n): None for n in inherited}
             elif isinstance(inherited, dict):
                 nets = {n: c for n, c in inherited.items() if n != contract.NETWORK_KEY}
-            else:
+            elif r.service not in self.extends_networks:
                 nets = {"default": None}
+            # else: Compose merges the networks it takes through `extends` with these; `default` would be new
             nets[contract.NETWORK_KEY] = want
             svc["networks"] = nets
             body = []
@@ -414,9 +418,11 @@ def _child_step(mapping: Node | None, key: Node | None, default: int) -> int:
     return default
 
 
-def render(src: Source, data: dict, project: str, routes: list[MarkedService], keep_name: bool) -> tuple[str, dict]:
+def render(src: Source, data: dict, project: str, routes: list[MarkedService], keep_name: bool,
+           extends_networks: frozenset[str] = frozenset()) -> tuple[str, dict]:
     """The rendered text and the data it must read back as.
 
     ``keep_name``: the file's own ``name:`` already gives ``project``; leave it as written.
+    ``extends_networks``: routed services that take their networks through ``extends``.
     """
-    return Renderer(src, data, project, routes, keep_name).run()
+    return Renderer(src, data, project, routes, keep_name, extends_networks).run()

@@ -269,3 +269,44 @@ def test_check_validates_the_interpolated_value_and_says_when_it_cannot(tmp_path
     r = api.render_text("compose.yaml", text, "r", str(tmp_path), {})  # DOMAIN unknown: a warning per use
     assert r.ok and len(r.warnings) == 2 and all("DOMAIN" in w.message and "cannot validate" in w.message
                                                  for w in r.warnings)
+
+
+# ---- item 6: extends must not leak routing
+
+def test_a_service_extending_a_routed_one_is_refused(tmp_path):
+    text = textwrap.dedent("""\
+        services:
+          web:
+            image: nginx
+            x-luma: {hosts: a.example.com, port: 80}
+          worker:
+            extends: web
+            command: work
+          other:
+            extends: {service: web}
+        """)
+    r = api.render_text("compose.yaml", text, "r", str(tmp_path), {})
+    assert not r.ok and r.text is None
+    assert [(p.line, p.rule) for p in r.problems] == [(6, "extends"), (9, "extends")]
+    assert "proxy would route 'worker' as 'web'" in r.problems[0].message
+
+
+@pytest.mark.parametrize("where", ["same file", "other file"])
+def test_a_routed_service_taking_networks_through_extends_gains_no_default(tmp_path, where):
+    base = "  base:\n    image: nginx\n    networks: [back]\n"
+    if where == "other file":
+        (tmp_path / "common.yaml").write_text("services:\n" + base + "networks:\n  back:\n")
+        ext, base = "{file: common.yaml, service: base}", ""
+    else:
+        ext = "base"
+    text = f"services:\n{base}  web:\n    extends: {ext}\n    x-luma: {{hosts: a.example.com, port: 80}}\n" \
+           "networks:\n  back:\n"
+    out = render_ok(tmp_path, text)
+    assert_compose_runs_input_plus_contract(text, out, str(tmp_path), "r", {"web": ("a.example.com", 80)})
+
+
+def test_extending_a_base_without_networks_keeps_default(tmp_path):
+    text = "services:\n  base:\n    image: nginx\n  web:\n    extends: base\n" \
+           "    x-luma: {hosts: a.example.com, port: 80}\n"
+    out = render_ok(tmp_path, text)
+    assert_compose_runs_input_plus_contract(text, out, str(tmp_path), "r", {"web": ("a.example.com", 80)})
