@@ -310,3 +310,25 @@ def test_extending_a_base_without_networks_keeps_default(tmp_path):
            "    x-luma: {hosts: a.example.com, port: 80}\n"
     out = render_ok(tmp_path, text)
     assert_compose_runs_input_plus_contract(text, out, str(tmp_path), "r", {"web": ("a.example.com", 80)})
+
+
+# ---- item 4: a documented `-f base -f override` renders to what Compose runs for the pair
+
+@pytest.mark.parametrize("base", [
+    "services:\n  web:\n    image: a\n    volumes:\n      - ${DATA:-./data}:/srv\n  db:\n    image: pg\n",
+    "services:\n  web:\n    image: a\n    depends_on: [\"${DB_HOST:-db}\"]\n  db:\n    image: pg\n",
+    "services:\n  web:\n    image: a\n    volumes:\n      - ./data:/srv\n    environment: {A: \"${A:-x}\"}\n"
+    "  db:\n    image: pg\n",
+])
+def test_a_merge_never_changes_meaning(tmp_path, base):
+    (tmp_path / "base.yaml").write_text(base)
+    (tmp_path / "override.yaml").write_text("services:\n  web:\n    x-luma: {hosts: a.example.com, port: 80}\n")
+    files = [str(tmp_path / "base.yaml"), str(tmp_path / "override.yaml")]
+    r = api.render(files, "r", None, None, {})
+    assert r.ok, r.problems
+    assert_compose_runs_input_plus_contract("", r.text, str(tmp_path), "r", {"web": ("a.example.com", 80)},
+                                            in_files=files)
+    if "./data:/srv" in base:  # nothing forced interpolation: ${...} kept, no warning
+        assert "${A:-x}" in r.text and r.warnings == []
+    else:
+        assert [w.rule for w in r.warnings] == ["merge"]
