@@ -131,7 +131,9 @@ def _extends(src: Source, data: dict, routes: list[MarkedService], project_dir: 
     """Routing must not leak through `extends`: a service extending a routed one would take its labels and
     alias (refused, as with anchors). And the routed services that take `networks` through `extends`
     (they must not gain `default`)."""
-    services = data.get("services") or {}
+    services = data.get("services")
+    if not isinstance(services, dict):
+        return [], frozenset()
     routed = {r.service for r in routes}
     problems = []
     for name, svc in services.items():

@@ -76,19 +76,20 @@ class Editor:
         """New lines at the start of a line. Of several blocks inserted at one place, the more indented
         goes first: it closes a deeper collection (a service's `networks`) that ends there, before a
         shallower one (the service itself) gets a new key."""
-        text = self.src.text
-        prefix = self.nl if pos >= len(text) and text and not text.endswith("\n") else ""
         indent = len(lines[0]) - len(lines[0].lstrip(" ")) if lines else 0
-        self.edits.append((pos, pos, prefix + "".join(line + self.nl for line in lines), -indent))
+        self.edits.append((pos, pos, "".join(line + self.nl for line in lines), -indent))
 
     def apply(self) -> str:
         text = self.src.text
+        edits = self.edits
+        if text and not text.endswith("\n") and any(e[0] >= len(text) for e in edits):
+            # the last line has no line break: one, before everything added after it
+            edits = edits + [(len(text), len(text), self.nl, -(1 << 30))]
         out, last = [], len(text)
         # from the end backwards; of two inserts at one place, the deeper one first, then the one asked for
         # first (see insert_lines)
-        order = sorted(range(len(self.edits)), key=lambda i: (self.edits[i][0], self.edits[i][1], self.edits[i][3], i),
-                       reverse=True)
-        for start, end, new, _ in (self.edits[i] for i in order):
+        order = sorted(range(len(edits)), key=lambda i: (edits[i][0], edits[i][1], edits[i][3], i), reverse=True)
+        for start, end, new, _ in (edits[i] for i in order):
             if end > last:
                 raise AssertionError("overlapping edits")  # a bug, never user input
             out.append(text[end:last])

@@ -71,11 +71,12 @@ def without_contract(model: dict, routed: set[str]) -> dict:
 
 
 def contract_additions_ok(model_out: dict, project: str, routes: dict[str, tuple[str, int]]) -> list[str]:
-    """What is wrong with the additions themselves (routes: service -> (hosts label, port))."""
+    """What is wrong with the additions themselves (routes: service -> (hosts label, port[, health path]))."""
     wrong = []
-    for name, (hosts, port) in routes.items():
+    for name, route in routes.items():
+        hosts, port, health = (*route, "/up")[:3]
         svc = model_out["services"][name]
-        want = contract.route_labels(project, name, hosts.split(","), port, "/up") if isinstance(port, int) else None
+        want = contract.route_labels(project, name, hosts.split(","), port, health) if isinstance(port, int) else None
         got = {k: v for k, v in (svc.get("labels") or {}).items() if k.startswith(contract.LABEL_PREFIX)}
         if want is not None and got != want:
             wrong.append(f"{name}: labels {got} != {want}")
