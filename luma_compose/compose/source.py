@@ -17,6 +17,7 @@ from typing import Any, Iterator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.resolver import VersionedResolver
 
 from ..errors import Problem
 
@@ -58,10 +59,19 @@ class Source:
         return Problem(self.name, m.line + 1, m.column + 1, message, hint, rule)
 
 
+class _Resolver(VersionedResolver):
+    """ruamel's resolver with the YAML version fixed at 1.2, which is what it resolves with under the C
+    parser anyway (it then finds no scanner to ask): asking costs an exception per scalar, about a
+    fifth of a parse, and every render parses twice (its input, and its output to verify it)."""
+
+    processing_version = (1, 2)  # type: ignore[assignment]
+
+
 def parse(name: str, text: str) -> tuple[Source, list[Problem]]:
     """Parse ``text``; on a YAML error return the problem with its position."""
     src = Source(name, text)
     yaml = YAML(typ="safe")
+    yaml.Resolver = _Resolver
     try:
         src.root = yaml.compose(io.StringIO(text))
     except UnicodeError as e:  # text handed to the API with lone surrogates (undecodable bytes)
