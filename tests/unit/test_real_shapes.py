@@ -332,3 +332,129 @@ def test_a_merge_never_changes_meaning(tmp_path, base):
         assert "${A:-x}" in r.text and r.warnings == []
     else:
         assert [w.rule for w in r.warnings] == ["merge"]
+
+
+# ---- shapes of popular self-hosted projects' files (written from their shapes, not copied)
+
+REAL_SHAPES = {
+    "traefik-style labels list, commented network list, trailing comment": """\
+        name: ${COMPOSE_NAME:-stack}
+        services:
+            web:
+                image: example/web
+                container_name: ${COMPOSE_NAME:-stack}-web
+                restart: ${RESTART_POLICY:-unless-stopped}
+                x-luma: {hosts: a.example.com, port: 80}
+                labels:
+                    - "traefik.enable=true"
+                    - "traefik.http.routers.web.rule=Host(`a.example.com`)"
+                networks:
+                    - traefik
+                    # a private network for the app's own containers
+                    - internal
+                # Do not expose ports directly to the host
+            db:
+                image: postgres
+                networks:
+                    - internal
+        networks:
+            traefik:
+                external: true
+                name: ${TRAEFIK_NETWORK:-traefik}
+            internal:
+        """,
+    "jitsi-style dotted network, interpolated alias": """\
+        services:
+          web:
+            image: example/web:${TAG:-stable}
+            restart: ${RESTART_POLICY:-unless-stopped}
+            ports:
+              - '${HTTP_PORT}:80'
+            x-luma:
+              hosts: meet.example.com
+              port: 80
+            networks:
+              meet.jitsi:
+                aliases:
+                  - ${XMPP_DOMAIN:-meet.jitsi}
+          prosody:
+            image: example/prosody
+            expose:
+              - '5222'
+            networks:
+              meet.jitsi:
+        networks:
+          meet.jitsi:
+        """,
+    "mailcow-style ipv4 and aliases, anchors for defaults": """\
+        x-defaults: &defaults
+          restart: always
+          logging:
+            driver: json-file
+        services:
+          nginx-app:
+            <<: *defaults
+            image: example/nginx
+            depends_on:
+              - php-app
+            x-luma: {hosts: [mail.example.com, autodiscover.example.com], port: 8080}
+            networks:
+              app-network:
+                ipv4_address: ${IPV4_NETWORK:-172.22.1}.253
+                aliases:
+                  - nginx
+          php-app:
+            <<: *defaults
+            image: example/php
+            networks:
+              app-network:
+                aliases:
+                  - phpfpm
+        networks:
+          app-network:
+            driver: bridge
+            ipam:
+              driver: default
+              config:
+                - subnet: ${IPV4_NETWORK:-172.22.1}.0/24
+        """,
+    "sentry-style merge defaults with healthcheck, routed service last key environment": """\
+        x-restart-policy: &restart_policy
+          restart: unless-stopped
+        x-app-defaults: &app_defaults
+          <<: *restart_policy
+          image: example/app:${APP_TAG:-latest}
+          depends_on:
+            redis:
+              condition: service_healthy
+          environment:
+            APP_CONF: /etc/app
+        services:
+          redis:
+            <<: *restart_policy
+            image: redis
+            healthcheck:
+              test: redis-cli ping
+              retries: ${HEALTHCHECK_RETRIES:-10}
+          web:
+            <<: *app_defaults
+            command: run web
+            x-luma: {hosts: sentry.example.com, port: 9000}
+            environment:
+              APP_CONF: /etc/app
+              # APP_DEBUG: "1"
+          worker:
+            <<: *app_defaults
+            command: run worker
+        """,
+}
+
+
+@pytest.mark.parametrize("shape", sorted(REAL_SHAPES))
+def test_shapes_of_real_projects(tmp_path, shape):
+    text = textwrap.dedent(REAL_SHAPES[shape])
+    r = api.render_text("compose.yaml", text, None if "COMPOSE_NAME" in text else "r", str(tmp_path),
+                        {"HTTP_PORT": "8000"})
+    assert r.ok, [(p.location(), p.message) for p in r.problems]
+    routes = {x.service: (",".join(x.hosts), x.port) for x in r.routes}
+    assert_compose_runs_input_plus_contract(text, r.text, str(tmp_path), r.project, routes, env={"HTTP_PORT": "8000"})
