@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-LUMA = [sys.executable, "-m", "luma_compose.cli"]
+LUMA = [sys.executable, "-m", "luma_compose.cli"]  # the click CLI
+FAST = [sys.executable, "-c", "from luma_compose.cli.fast import main; main()"]  # the plain render/check path
 
 
 def bomb(levels: int = 10, fan: int = 9) -> str:
@@ -22,7 +23,7 @@ def bomb(levels: int = 10, fan: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
-def measured(args, stdin: bytes, cwd):
+def measured(args, stdin: bytes, cwd, cli=LUMA):
     """Run in a child that reports its own peak memory (ru_maxrss of the CLI process)."""
     code = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
             "p = subprocess.run(sys.argv[1:], input=sys.stdin.buffer.read(), capture_output=True); "
@@ -30,7 +31,7 @@ def measured(args, stdin: bytes, cwd):
             "m = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024; "
             "sys.stdout.write(f'{p.returncode} {d:.3f} {m}\\n'); "
             "sys.stdout.write(p.stdout.decode(errors='replace') + '\\0' + p.stderr.decode(errors='replace'))")
-    p = subprocess.run([sys.executable, "-c", code, *LUMA, *args], input=stdin, capture_output=True, timeout=60,
+    p = subprocess.run([sys.executable, "-c", code, *cli, *args], input=stdin, capture_output=True, timeout=60,
                        cwd=cwd)
     head, _, rest = p.stdout.decode().partition("\n")
     rc, secs, mb = head.split()
@@ -51,10 +52,11 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("cli", ["click", "fast"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_hostile_input_is_a_clear_error_within_bounds(tmp_path, case):
+def test_hostile_input_is_a_clear_error_within_bounds(tmp_path, case, cli):
     args, stdin, words = CASES[case]
-    rc, out, err, secs, mb = measured(args, stdin, tmp_path)
+    rc, out, err, secs, mb = measured(args, stdin, tmp_path, LUMA if cli == "click" else FAST)
     assert rc in (1, 2), (rc, err)
     assert words in err or words in out, err
     assert "Traceback" not in err and "internal error" not in err
@@ -64,10 +66,12 @@ def test_hostile_input_is_a_clear_error_within_bounds(tmp_path, case):
         assert out == "", "nothing on stdout when render fails"
 
 
-def test_a_closed_output_pipe_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize("cli", ["click", "fast"])
+def test_a_closed_output_pipe_is_a_clear_error(tmp_path, cli):
     big = "services:\n" + "".join(f"  s{i}:\n    image: x\n" for i in range(5000))
     (tmp_path / "compose.yaml").write_text(big)
-    r = subprocess.run(" ".join(LUMA) + " render -p x | true; echo \"rc=${PIPESTATUS[0]}\"", shell=True,
+    argv = LUMA if cli == "click" else [FAST[0], "-c", f"'{FAST[2]}'"]
+    r = subprocess.run(" ".join(argv) + " render -p x | true; echo \"rc=${PIPESTATUS[0]}\"", shell=True,
                        executable="/bin/bash", cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert "rc=1" in r.stdout, r.stdout + r.stderr
     assert "output pipe was closed" in r.stderr and "internal error" not in r.stderr
