@@ -28,14 +28,25 @@ def style(text: str, code: str, stream: IO[str]) -> str:
 
 def echo(text: str = "", err: bool = False, nl: bool = True) -> None:
     stream = _stream(err)
-    stream.write(text + ("\n" if nl else ""))
-    stream.flush()
+    try:
+        stream.write(text + ("\n" if nl else ""))
+        stream.flush()
+    except BrokenPipeError:  # the reader went away (`... | head`, `... | true`)
+        try:  # nothing more can reach it; keep the interpreter's last flush from failing again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        except (OSError, ValueError):
+            pass
+        if err:
+            return
+        raise LumaError("the output pipe was closed before everything was written",
+                        "the command reading the output stopped early; run it again with a reader "
+                        "that reads everything, or use -o FILE") from None
 
 
-def print_problems(problems: Iterable[Problem], err: bool = True) -> None:
+def print_problems(problems: Iterable[Problem], err: bool = True, kind: str = "error") -> None:
     s = _stream(err)
     for p in problems:
-        echo(f"{style(p.location(), 'bold', s)}: {style('error', 'red', s)}: {p.message}", err)
+        echo(f"{style(p.location(), 'bold', s)}: {style(kind, 'red', s)}: {p.message}", err)
         if p.hint:
             echo(f"  {style('hint', 'cyan', s)}: {p.hint}", err)
 
@@ -87,6 +98,7 @@ class TextReporter:
     def check(self, results: list) -> None:
         problems = [p for r in results for p in r.problems]
         print_problems(problems, err=False)
+        print_problems([w for r in results for w in r.warnings], err=False, kind="warning")
         for r in results:
             if r.ok:
                 echo(f"{r.source}: ok")
@@ -133,7 +145,8 @@ class JsonReporter(TextReporter):
         self._dump({
             "version": 1, "ok": not problems, "problem_count": len(problems),
             "results": [{"source": r.source, "project": r.project, "ok": r.ok,
-                         "problems": [p.to_json() for p in r.problems]} for r in results],
+                         "problems": [p.to_json() for p in r.problems],
+                         "warnings": [p.to_json() for p in r.warnings]} for r in results],
         })
 
     def routes(self, table) -> None:
