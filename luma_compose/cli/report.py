@@ -61,6 +61,13 @@ def exit_code_for(e: BaseException) -> int:
     """What the user sees of an exception that ends a command, and its exit code: a LumaError as
     it says, Ctrl-C as 130, anything else as a one-line internal error (70), never a traceback
     (LUMA_DEBUG=1 re-raises it)."""
+    if isinstance(e, BrokenPipeError):  # written with something else than echo (click's own output)
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        e = LumaError("the output pipe was closed before everything was written",
+                      "the command reading the output stopped early; run it again with a reader that reads everything")
     if isinstance(e, LumaError):
         print_error(e)
         return e.exit_code
