@@ -9,7 +9,7 @@ import time
 import click
 
 from ..proxy import caddy_config
-from .main import input_options
+from .main import docker_engine, endpoint, input_options
 from ..errors import UsageError
 
 _TLS = click.Choice(caddy_config.TLS_MODES)
@@ -59,6 +59,8 @@ def deploy(files, project, project_directory, timeout, drain, proxy_name, proxy_
 
     t0 = time.monotonic()
     progress = Progress()
+    ep = endpoint()  # resolved once, shown first: every step below talks to this engine only
+    progress.line(f" engine: {ep.describe()}")
     with progress.step("Render and check") as note:
         result = _render(files, project, project_directory)
         note.append(os.path.basename(result.source) if os.path.exists(result.source) else result.source)
@@ -68,8 +70,7 @@ def deploy(files, project, project_directory, timeout, drain, proxy_name, proxy_
         print_problems(result.problems)
         click.echo("nothing was deployed: fix the problems above", err=True)
         sys.exit(1)
-    engine = DockerEngine()
-    progress.line(f" engine: {engine.endpoint.describe()}")
+    engine = DockerEngine(ep)
     d = Deployer(engine, result.project, result.project_directory, result.text, result.routes,
                  ProxyOptions(proxy_name, proxy_image, proxy_http_port, proxy_https_port, proxy_tls, proxy_select),
                  timeout=timeout, drain=drain, progress=progress)
@@ -93,7 +94,6 @@ def down(files, project, project_directory, volumes, proxy_name) -> None:
     """
     from ..deploy.progress import Progress
     from ..deploy.teardown import down as teardown
-    from ..engine.docker_engine import DockerEngine
     from .report import print_problems
 
     progress = Progress()
@@ -114,6 +114,6 @@ def down(files, project, project_directory, volumes, proxy_name) -> None:
             text = result.text or ""
             project = result.project
         directory = result.project_directory
-    for w in teardown(DockerEngine(), project, directory, text, proxy_name, volumes, progress):
+    for w in teardown(docker_engine(), project, directory, text, proxy_name, volumes, progress):
         click.echo(f"warning: {w}", err=True)
     click.echo(f"{project} is down", err=True)

@@ -18,10 +18,10 @@ NAME_OPTION = click.option("--name", default=None, metavar="NAME",
 
 
 def _controller(name: str | None):
-    from ..engine.docker_engine import DockerEngine  # the docker SDK only when a proxy command runs
     from ..proxy.controller import Controller
+    from .main import docker_engine  # the docker SDK only when a proxy command runs
 
-    return Controller(DockerEngine(), name)
+    return Controller(docker_engine(), name)
 
 
 def _report(table: RouteTable) -> None:

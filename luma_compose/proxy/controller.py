@@ -63,11 +63,14 @@ class ProxyStatus:
     in_sync: bool
     table: RouteTable
     endpoint: str = ""
+    engine: dict[str, str] = field(default_factory=dict)  # Endpoint.to_json(): host, context, source
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": 1, "proxy": {"name": self.name, "image": self.image, "status": self.state,
-                                        "tls": self.tls, "ports": self.ports, "in_sync": self.in_sync},
-                **self.table.to_json()}
+        proxy: dict[str, Any] = {"name": self.name, "image": self.image, "status": self.state,
+                                 "tls": self.tls, "ports": self.ports, "in_sync": self.in_sync}
+        if self.engine:
+            proxy["engine"] = self.engine
+        return {"version": 1, "proxy": proxy, **self.table.to_json()}
 
 
 @dataclass
@@ -189,7 +192,7 @@ class Controller:
         in_sync = current is not None and caddy_config.dumps(current) == caddy_config.dumps(self.desired(table))
         ports = {k: f"{ip or '*'}:{port}" for k, (ip, port) in c.ports.items()}
         return ProxyStatus(self.proxy.name, c.image_ref, c.state, self.settings.tls, ports, in_sync, table,
-                           self.engine.endpoint.describe())
+                           self.engine.endpoint.describe(), self.engine.endpoint.to_json())
 
     def _current(self, c: ContainerRecord) -> dict[str, Any] | None:
         if self._loaded is not None and self._loaded_for == c.id:
