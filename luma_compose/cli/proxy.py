@@ -81,14 +81,31 @@ def proxy() -> None:
 @click.option("--volume", default=None, help="Volume for certificates (default NAME-data, or $LUMA_PROXY_VOLUME).")
 @click.option("--select", default=None, metavar="LABEL=VALUE",
               help="Route only managed containers that also carry this label (default: all; '' clears it).")
-def up(name, image, http_port, https_port, tls, email, volume, select) -> None:
+@click.option("--acme-ca", default=None, metavar="URL",
+              help="ACME directory URL (default: Let's Encrypt; e.g. its staging, ZeroSSL, a company CA; '' resets).")
+@click.option("--acme-ca-root", default=None, metavar="FILE", type=click.Path(dir_okay=False),
+              help="PEM file of the root that signs the ACME server's own HTTPS (a private CA); '' clears it.")
+def up(name, image, http_port, https_port, tls, email, volume, select, acme_ca, acme_ca_root) -> None:
     """Start (or reconcile) the proxy container, then sync the routes.
 
     Options left out keep the running proxy's settings.
     """
+    root_pem = None
+    if acme_ca_root:
+        from ..errors import UsageError
+
+        try:
+            with open(acme_ca_root, encoding="ascii") as fh:
+                root_pem = fh.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"--acme-ca-root {acme_ca_root}: cannot read it: {e}", "give a PEM file") from None
+        if "-----BEGIN CERTIFICATE-----" not in root_pem:
+            raise UsageError(f"--acme-ca-root {acme_ca_root} holds no PEM certificate", "give a PEM file")
+    elif acme_ca_root == "":
+        root_pem = ""
     ctl = _controller(name)
     c, created = ctl.up(image=image, http_port=http_port, https_port=https_port, tls=tls, email=email, volume=volume,
-                        select=select)
+                        select=select, acme_ca=acme_ca, acme_ca_root=root_pem)
     res = ctl.sync()
     _print_sync(res, quiet=True)
     ports = ", ".join(f"{k} -> {ip or '*'}:{port}" for k, (ip, port) in sorted(c.ports.items()))
@@ -157,6 +174,14 @@ def status(name, fmt) -> None:
                    f"ports {', '.join(f'{k} -> {v}' for k, v in sorted(st.ports.items())) or 'none'}")
         click.echo(f"config: {'in sync with the labels' if st.in_sync else 'OUT OF SYNC (run: luma-compose proxy sync)'}")
         click.echo(render_table(st.table))
+        if st.tls != "off" and st.certificates:
+            click.echo("certificates:")
+            for cs in st.certificates:
+                detail = {"valid": f"valid until {cs.not_after} ({cs.issuer})",
+                          "expired": f"EXPIRED {cs.not_after} ({cs.issuer})",
+                          "pending": "none yet (being obtained; see the proxy's log)",
+                          "failing": f"none: {cs.error}"}[cs.state]
+                click.echo(f"  {cs.host}: {detail}")
     if st.table.conflicts or st.table.problems or not st.in_sync:
         sys.exit(EXIT_PROBLEMS)
 
