@@ -14,8 +14,8 @@ as unset). A context is read from ``$DOCKER_CONFIG/contexts/meta/<sha256 of its 
 The context ``default`` is ``DOCKER_HOST`` (with ``DOCKER_TLS_VERIFY``/``DOCKER_CERT_PATH``)
 or the default socket. tests/unit/test_endpoint.py proves equality with the docker CLI.
 
-``ssh://[user@]host[:port]`` works for both paths through the system ``ssh`` (the SDK's
-``use_ssh_client``, as the docker CLI does), so ``~/.ssh/config``, ``known_hosts`` and the
+``ssh://[user@]host[:port]`` works for both paths through the system ``ssh`` (for the SDK through
+:mod:`.ssh_tunnel`, as the docker CLI does it), so ``~/.ssh/config``, ``known_hosts`` and the
 agent apply; the remote needs the ``docker`` CLI (``docker system dial-stdio``).
 """
 
@@ -67,8 +67,9 @@ class Endpoint:
 
     @property
     def is_local(self) -> bool:
-        """A socket on this machine (published ports on 127.0.0.1 are this machine's)."""
-        return self.scheme in ("unix", "npipe")
+        """A socket on this machine (published ports on 127.0.0.1 are this machine's); tcp:// and ssh://
+        are taken as another machine."""
+        return self.scheme not in ("tcp", "ssh", "http", "https")
 
     def docker_cli(self) -> tuple[str, ...]:
         """The docker CLI with the global options that select exactly this engine.
@@ -235,9 +236,12 @@ def connect(endpoint: Endpoint, timeout: int | None = 60) -> "docker.DockerClien
 
             cert = (endpoint.cert, endpoint.key) if endpoint.cert and endpoint.key else None
             tls = TLSConfig(client_cert=cert, ca_cert=endpoint.ca or None, verify=endpoint.tls_verify)
-        kw = {"timeout": timeout} if timeout is not None else {"timeout": None}
-        c = docker.DockerClient(base_url=endpoint.url, tls=tls, use_ssh_client=ssh, version="auto",
-                                max_pool_size=10, **kw)
+        base_url = endpoint.url
+        if ssh:
+            from .ssh_tunnel import SshTunnel
+
+            base_url = SshTunnel(endpoint.url).base_url
+        c = docker.DockerClient(base_url=base_url, tls=tls, version="auto", max_pool_size=10, timeout=timeout)
         c.ping()
         return c
     except DockerException as e:
