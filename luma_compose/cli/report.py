@@ -122,6 +122,14 @@ class TextReporter:
              f"ports {', '.join(f'{k} -> {v}' for k, v in sorted(st.ports.items())) or 'none'}")
         echo(f"config: {'in sync with the labels' if st.in_sync else 'OUT OF SYNC (run: luma-compose proxy sync)'}")
         echo(route_table_text(st.table))
+        if st.tls != "off" and st.certificates:
+            echo("certificates:")
+            for cs in st.certificates:
+                detail = {"valid": f"valid until {cs.not_after} ({cs.issuer})",
+                          "expired": f"EXPIRED {cs.not_after} ({cs.issuer})",
+                          "pending": "none yet (being obtained; see the proxy's log)",
+                          "failing": f"none: {cs.error}"}[cs.state]
+                echo(f"  {cs.host}: {detail}")
 
     def sync(self, res, quiet: bool = False) -> None:
         """What one sync did: network changes and warnings on stderr, the summary on stdout."""

@@ -38,9 +38,11 @@ from .plan import (
     DEFAULT_TIMEOUT,
     STOP_TIMEOUT,
     DeployFailed,
+    DryRun,
     ServicePlan,
     claim_conflicts,
     grace_seconds,
+    host_changes,
     parse_hashes,
     plan_service,
     replicas_of,
@@ -142,6 +144,28 @@ class Deployer:
         res.urls = self.checks.urls(list(self.routed.values()))
         res.warnings = self.warnings
         return res
+
+    def dry_run(self) -> DryRun:
+        """What :meth:`deploy` would do, read from the engine and ``docker compose config``; changes nothing."""
+        running = self.engine.containers([f"{contract.LABEL_MANAGED}=true"])
+        conflicts = claim_conflicts(self.project, list(self.routed.values()), running)
+        pc = self.ctrl.proxy.container()
+        proxy_action = "start" if pc is None else ("restart" if pc.state != "running" else "keep")
+        cfg = json.loads(self.compose.run("config", "--format", "json"))
+        hashes = parse_hashes(self.compose.run("config", "--hash", "*"))
+        services = cfg.get("services") or {}
+        existing = self.containers()
+        plans = []
+        for s, svc in services.items():
+            mine = [c for c in existing if c.labels.get(COMPOSE_SERVICE_LABEL) == s]
+            image = (svc or {}).get("image") or ""
+            plan = plan_service(s, replicas_of(cfg, s), hashes.get(s, ""),
+                                self.engine.image_id(image) if image and mine else "", mine)
+            plans.append((plan, s in self.routed))
+        orphans = sorted(c.name for c in existing if c.running and not is_draining(c.name)
+                         and c.labels.get(COMPOSE_SERVICE_LABEL) not in services)
+        return DryRun(self.project, self.engine.endpoint.to_json(), self.ctrl.proxy.name, proxy_action, plans,
+                      host_changes(self.project, list(self.routed.values()), running), conflicts, orphans)
 
     def _ensure_proxy(self, note: list[str]) -> None:
         c = self.ctrl.proxy.container()

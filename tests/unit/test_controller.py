@@ -34,7 +34,8 @@ def test_up_creates_the_proxy_as_specified_and_boots_caddy_with_the_bootstrap_co
     # the spec is data: what up asked the engine for
     spec = proxy_spec("px", "caddy:test", Settings(tls="acme", http="80", https="0"), "v")
     assert spec.command == ("caddy", "run", "--config", BOOTSTRAP_PATH)
-    assert spec.ports == {"80/tcp": ("", 80), "443/tcp": ("", 0)} and spec.volumes == {"v": "/data"}
+    # HTTP/3: the HTTPS address is published over UDP too (issue 12.4)
+    assert spec.ports == {"80/tcp": ("", 80), "443/tcp": ("", 0), "443/udp": ("", 0)} and spec.volumes == {"v": "/data"}
     assert ctl.proxy.name == "px"
 
 
