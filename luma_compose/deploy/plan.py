@@ -99,6 +99,18 @@ def claim_conflicts(project: str, routed: Sequence[RoutedService],
     return sorted(out)
 
 
+def fixed_name_refusals(config: dict[str, Any], plans: Sequence[ServicePlan]) -> list[str]:
+    """Rolls that cannot happen: a rolled service starts new containers beside the old ones, and a fixed
+    ``container_name`` allows one container only (Compose refuses to scale it)."""
+    out = []
+    for p in plans:
+        name = ((config.get("services") or {}).get(p.service) or {}).get("container_name")
+        if name and p.action == "roll":
+            out.append(f"service {p.service} sets container_name {name!r} and must roll ({p.why}): deploy starts "
+                       "the new container beside the old one, which a fixed container name forbids")
+    return out
+
+
 def grace_seconds(value: Any) -> int:
     """Compose's ``stop_grace_period`` (``"1m30s"``, ``"10s"``, ``"500ms"``) in whole seconds (default 10)."""
     if value is None or value == "":
