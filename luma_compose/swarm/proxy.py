@@ -126,11 +126,12 @@ class SwarmProxy:
                 args += ["--network-add", n]
             for n in sorted(have_nets - want_nets):
                 args += ["--network-rm", n]
+            started = (svc.get("UpdateStatus") or {}).get("StartedAt")
             self.engine.run(*args, self.name)
             self.log(f"proxy: {len(table.routes)} routes; networks +{sorted(want_nets - have_nets)} "
                      f"-{sorted(have_nets - want_nets)}; rolling the proxy tasks")
             if wait:
-                self._wait_converged()
+                self._wait_converged(previous=started)
             self._gc_configs(keep={cfg})
         removed = self._gc_networks(want_nets)
         return SyncResult(changed, table.routes, table.conflicts, text, removed)
@@ -181,12 +182,17 @@ class SwarmProxy:
                 removed.append(name)
         return removed
 
-    def _wait_converged(self, timeout: float = 120) -> None:
+    def _wait_converged(self, timeout: float = 120, previous: str | None = "") -> None:
+        """Until the (latest) rollout is done. ``previous``: StartedAt of the update before ours,
+        which the service shows until Swarm starts ours."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             svc = self.engine.service(self.name)
             st = (svc or {}).get("UpdateStatus") or {}
             state = st.get("State", "")
+            if previous != "" and st.get("StartedAt") == previous:
+                time.sleep(0.3)
+                continue
             if state in ("", "completed", "rollback_completed"):
                 if self._tasks_running():
                     if state == "rollback_completed":
