@@ -65,6 +65,17 @@ class SwarmProxy:
 
     # ------------------------------------------------------------------ state
 
+    @property
+    def edge(self) -> str:
+        """The proxy's own overlay, always attached: a task on no network at all gets no host port
+        (measured: with zero projects the published port refused connections); no project joins it."""
+        return f"{self.name}_edge"
+
+    def _ensure_edge(self) -> None:
+        if not self.engine.networks(f"name={self.edge}", "driver=overlay"):
+            self.engine.run("network", "create", "--driver", "overlay", "--label", f"{ROLE_LABEL}={self.name}",
+                            self.edge, check=False)
+
     def desired(self, http_port: int) -> tuple[swarm_routes.Table, str]:
         services = self.engine.services(f"label={contract.LABEL_MANAGED}=true")
         table = swarm_routes.table(services)
@@ -85,6 +96,7 @@ class SwarmProxy:
         if self.engine.service(self.name) is not None:
             return self.sync()
         table, text = self.desired(http_port)
+        self._ensure_edge()
         cfg = self._ensure_config(text)
         args = ["service", "create", "--detach", "--name", self.name, "--mode", "global",
                 "--label", f"{ROLE_LABEL}=true", "--label", f"{HTTP_PORT_LABEL}={http_port}",
@@ -93,7 +105,7 @@ class SwarmProxy:
                 "--update-order", "stop-first", "--update-parallelism", "1", "--update-delay", "1s",
                 "--update-failure-action", "rollback", "--restart-condition", "any",
                 *_placement_args(nodes)]
-        for n in table.networks:
+        for n in [self.edge, *table.networks]:
             args += ["--network", n]
         args += [image, "caddy", "run", "--config", swarm_routes.CONFIG_TARGET]
         self.engine.run(*args)
@@ -111,7 +123,8 @@ class SwarmProxy:
         for c in table.conflicts:
             self.log(f"conflict: {c}")
         have_nets, have_cfgs = self._current(svc)
-        want_nets = set(table.networks)
+        want_nets = set(table.networks) | {self.edge}
+        self._ensure_edge()
         cfg = swarm_routes.config_name(self.name, text)
         have_cfg_names = {c.get("ConfigName") for c in have_cfgs}
         changed = want_nets != have_nets or have_cfg_names != {cfg}
@@ -149,6 +162,10 @@ class SwarmProxy:
         self.engine.run("service", "rm", self.name, check=False)
         time.sleep(1)
         self._gc_configs(keep=set())
+        for _ in range(20):
+            if self.engine.run("network", "rm", self.edge, check=False).returncode == 0:
+                break
+            time.sleep(0.5)
 
     # ------------------------------------------------------------------ helpers
 
