@@ -92,7 +92,7 @@ def deploy(files, project, project_directory, resolve_image, timeout, proxy_name
            proxy_http_port, proxy_nodes) -> None:
     """Render for Swarm and deploy as a stack; Swarm rolls routed services health-gated, with rollback."""
     from ..swarm import deploy as sd
-    from ..swarm.engine import SwarmEngine
+    from ..engine.swarm import SwarmEngine
 
     result, text, problems, warnings = _stack(files, project, project_directory)
     _print(problems, warnings)
@@ -113,7 +113,7 @@ def deploy(files, project, project_directory, resolve_image, timeout, proxy_name
 def down(project, proxy_name) -> None:
     """docker stack rm, unroute, and remove the project's networks."""
     from ..swarm import deploy as sd
-    from ..swarm.engine import SwarmEngine
+    from ..engine.swarm import SwarmEngine
 
     sd.down(SwarmEngine(), project, proxy_name, log=lambda s: click.echo(s, err=True))
     click.echo(f"{project} is down", err=True)
@@ -127,7 +127,7 @@ def proxy() -> None:
 @proxy.command("up")
 @_proxy_opts
 def proxy_up(proxy_name, proxy_image, proxy_http_port, proxy_nodes) -> None:
-    from ..swarm.engine import SwarmEngine
+    from ..engine.swarm import SwarmEngine
     from ..swarm.proxy import SwarmProxy
 
     eng = SwarmEngine()
@@ -138,7 +138,7 @@ def proxy_up(proxy_name, proxy_image, proxy_http_port, proxy_nodes) -> None:
 @proxy.command("sync")
 @click.option("--proxy-name", default="luma-proxy", show_default=True)
 def proxy_sync(proxy_name) -> None:
-    from ..swarm.engine import SwarmEngine
+    from ..engine.swarm import SwarmEngine
     from ..swarm.proxy import SwarmProxy
 
     eng = SwarmEngine()
@@ -152,7 +152,7 @@ def proxy_sync(proxy_name) -> None:
 @click.option("--interval", type=click.FloatRange(min=0.2), default=1.0, show_default=True)
 def proxy_run(proxy_name, interval) -> None:
     """Keep the proxy equal to the services' labels (polls a manager; survives its restarts)."""
-    from ..swarm.engine import SwarmEngine
+    from ..engine.swarm import SwarmEngine
     from ..swarm.proxy import SwarmProxy
 
     SwarmProxy(SwarmEngine(), proxy_name).run(interval)
@@ -161,7 +161,7 @@ def proxy_run(proxy_name, interval) -> None:
 @proxy.command("down")
 @click.option("--proxy-name", default="luma-proxy", show_default=True)
 def proxy_down(proxy_name) -> None:
-    from ..swarm.engine import SwarmEngine
+    from ..engine.swarm import SwarmEngine
     from ..swarm.proxy import SwarmProxy
 
     SwarmProxy(SwarmEngine(), proxy_name).down()
@@ -173,7 +173,7 @@ def routes(fmt) -> None:
     """host -> target of every routed swarm service, and conflicts."""
     from .. import contract
     from ..swarm import routes as sr
-    from ..swarm.engine import SwarmEngine
+    from ..engine.swarm import SwarmEngine
 
     eng = SwarmEngine()
     eng.require_manager()

@@ -16,7 +16,7 @@ from typing import Callable
 from .. import contract
 from ..errors import LumaError
 from . import routes as swarm_routes
-from .engine import SwarmEngine, SwarmError
+from ..engine.swarm import SwarmEngine, SwarmError
 from .proxy import SwarmProxy
 
 

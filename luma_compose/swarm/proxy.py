@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from .. import contract
 from . import routes as swarm_routes
-from .engine import SwarmEngine, SwarmError
+from ..engine.swarm import SwarmEngine, SwarmError
 
 DEFAULT_NAME = "luma-proxy"
 DEFAULT_IMAGE = "caddy:2"

@@ -10,7 +10,7 @@ import json
 import subprocess
 from typing import Any, Sequence
 
-from ..engine.client import Endpoint, resolve
+from .client import Endpoint, resolve
 from ..errors import LumaError, UnavailableError
 
 
