@@ -60,3 +60,37 @@ class ContainerRecord:
     @property
     def draining(self) -> bool:
         return is_draining(self.name)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def compose_project(self) -> str | None:
+        return self.labels.get(COMPOSE_PROJECT_LABEL)
+
+    @property
+    def compose_service(self) -> str | None:
+        return self.labels.get(COMPOSE_SERVICE_LABEL)
+
+
+@dataclass(frozen=True)
+class NetworkRecord:
+    """What the route table needs to know about one network (an ingress network, ``P_luma``).
+
+    An ingress network lives from a project's first ``up`` until its ``down``: its creation
+    time is the durable age of the project's claim on its hosts (containers are recreated by
+    every deploy and restart; the network is not)."""
+
+    name: str
+    created: str  # RFC 3339 from the engine
+    labels: Mapping[str, str] = field(default_factory=dict)
+    id: str = ""
+
+    @property
+    def compose_project(self) -> str:
+        return self.labels.get(COMPOSE_PROJECT_LABEL, "")

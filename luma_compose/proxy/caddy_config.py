@@ -1,11 +1,28 @@
 """Route table -> Caddy JSON config. Pure: no Docker, no network.
 
 One HTTP server (``luma``) matches each request's Host against the routes;
-a route proxies to the IPs of its pool with round-robin load balancing,
-active health checks on ``luma.health.path`` and passive failure tracking,
-and retries a failed dial on another upstream. Any other host gets 404.
-A route with an empty pool answers 503 rather than falling through to 404,
-so a host never silently reaches something else.
+a route proxies to its pool with round-robin load balancing, active health
+checks on ``luma.health.path`` and passive failure tracking, and retries a
+failed dial on another upstream (or the same one, once it is back) for
+``TRY_DURATION``. Any other host gets 404. A route with no upstream at all
+answers 503 rather than falling through to 404, and so does a route whose
+upstreams did not answer within the retry window: a host never silently
+reaches something else.
+
+Upstreams are container *names* on the project's ingress network
+(``gmail-web-1:3000``), resolved by Docker's DNS when Caddy dials: an address
+that changed (restart, IP swap, engine restart) is followed without a config
+load, so the data plane stays correct with no luma-compose process running.
+
+Upgraded connections (WebSocket) survive config loads: ``stream_close_delay``
+keeps them open when a load replaces the handler that proxied them, so one
+project's deploy (or any ``sync``) never disconnects another's clients; a
+drained container closes its own when deploy removes it.
+
+Label values reach this module only after :mod:`luma_compose.validate` passed
+them (``route_table``); ``build_config`` checks again that no value it writes
+where Caddy expands placeholders (host matchers, dial addresses, health URIs)
+could hold one.
 
 The admin API listens on loopback *inside* the proxy container only.
 """
@@ -15,6 +32,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .. import validate
 from .route_table import Route, RouteTable
 
 TLS_MODES = ("acme", "internal", "off")
@@ -27,9 +45,17 @@ STORAGE_ROOT = "/data/caddy"
 
 HEALTH_INTERVAL = "1s"
 HEALTH_TIMEOUT = "1s"
-FAIL_DURATION = "5s"
-TRY_DURATION = "3s"
+#: A failed dial keeps an upstream out for this long (between active checks). Short: a
+#: restarted single replica must get traffic again as soon as it answers.
+FAIL_DURATION = "1s"
+#: How long a request waits for an upstream that answers (a restarting container, a
+#: booting replica) before it gets 503.
+TRY_DURATION = "5s"
 TRY_INTERVAL = "100ms"
+#: Upgraded connections (WebSocket) stay open this long after a config load replaced the
+#: handler that proxied them (Caddy closes them at once by default). They end earlier when
+#: either side closes them, e.g. when deploy removes a drained container.
+STREAM_CLOSE_DELAY = "24h"
 #: Idle upstream connections kept per container. Caddy's default (32) is below the
 #: concurrency of a busy site: past it every response closes a connection to the
 #: container and the next request dials a new one (measured at wrk -c256: 3,492 new
@@ -61,13 +87,25 @@ def route_handle_id(route_key: str) -> str:
     return ROUTE_ID_PREFIX + route_key
 
 
+class UnsafeValue(ValueError):
+    """A value that could be a Caddy placeholder reached the config builder (a bug upstream)."""
+
+
+def _safe(value: str) -> str:
+    if not validate.safe_for_caddy(value):
+        raise UnsafeValue(f"refusing to put {value!r} into Caddy's config")
+    return value
+
+
 def _route(r: Route) -> dict[str, Any]:
-    upstreams = r.upstreams
+    upstreams = tuple(_safe(u) for u in r.upstreams)
+    hosts = [_safe(h) for h in r.hosts]
     if upstreams:
         handler: dict[str, Any] = {
             "handler": "reverse_proxy",
             "upstreams": [{"dial": d} for d in upstreams],
             "transport": upstream_transport(),
+            "stream_close_delay": STREAM_CLOSE_DELAY,
             "load_balancing": {
                 "selection_policy": {"policy": "round_robin"},
                 "try_duration": TRY_DURATION,
@@ -75,7 +113,7 @@ def _route(r: Route) -> dict[str, Any]:
             },
             "health_checks": {
                 "active": {
-                    "uri": r.health_path,
+                    "uri": _safe(r.health_path),
                     "interval": HEALTH_INTERVAL,
                     "timeout": HEALTH_TIMEOUT,
                     "passes": 1,
@@ -93,11 +131,25 @@ def _route(r: Route) -> dict[str, Any]:
         }
     return {
         "@id": route_handle_id(r.key),
-        "match": [{"host": list(r.hosts)}],
+        "match": [{"host": hosts}],
         "handle": [handler],
         "terminal": True,
     }
 
+
+#: What a request gets when its route's upstreams did not answer within TRY_DURATION
+#: (Caddy would say 502 or 503 with an empty body).
+UNAVAILABLE_ERRORS = {
+    "routes": [{
+        "handle": [{
+            "handler": "static_response",
+            "status_code": 503,
+            "headers": {"Content-Type": ["text/plain; charset=utf-8"], "Retry-After": ["1"]},
+            "body": "luma-compose: no container answered for this host in time\n",
+        }],
+        "terminal": True,
+    }],
+}
 
 NOT_FOUND = {
     "handle": [
@@ -118,8 +170,12 @@ def build_config(
     email: str | None = None,
     http_port: int = 80,
     https_port: int = 443,
+    public_https_port: int | None = None,
 ) -> dict[str, Any]:
-    """The complete Caddy config for a route table (load it with ``POST /load``)."""
+    """The complete Caddy config for a route table (load it with ``POST /load``).
+
+    ``public_https_port``: the port clients reach HTTPS on (the published port), when it
+    is not ``https_port``; the HTTP -> HTTPS redirect names it unless it is 443."""
     if tls not in TLS_MODES:
         raise ValueError(f"tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
     # Longest (most specific) hosts first is Caddy's business within a matcher;
@@ -127,6 +183,7 @@ def build_config(
     routes = sorted(table.routes, key=lambda r: (all(h.startswith("*") for h in r.hosts), r.key))
     server: dict[str, Any] = {
         "routes": [_route(r) for r in routes] + [NOT_FOUND],
+        "errors": UNAVAILABLE_ERRORS,
     }
     http_app: dict[str, Any] = {"http_port": http_port, "https_port": https_port, "servers": {SERVER_NAME: server}}
     config: dict[str, Any] = {
@@ -144,15 +201,18 @@ def build_config(
     # TLS handshake instead of getting a 404).
     server["listen"] = [f":{https_port}"]
     server["automatic_https"] = {"disable_redirects": True}
-    hosts = sorted({h for r in table.routes for h in r.hosts})
+    hosts = sorted({_safe(h) for r in table.routes for h in r.hosts})
     redirect: list[dict[str, Any]] = []
+    public = https_port if public_https_port is None else public_https_port
+    port_part = "" if public in (443, 0) else f":{int(public)}"
     if hosts:
         redirect.append({
             "match": [{"host": hosts}],
             "handle": [{
                 "handler": "static_response",
                 "status_code": 308,
-                "headers": {"Location": ["https://{http.request.host}{http.request.uri}"]},
+                # The only placeholders in the config: Caddy's own, never a label value.
+                "headers": {"Location": [f"https://{{http.request.host}}{port_part}{{http.request.uri}}"]},
             }],
             "terminal": True,
         })

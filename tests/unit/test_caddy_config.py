@@ -26,13 +26,25 @@ import pytest
 from luma_compose import contract
 from luma_compose.proxy.caddy_config import build_config, dumps, served_hosts
 from luma_compose.proxy.route_table import build_table
-from luma_compose.records import ContainerRecord, NetworkAttachment
+from luma_compose.records import (
+    COMPOSE_PROJECT_LABEL,
+    COMPOSE_SERVICE_LABEL,
+    ContainerRecord,
+    NetworkAttachment,
+    NetworkRecord,
+)
 
 
-def rec(project, service, hosts, ip, port, n=1, health_path="/up", created="2026-01-01T00:00:00Z"):
+def rec(project, service, hosts, ip, port, n=1, health_path="/up", created="2026-01-01T00:00:00Z", name=None):
+    """A compose-made container. Upstreams are dialled by container name: the loopback tests
+    name their containers ``127.0.0.1`` (a valid Docker name) so that the name resolves to
+    the loopback upstreams."""
     lb = contract.route_labels(project, service, list(hosts), port, health_path)
+    lb.update({COMPOSE_PROJECT_LABEL: project, COMPOSE_SERVICE_LABEL: service})
+    if name is None:
+        name = "127.0.0.1" if ip == "127.0.0.1" else f"{project}-{service}-{n}"
     return ContainerRecord(
-        id=f"{project}-{service}-{n}", name=f"{project}-{service}-{n}", labels=lb, created=created,
+        id=f"{project}-{service}-{n}", name=name, labels=lb, created=created,
         networks={contract.ingress_network(project): NetworkAttachment(ip, (contract.alias(project, service),))},
     )
 
@@ -49,7 +61,7 @@ def test_routes_match_hosts_balance_replicas_and_health_check():
     assert [r["match"][0]["host"] for r in routes[:-1]] == [["a.test"], ["b.test", "www.b.test"]]
     rp = routes[0]["handle"][0]
     assert rp["handler"] == "reverse_proxy"
-    assert [u["dial"] for u in rp["upstreams"]] == ["10.0.0.2:3000", "10.0.0.3:3000"]
+    assert [u["dial"] for u in rp["upstreams"]] == ["a-web-1:3000", "a-web-2:3000"]  # names, not IPs
     assert rp["load_balancing"]["selection_policy"]["policy"] == "round_robin"
     assert rp["health_checks"]["active"]["uri"] == "/up"
     last = routes[-1]
@@ -59,12 +71,47 @@ def test_routes_match_hosts_balance_replicas_and_health_check():
     assert cfg["admin"]["listen"].startswith("localhost:")
 
 
-def test_empty_pool_answers_503_instead_of_falling_through():
+def test_a_route_without_any_upstream_answers_503_instead_of_falling_through():
     c = rec("a", "web", ["a.test"], "10.0.0.2", 3000)
-    unhealthy = ContainerRecord(c.id, c.name, c.labels, c.created, health="unhealthy", networks=c.networks)
-    (route, _404) = server_routes(build_config(build_table([unhealthy]), tls="off"))
+    held = build_table([], incumbents={"a.test": "a/web"},
+                       networks=[NetworkRecord("a_luma", "2026-01-01T00:00:00Z", {COMPOSE_PROJECT_LABEL: "a"})])
+    assert held.routes[0].held
+    (route, _404) = server_routes(build_config(held, tls="off"))
     assert route["match"][0]["host"] == ["a.test"]
     assert route["handle"][0] == {**route["handle"][0], "handler": "static_response", "status_code": 503}
+    # Only an unhealthy container: it is dialled as standby (Caddy waits for it), and what
+    # does not answer in time gets the server's 503, never a 404.
+    unhealthy = ContainerRecord(c.id, c.name, c.labels, c.created, health="unhealthy", networks=c.networks)
+    cfg = build_config(build_table([unhealthy]), tls="off")
+    (route, _404) = server_routes(cfg)
+    assert [u["dial"] for u in route["handle"][0]["upstreams"]] == ["a-web-1:3000"]
+    errors = cfg["apps"]["http"]["servers"]["luma"]["errors"]["routes"]
+    assert errors[0]["handle"][0]["status_code"] == 503
+
+
+def test_websockets_survive_config_loads():
+    (route, _404) = server_routes(build_config(build_table([rec("a", "web", ["a.test"], "10.0.0.2", 3000)]), tls="off"))
+    assert route["handle"][0]["stream_close_delay"] == "24h"
+
+
+@pytest.mark.parametrize("https_port, location", [
+    (443, "https://{http.request.host}{http.request.uri}"),
+    (8443, "https://{http.request.host}:8443{http.request.uri}"),
+])
+def test_the_https_redirect_keeps_a_published_port_that_is_not_443(https_port, location):
+    t = build_table([rec("a", "web", ["a.test"], "10.0.0.2", 3000)])
+    cfg = build_config(t, tls="internal", https_port=443, public_https_port=https_port)
+    (redirect, _404) = server_routes(cfg, "luma_http")
+    assert redirect["handle"][0]["headers"]["Location"] == [location]
+
+
+def test_no_placeholder_ever_reaches_the_config_even_past_the_route_table():
+    from luma_compose.proxy.caddy_config import UnsafeValue
+    from luma_compose.proxy.route_table import Route, RouteTable
+
+    bad = Route("a", "web", ("{http.request.host}",), 3000, "/up", "a_luma", (), "")
+    with pytest.raises(UnsafeValue):
+        build_config(RouteTable((bad,)), tls="off")
 
 
 def test_tls_modes():
