@@ -55,3 +55,9 @@ class UnavailableError(LumaError):
     """Docker, docker compose or the proxy could not be reached."""
 
     exit_code = EXIT_UNAVAILABLE
+
+
+def short_error(e: BaseException) -> str:
+    """The first line of an exception's message (Docker's are long)."""
+    s = str(e).strip().splitlines()
+    return s[0] if s else type(e).__name__

@@ -44,6 +44,16 @@ class ContainerRecord:
     health: str | None = None  # None: no health check; else starting|healthy|unhealthy
     networks: Mapping[str, NetworkAttachment] = field(default_factory=dict)
     image: str = ""  # image id ("sha256:..."); a rebuilt tag is a new generation
+    image_ref: str = ""  # the image as asked for (Config.Image), e.g. "caddy:2"
+    ports: Mapping[str, tuple[str, int]] = field(default_factory=dict)  # "80/tcp" -> (host ip, host port)
+    volumes: tuple[str, ...] = ()  # names of the named volumes mounted
+    exit_code: int | None = None
+    error: str = ""  # the engine's State.Error (e.g. a port already allocated)
+    health_log: str = ""  # output of the last health check
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
 
     @property
     def ready(self) -> bool:
@@ -62,10 +72,6 @@ class ContainerRecord:
         return is_draining(self.name)
 
     @property
-    def running(self) -> bool:
-        return self.state == "running"
-
-    @property
     def short_id(self) -> str:
         return self.id[:12]
 
@@ -77,20 +83,35 @@ class ContainerRecord:
     def compose_service(self) -> str | None:
         return self.labels.get(COMPOSE_SERVICE_LABEL)
 
-
 @dataclass(frozen=True)
 class NetworkRecord:
-    """What the route table needs to know about one network (an ingress network, ``P_luma``).
-
-    An ingress network lives from a project's first ``up`` until its ``down``: its creation
-    time is the durable age of the project's claim on its hosts (containers are recreated by
-    every deploy and restart; the network is not)."""
+    """What decisions need to know about one network."""
 
     name: str
-    created: str  # RFC 3339 from the engine
-    labels: Mapping[str, str] = field(default_factory=dict)
     id: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    containers: tuple[str, ...] = ()  # ids of the attached containers
+    #: RFC 3339 from the engine. An ingress network lives from a project's first ``up`` until
+    #: its ``down``: its creation time is the durable age of the project's claim on its hosts
+    #: (containers are recreated by every deploy and restart; the network is not).
+    created: str = ""
 
     @property
     def compose_project(self) -> str:
         return self.labels.get(COMPOSE_PROJECT_LABEL, "")
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """A container to create, as data (the controller decides it; tests assert on it)."""
+
+    name: str
+    image: str
+    command: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)
+    #: "80/tcp" -> (host ip or "", host port or 0 for any free port)
+    ports: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    #: named volume -> mount point
+    volumes: Mapping[str, str] = field(default_factory=dict)
+    restart: str = "unless-stopped"

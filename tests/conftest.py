@@ -14,9 +14,20 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from functools import lru_cache
+from pathlib import Path
 
 import pytest
+
+# tests/support (the record factory, the fake engine) is importable as `support`.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# No test writes to the real ~/.cache: the schema gate cache (and anything else under XDG_CACHE_HOME)
+# goes to a directory of this run, for the tests and every luma-compose they start.
+import tempfile  # noqa: E402
+
+_CACHE = os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="luma-test-cache-")
 
 
 def _run(cmd: list[str], timeout: float = 30) -> tuple[int, str]:
@@ -88,3 +99,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         problem = engine_problem()
         if problem is not None:
             pytest.fail(f"LUMA_E2E=required but the e2e tests cannot run: {problem}", pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_CACHE, ignore_errors=True)

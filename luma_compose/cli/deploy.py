@@ -52,8 +52,10 @@ def deploy(files, project, project_directory, timeout, drain, proxy_name, proxy_
     moved, old ones drained and removed); a new container that fails leaves the old
     version serving and exits 1.
     """
+    from ..deploy.progress import Progress
+    from ..deploy.rollout import Deployer, ProxyOptions
+    from ..engine.docker_engine import DockerEngine
     from .report import print_problems
-    from ..deploy.rollout import Deployer, Progress, ProxyOptions
 
     t0 = time.monotonic()
     progress = Progress()
@@ -66,7 +68,9 @@ def deploy(files, project, project_directory, timeout, drain, proxy_name, proxy_
         print_problems(result.problems)
         click.echo("nothing was deployed: fix the problems above", err=True)
         sys.exit(1)
-    d = Deployer(result.project, result.project_directory, result.text, result.routes,
+    engine = DockerEngine()
+    progress.line(f" engine: {engine.endpoint.describe()}")
+    d = Deployer(engine, result.project, result.project_directory, result.text, result.routes,
                  ProxyOptions(proxy_name, proxy_image, proxy_http_port, proxy_https_port, proxy_tls, proxy_select),
                  timeout=timeout, drain=drain, progress=progress)
     res = d.deploy()
@@ -87,8 +91,10 @@ def down(files, project, project_directory, volumes, proxy_name) -> None:
 
     Other projects keep serving. Volumes are kept unless --volumes.
     """
+    from ..deploy.progress import Progress
+    from ..deploy.teardown import down as teardown
+    from ..engine.docker_engine import DockerEngine
     from .report import print_problems
-    from ..deploy.rollout import Deployer, Progress, ProxyOptions
 
     progress = Progress()
     text = ""
@@ -108,7 +114,6 @@ def down(files, project, project_directory, volumes, proxy_name) -> None:
             text = result.text or ""
             project = result.project
         directory = result.project_directory
-    d = Deployer(project, directory, text, [], ProxyOptions(proxy_name),
-                 progress=progress)
-    d.down(volumes=volumes)
+    for w in teardown(DockerEngine(), project, directory, text, proxy_name, volumes, progress):
+        click.echo(f"warning: {w}", err=True)
     click.echo(f"{project} is down", err=True)

@@ -70,22 +70,15 @@ def main(argv: list[str] | None = None) -> None:
 
         click_main(args, prog_name="luma-compose")
         return
-    from ..errors import LumaError
-    from .report import print_bug, print_error
+    from .report import exit_code_for
 
     command, kw = parsed
     try:
         from . import commands
 
         code = commands.render(**kw) if command == "render" else commands.check(**kw)
-    except LumaError as e:
-        print_error(e)
-        code = e.exit_code
-    except KeyboardInterrupt:
-        code = 130
-    except Exception as e:  # a bug: one line, never a traceback
-        if os.environ.get("LUMA_DEBUG"):
-            raise
-        print_bug(e)
-        code = 70
+    except (SystemExit, GeneratorExit):
+        raise
+    except BaseException as e:
+        code = exit_code_for(e)
     sys.exit(code)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 import click
 
 from .. import __version__
-from ..errors import LumaError
-from .report import print_bug, print_error
+from .report import exit_code_for
 
 # Subcommands that live in their own modules are imported only when used, so
 # `render` and `check` never pay for the docker SDK.
@@ -31,28 +29,15 @@ class LumaGroup(click.Group):
         if cmd is not None or name not in LAZY_COMMANDS:
             return cmd
         module, attr = LAZY_COMMANDS[name].split(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            return None
+        return getattr(importlib.import_module(module), attr)  # a broken import is a bug: never "No such command"
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except LumaError as e:
-            fail(e)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
-        except Exception as e:  # a bug: say so in one line, never a traceback
-            if os.environ.get("LUMA_DEBUG"):
-                raise
-            print_bug(e)
-            sys.exit(70)
-
-
-def fail(e: LumaError) -> None:
-    print_error(e)
-    sys.exit(e.exit_code)
+        except BaseException as e:  # LumaError, Ctrl-C, or a bug: one place decides what the user sees
+            sys.exit(exit_code_for(e))
 
 
 @click.group(cls=LumaGroup, context_settings={"help_option_names": ["-h", "--help"]})

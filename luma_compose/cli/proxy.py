@@ -18,9 +18,10 @@ NAME_OPTION = click.option("--name", default=None, metavar="NAME",
 
 
 def _controller(name: str | None):
-    from ..proxy.controller import Controller  # the docker SDK only when a proxy command runs
+    from ..engine.docker_engine import DockerEngine  # the docker SDK only when a proxy command runs
+    from ..proxy.controller import Controller
 
-    return Controller(name)
+    return Controller(DockerEngine(), name)
 
 
 def _report(table: RouteTable) -> None:
@@ -90,8 +91,7 @@ def up(name, image, http_port, https_port, tls, email, volume, select) -> None:
                         select=select)
     res = ctl.sync()
     _print_sync(res, quiet=True)
-    ports = ", ".join(f"{k} -> {v[0]['HostIp'] or '*'}:{v[0]['HostPort']}"
-                      for k, v in sorted((c.attrs["NetworkSettings"]["Ports"] or {}).items()) if v)
+    ports = ", ".join(f"{k} -> {ip or '*'}:{port}" for k, (ip, port) in sorted(c.ports.items()))
     click.echo(f"{ctl.proxy.name} {'started' if created else 'running'} ({ports}); {len(res.table.routes)} route(s)")
     _exit_on_problems(res.table)
 
@@ -137,7 +137,9 @@ def run(name) -> None:
             log(f"proxy: {len(res.table.routes)} route(s), {'config loaded' if res.changed else 'no change'}")
         last[:] = [key]
 
-    ctl.run(stop=stop, on_sync=on_sync)
+    from ..proxy.watcher import run as watch
+
+    watch(ctl, stop=stop, on_sync=on_sync)
 
 
 @proxy.command()
@@ -150,6 +152,7 @@ def status(name, fmt) -> None:
         click.echo(json.dumps(st.to_json(), indent=2))
         _report(st.table)
     else:
+        click.echo(f"engine: {st.endpoint}")
         click.echo(f"proxy {st.name}: {st.state}, image {st.image}, tls {st.tls}, "
                    f"ports {', '.join(f'{k} -> {v}' for k, v in sorted(st.ports.items())) or 'none'}")
         click.echo(f"config: {'in sync with the labels' if st.in_sync else 'OUT OF SYNC (run: luma-compose proxy sync)'}")

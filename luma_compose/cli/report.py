@@ -46,6 +46,21 @@ def print_error(e: LumaError) -> None:
         echo(f"  hint: {e.hint}", err=True)
 
 
+def exit_code_for(e: BaseException) -> int:
+    """What the user sees of an exception that ends a command, and its exit code: a LumaError as
+    it says, Ctrl-C as 130, anything else as a one-line internal error (70), never a traceback
+    (LUMA_DEBUG=1 re-raises it)."""
+    if isinstance(e, LumaError):
+        print_error(e)
+        return e.exit_code
+    if isinstance(e, KeyboardInterrupt):
+        return 130
+    if os.environ.get("LUMA_DEBUG"):
+        raise e
+    print_bug(e)
+    return 70
+
+
 def print_bug(e: BaseException) -> None:
     echo(f"internal error: {type(e).__name__}: {e}", err=True)
     echo("  hint: this is a bug in luma-compose; rerun with LUMA_DEBUG=1 for details and report it", err=True)

@@ -73,7 +73,7 @@ def check(src: Source, data: Any, project: str, routes: list[MarkedService]) -> 
         if not isinstance(svc, dict):
             continue
         r = routed.get(name)
-        replicas = _replicas(svc)
+        replicas = replicas_value(svc)
         if "container_name" in svc and isinstance(replicas, int) and replicas > 1:
             add(src.problem(key_at(name, "container_name"),
                             f"service '{name}' sets container_name but asks for {replicas} replicas: "
@@ -140,7 +140,8 @@ def is_ours(network: Any) -> bool:
     return False
 
 
-def _replicas(svc: dict) -> Any:
+def replicas_value(svc: dict) -> Any:
+    """A service's replica count as written (``deploy.replicas``, else ``scale``), or None."""
     deploy = svc.get("deploy")
     if isinstance(deploy, dict) and "replicas" in deploy:
         return deploy["replicas"]

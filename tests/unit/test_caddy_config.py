@@ -26,27 +26,18 @@ import pytest
 from luma_compose import contract
 from luma_compose.proxy.caddy_config import build_config, dumps, served_hosts
 from luma_compose.proxy.route_table import build_table
-from luma_compose.records import (
-    COMPOSE_PROJECT_LABEL,
-    COMPOSE_SERVICE_LABEL,
-    ContainerRecord,
-    NetworkAttachment,
-    NetworkRecord,
-)
+from luma_compose.records import COMPOSE_PROJECT_LABEL, ContainerRecord, NetworkRecord
+from support.records import routed
 
 
 def rec(project, service, hosts, ip, port, n=1, health_path="/up", created="2026-01-01T00:00:00Z", name=None):
     """A compose-made container. Upstreams are dialled by container name: the loopback tests
     name their containers ``127.0.0.1`` (a valid Docker name) so that the name resolves to
     the loopback upstreams."""
-    lb = contract.route_labels(project, service, list(hosts), port, health_path)
-    lb.update({COMPOSE_PROJECT_LABEL: project, COMPOSE_SERVICE_LABEL: service})
     if name is None:
         name = "127.0.0.1" if ip == "127.0.0.1" else f"{project}-{service}-{n}"
-    return ContainerRecord(
-        id=f"{project}-{service}-{n}", name=name, labels=lb, created=created,
-        networks={contract.ingress_network(project): NetworkAttachment(ip, (contract.alias(project, service),))},
-    )
+    return routed(project, service, n, hosts=hosts, ip=ip, port=port, health_path=health_path, created=created,
+                  aliases=(contract.alias(project, service),), cid=f"{project}-{service}-{n}", name=name)
 
 
 def server_routes(cfg, name="luma"):
@@ -74,7 +65,7 @@ def test_routes_match_hosts_balance_replicas_and_health_check():
 def test_a_route_without_any_upstream_answers_503_instead_of_falling_through():
     c = rec("a", "web", ["a.test"], "10.0.0.2", 3000)
     held = build_table([], incumbents={"a.test": "a/web"},
-                       networks=[NetworkRecord("a_luma", "2026-01-01T00:00:00Z", {COMPOSE_PROJECT_LABEL: "a"})])
+                       networks=[NetworkRecord("a_luma", created="2026-01-01T00:00:00Z", labels={COMPOSE_PROJECT_LABEL: "a"})])
     assert held.routes[0].held
     (route, _404) = server_routes(build_config(held, tls="off"))
     assert route["match"][0]["host"] == ["a.test"]
@@ -192,10 +183,10 @@ class Upstream:
         self.httpd.server_close()
 
 
-def get(port: int, host: str, path: str = "/") -> tuple[int, str]:
+def get(port: int, host: str, path: str = "/", timeout: float = 5) -> tuple[int, str]:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": host})
     try:
-        with urllib.request.urlopen(req, timeout=5) as r:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
@@ -533,13 +524,13 @@ def test_a_request_waits_for_a_restarting_single_upstream_instead_of_failing(tmp
 
         threading.Thread(target=later, daemon=True).start()
         t0 = time.monotonic()
-        code, body = get(http_port, "a.test")
+        code, body = get(http_port, "a.test", timeout=15)
         assert (code, body) == (200, "ok") and 1.0 < time.monotonic() - t0 < 5
         up.shutdown()
         up.server_close()
         up = None
         t0 = time.monotonic()
-        code, body = get(http_port, "a.test")  # gone for good: 503 after the retry window, never 404
+        code, body = get(http_port, "a.test", timeout=15)  # gone for good: 503 after the retry window, never 404
         assert code == 503 and "no container answered" in body and time.monotonic() - t0 < 8
     finally:
         p.terminate()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from luma_compose import contract
-from luma_compose.deploy.rollout import (
+from luma_compose.deploy.plan import (
     RoutedService,
     claim_conflicts,
     failure_report,
@@ -17,12 +17,12 @@ from luma_compose.deploy.rollout import (
     replicas_of,
 )
 from luma_compose.errors import UsageError
-from luma_compose.records import CONFIG_HASH_LABEL, COMPOSE_PROJECT_LABEL, ContainerRecord
+from luma_compose.records import COMPOSE_PROJECT_LABEL, ContainerRecord
+from support.records import plain
 
 
 def c(cid: str, gen: str = "h1", state: str = "running", name: str = "", image: str = "") -> ContainerRecord:
-    return ContainerRecord(id=cid, name=name or f"p-web-{cid}", labels={CONFIG_HASH_LABEL: gen}, created="",
-                           state=state, image=image)
+    return plain(cid, config_hash=gen, state=state, name=name, image=image)
 
 
 def test_plan_creates_when_nothing_runs_and_removes_stopped_leftovers():

