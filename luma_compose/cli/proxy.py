@@ -48,16 +48,36 @@ def _print_sync(res, quiet: bool = False) -> None:
         click.echo(f"{len(res.table.routes)} route(s), {state}")
 
 
-def render_table(table: RouteTable) -> str:
+def _health(h: str) -> str:
+    return "no Docker health check" if h == "none" else f"docker health {h}"
+
+
+def render_table(table: RouteTable, served: dict[str, list[str]] | None = None) -> str:
+    """The table the labels give; with ``served`` (from Caddy's loaded config), each route whose
+    served upstreams differ says what Caddy serves now."""
     rows = [("HOST", "TARGET", "PROJECT", "SERVICE", "CONTAINERS")]
+    notes: list[str] = []
     for r in table.routes:
         members = ", ".join(
-            f"{m.name} ({m.health}, {'in pool' if m.in_pool else m.reason})" for m in r.members
-        ) or "-"
+            f"{m.name} ({_health(m.health)}, {'in pool' if m.in_pool else m.reason})" for m in r.members
+        ) or ("- (no container; the project is up, the host is held)" if r.held else "-")
+        if r.withheld:
+            members += f" [no traffic: {r.withheld}]"
+        if served is not None:
+            now = served.get(r.key)
+            if now is None:
+                notes.append(f"not served yet: {r.key} (run: luma-compose proxy sync)")
+            elif sorted(now) != sorted(r.upstreams):
+                notes.append(f"served now: {r.key} -> {', '.join(now) or '503'} "
+                             f"(labels say {', '.join(r.upstreams) or '503'}; run: luma-compose proxy sync)")
         for h in r.hosts:
             rows.append((h, r.target, r.project, r.service, members))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(col.ljust(widths[i]) if i < 4 else col for i, col in enumerate(row)).rstrip() for row in rows]
+    lines += notes
+    if served is not None:
+        gone = sorted(set(served) - {r.key for r in table.routes})
+        lines += [f"served now but not in the labels: {k} (run: luma-compose proxy sync)" for k in gone]
     for c in table.conflicts:
         lines.append(f"conflict: {c.message}")
     for p in table.problems:
@@ -173,12 +193,19 @@ def down(name) -> None:
 @NAME_OPTION
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def routes(name, fmt) -> None:
-    """The live route table: host -> target, project, service, containers, health (from the labels)."""
+    """The route table the labels give (host -> target, project, service, containers, health),
+    and where it differs, what Caddy serves now (its loaded config)."""
     ctl = _controller(name)
     c = ctl.proxy.container()
-    table, _ = ctl.table(c)
+    table, current = ctl.table(c)
+    served = caddy_config.served_upstreams(current) if current is not None else None
     if fmt == "json":
-        click.echo(json.dumps({"version": 1, **table.to_json()}, indent=2))
+        out = {"version": 1, **table.to_json()}
+        for r in out["routes"]:
+            r["served_upstreams"] = (served or {}).get(f"{r['project']}/{r['service']}")
+        click.echo(json.dumps(out, indent=2))
         _report(table)
     else:
-        click.echo(render_table(table))
+        if served is None:
+            click.echo("(the proxy is not running: this is what the labels say, nothing is served)")
+        click.echo(render_table(table, served))

@@ -257,3 +257,22 @@ def served_hosts(config: dict[str, Any] | None) -> dict[str, str]:
                 if isinstance(h, str):
                     out.setdefault(h.lower(), rid[len(ROUTE_ID_PREFIX):])
     return out
+
+
+def served_upstreams(config: dict[str, Any] | None) -> dict[str, list[str]]:
+    """route id -> the dial addresses Caddy serves it with now ([] for a 503 route)."""
+    out: dict[str, list[str]] = {}
+    try:
+        routes = config["apps"]["http"]["servers"][SERVER_NAME]["routes"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return out
+    for r in routes if isinstance(routes, list) else []:
+        rid = r.get("@id", "") if isinstance(r, dict) else ""
+        if not isinstance(rid, str) or not rid.startswith(ROUTE_ID_PREFIX):
+            continue
+        dials = []
+        for h in r.get("handle") or []:
+            if isinstance(h, dict) and h.get("handler") == "reverse_proxy":
+                dials += [u.get("dial", "") for u in h.get("upstreams") or [] if isinstance(u, dict)]
+        out[rid[len(ROUTE_ID_PREFIX):]] = dials
+    return out

@@ -9,6 +9,11 @@ The labels are the state; nothing else is stored:
   network once its compose project has no containers at all.
 * ``down``: remove the proxy container (its certificate volume stays).
 
+The data plane does not need this process: Caddy dials each container by its name on
+the project's ingress network (Docker's DNS follows restarts and IP changes), routes stay
+while their project lives, and Caddy resumes its last config (autosaved on the proxy's
+volume, ``XDG_CONFIG_HOME=/data/config``) after a restart of itself or of the engine.
+
 ``run`` (follow Docker events) lives in :mod:`.watcher`. The controller takes its engine
 as a parameter: the real one (:class:`luma_compose.engine.docker_engine.DockerEngine`) or
 the fake one the unit tests use.
@@ -25,6 +30,15 @@ from typing import TYPE_CHECKING, Any
 
 from .. import contract
 from ..contract import PROXY_LABEL
+
+#: Label on the proxy container: the layout of the container luma-compose creates. A proxy
+#: of an older layout (no --resume, config not on the volume) is recreated by ``up``.
+PROXY_LAYOUT_LABEL = "luma.proxy.layout"
+PROXY_LAYOUT = "2"
+#: Where Caddy autosaves the config it runs: on the volume, so a recreated container resumes it.
+CONFIG_HOME = "/data/config"
+#: The name the old proxy container has while ``up`` tries its replacement.
+KEPT_SUFFIX = "--luma-previous"
 from ..errors import LumaError, UsageError
 from ..records import COMPOSE_PROJECT_LABEL, ContainerRecord, ContainerSpec
 from . import caddy_config
@@ -91,10 +105,13 @@ def proxy_spec(name: str, image: str, settings: Settings, volume: str) -> Contai
     ports = {HTTP_KEY: parse_publish(settings.http, "--http-port")}
     if settings.tls != "off":
         ports[HTTPS_KEY] = parse_publish(settings.https, "--https-port")
+    # --resume: after any restart (of the container, the engine, the machine) Caddy serves the
+    # last config it ran at once, with no luma-compose process; the bootstrap config only when
+    # there is none yet.
     return ContainerSpec(
-        name=name, image=image, command=("caddy", "run", "--config", BOOTSTRAP_PATH),
-        labels={PROXY_LABEL: "true", **settings.labels()},
-        environment={"XDG_DATA_HOME": "/data", "XDG_CONFIG_HOME": "/config"},
+        name=name, image=image, command=("caddy", "run", "--config", BOOTSTRAP_PATH, "--resume"),
+        labels={PROXY_LABEL: "true", PROXY_LAYOUT_LABEL: PROXY_LAYOUT, **settings.labels()},
+        environment={"XDG_DATA_HOME": "/data", "XDG_CONFIG_HOME": CONFIG_HOME},
         ports=ports, volumes={volume: "/data"}, restart="unless-stopped")
 
 
@@ -128,31 +145,61 @@ class Controller:
             raise UsageError(f"--tls {want.tls!r} is not one of {', '.join(caddy_config.TLS_MODES)}")
         vol = volume or os.environ.get(ENV_VOLUME) or f"{self.proxy.name}-data"
         spec = proxy_spec(self.proxy.name, image, want, vol)  # validates the ports before anything changes
-        recreated = False
-        if c is not None and not (c.image_ref == image and cur == want and vol in c.volumes):
-            log(f"proxy: settings changed, recreating {self.proxy.name} (volume {vol} kept)")
-            self.engine.remove(self.proxy.name)
-            c = None
-        if c is None:
-            self._create(spec, vol)
-            recreated = True
-        elif c.state != "running":
-            self.engine.start(self.proxy.name)
-        self.proxy.wait_admin()
+        same = (c is not None and c.image_ref == image and cur == want and vol in c.volumes
+                and c.labels.get(PROXY_LAYOUT_LABEL) == PROXY_LAYOUT)
+        if c is not None and same:
+            if c.state != "running":
+                self.engine.start(self.proxy.name)
+            self.proxy.wait_admin()
+            self._loaded = None
+            return self.proxy.running(), False
+        if c is not None:
+            log(f"proxy: settings changed, replacing {self.proxy.name} (volume {vol} kept)")
+        self._replace(c, spec, vol)
         self._loaded = None
-        return self.proxy.running(), recreated
+        return self.proxy.running(), True
+
+    def _replace(self, old: ContainerRecord | None, spec: ContainerSpec, vol: str) -> None:
+        """Create the proxy from ``spec``; never leave less than there was.
+
+        The old container (if any) is renamed and stopped (its ports are needed), not removed,
+        until the new one answers; if the new one cannot start (a port taken, a bad image) it is
+        removed, the old one gets its name back and is started again, and a volume this attempt
+        created is removed."""
+        kept = ""
+        if old is not None:
+            kept = self.proxy.name + KEPT_SUFFIX
+            self.engine.remove(kept)  # a leftover of an interrupted up
+            self.engine.rename(old.id, kept)
+            self.engine.stop(old.id, timeout=5)
+        new_volume = not self.engine.volume_exists(vol)
+        try:
+            self._create(spec, vol)
+            self.proxy.wait_admin()
+        except LumaError as e:
+            self.engine.remove(spec.name)
+            if new_volume:
+                self.engine.remove_volume(vol)
+            if old is not None:
+                self.engine.rename(old.id, self.proxy.name)
+                self.engine.start(old.id)
+                try:
+                    self.proxy.wait_admin()
+                except LumaError:
+                    pass
+                raise LumaError(f"{e.message}; the previous proxy {self.proxy.name} is serving again, unchanged",
+                                e.hint) from e
+            raise
+        if old is not None:
+            self.engine.remove(old.id)
 
     def _create(self, spec: ContainerSpec, vol: str) -> None:
         if not self.engine.volume_exists(vol):
             self.engine.create_volume(vol, labels={PROXY_LABEL: "true"})
         self.engine.create(spec)
-        try:
-            self.engine.put_file(spec.name, BOOTSTRAP_PATH,
-                                 caddy_config.dumps(bootstrap_config(spec.labels[contract.PROXY_TLS_LABEL])).encode())
-            self.engine.start(spec.name)
-        except LumaError:
-            self.engine.remove(spec.name)
-            raise
+        self.engine.put_file(spec.name, BOOTSTRAP_PATH,
+                             caddy_config.dumps(bootstrap_config(spec.labels[contract.PROXY_TLS_LABEL])).encode())
+        self.engine.start(spec.name)
 
     def down(self) -> bool:
         self._loaded = None
@@ -173,20 +220,45 @@ class Controller:
                 current = self._current(c)
         select = self.settings.select
         labels = [f"{contract.LABEL_MANAGED}=true"] + ([select] if select else [])
-        records = [r for r in self.engine.containers(labels)
+        # Every state: a project's route stays while it lives (a restarting container is dialled
+        # as standby, never a 404).
+        records = [r for r in self.engine.containers(labels, all=True)
                    if r.labels.get(contract.LABEL_PROJECT) not in exclude_projects]
-        return build_table(records, caddy_config.served_hosts(current)), current
+        networks = [n for n in self.engine.networks([f"{contract.NETWORK_OWNER_LABEL}=true"])
+                    if n.compose_project not in exclude_projects]
+        # Containers on ingress networks that are not managed (the proxy, or a hand-attached
+        # one): read only to detect one that answers to a routed container's name.
+        known = {r.id for r in records}
+        others: dict[str, ContainerRecord] = {}
+        for n in networks:
+            for cid in n.containers:
+                if cid not in known and cid not in others and (rec := self.engine.container(cid)) is not None:
+                    others[cid] = rec
+        served = {h: k for h, k in caddy_config.served_hosts(current).items()
+                  if k.partition("/")[0] not in exclude_projects}
+        # A served project with no routed container left holds its hosts while it lives; it
+        # lives while Compose has any container of it (no container at all: it is down, and
+        # _prune removes its network).
+        routed_projects = {r.labels.get(contract.LABEL_PROJECT) for r in records}
+        for n in list(networks):
+            p = n.compose_project
+            if p and p not in routed_projects and any(k.partition("/")[0] == p for k in served.values()):
+                if not self.engine.containers([f"{COMPOSE_PROJECT_LABEL}={p}"], all=True):
+                    networks.remove(n)
+        return build_table([*records, *others.values()], served, networks), current
 
-    def desired(self, table: RouteTable) -> dict[str, Any]:
+    def desired(self, table: RouteTable, c: ContainerRecord | None = None) -> dict[str, Any]:
         s = self.settings
+        public_https = c.ports.get(HTTPS_KEY, ("", 443))[1] if c is not None else None
         return caddy_config.build_config(table, tls=s.tls, email=s.email or None,
-                                         http_port=INTERNAL_HTTP_PORT, https_port=INTERNAL_HTTPS_PORT)
+                                         http_port=INTERNAL_HTTP_PORT, https_port=INTERNAL_HTTPS_PORT,
+                                         public_https_port=public_https)
 
     def status(self) -> ProxyStatus:
         """The running proxy, its route table, and whether Caddy's loaded config matches the labels."""
         c = self.proxy.running()
         table, current = self.table(c)
-        in_sync = current is not None and caddy_config.dumps(current) == caddy_config.dumps(self.desired(table))
+        in_sync = current is not None and caddy_config.dumps(current) == caddy_config.dumps(self.desired(table, c))
         ports = {k: f"{ip or '*'}:{port}" for k, (ip, port) in c.ports.items()}
         return ProxyStatus(self.proxy.name, c.image_ref, c.state, self.settings.tls, ports, in_sync, table,
                            self.engine.endpoint.describe())
@@ -206,7 +278,7 @@ class Controller:
     def sync(self, exclude_projects: frozenset[str] = frozenset()) -> SyncResult:
         c = self.proxy.running()
         table, current = self.table(c, exclude_projects)
-        desired = self.desired(table)
+        desired = self.desired(table, c)
         res = SyncResult(table, changed=False)
         attached = set(c.networks)
         for net in sorted(table.networks() - attached):
