@@ -245,7 +245,7 @@ class Controller:
             if p and p not in routed_projects and any(k.partition("/")[0] == p for k in served.values()):
                 if not self.engine.containers([f"{COMPOSE_PROJECT_LABEL}={p}"], all=True):
                     networks.remove(n)
-        return build_table([*records, *others.values()], served, networks), current
+        return build_table(records, served, networks, bystanders=others.values()), current
 
     def desired(self, table: RouteTable, c: ContainerRecord | None = None) -> dict[str, Any]:
         s = self.settings

@@ -375,9 +375,11 @@ def build_table(
     containers: Iterable[ContainerRecord],
     incumbents: Mapping[str, str] | None = None,
     networks: Iterable[NetworkRecord] | None = None,
+    bystanders: Iterable[ContainerRecord] = (),
 ) -> RouteTable:
     """The route table from container records (any state; unmanaged ones are read only to
-    detect DNS shadowing).
+    detect DNS shadowing, as are ``bystanders``: other containers on the ingress networks,
+    never routed).
 
     ``incumbents`` maps host -> route id ("project/service") as currently served
     by the proxy; in a conflict the incumbent keeps the host (and its alias) for as long
@@ -412,7 +414,7 @@ def build_table(
     incumbent_routes = set(incumbents.values())
 
     routed = [(c, f) for cs in by_service.values() for c, f in cs]
-    refused, victims = _shadowing(records, routed)
+    refused, victims = _shadowing([*records, *bystanders], routed)
     problems += sorted(set(refused.values())) + sorted(set(victims.values()))
 
     candidates: list[Route] = []

@@ -333,3 +333,11 @@ def test_a_container_that_answers_to_a_routed_name_on_the_victims_own_network_wi
 def test_replicas_sharing_the_service_alias_are_not_shadowing():
     t = build_table([rec("a", "web", n=1), rec("a", "web", n=2)])
     assert not t.problems and t.networks() == {"a_luma"}
+
+
+def test_bystanders_are_read_for_shadowing_only_and_never_routed():
+    other_run = rec("other", "web", hosts=("other.test",))
+    shadow = _plain("intruder", {"other_luma": ("gmail-web-1",)})
+    t = build_table([rec("gmail", "web", hosts=("mail.test",))], bystanders=[other_run, shadow])
+    assert [r.key for r in t.routes] == ["gmail/web"]
+    assert t.refused_networks == ("other_luma",)
