@@ -52,6 +52,12 @@ FAIL_DURATION = "1s"
 #: booting replica) before it gets 503.
 TRY_DURATION = "5s"
 TRY_INTERVAL = "100ms"
+DIAL_NETWORK = "tcp4"
+#: Docker's embedded DNS, asked directly: a proxy created on the default bridge starts with the
+#: host's resolvers in /etc/resolv.conf, and Go rereads that file only every few seconds after
+#: Docker rewrites it at the first attach to an ingress network (measured: ~10 s of failed
+#: lookups). Only this server knows container names, and only on the shared networks.
+DOCKER_DNS = "127.0.0.11:53"
 #: Upgraded connections (WebSocket) stay open this long after a config load replaced the
 #: handler that proxied them (Caddy closes them at once by default). They end earlier when
 #: either side closes them, e.g. when deploy removes a drained container.
@@ -103,8 +109,11 @@ def _route(r: Route) -> dict[str, Any]:
     if upstreams:
         handler: dict[str, Any] = {
             "handler": "reverse_proxy",
-            "upstreams": [{"dial": d} for d in upstreams],
-            "transport": upstream_transport(),
+            # tcp4/: resolve the name with an A query only. Docker's DNS answers a container
+            # name's A record itself but may forward the AAAA query to the host's resolvers,
+            # which can take seconds (or never answer) on a server without outside DNS.
+            "upstreams": [{"dial": f"{DIAL_NETWORK}/{d}"} for d in upstreams],
+            "transport": {**upstream_transport(), "resolver": {"addresses": [DOCKER_DNS]}},
             "stream_close_delay": STREAM_CLOSE_DELAY,
             "load_balancing": {
                 "selection_policy": {"policy": "round_robin"},
