@@ -115,3 +115,6 @@ class ContainerSpec:
     #: named volume -> mount point
     volumes: Mapping[str, str] = field(default_factory=dict)
     restart: str = "unless-stopped"
+    #: resolv.conf options (``ndots:1``: Docker's DNS then answers an unknown single-label name
+    #: at once instead of forwarding it to the host's resolvers)
+    dns_options: tuple[str, ...] = ()

@@ -65,6 +65,8 @@ class DockerEngine:
                   restart_policy={"Name": spec.restart} if spec.restart else None,
                   volumes={v: {"bind": m, "mode": "rw"} for v, m in spec.volumes.items()},
                   ports=ports, environment=dict(spec.environment), detach=True)
+        if spec.dns_options:
+            kw["dns_opt"] = list(spec.dns_options)
         try:
             c = self.dc.containers.create(spec.image, **kw)
         except errors.ImageNotFound:

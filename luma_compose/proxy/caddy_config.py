@@ -93,6 +93,19 @@ def route_handle_id(route_key: str) -> str:
     return ROUTE_ID_PREFIX + route_key
 
 
+def dial_address(upstream: str) -> str:
+    """``name:port`` -> ``tcp4/name.:port``: an A query only, for the absolute name (no search
+    domain is ever tried, so the query never leaves Docker's DNS); IP literals as they are."""
+    import ipaddress
+
+    host, _, port = upstream.rpartition(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        host = host.rstrip(".") + "."
+    return f"{DIAL_NETWORK}/{host}:{port}"
+
+
 class UnsafeValue(ValueError):
     """A value that could be a Caddy placeholder reached the config builder (a bug upstream)."""
 
@@ -112,7 +125,7 @@ def _route(r: Route) -> dict[str, Any]:
             # tcp4/: resolve the name with an A query only. Docker's DNS answers a container
             # name's A record itself but may forward the AAAA query to the host's resolvers,
             # which can take seconds (or never answer) on a server without outside DNS.
-            "upstreams": [{"dial": f"{DIAL_NETWORK}/{d}"} for d in upstreams],
+            "upstreams": [{"dial": dial_address(d)} for d in upstreams],
             "transport": {**upstream_transport(), "resolver": {"addresses": [DOCKER_DNS]}},
             "stream_close_delay": STREAM_CLOSE_DELAY,
             "load_balancing": {

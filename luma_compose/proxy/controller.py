@@ -34,7 +34,7 @@ from ..contract import PROXY_LABEL
 #: Label on the proxy container: the layout of the container luma-compose creates. A proxy
 #: of an older layout (no --resume, config not on the volume) is recreated by ``up``.
 PROXY_LAYOUT_LABEL = "luma.proxy.layout"
-PROXY_LAYOUT = "2"
+PROXY_LAYOUT = "3"
 #: Where Caddy autosaves the config it runs: on the volume, so a recreated container resumes it.
 CONFIG_HOME = "/data/config"
 #: The name the old proxy container has while ``up`` tries its replacement.
@@ -112,7 +112,12 @@ def proxy_spec(name: str, image: str, settings: Settings, volume: str) -> Contai
         name=name, image=image, command=("caddy", "run", "--config", BOOTSTRAP_PATH, "--resume"),
         labels={PROXY_LABEL: "true", PROXY_LAYOUT_LABEL: PROXY_LAYOUT, **settings.labels()},
         environment={"XDG_DATA_HOME": "/data", "XDG_CONFIG_HOME": CONFIG_HOME},
-        ports=ports, volumes={volume: "/data"}, restart="unless-stopped")
+        ports=ports, volumes={volume: "/data"}, restart="unless-stopped",
+        # Upstreams are container names; while one is restarting Docker's DNS does not know it.
+        # With ndots set, Docker answers such a single-label name at once (no such host: Caddy
+        # retries until it is back) instead of forwarding it to the host's resolvers, which can
+        # take seconds or never answer.
+        dns_options=("ndots:1",))
 
 
 class Controller:

@@ -53,7 +53,7 @@ def test_routes_match_hosts_balance_replicas_and_health_check():
     rp = routes[0]["handle"][0]
     assert rp["handler"] == "reverse_proxy"
     # names (resolved by Docker's DNS at dial time, A records only), not IPs
-    assert [u["dial"] for u in rp["upstreams"]] == ["tcp4/a-web-1:3000", "tcp4/a-web-2:3000"]
+    assert [u["dial"] for u in rp["upstreams"]] == ["tcp4/a-web-1.:3000", "tcp4/a-web-2.:3000"]
     assert rp["transport"]["resolver"] == {"addresses": ["127.0.0.11:53"]}
     assert rp["load_balancing"]["selection_policy"]["policy"] == "round_robin"
     assert rp["health_checks"]["active"]["uri"] == "/up"
@@ -77,7 +77,7 @@ def test_a_route_without_any_upstream_answers_503_instead_of_falling_through():
     unhealthy = ContainerRecord(c.id, c.name, c.labels, c.created, health="unhealthy", networks=c.networks)
     cfg = build_config(build_table([unhealthy]), tls="off")
     (route, _404) = server_routes(cfg)
-    assert [u["dial"] for u in route["handle"][0]["upstreams"]] == ["tcp4/a-web-1:3000"]
+    assert [u["dial"] for u in route["handle"][0]["upstreams"]] == ["tcp4/a-web-1.:3000"]
     errors = cfg["apps"]["http"]["servers"]["luma"]["errors"]["routes"]
     assert errors[0]["handle"][0]["status_code"] == 503
 
