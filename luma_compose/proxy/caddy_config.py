@@ -50,7 +50,7 @@ HEALTH_TIMEOUT = "1s"
 FAIL_DURATION = "1s"
 #: How long a request waits for an upstream that answers (a restarting container, a
 #: booting replica) before it gets 503.
-TRY_DURATION = "5s"
+TRY_DURATION = "10s"
 TRY_INTERVAL = "100ms"
 DIAL_NETWORK = "tcp4"
 #: Docker's embedded DNS, asked directly: a proxy created on the default bridge starts with the
