@@ -8,7 +8,6 @@ import http.client
 import json
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -18,14 +17,16 @@ from typing import Iterator
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "images"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import build as image_build  # noqa: E402  (tests/images/build.py)
 
-from luma_compose import contract  # noqa: E402
+from luma_compose import api, contract  # noqa: E402
+from support.processes import background  # noqa: E402  (tests/support/processes.py)
 
 RUN = secrets.token_hex(3)
 #: Put on every benchmark container; the benchmark proxy routes only these (--select).
-SELECT = f"luma.bench.run={RUN}"
+SELECT = f"bench.luma-compose.run={RUN}"  # not luma.*: render owns that prefix
 
 
 def sh(*cmd: str, check: bool = True, input: str | None = None) -> str:
@@ -41,23 +42,22 @@ def luma(*args: str, check: bool = True) -> str:
 
 def compose_text(project: str, image: str, hosts: list[str], replicas: int = 1,
                  command: list[str] | None = None, cpus: float | None = None) -> str:
-    s = "web"
-    svc = {
-            "image": image,
-            "environment": {"PROJECT": project, "SERVICE": s},
-            "networks": {"default": None, contract.NETWORK_KEY: {"aliases": [contract.alias(project, s)]}},
-            "labels": {**contract.route_labels(project, s, hosts, 3000, "/up"), SELECT.split("=")[0]: RUN},
-            "deploy": {"replicas": replicas},
+    """A one-service compose file rendered by luma-compose itself (``api.render_text``)."""
+    svc: dict = {
+        "image": image,
+        "environment": {"PROJECT": project, "SERVICE": "web"},
+        "labels": {SELECT.split("=")[0]: RUN},
+        "deploy": {"replicas": replicas},
+        "x-luma": {"hosts": hosts, "port": 3000},
     }
     if command:
         svc["command"] = command
     if cpus:
         svc["cpus"] = cpus
-    return json.dumps({
-        "name": project,
-        "services": {s: svc},
-        "networks": {contract.NETWORK_KEY: {"labels": {contract.NETWORK_OWNER_LABEL: "true"}}},
-    })
+    result = api.render_text(f"<{project}>", json.dumps({"services": {"web": svc}}), project=project)
+    if not result.ok or not result.text:
+        raise SystemExit(f"bench: render refused the bench file: {[p.message for p in result.problems]}")
+    return result.text
 
 
 @contextlib.contextmanager
@@ -84,18 +84,9 @@ def proxy(caddy_image: str) -> Iterator[tuple[str, int]]:
         sh("docker", "volume", "rm", "-f", f"{name}-data", check=False)
 
 
-@contextlib.contextmanager
-def proxy_run(name: str) -> Iterator[subprocess.Popen]:
-    p = subprocess.Popen([sys.executable, "-m", "luma_compose.cli", "proxy", "run", "--name", name],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield p
-    finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
+def proxy_run(name: str):
+    """``luma-compose proxy run`` in the background for the block (stopped with SIGTERM)."""
+    return background([sys.executable, "-m", "luma_compose.cli", "proxy", "run", "--name", name], capture=False)
 
 
 @contextlib.contextmanager
@@ -185,3 +176,63 @@ def docker_proxy_pids(host_port: int) -> list[int]:
             if i + 1 < len(argv) and argv[i + 1] == str(host_port).encode():
                 pids.append(int(d.name))
     return pids
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and all its descendants (nginx's master and workers)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def caddy_binary() -> str:
+    return str(image_build.find_caddy())
+
+
+@contextlib.contextmanager
+def host_process(cmd: list[str], port: int, log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """Run a reverse proxy on the host (loopback) until the block ends; waits until ``port`` accepts."""
+    import os
+    import socket
+    import time
+
+    with open(log, "wb") as out:
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if p.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"{cmd[0]} did not start:\n{log.read_text(errors='replace')[-2000:]}")
+                time.sleep(0.05)
+        yield p
+    finally:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

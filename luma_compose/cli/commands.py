@@ -11,7 +11,7 @@ from typing import Sequence
 
 from .. import api
 from ..errors import EXIT_OK, EXIT_PROBLEMS, UsageError
-from .report import echo, print_problems, unified_diff
+from .report import echo, print_problems, reporter, unified_diff
 
 
 def render(files: Sequence[str] = (), project: str | None = None, project_directory: str | None = None,
@@ -56,24 +56,8 @@ def check(paths: Sequence[str] = (), files: Sequence[str] = (), project: str | N
         raise UsageError("give files either as arguments (checked one by one) or with -f (merged), not both", "")
     results = [api.render([p], project, project_directory) for p in paths] if paths else \
         [api.render(files, project, project_directory)]
-    problems = [p for r in results for p in r.problems]
-    if fmt == "json":
-        import json
-
-        echo(json.dumps({
-            "version": 1, "ok": not problems, "problem_count": len(problems),
-            "results": [{"source": r.source, "project": r.project, "ok": r.ok,
-                         "problems": [p.to_json() for p in r.problems]} for r in results],
-        }, indent=2))
-    else:
-        print_problems(problems, err=False)
-        for r in results:
-            if r.ok:
-                echo(f"{r.source}: ok")
-        if problems:
-            n = len(problems)
-            echo(f"{n} problem{'s' if n > 1 else ''} found", err=True)
-    return EXIT_PROBLEMS if problems else EXIT_OK
+    reporter(fmt).check(results)
+    return EXIT_PROBLEMS if any(r.problems for r in results) else EXIT_OK
 
 
 def _read_or_none(path: str) -> str | None:

@@ -12,6 +12,7 @@ import click
 from ..errors import EXIT_PROBLEMS
 from ..proxy import caddy_config
 from ..proxy.route_table import RouteTable
+from .report import reporter
 
 NAME_OPTION = click.option("--name", default=None, metavar="NAME",
                            help="Proxy container name (default luma-proxy, or $LUMA_PROXY_NAME).")
@@ -22,67 +23,6 @@ def _controller(name: str | None):
     from ..proxy.controller import Controller
 
     return Controller(DockerEngine(), name)
-
-
-def _report(table: RouteTable) -> None:
-    for c in table.conflicts:
-        click.echo(f"conflict: {c.message}", err=True)
-    for p in table.problems:
-        click.echo(f"ignored: {p}", err=True)
-
-
-def _print_sync(res, quiet: bool = False) -> None:
-    from ..proxy.controller import log
-
-    for n in res.connected:
-        log(f"proxy: attached to {n}")
-    for n in res.disconnected:
-        log(f"proxy: detached from {n}")
-    for n in res.removed_networks:
-        log(f"proxy: removed network {n} (its project is gone)")
-    for w in res.warnings:
-        log(f"warning: {w}")
-    _report(res.table)
-    if not quiet:
-        state = "config loaded" if res.changed else "no change"
-        click.echo(f"{len(res.table.routes)} route(s), {state}")
-
-
-def _health(h: str) -> str:
-    return "no Docker health check" if h == "none" else f"docker health {h}"
-
-
-def render_table(table: RouteTable, served: dict[str, list[str]] | None = None) -> str:
-    """The table the labels give; with ``served`` (from Caddy's loaded config), each route whose
-    served upstreams differ says what Caddy serves now."""
-    rows = [("HOST", "TARGET", "PROJECT", "SERVICE", "CONTAINERS")]
-    notes: list[str] = []
-    for r in table.routes:
-        members = ", ".join(
-            f"{m.name} ({_health(m.health)}, {'in pool' if m.in_pool else m.reason})" for m in r.members
-        ) or ("- (no container; the project is up, the host is held)" if r.held else "-")
-        if r.withheld:
-            members += f" [no traffic: {r.withheld}]"
-        if served is not None:
-            now = served.get(r.key)
-            if now is None:
-                notes.append(f"not served yet: {r.key} (run: luma-compose proxy sync)")
-            elif sorted(now) != sorted(r.upstreams):
-                notes.append(f"served now: {r.key} -> {', '.join(now) or '503'} "
-                             f"(labels say {', '.join(r.upstreams) or '503'}; run: luma-compose proxy sync)")
-        for h in r.hosts:
-            rows.append((h, r.target, r.project, r.service, members))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(col.ljust(widths[i]) if i < 4 else col for i, col in enumerate(row)).rstrip() for row in rows]
-    lines += notes
-    if served is not None:
-        gone = sorted(set(served) - {r.key for r in table.routes})
-        lines += [f"served now but not in the labels: {k} (run: luma-compose proxy sync)" for k in gone]
-    for c in table.conflicts:
-        lines.append(f"conflict: {c.message}")
-    for p in table.problems:
-        lines.append(f"ignored: {p}")
-    return "\n".join(lines)
 
 
 @click.group()
@@ -110,7 +50,7 @@ def up(name, image, http_port, https_port, tls, email, volume, select) -> None:
     c, created = ctl.up(image=image, http_port=http_port, https_port=https_port, tls=tls, email=email, volume=volume,
                         select=select)
     res = ctl.sync()
-    _print_sync(res, quiet=True)
+    reporter("text").sync(res, quiet=True)
     ports = ", ".join(f"{k} -> {ip or '*'}:{port}" for k, (ip, port) in sorted(c.ports.items()))
     click.echo(f"{ctl.proxy.name} {'started' if created else 'running'} ({ports}); {len(res.table.routes)} route(s)")
     _exit_on_problems(res.table)
@@ -130,7 +70,7 @@ def sync(name) -> None:
     Exits 1 when routes conflict or containers were ignored (the rest is applied).
     """
     res = _controller(name).sync()
-    _print_sync(res)
+    reporter("text").sync(res)
     _exit_on_problems(res.table)
 
 
@@ -153,7 +93,7 @@ def run(name) -> None:
 
         key = json.dumps(res.table.to_json(), sort_keys=True)
         if res.changed or res.connected or res.disconnected or res.removed_networks or key != (last[0] if last else ""):
-            _print_sync(res, quiet=True)
+            reporter("text").sync(res, quiet=True)
             log(f"proxy: {len(res.table.routes)} route(s), {'config loaded' if res.changed else 'no change'}")
         last[:] = [key]
 
@@ -168,15 +108,7 @@ def run(name) -> None:
 def status(name, fmt) -> None:
     """The proxy container and its live route table. Exit 1 on conflicts or drift, 3 when it is down."""
     st = _controller(name).status()
-    if fmt == "json":
-        click.echo(json.dumps(st.to_json(), indent=2))
-        _report(st.table)
-    else:
-        click.echo(f"engine: {st.endpoint}")
-        click.echo(f"proxy {st.name}: {st.state}, image {st.image}, tls {st.tls}, "
-                   f"ports {', '.join(f'{k} -> {v}' for k, v in sorted(st.ports.items())) or 'none'}")
-        click.echo(f"config: {'in sync with the labels' if st.in_sync else 'OUT OF SYNC (run: luma-compose proxy sync)'}")
-        click.echo(render_table(st.table))
+    reporter(fmt).status(st)
     if st.table.conflicts or st.table.problems or not st.in_sync:
         sys.exit(EXIT_PROBLEMS)
 
@@ -246,13 +178,4 @@ def routes(name, fmt) -> None:
     c = ctl.proxy.container()
     table, current = ctl.table(c)
     served = caddy_config.served_upstreams(current) if current is not None else None
-    if fmt == "json":
-        out = {"version": 1, **table.to_json()}
-        for r in out["routes"]:
-            r["served_upstreams"] = (served or {}).get(f"{r['project']}/{r['service']}")
-        click.echo(json.dumps(out, indent=2))
-        _report(table)
-    else:
-        if served is None:
-            click.echo("(the proxy is not running: this is what the labels say, nothing is served)")
-        click.echo(render_table(table, served))
+    reporter(fmt).routes(table, served)

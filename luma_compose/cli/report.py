@@ -71,3 +71,135 @@ def unified_diff(a: str, b: str, name_a: str, name_b: str) -> str:
 
     lines = difflib.unified_diff(a.splitlines(keepends=True), b.splitlines(keepends=True), name_a, name_b)
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+# ----------------------------------------------------------------------------- reporters
+#
+# Every command that has a --format prints through one reporter, picked by name (as
+# check-jsonschema picks its reporter): "text" for people, "json" for tools (version 1
+# shapes, published under schemas/). Problems that are not the command's output
+# (conflicts, ignored containers) go to stderr in both.
+
+
+class TextReporter:
+    name = "text"
+
+    def check(self, results: list) -> None:
+        problems = [p for r in results for p in r.problems]
+        print_problems(problems, err=False)
+        for r in results:
+            if r.ok:
+                echo(f"{r.source}: ok")
+        if problems:
+            n = len(problems)
+            echo(f"{n} problem{'s' if n > 1 else ''} found", err=True)
+
+    def routes(self, table, served=None) -> None:
+        if served is None:
+            echo("(the proxy is not running: this is what the labels say; nothing is served)")
+        echo(route_table_text(table, served))
+
+    def status(self, st) -> None:
+        echo(f"engine: {st.endpoint}")
+        echo(f"proxy {st.name}: {st.state}, image {st.image}, tls {st.tls}, "
+             f"ports {', '.join(f'{k} -> {v}' for k, v in sorted(st.ports.items())) or 'none'}")
+        echo(f"config: {'in sync with the labels' if st.in_sync else 'OUT OF SYNC (run: luma-compose proxy sync)'}")
+        echo(route_table_text(st.table))
+
+    def sync(self, res, quiet: bool = False) -> None:
+        """What one sync did: network changes and warnings on stderr, the summary on stdout."""
+        for n in res.connected:
+            echo(f"proxy: attached to {n}", err=True)
+        for n in res.disconnected:
+            echo(f"proxy: detached from {n}", err=True)
+        for n in res.removed_networks:
+            echo(f"proxy: removed network {n} (its project is gone)", err=True)
+        for w in res.warnings:
+            echo(f"warning: {w}", err=True)
+        table_problems(res.table)
+        if not quiet:
+            echo(f"{len(res.table.routes)} route(s), {'config loaded' if res.changed else 'no change'}")
+
+
+class JsonReporter(TextReporter):
+    name = "json"
+
+    @staticmethod
+    def _dump(doc: dict) -> None:
+        import json
+
+        echo(json.dumps(doc, indent=2))
+
+    def check(self, results: list) -> None:
+        problems = [p for r in results for p in r.problems]
+        self._dump({
+            "version": 1, "ok": not problems, "problem_count": len(problems),
+            "results": [{"source": r.source, "project": r.project, "ok": r.ok,
+                         "problems": [p.to_json() for p in r.problems]} for r in results],
+        })
+
+    def routes(self, table, served=None) -> None:
+        out = {"version": 1, **table.to_json()}
+        for r in out["routes"]:  # what Caddy's loaded config dials for the route now
+            r["served_upstreams"] = (served or {}).get(f"{r['project']}/{r['service']}")
+        self._dump(out)
+        table_problems(table)
+
+    def status(self, st) -> None:
+        self._dump(st.to_json())
+        table_problems(st.table)
+
+
+REPORTERS = {r.name: r for r in (TextReporter, JsonReporter)}
+
+
+def reporter(fmt: str) -> TextReporter:
+    return REPORTERS[fmt]()
+
+
+def table_problems(table) -> None:
+    """A route table's conflicts and ignored containers, on stderr."""
+    for c in table.conflicts:
+        echo(f"conflict: {c.message}", err=True)
+    for p in table.problems:
+        echo(f"ignored: {p}", err=True)
+
+
+def _health(h: str) -> str:
+    return "no Docker health check" if h == "none" else f"docker health {h}"
+
+
+def route_table_text(table, served: dict | None = None) -> str:
+    """The table the labels give; with ``served`` (route id -> dials in Caddy's loaded config),
+    each route whose served upstreams differ also says what Caddy serves now."""
+    rows = [("HOST", "TARGET", "PROJECT", "SERVICE", "CONTAINERS")]
+    notes: list[str] = []
+    for r in table.routes:
+        members = ", ".join(
+            f"{m.name} ({_health(m.health)}, {'in pool' if m.in_pool else m.reason})" for m in r.members
+        ) or ("- (no container; the project is up, the host is held)" if r.held else "-")
+        if r.withheld:
+            members += f" [no traffic: {r.withheld}]"
+        if served is not None:
+            from ..proxy.caddy_config import dial_address
+
+            now = served.get(r.key)
+            want = [dial_address(u) for u in r.upstreams]
+            if now is None:
+                notes.append(f"not served yet: {r.key} (run: luma-compose proxy sync)")
+            elif sorted(now) != sorted(want):
+                notes.append(f"served now: {r.key} -> {', '.join(now) or '503'} "
+                             f"(labels say {', '.join(want) or '503'}; run: luma-compose proxy sync)")
+        for h in r.hosts:
+            rows.append((h, r.target, r.project, r.service, members))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(col.ljust(widths[i]) if i < 4 else col for i, col in enumerate(row)).rstrip() for row in rows]
+    lines += notes
+    if served is not None:
+        gone = sorted(set(served) - {r.key for r in table.routes})
+        lines += [f"served now but not in the labels: {k} (run: luma-compose proxy sync)" for k in gone]
+    for c in table.conflicts:
+        lines.append(f"conflict: {c.message}")
+    for p in table.problems:
+        lines.append(f"ignored: {p}")
+    return "\n".join(lines)

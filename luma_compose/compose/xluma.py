@@ -25,12 +25,12 @@ class MarkedService(NamedTuple):
     xluma: Node  # the x-luma value node
     hosts: list[str]
     port: int | None
-    health: str
+    health_path: str  # x-luma `health`
 
     def spec(self) -> contract.RoutedService:
         """The plain description (no YAML nodes): what deploy and the API see."""
         assert self.port is not None
-        return contract.RoutedService(self.service, tuple(self.hosts), self.port, self.health)
+        return contract.RoutedService(self.service, tuple(self.hosts), self.port, self.health_path)
 
     def labels(self, project: str) -> dict[str, str]:
         return self.spec().labels(project)

@@ -72,9 +72,10 @@ class Settings:
 
     @classmethod
     def of(cls, labels: Mapping[str, str]) -> "Settings":
-        return cls(labels.get(PROXY_TLS_LABEL, "acme"), labels.get(PROXY_EMAIL_LABEL, ""),
-                   labels.get(PROXY_HTTP_LABEL, "80"), labels.get(PROXY_HTTPS_LABEL, "443"),
-                   labels.get(PROXY_SELECT_LABEL, ""))
+        d = cls()
+        return cls(labels.get(PROXY_TLS_LABEL, d.tls), labels.get(PROXY_EMAIL_LABEL, d.email),
+                   labels.get(PROXY_HTTP_LABEL, d.http), labels.get(PROXY_HTTPS_LABEL, d.https),
+                   labels.get(PROXY_SELECT_LABEL, d.select))
 
     def labels(self) -> dict[str, str]:
         return {PROXY_TLS_LABEL: self.tls, PROXY_EMAIL_LABEL: self.email, PROXY_HTTP_LABEL: self.http,

@@ -136,11 +136,11 @@ class Controller:
         """Create or reconcile the proxy container. Unset options keep the existing container's value."""
         c = self.proxy.container()
         cur = settings_of(c) if c is not None else Settings()
-        want = Settings(
-            tls=tls or cur.tls or "acme",
+        want = Settings(  # Settings() holds the defaults: one place
+            tls=tls or cur.tls,
             email=email if email is not None else cur.email,
-            http=http_port or cur.http or "80",
-            https=https_port or cur.https or "443",
+            http=http_port or cur.http,
+            https=https_port or cur.https,
             select=select if select is not None else cur.select,
         )
         image = image or os.environ.get(ENV_IMAGE) or (c.image_ref if c is not None else DEFAULT_IMAGE)

@@ -30,7 +30,8 @@ RUN_ID = secrets.token_hex(3)
 
 #: Label put on every container/network the tests create by hand (compose projects carry
 #: com.docker.compose.project=<unique name> instead).
-E2E_LABEL = f"luma.e2e.run={RUN_ID}"
+#: Not a `luma.*` label: render owns that prefix on routed services (and removes what it did not write).
+E2E_LABEL = f"e2e.luma-compose.run={RUN_ID}"
 
 _counter = itertools.count(1)
 

@@ -11,12 +11,9 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
-import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,33 +23,30 @@ from typing import Iterator
 import pytest
 
 import dockerkit as dk
-from luma_compose import contract
+from luma_compose import api, contract
+from support.processes import background
 
 N = 100  # requests per host check (the issue asks for at least 100)
 REPO = Path(__file__).resolve().parents[2]
 
 
 def compose_text(project: str, image: str, services: dict[str, dict]) -> str:
-    """A compose file as ``luma-compose render`` writes it (JSON is YAML)."""
-    svcs = {}
+    """A compose file rendered by luma-compose itself (``api.render_text``) from ``x-luma`` blocks."""
+    k, _, v = dk.E2E_LABEL.partition("=")  # our proxies route only this run's containers (--select)
+    svcs: dict[str, dict] = {}
     for s, spec in services.items():
-        hosts = spec["hosts"]
-        labels = contract.route_labels(project, s, hosts, 3000, "/up")
-        # our proxies route only this run's containers (--select), never anyone else's
-        k, _, v = dk.E2E_LABEL.partition("=")
-        labels[k] = v
         svcs[s] = {
             "image": image,
             "environment": {"PROJECT": project, "SERVICE": s},
-            "networks": {"default": None, contract.NETWORK_KEY: {"aliases": [contract.alias(project, s)]}},
-            "labels": labels,
+            "labels": {k: v},
             "deploy": {"replicas": spec.get("replicas", 1)},
+            "x-luma": {"hosts": list(spec["hosts"]), "port": 3000},
         }
         if "container_name" in spec:
             svcs[s]["container_name"] = spec["container_name"]
-    doc = {"name": project, "services": svcs,
-           "networks": {contract.NETWORK_KEY: {"labels": {contract.NETWORK_OWNER_LABEL: "true"}}}}
-    return json.dumps(doc, indent=1)
+    result = api.render_text(f"<{project}>", json.dumps({"services": svcs}, indent=1), project=project)
+    assert result.ok and result.text, [p.message for p in result.problems]
+    return result.text
 
 
 def cli(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -301,19 +295,9 @@ def test_proxy_removed_and_brought_back_serves_the_same_routes(world):
         assert all(code == 200 and b.startswith(f"{proj.name}/web/") for code, b in got), got
 
 
-@contextlib.contextmanager
-def proxy_run(name: str) -> Iterator[subprocess.Popen]:
-    p = subprocess.Popen([*dk.luma_compose_cmd(), "proxy", "run", "--name", name],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        yield p
-    finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+def proxy_run(name: str):
+    """``luma-compose proxy run`` in the background for the block (stopped with SIGTERM)."""
+    return background([*dk.luma_compose_cmd(), "proxy", "run", "--name", name])
 
 
 def network_exists(name: str) -> bool:

@@ -55,7 +55,7 @@ def test_routes_match_hosts_balance_replicas_and_health_check():
     # names (resolved by Docker's DNS at dial time, A records only), not IPs
     assert [u["dial"] for u in rp["upstreams"]] == ["tcp4/a-web-1.:3000", "tcp4/a-web-2.:3000"]
     assert rp["transport"]["resolver"] == {"addresses": ["127.0.0.11:53"]}
-    assert rp["load_balancing"]["selection_policy"]["policy"] == "round_robin"
+    assert rp["load_balancing"]["selection_policy"]["policy"] == "least_conn"
     assert rp["health_checks"]["active"]["uri"] == "/up"
     last = routes[-1]
     assert "match" not in last and last["handle"][0]["status_code"] == 404
@@ -235,8 +235,9 @@ def test_caddy_routes_by_host_spreads_load_404s_unknown_hosts_and_drops_failing_
             rec("b", "web", ["b.test"], "127.0.0.1", ups[2].port, 1),
         ])
         port = caddy(build_config(t, tls="off"))
+        # Fewest requests in flight: one at a time ties, and ties go either way at random.
         a = Counter(get(port, "a.test") for _ in range(40))
-        assert a == Counter({(200, "a1"): 20, (200, "a2"): 20})
+        assert set(a) == {(200, "a1"), (200, "a2")} and min(a.values()) >= 5, a
         assert Counter(get(port, "B.test") for _ in range(10)) == Counter({(200, "b1"): 10})
         code, body = get(port, "nobody.test")
         assert code == 404 and "no route" in body
@@ -274,6 +275,26 @@ def test_upstream_transport_keeps_enough_idle_connections_and_passes_accept_enco
     assert tr["keep_alive"]["enabled"] is True
     assert tr["keep_alive"]["max_idle_conns_per_host"] >= 256
     assert tr["keep_alive"]["idle_timeout"] == "1500ms"  # below gunicorn's 2 s keep-alive
+
+
+def _ms(d: str) -> float:
+    return float(d[:-2]) if d.endswith("ms") else float(d[:-1]) * 1000
+
+
+def test_a_dropped_syn_is_retried_long_before_the_kernels_1s_on_another_container():
+    t = build_table([rec("a", "web", ["a.test"], "10.0.0.2", 3000), rec("a", "web", ["a.test"], "10.0.0.3", 3000, 2)])
+    (route, _404) = server_routes(build_config(t, tls="off"))
+    rp = route["handle"][0]
+    lb = rp["load_balancing"]
+    # a dropped SYN costs one dial timeout plus one try interval: far below the kernel's 1 s
+    assert _ms(rp["transport"]["dial_timeout"]) + _ms(lb["try_interval"]) <= 200
+    assert _ms(lb["try_duration"]) >= 1000  # and a request keeps trying while a container restarts
+    # the retry skips the container that just failed, but one dropped SYN (a failure to Caddy)
+    # leaves it out only for a moment: not for seconds, not while its requests wait
+    passive = rp["health_checks"]["passive"]
+    assert passive["max_fails"] == 1
+    assert _ms(lb["try_interval"]) < _ms(passive["fail_duration"]) <= 250
+    assert lb["selection_policy"] == {"policy": "least_conn"}
 
 
 class KeepAliveUpstream:
@@ -381,6 +402,42 @@ def test_caddy_passes_the_clients_accept_encoding_through_unchanged(caddy):
             assert got == enc
     finally:
         up.close()
+
+
+@needs_caddy
+def test_caddy_retries_a_dropped_syn_on_the_other_container_in_a_fraction_of_a_second(caddy):
+    # A container whose listen queue is full: the kernel drops each new SYN, and a dialler
+    # that waits for its own SYN retransmit waits 1 s (then 3 s). Here: a listening socket
+    # with a backlog of 0 that never accepts, its queue filled by one connection.
+    good = Upstream("good")
+    stalled = socket.socket()
+    fillers = []
+    try:
+        stalled.bind(("127.0.0.1", 0))
+        stalled.listen(0)
+        for _ in range(3):
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(stalled.getsockname())
+            fillers.append(f)
+        time.sleep(0.2)
+        t = build_table([rec("a", "web", ["a.test"], "127.0.0.1", good.port, 1),
+                         rec("a", "web", ["a.test"], "127.0.0.1", stalled.getsockname()[1], 2)])
+        cfg = build_config(t, tls="off")
+        # Health checks of both go to the good server, so the stalled one stays in the pool
+        # and requests keep being sent to it.
+        server_routes(cfg)[0]["handle"][0]["health_checks"]["active"]["port"] = good.port
+        port = caddy(cfg)
+        took = []
+        for _ in range(20):
+            t0 = time.monotonic()
+            assert get(port, "a.test") == (200, "good")
+            took.append(time.monotonic() - t0)
+        assert max(took) < 0.5, str([round(x, 3) for x in took])
+    finally:
+        for s in fillers + [stalled]:
+            s.close()
+        good.close()
 
 
 # --- issue 10: upgraded connections across config loads; waiting for a restarting upstream ----------
