@@ -22,9 +22,17 @@ def _volumes(prefix: str) -> list[str]:
     return sorted(dk.docker("volume", "ls", "-q", "--filter", f"name={prefix}").split())
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_a_failed_proxy_up_leaves_the_old_proxy_serving(tmp_path, busybox_image, caddy_image):
     with contextlib.ExitStack() as stack:
-        proxy = stack.enter_context(pk.proxy(pk.SHARED, caddy_image, "--tls", "off"))
+        # a fixed port: the old proxy must come back on exactly it (0 would pick a new one)
+        proxy = stack.enter_context(pk.proxy(pk.SHARED, caddy_image, "--tls", "off",
+                                             http_port=f"127.0.0.1:{_free_port()}"))
         name = dk.unique("gmail")
         host = f"{name}.test"
         stack.enter_context(pk.project(pk.SHARED, tmp_path, name, busybox_image, {"web": {"hosts": [host]}}))
