@@ -37,8 +37,13 @@ def render(files: Sequence[str] = (), project: str | None = None, project_direct
         from .engine import compose_cli
 
         inputs.check_mergeable(found)
-        name, text = "<merged: " + ", ".join(found) + ">", compose_cli.merge_files(found, project, project_directory)
+        name = "<merged: " + ", ".join(found) + ">"
+        text, note = compose_cli.merge_files_checked(found, project, project_directory, environ)
     result = render_text(name, text, project, project_dir, environ)
+    if len(found) > 1 and note:
+        result.warnings.insert(0, Problem(name, 0, 0, note, "write the values as Compose reads them before "
+                                          "merging (e.g. the long volume syntax with `type: bind`) to keep ${...}",
+                                          "merge"))
     result.project_directory = os.path.abspath(project_dir)
     return result
 

@@ -51,6 +51,10 @@ PROXY_HTTP_LABEL = "luma.proxy.http-port"
 PROXY_HTTPS_LABEL = "luma.proxy.https-port"
 #: Optional LABEL=VALUE: the proxy routes only managed containers that also carry it.
 PROXY_SELECT_LABEL = "luma.proxy.select"
+#: The ACME directory URL (``--acme-ca``; "" is Let's Encrypt, Caddy's default) and the PEM of the
+#: root that signs its HTTPS certificate (``--acme-ca-root``, copied into the proxy at creation).
+PROXY_ACME_CA_LABEL = "luma.proxy.acme-ca"
+PROXY_ACME_ROOT_LABEL = "luma.proxy.acme-ca-root"
 
 #: Suffix `deploy` gives (`docker rename`) to old containers it is draining: never routed.
 DRAINING_SUFFIX = "--luma-draining"

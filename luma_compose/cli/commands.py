@@ -23,6 +23,7 @@ def render(files: Sequence[str] = (), project: str | None = None, project_direct
     if check_only and fail_if_changed:
         raise UsageError("--check writes nothing and --fail-if-changed writes FILE: use one", "")
     result = api.render(files, project, project_directory)
+    print_problems(result.warnings, kind="warning")
     if not result.ok:
         print_problems(result.problems)
         return EXIT_PROBLEMS

@@ -9,7 +9,7 @@ import time
 import click
 
 from ..proxy import caddy_config
-from .main import input_options
+from .main import docker_engine, endpoint, input_options
 from ..errors import UsageError
 
 _TLS = click.Choice(caddy_config.TLS_MODES)
@@ -42,8 +42,13 @@ def _render(files, project, project_directory):
               help="How long each new container may take to become healthy.")
 @click.option("--drain", type=click.FloatRange(min=0), default=10, show_default=True, metavar="SECONDS",
               help="How long old containers keep running for in-flight requests after traffic left them.")
+@click.option("--dry-run", "--plan", "dry_run", is_flag=True,
+              help="Print what deploy would do and change nothing. Exit 0: nothing to do, 1: problems "
+                   "(deploy would refuse), 4: changes pending.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="With --dry-run: json is the shape in schemas/deploy-plan.schema.json.")
 @_proxy_options
-def deploy(files, project, project_directory, timeout, drain, proxy_name, proxy_image, proxy_http_port,
+def deploy(files, project, project_directory, timeout, drain, dry_run, fmt, proxy_name, proxy_image, proxy_http_port,
            proxy_https_port, proxy_tls, proxy_select) -> None:
     """Render, check and deploy a project behind the proxy, without downtime.
 
@@ -57,8 +62,14 @@ def deploy(files, project, project_directory, timeout, drain, proxy_name, proxy_
     from ..engine.docker_engine import DockerEngine
     from .report import print_problems
 
+    if fmt == "json" and not dry_run:
+        raise UsageError("--format json is for --dry-run (deploy itself prints progress lines)", "add --dry-run")
+    if dry_run:
+        sys.exit(_dry_run(files, project, project_directory, fmt, proxy_name))
     t0 = time.monotonic()
     progress = Progress()
+    ep = endpoint()  # resolved once, shown first: every step below talks to this engine only
+    progress.line(f" engine: {ep.describe()}")
     with progress.step("Render and check") as note:
         result = _render(files, project, project_directory)
         note.append(os.path.basename(result.source) if os.path.exists(result.source) else result.source)
@@ -68,8 +79,7 @@ def deploy(files, project, project_directory, timeout, drain, proxy_name, proxy_
         print_problems(result.problems)
         click.echo("nothing was deployed: fix the problems above", err=True)
         sys.exit(1)
-    engine = DockerEngine()
-    progress.line(f" engine: {engine.endpoint.describe()}")
+    engine = DockerEngine(ep)
     d = Deployer(engine, result.project, result.project_directory, result.text, result.routes,
                  ProxyOptions(proxy_name, proxy_image, proxy_http_port, proxy_https_port, proxy_tls, proxy_select),
                  timeout=timeout, drain=drain, progress=progress)
@@ -79,6 +89,33 @@ def deploy(files, project, project_directory, timeout, drain, proxy_name, proxy_
     click.echo(f"deployed {res.project} in {time.monotonic() - t0:.1f}s", err=True)
     for u in res.urls:
         click.echo(u)
+
+
+def _dry_run(files, project, project_directory, fmt, proxy_name) -> int:
+    """deploy --dry-run: render and check, then read (never change) the engine; the exit code says what it found."""
+    import json
+
+    from ..deploy.plan import DryRun
+    from ..deploy.rollout import Deployer, ProxyOptions
+    from ..engine.docker_engine import DockerEngine
+    from .report import print_problems
+
+    ep = endpoint()
+    result = _render(files, project, project_directory)
+    if not result.ok:
+        if fmt == "json":
+            click.echo(json.dumps({"version": 1, "project": result.project or "", "engine": ep.to_json(), "ok": False,
+                                   "changes": False, "proxy": None, "services": [], "hosts": [], "orphans": [],
+                                   "conflicts": [], "problems": [p.to_json() for p in result.problems]}, indent=2))
+        else:
+            print_problems(result.problems)
+            click.echo("deploy would refuse: fix the problems above (exit 1)", err=True)
+        return 1
+    d = Deployer(DockerEngine(ep), result.project, result.project_directory, result.text, result.routes,
+                 ProxyOptions(proxy_name))
+    plan: DryRun = d.dry_run()
+    click.echo(json.dumps(plan.to_json(), indent=2) if fmt == "json" else plan.text())
+    return plan.exit_code()
 
 
 @click.command()
@@ -93,7 +130,6 @@ def down(files, project, project_directory, volumes, proxy_name) -> None:
     """
     from ..deploy.progress import Progress
     from ..deploy.teardown import down as teardown
-    from ..engine.docker_engine import DockerEngine
     from .report import print_problems
 
     progress = Progress()
@@ -114,6 +150,6 @@ def down(files, project, project_directory, volumes, proxy_name) -> None:
             text = result.text or ""
             project = result.project
         directory = result.project_directory
-    for w in teardown(DockerEngine(), project, directory, text, proxy_name, volumes, progress):
+    for w in teardown(docker_engine(), project, directory, text, proxy_name, volumes, progress):
         click.echo(f"warning: {w}", err=True)
     click.echo(f"{project} is down", err=True)

@@ -42,11 +42,34 @@ class LumaGroup(click.Group):
 
 @click.group(cls=LumaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="luma-compose")
-def main() -> None:
+@click.option("-H", "--host", "docker_host", default=None, metavar="URL",
+              help="Docker engine to use (like docker -H): unix://, tcp://, ssh://user@host. Default: as the docker CLI "
+                   "(DOCKER_HOST, DOCKER_CONTEXT, the current context).")
+@click.option("-c", "--context", "docker_context", default=None, metavar="NAME",
+              help="Docker context to use (like docker --context).")
+@click.pass_context
+def main(ctx: click.Context, docker_host: str | None, docker_context: str | None) -> None:
     """Route many Docker Compose projects behind one reverse proxy.
 
-    Exit codes: 0 ok, 1 problems found, 2 usage error, 3 Docker/proxy unavailable.
+    Exit codes: 0 ok, 1 problems found, 2 usage error, 3 Docker/proxy unavailable
+    (deploy --dry-run: 4 changes pending).
     """
+    ctx.obj = {"docker_host": docker_host, "docker_context": docker_context}
+
+
+def endpoint():
+    """The one engine of this command: the global -H/--context, else the docker CLI's own rules."""
+    from ..engine.client import resolve
+
+    obj = (click.get_current_context(silent=True) or click.Context(main)).find_root().obj or {}
+    return resolve(obj.get("docker_host"), obj.get("docker_context"))
+
+
+def docker_engine():
+    """The engine (docker SDK and ``docker compose``) on :func:`endpoint`."""
+    from ..engine.docker_engine import DockerEngine
+
+    return DockerEngine(endpoint())
 
 
 def input_options(f):

@@ -19,10 +19,10 @@ NAME_OPTION = click.option("--name", default=None, metavar="NAME",
 
 
 def _controller(name: str | None):
-    from ..engine.docker_engine import DockerEngine  # the docker SDK only when a proxy command runs
     from ..proxy.controller import Controller
+    from .main import docker_engine  # the docker SDK only when a proxy command runs
 
-    return Controller(DockerEngine(), name)
+    return Controller(docker_engine(), name)
 
 
 @click.group()
@@ -41,14 +41,31 @@ def proxy() -> None:
 @click.option("--volume", default=None, help="Volume for certificates (default NAME-data, or $LUMA_PROXY_VOLUME).")
 @click.option("--select", default=None, metavar="LABEL=VALUE",
               help="Route only managed containers that also carry this label (default: all; '' clears it).")
-def up(name, image, http_port, https_port, tls, email, volume, select) -> None:
+@click.option("--acme-ca", default=None, metavar="URL",
+              help="ACME directory URL (default: Let's Encrypt; e.g. its staging, ZeroSSL, a company CA; '' resets).")
+@click.option("--acme-ca-root", default=None, metavar="FILE", type=click.Path(dir_okay=False),
+              help="PEM file of the root that signs the ACME server's own HTTPS (a private CA); '' clears it.")
+def up(name, image, http_port, https_port, tls, email, volume, select, acme_ca, acme_ca_root) -> None:
     """Start (or reconcile) the proxy container, then sync the routes.
 
     Options left out keep the running proxy's settings.
     """
+    root_pem = None
+    if acme_ca_root:
+        from ..errors import UsageError
+
+        try:
+            with open(acme_ca_root, encoding="ascii") as fh:
+                root_pem = fh.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"--acme-ca-root {acme_ca_root}: cannot read it: {e}", "give a PEM file") from None
+        if "-----BEGIN CERTIFICATE-----" not in root_pem:
+            raise UsageError(f"--acme-ca-root {acme_ca_root} holds no PEM certificate", "give a PEM file")
+    elif acme_ca_root == "":
+        root_pem = ""
     ctl = _controller(name)
     c, created = ctl.up(image=image, http_port=http_port, https_port=https_port, tls=tls, email=email, volume=volume,
-                        select=select)
+                        select=select, acme_ca=acme_ca, acme_ca_root=root_pem)
     res = ctl.sync()
     reporter("text").sync(res, quiet=True)
     ports = ", ".join(f"{k} -> {ip or '*'}:{port}" for k, (ip, port) in sorted(c.ports.items()))

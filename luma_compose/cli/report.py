@@ -28,14 +28,25 @@ def style(text: str, code: str, stream: IO[str]) -> str:
 
 def echo(text: str = "", err: bool = False, nl: bool = True) -> None:
     stream = _stream(err)
-    stream.write(text + ("\n" if nl else ""))
-    stream.flush()
+    try:
+        stream.write(text + ("\n" if nl else ""))
+        stream.flush()
+    except BrokenPipeError:  # the reader went away (`... | head`, `... | true`)
+        try:  # nothing more can reach it; keep the interpreter's last flush from failing again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        except (OSError, ValueError):
+            pass
+        if err:
+            return
+        raise LumaError("the output pipe was closed before everything was written",
+                        "the command reading the output stopped early; run it again with a reader "
+                        "that reads everything, or use -o FILE") from None
 
 
-def print_problems(problems: Iterable[Problem], err: bool = True) -> None:
+def print_problems(problems: Iterable[Problem], err: bool = True, kind: str = "error") -> None:
     s = _stream(err)
     for p in problems:
-        echo(f"{style(p.location(), 'bold', s)}: {style('error', 'red', s)}: {p.message}", err)
+        echo(f"{style(p.location(), 'bold', s)}: {style(kind, 'red', s)}: {p.message}", err)
         if p.hint:
             echo(f"  {style('hint', 'cyan', s)}: {p.hint}", err)
 
@@ -50,6 +61,13 @@ def exit_code_for(e: BaseException) -> int:
     """What the user sees of an exception that ends a command, and its exit code: a LumaError as
     it says, Ctrl-C as 130, anything else as a one-line internal error (70), never a traceback
     (LUMA_DEBUG=1 re-raises it)."""
+    if isinstance(e, BrokenPipeError):  # written with something else than echo (click's own output)
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        e = LumaError("the output pipe was closed before everything was written",
+                      "the command reading the output stopped early; run it again with a reader that reads everything")
     if isinstance(e, LumaError):
         print_error(e)
         return e.exit_code
@@ -87,6 +105,7 @@ class TextReporter:
     def check(self, results: list) -> None:
         problems = [p for r in results for p in r.problems]
         print_problems(problems, err=False)
+        print_problems([w for r in results for w in r.warnings], err=False, kind="warning")
         for r in results:
             if r.ok:
                 echo(f"{r.source}: ok")
@@ -105,6 +124,14 @@ class TextReporter:
              f"ports {', '.join(f'{k} -> {v}' for k, v in sorted(st.ports.items())) or 'none'}")
         echo(f"config: {'in sync with the labels' if st.in_sync else 'OUT OF SYNC (run: luma-compose proxy sync)'}")
         echo(route_table_text(st.table))
+        if st.tls != "off" and st.certificates:
+            echo("certificates:")
+            for cs in st.certificates:
+                detail = {"valid": f"valid until {cs.not_after} ({cs.issuer})",
+                          "expired": f"EXPIRED {cs.not_after} ({cs.issuer})",
+                          "pending": "none yet (being obtained; see the proxy's log)",
+                          "failing": f"none: {cs.error}"}[cs.state]
+                echo(f"  {cs.host}: {detail}")
 
     def sync(self, res, quiet: bool = False) -> None:
         """What one sync did: network changes and warnings on stderr, the summary on stdout."""
@@ -135,7 +162,8 @@ class JsonReporter(TextReporter):
         self._dump({
             "version": 1, "ok": not problems, "problem_count": len(problems),
             "results": [{"source": r.source, "project": r.project, "ok": r.ok,
-                         "problems": [p.to_json() for p in r.problems]} for r in results],
+                         "problems": [p.to_json() for p in r.problems],
+                         "warnings": [p.to_json() for p in r.warnings]} for r in results],
         })
 
     def routes(self, table, served=None) -> None:

@@ -22,6 +22,7 @@ from .. import contract
 from ..errors import LumaError, Problem
 from .rules import is_ours
 from .source import DataBuilder, Source, is_map, is_null, is_scalar, is_seq, own_get, scalar_value
+from . import splice
 from .splice import Editor, flow, key_col, scalar
 from .xluma import MarkedService, services_node
 
@@ -43,7 +44,10 @@ def _items_of(data_labels: Any) -> list[tuple[str, Any]]:
 
 
 class Renderer:
-    def __init__(self, src: Source, data: dict, project: str, routes: list[MarkedService], keep_name: bool):
+    def __init__(self, src: Source, data: dict, project: str, routes: list[MarkedService], keep_name: bool,
+                 extends_networks: frozenset[str] = frozenset()):
+        #: routed services that take `networks` through `extends`
+        self.extends_networks = extends_networks
         self.keep_name = keep_name
         self.flow_added: dict[int, int] = {}
         self.src = src
@@ -53,19 +57,32 @@ class Renderer:
         self.ed = Editor(src)
         svcs = services_node(src)
         root_col = key_col(src.root)
-        self.step = max(2, key_col(svcs) - root_col) if svcs is not None and svcs.value and not svcs.flow_style \
+        #: the file's indentation step, taken from `services:`; each service's own step is used inside it
+        self.file_step = max(1, key_col(svcs) - root_col) if svcs is not None and svcs.value and not svcs.flow_style \
             else 2
+        self.step = self.file_step
 
     def run(self) -> tuple[str, dict]:
+        splice.QUOTE[0] = splice.prefer_quote(self.src.text)
+        try:
+            return self._run()
+        finally:
+            splice.QUOTE[0] = '"'
+
+    def _run(self) -> tuple[str, dict]:
         expected = copy.copy(self.data)
         expected["services"] = dict(self.data["services"])
         self._name(expected)
         for r in self.routes:
             svc = dict(expected["services"][r.service])
             expected["services"][r.service] = svc
+            self.step = _child_step(r.node, r.key_node, self.file_step)
             self._labels(r, svc)
             self._networks(r, svc)
         if self.routes:
+            _, nets = own_get(self.src.root, "networks")
+            k_nets = own_get(self.src.root, "networks")[0]
+            self.step = _child_step(nets, k_nets, self.file_step) if is_map(nets) else self.file_step
             self._top_network(expected)
         self._keep_final_block_scalar()
         return self.ed.apply(), expected
@@ -75,7 +92,7 @@ class Renderer:
         line break. Lines added after it would give it one (clip chomping keeps a single final
         break), so it gets strip chomping (`|-`), which keeps its value exactly."""
         text = self.src.text
-        if text.endswith("\n") or not any(start >= len(text) for start, _, _ in self.ed.edits):
+        if text.endswith("\n") or not any(e[0] >= len(text) for e in self.ed.edits):
             return
         node = self.src.root
         while isinstance(node, (MappingNode, SequenceNode)) and node.value:
@@ -213,6 +230,7 @@ class Renderer:
             if not prefix.strip().startswith("-"):
                 prefix = " " * (first.start_mark.column - 2) + "- "
             pos = self.ed.line_after(self.ed.node_end(node, self.ed.off(node.start_mark)))
+            pos = self.ed.past_deeper_comments(pos, len(prefix) - len(prefix.lstrip(" -")))
             self.ed.insert_lines(pos, [prefix + scalar(m) for m in missing])
 
     # ---------------------------------------------------------- networks
@@ -228,8 +246,9 @@ class Renderer:
                 nets = {str(n): None for n in inherited}
             elif isinstance(inherited, dict):
                 nets = {n: c for n, c in inherited.items() if n != contract.NETWORK_KEY}
-            else:
+            elif r.service not in self.extends_networks:
                 nets = {"default": None}
+            # else: Compose merges the networks it takes through `extends` with these; `default` would be new
             nets[contract.NETWORK_KEY] = want
             svc["networks"] = nets
             body = []
@@ -293,6 +312,7 @@ class Renderer:
                 continue
             self.ed.replace(line_start, end, " " * col + self.src.text[self.ed.off(item.start_mark):end] + ":")
         pos = self.ed.line_after(self.ed.node_end(v, self.ed.off(v.start_mark)))
+        pos = self.ed.past_deeper_comments(pos, col)
         self.ed.insert_lines(pos, [" " * col + f"{contract.NETWORK_KEY}:",
                                    " " * (col + self.step) + f"aliases: [{scalar(alias, True)}]"])
 
@@ -300,7 +320,7 @@ class Renderer:
         root = self.src.root
         k, v = own_get(root, "networks")
         body = [f"{contract.NETWORK_KEY}:", " " * self.step + "labels:",
-                " " * 2 * self.step + f"{contract.NETWORK_OWNER_LABEL}: \"true\""]
+                " " * 2 * self.step + f"{contract.NETWORK_OWNER_LABEL}: {scalar('true')}"]
         nets = dict(expected.get("networks") or {})
         if contract.NETWORK_KEY in nets and is_ours(nets[contract.NETWORK_KEY]):
             return
@@ -359,9 +379,13 @@ class Renderer:
             _, v = own_get(mapping, key)
             start, end = self.ed.node_span(v, self.ed.off(existing_key.end_mark))
             if end > start:
+                text = self.src.text
+                while start > 0 and text[start - 1] in " \t":  # no trailing space after `key:`
+                    start -= 1
                 self.ed.replace(start, end, "")
             col = existing_key.start_mark.column + self.step
-            self.ed.insert_lines(self.ed.line_after(end), [" " * col + line for line in body])
+            pos = self.ed.past_deeper_comments(self.ed.line_after(end), existing_key.start_mark.column)
+            self.ed.insert_lines(pos, [" " * col + line for line in body])
             return
         col = key_col(mapping)
         lines = [" " * col + f"{key}:"] + [" " * (col + self.step) + line for line in body]
@@ -384,9 +408,21 @@ class Renderer:
         self.ed.replace(start, end, "")
 
 
-def render(src: Source, data: dict, project: str, routes: list[MarkedService], keep_name: bool) -> tuple[str, dict]:
+def _child_step(mapping: Node | None, key: Node | None, default: int) -> int:
+    """How far a block mapping's entries are indented past its key (the file's own step there)."""
+    if isinstance(mapping, MappingNode) and mapping.value and not mapping.flow_style and key is not None \
+            and mapping.start_mark.line > key.start_mark.line:
+        step = key_col(mapping) - key.start_mark.column
+        if step > 0:
+            return step
+    return default
+
+
+def render(src: Source, data: dict, project: str, routes: list[MarkedService], keep_name: bool,
+           extends_networks: frozenset[str] = frozenset()) -> tuple[str, dict]:
     """The rendered text and the data it must read back as.
 
     ``keep_name``: the file's own ``name:`` already gives ``project``; leave it as written.
+    ``extends_networks``: routed services that take their networks through ``extends``.
     """
-    return Renderer(src, data, project, routes, keep_name).run()
+    return Renderer(src, data, project, routes, keep_name, extends_networks).run()

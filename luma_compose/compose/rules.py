@@ -7,7 +7,7 @@ from typing import Any
 from .. import contract
 from ..errors import Problem
 from .xluma import MarkedService, services_node
-from .source import Source, is_map, locate, locate_key, own_get
+from .source import RESET_TAG, Source, is_map, locate, locate_key, own_get
 
 
 def label_keys(labels: Any) -> list[str]:
@@ -97,6 +97,13 @@ def check(src: Source, data: Any, project: str, routes: list[MarkedService]) -> 
             if svc.get(key) is not None and not isinstance(svc[key], (dict, list)):
                 add(src.problem(at(name, key), f"service '{name}': `{key}` must be a mapping or a list",
                                 f"write {key} as `key: value` lines or as a `- item` list", "structure"))
+        for key in ("labels", "networks"):
+            knode, vnode = own_get(r.node, key)
+            if vnode is not None and vnode.tag == RESET_TAG:
+                add(src.problem(knode, f"routed service '{name}' resets its {key} with `!reset`: Compose drops "
+                                "the reset node with everything in it, so the routing render writes there "
+                                "would be lost", f"remove `!reset` from {key} (use `!override` to replace "
+                                "inherited values)", key))
         if "network_mode" in svc:
             add(src.problem(key_at(name, "network_mode"),
                             f"service '{name}' has x-luma and network_mode '{svc['network_mode']}': a routed "
@@ -127,6 +134,24 @@ def check(src: Source, data: Any, project: str, routes: list[MarkedService]) -> 
                             f"rename that network (and the services' references to it); a network "
                             f"labelled {contract.NETWORK_OWNER_LABEL}: \"true\" is taken as ours", "networks"))
     return problems
+
+
+def warnings(src: Source, data: Any, project: str, routes: list[MarkedService]) -> list[Problem]:
+    """What works today but fails later."""
+    out = []
+    services = data.get("services") if isinstance(data, dict) else None
+    for r in routes:
+        svc = services.get(r.service) if isinstance(services, dict) else None
+        if isinstance(svc, dict) and svc.get("container_name"):
+            out.append(src.problem(
+                locate_key(src, ("services", r.service, "container_name")),
+                f"routed service '{r.service}' sets container_name '{svc['container_name']}': render and "
+                "`docker compose up` work (one container), but `luma-compose deploy` rolls a routed service by "
+                "starting new containers beside the old ones, which a fixed container name forbids",
+                "remove container_name: Compose names the container itself, the project's other services still "
+                f"reach it as '{r.service}', and the proxy as '{contract.alias(project, r.service)}'",
+                "container_name"))
+    return out
 
 
 def is_ours(network: Any) -> bool:

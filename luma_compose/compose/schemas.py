@@ -220,7 +220,9 @@ def errors(kind: str, instance: Any, fast: bool = True) -> list[SchemaError]:
 
 
 
-def _allowed_keys(e, schema: dict) -> list[str]:
+def _allowed_keys(e, schema: dict, what: str = "properties") -> list[str]:
+    """The keys (``properties``) or key patterns (``patternProperties``) a mapping's schema allows,
+    including those of its ``allOf`` parts (which ``unevaluatedProperties`` takes into account)."""
     sub = e.schema
     defs = schema.get("$defs", schema.get("definitions", {}))
 
@@ -231,7 +233,7 @@ def _allowed_keys(e, schema: dict) -> list[str]:
         if id(node) in seen:
             return set()
         seen.add(id(node))
-        keys = set(node.get("properties", {}))
+        keys = set(node.get(what, {}))
         for s in node.get("allOf", []):
             keys |= collect(s, seen)
         return keys
@@ -244,7 +246,9 @@ def _describe(e, schema: dict) -> list[SchemaError]:
     if e.validator in ("additionalProperties", "unevaluatedProperties"):
         instance = e.instance if isinstance(e.instance, dict) else {}
         allowed = _allowed_keys(e, schema)
-        patterns = list(e.schema.get("patternProperties", {}))
+        patterns = _allowed_keys(e, schema, "patternProperties")
+        # only keys no part of the schema knows: when another error (say an interpolated `${VAR}` in a
+        # typed field) fails a part, unevaluatedProperties calls every key of the mapping unexpected
         bad = [k for k in instance if k not in allowed and not any(re.search(p, str(k)) for p in patterns)]
         out = []
         # keys the schema knows are reported by their own errors, if any: only unknown keys here

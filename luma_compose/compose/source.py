@@ -17,6 +17,7 @@ from typing import Any, Iterator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.resolver import VersionedResolver
 
 from ..errors import Problem
 
@@ -58,12 +59,27 @@ class Source:
         return Problem(self.name, m.line + 1, m.column + 1, message, hint, rule)
 
 
+class _Resolver(VersionedResolver):
+    """ruamel's resolver with the YAML version fixed at 1.2, which is what it resolves with under the C
+    parser anyway (it then finds no scanner to ask): asking costs an exception per scalar, about a
+    fifth of a parse, and every render parses twice (its input, and its output to verify it)."""
+
+    processing_version = (1, 2)  # type: ignore[assignment]
+
+
 def parse(name: str, text: str) -> tuple[Source, list[Problem]]:
     """Parse ``text``; on a YAML error return the problem with its position."""
     src = Source(name, text)
     yaml = YAML(typ="safe")
+    yaml.Resolver = _Resolver
     try:
         src.root = yaml.compose(io.StringIO(text))
+    except UnicodeError as e:  # text handed to the API with lone surrogates (undecodable bytes)
+        return src, [Problem(name, 0, 0, f"the file is not valid Unicode text: {e.reason}",
+                             "give a UTF-8 compose file", "yaml")]
+    except RecursionError:
+        return src, [Problem(name, 0, 0, "the YAML nests too deeply to be read",
+                             "a compose file nests a few levels; flatten this structure", "yaml")]
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         msg = " ".join(x for x in (e.context, e.problem) if x) or "invalid YAML"
@@ -73,6 +89,14 @@ def parse(name: str, text: str) -> tuple[Source, list[Problem]]:
     except YAMLError as e:  # pragma: no cover - unmarked errors are rare
         return src, [Problem(name, 0, 0, f"YAML error: {e}", "fix the YAML syntax", "yaml")]
     return src, []
+
+
+#: Deepest nesting read: compose files nest a few levels; hundreds would exhaust the recursion of the
+#: validators (thousands, the parser's: caught in ``parse``).
+MAX_DEPTH = 100
+#: Most values the aliases of one file may expand to (an "alias bomb", each level referencing the
+#: previous one many times, would otherwise grow without bound); the file's own text is not counted.
+MAX_VALUES = 200_000
 
 
 # ---------------------------------------------------------------- node helpers
@@ -179,9 +203,27 @@ class DataBuilder:
         self.problems: list[Problem] = []
         self._open: set[int] = set()
         self._recursion_reported = False
+        self._budget = MAX_VALUES
+        self._depth = 0
+        self._built: set[int] = set()
+        self._expanding = 0
+        #: the data is incomplete: the file is too deep or expands too much (no other check makes sense)
+        self.exhausted = False
 
     def build(self, node: Node | None) -> Any:
         if node is None:
+            return None
+        if self._expanding:
+            self._budget -= 1
+        if self._budget < 0 or self._depth >= MAX_DEPTH:
+            if not self.exhausted:
+                self.exhausted = True
+                self.problems.append(self.src.problem(
+                    node, f"the aliases of this file expand to more than {MAX_VALUES:,} values (an alias bomb?)",
+                    "a compose file uses a few aliases; remove the aliases that repeat other aliases", "yaml")
+                    if self._budget < 0 else self.src.problem(
+                    node, f"the YAML nests deeper than {MAX_DEPTH} levels here",
+                    "a compose file nests a few levels; flatten this structure", "yaml"))
             return None
         if isinstance(node, ScalarNode):
             return scalar_value(node)
@@ -193,19 +235,31 @@ class DataBuilder:
                     "an alias (*name) must not appear inside the node its anchor (&name) marks", "yaml"))
             return None
         self._open.add(id(node))
+        self._depth += 1
+        again = id(node) in self._built  # reached again through an alias: its values count
+        self._built.add(id(node))
+        self._expanding += again
         try:
             if isinstance(node, SequenceNode):
                 return [self.build(x) for x in node.value]
             return self._mapping(node, report=True)
         finally:
+            self._expanding -= again
+            self._depth -= 1
             self._open.discard(id(node))
 
     def _mapping(self, node: MappingNode, report: bool) -> dict:
         out: dict = {}
         for k, v in own_items(node):
-            key = scalar_value(k) if isinstance(k, ScalarNode) else self.build(k)
-            if not isinstance(key, (str, int, float, bool)) and key is not None:
-                key = str(key)
+            key = scalar_value(k) if isinstance(k, ScalarNode) else None
+            if not isinstance(key, str):
+                # Compose refuses them too ("non-string key"); the data keeps a string in its place
+                if report:
+                    shown = "null" if key is None else (k.value if isinstance(k, ScalarNode) else "a collection")
+                    self.problems.append(self.src.problem(
+                        k, f"mapping key {shown!s} is not a string (Compose refuses non-string keys)",
+                        "quote the key (\"1\": ...), or give the key a name", "yaml"))
+                key = "" if key is None else (k.value if isinstance(k, ScalarNode) else f"<key at line {k.start_mark.line + 1}>")
             if key in out:
                 if report:
                     self.problems.append(self.src.problem(
@@ -222,9 +276,13 @@ class DataBuilder:
                 self.build(m)  # reports the recursion
                 continue
             self._open.add(id(m))
+            again = id(m) in self._built
+            self._built.add(id(m))
+            self._expanding += again
             try:
                 merged = self._mapping(m, report=False)
             finally:
+                self._expanding -= again
                 self._open.discard(id(m))
             for key, val in merged.items():
                 out.setdefault(key, val)

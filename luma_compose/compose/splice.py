@@ -20,6 +20,17 @@ _PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_/][A-Za-z0-9_./@:+=,-]*$")
 _KEYWORDS = frozenset(("~", "null", "true", "false", "yes", "no", "on", "off", "y", "n"))
 
 
+#: The quote character new quoted scalars use: the file's own majority (see Renderer).
+QUOTE = ['"']
+
+
+def prefer_quote(text: str) -> str:
+    """The quote style a file uses most for values (`key: '...'` or `- '...'`), double when even."""
+    single = len(re.findall(r"(?::|^\s*-) '", text, re.M))
+    double = len(re.findall(r'(?::|^\s*-) "', text, re.M))
+    return "'" if single > double else '"'
+
+
 def scalar(value: str, flow: bool = False) -> str:
     """A YAML scalar that reads back as the string ``value``: plain when safe, else double-quoted.
 
@@ -29,6 +40,8 @@ def scalar(value: str, flow: bool = False) -> str:
     if (_PLAIN_SAFE.match(value) and value.lower() not in _KEYWORDS and not value[0].isdigit()
             and not (flow and (":" in value or "," in value))):
         return value
+    if QUOTE[0] == "'" and value.isprintable():
+        return "'" + value.replace("'", "''") + "'"
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -50,26 +63,33 @@ class Editor:
 
     def __init__(self, src: Source) -> None:
         self.src = src
-        self.edits: list[tuple[int, int, str]] = []
+        self.edits: list[tuple[int, int, str, int]] = []  # start, end, text, rank (see apply)
         self.nl = "\r\n" if "\r\n" in self.src.text else "\n"
 
     def off(self, mark) -> int:
         return self.src.offset(mark.line, mark.column)
 
     def replace(self, start: int, end: int, text: str) -> None:
-        self.edits.append((start, end, text))
+        self.edits.append((start, end, text, 0))
 
     def insert_lines(self, pos: int, lines: list[str]) -> None:
-        text = self.src.text
-        prefix = self.nl if pos >= len(text) and text and not text.endswith("\n") else ""
-        self.edits.append((pos, pos, prefix + "".join(line + self.nl for line in lines)))
+        """New lines at the start of a line. Of several blocks inserted at one place, the more indented
+        goes first: it closes a deeper collection (a service's `networks`) that ends there, before a
+        shallower one (the service itself) gets a new key."""
+        indent = len(lines[0]) - len(lines[0].lstrip(" ")) if lines else 0
+        self.edits.append((pos, pos, "".join(line + self.nl for line in lines), -indent))
 
     def apply(self) -> str:
         text = self.src.text
+        edits = self.edits
+        if text and not text.endswith("\n") and any(e[0] >= len(text) for e in edits):
+            # the last line has no line break: one, before everything added after it
+            edits = edits + [(len(text), len(text), self.nl, -(1 << 30))]
         out, last = [], len(text)
-        # from the end backwards; of two inserts at one place, the one asked for later ends up later
-        order = sorted(range(len(self.edits)), key=lambda i: (self.edits[i][0], self.edits[i][1], i), reverse=True)
-        for start, end, new in (self.edits[i] for i in order):
+        # from the end backwards; of two inserts at one place, the deeper one first, then the one asked for
+        # first (see insert_lines)
+        order = sorted(range(len(edits)), key=lambda i: (edits[i][0], edits[i][1], edits[i][3], i), reverse=True)
+        for start, end, new, _ in (edits[i] for i in order):
             if end > last:
                 raise AssertionError("overlapping edits")  # a bug, never user input
             out.append(text[end:last])
@@ -130,9 +150,29 @@ class Editor:
         i = text.find("\n", pos)
         return len(text) if i == -1 else i + 1
 
-    def after_entries(self, mapping: MappingNode, key: Node) -> int:
-        """Where new lines go at the end of a block collection: after its last content line."""
-        return self.line_after(self.node_end(mapping, self.off(mapping.start_mark)))
+    def after_entries(self, mapping: MappingNode, key: Node, col: int | None = None) -> int:
+        """Where new lines at column ``col`` go at the end of a block collection: after its last content
+        line, and after the comment lines below it that are indented deeper than ``col`` (they belong to
+        the block that ends there: a commented-out `# FOO: "1"` under `environment:` stays there)."""
+        pos = self.line_after(self.node_end(mapping, self.off(mapping.start_mark)))
+        return self.past_deeper_comments(pos, key_col(mapping) if col is None else col)
+
+    def past_deeper_comments(self, pos: int, col: int) -> int:
+        text = self.src.text
+        scan = pos
+        while scan < len(text):
+            nl = text.find("\n", scan)
+            end = len(text) if nl == -1 else nl + 1
+            line = text[scan:end]
+            body = line.lstrip(" \t")
+            if not body.strip():  # blank: part of the block only if a deeper comment follows
+                scan = end
+                continue
+            if body.startswith("#") and len(line) - len(body) > col:
+                scan = pos = end
+                continue
+            break
+        return pos
 
 
 def key_col(node: MappingNode) -> int:

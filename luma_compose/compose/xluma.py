@@ -7,7 +7,7 @@ that inherits one through a YAML merge key (``<<: *app``) is not routed.
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 from ruamel.yaml.nodes import MappingNode, Node
 
@@ -23,17 +23,22 @@ class MarkedService(NamedTuple):
     node: MappingNode  # the service's mapping
     key_node: Node  # the service's key under `services`
     xluma: Node  # the x-luma value node
-    hosts: list[str]
-    port: int | None
+    hosts: list[str]  # interpolated (a placeholder when a variable is unknown)
+    port: int | None  # interpolated
     health_path: str  # x-luma `health`
+    #: the label texts: a `${VAR}` written in x-luma stays in the labels for Compose to interpolate at `up`
+    label_hosts: tuple[str, ...] = ()
+    label_port: str = ""
+    label_health: str = ""
 
     def spec(self) -> contract.RoutedService:
-        """The plain description (no YAML nodes): what deploy and the API see."""
+        """The plain description (no YAML nodes, variables interpolated): what deploy and the API see."""
         assert self.port is not None
         return contract.RoutedService(self.service, tuple(self.hosts), self.port, self.health_path)
 
     def labels(self, project: str) -> dict[str, str]:
-        return self.spec().labels(project)
+        return contract.route_labels(project, self.service, list(self.label_hosts or self.hosts),
+                                     self.label_port or self.port, self.label_health or self.health_path)  # type: ignore[arg-type]
 
 
 def services_node(src: Source) -> MappingNode | None:
@@ -41,12 +46,59 @@ def services_node(src: Source) -> MappingNode | None:
     return v if is_map(v) else None
 
 
-def find_routes(src: Source, data: dict) -> tuple[list[MarkedService], list[Problem]]:
-    """The routed services, with their x-luma settings; problems with x-luma itself."""
+#: What an x-luma value with an unknown `${VAR}` is checked as (its real value is Compose's at `up`).
+_PLACEHOLDER = {"hosts": "variable.invalid", "port": "80", "health": "/"}
+
+
+def _interpolate_for_check(src: Source, xnode: Node, service: str, xdata: Any, variables: Mapping[str, str],
+                           warnings: list[Problem]) -> Any:
+    """``xdata`` with each `${VAR}` interpolated as Compose will (environment, then .env); a value whose
+    variable is unknown is checked as a placeholder, with a warning saying so."""
+    from .inputs import _VAR, interpolate
+
+    if not isinstance(xdata, dict):
+        return xdata
+    out = dict(xdata)
+    for key in ("hosts", "port", "health"):
+        value = xdata.get(key)
+        items = value if isinstance(value, list) else [value]
+        if not any(isinstance(v, str) and "$" in v for v in items):
+            continue
+        new = []
+        for v in items:
+            if not (isinstance(v, str) and "$" in v):
+                new.append(v)
+                continue
+            unknown = [m.group(2) or m.group(5) for m in _VAR.finditer(v) if not m.group(1)
+                       and (m.group(2) or m.group(5)) not in variables and m.group(3) not in (":-", "-")]
+            if unknown:
+                warnings.append(src.problem(
+                    xnode, f"service '{service}': x-luma.{key} '{v}' uses {', '.join(unknown)}, which is set "
+                    "neither in the environment nor in .env: check cannot validate it here (Compose interpolates "
+                    "it at `up`)", f"set {unknown[0]} in .env or in the environment to have it checked", "x-luma"))
+                v2 = _PLACEHOLDER[key] if key != "hosts" else f"unset-{len(warnings)}.{_PLACEHOLDER[key]}"
+            else:
+                v2 = interpolate(v, variables, strict=False)
+            if key == "port":
+                v2 = int(v2) if v2.strip().isdigit() else v2
+            new.append(v2)
+        out[key] = new if isinstance(value, list) else new[0]
+    return out
+
+
+def find_routes(src: Source, data: dict, variables: Mapping[str, str] | None = None,
+                warnings: list[Problem] | None = None) -> tuple[list[MarkedService], list[Problem]]:
+    """The routed services, with their x-luma settings; problems with x-luma itself.
+
+    ``variables``: what Compose interpolates with (the environment and .env), for `${VAR}` in x-luma;
+    ``warnings`` gets a warning for each `${VAR}` that cannot be checked because it is unknown.
+    """
     from . import schemas
 
     routes: list[MarkedService] = []
     problems: list[Problem] = []
+    variables = {} if variables is None else variables
+    warnings = [] if warnings is None else warnings
     svcs = services_node(src)
     if svcs is None:
         return routes, problems
@@ -56,7 +108,8 @@ def find_routes(src: Source, data: dict) -> tuple[list[MarkedService], list[Prob
             continue
         name = str(knode.value)
         builder = DataBuilder(src)
-        xdata = builder.build(xnode)
+        written = builder.build(xnode)
+        xdata = _interpolate_for_check(src, xnode, name, written, variables, warnings)
         errs = schemas.errors("xluma", xdata)
         if errs:
             for e in errs:
@@ -70,8 +123,14 @@ def find_routes(src: Source, data: dict) -> tuple[list[MarkedService], list[Prob
             if problem:
                 problems.append(problem)
                 continue
-        routes.append(MarkedService(name, snode, knode, xnode, [h.lower() for h in hosts], port,
-                            xdata.get("health", contract.DEFAULT_HEALTH_PATH)))
+        health = xdata.get("health", contract.DEFAULT_HEALTH_PATH)
+        text_hosts = written["hosts"]
+        text_hosts = [text_hosts] if isinstance(text_hosts, str) else list(text_hosts)
+        label_hosts = tuple(h if "$" in h else h.lower() for h in text_hosts)
+        text_port = written.get("port")
+        routes.append(MarkedService(name, snode, knode, xnode, [h.lower() for h in hosts], port, health,
+                                    label_hosts, str(text_port) if isinstance(text_port, str) else "",
+                                    str(written.get("health", health))))
     return routes, problems
 
 

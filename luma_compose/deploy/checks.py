@@ -95,7 +95,13 @@ class Checks:
                 self.sleep(0.25)
             raise LumaError(f"GET {path} for host {host} through the proxy failed: {last}",
                             f"see: luma-compose routes --name {self.proxy.name}")
-        # HTTPS: from this machine to the published port, with the host as SNI.
+        # HTTPS: from this machine to the published port, with the host as SNI. Only when the
+        # engine is on this machine: deploying to a remote engine needs nothing to reach it but the
+        # engine itself (the containers were checked from inside the proxy).
+        if not getattr(getattr(self.engine, "endpoint", None), "is_local", True):
+            self.warn(f"{host}: HTTPS not checked from here (the engine is remote); its containers "
+                      "passed their checks from inside the proxy")
+            return
         ip, _, https_port = published(pc)
         if https_port is None:
             self.warn(f"{host}: the proxy publishes no HTTPS port here; not checked end to end")

@@ -122,6 +122,18 @@ def owned_elsewhere(project: str, routed: Sequence[RoutedService], table: "Route
     return sorted(out)
 
 
+def fixed_name_refusals(config: dict[str, Any], plans: Sequence[ServicePlan]) -> list[str]:
+    """Rolls that cannot happen: a rolled service starts new containers beside the old ones, and a fixed
+    ``container_name`` allows one container only (Compose refuses to scale it)."""
+    out = []
+    for p in plans:
+        name = ((config.get("services") or {}).get(p.service) or {}).get("container_name")
+        if name and p.action == "roll":
+            out.append(f"service {p.service} sets container_name {name!r} and must roll ({p.why}): deploy starts "
+                       "the new container beside the old one, which a fixed container name forbids")
+    return out
+
+
 def grace_seconds(value: Any) -> int:
     """Compose's ``stop_grace_period`` (``"1m30s"``, ``"10s"``, ``"500ms"``) in whole seconds (default 10)."""
     if value is None or value == "":
@@ -163,3 +175,116 @@ def failure_report(service: str, container: str, status: str, detail: str, log_t
 def format_step(label: str, seconds: float, ok: bool = True, fancy: bool = True) -> str:
     mark = ("\u2714" if ok else "\u2718") if fancy else ("ok" if ok else "FAIL")
     return f" {mark} {label:<58} {seconds:6.1f}s"
+
+
+# ============================================================================ dry run (deploy --dry-run)
+
+#: deploy --dry-run exit code when the deploy would change something (0: nothing, 1: problems).
+EXIT_CHANGES_PENDING = 4
+
+
+@dataclass(frozen=True)
+class HostChange:
+    host: str
+    change: str  # add | move | remove | keep
+    service: str = ""  # the service that would route it ("" when removed)
+    previous: str = ""  # the service that routes it now ("" when added)
+
+
+def host_changes(project: str, routed: Sequence[RoutedService],
+                 running: Sequence[ContainerRecord]) -> list[HostChange]:
+    """Hosts this project routes now (labels of its running, non-draining containers) vs the file."""
+    now: dict[str, str] = {}
+    for c in running:
+        lb = c.labels
+        if (c.state != "running" or is_draining(c.name) or lb.get(contract.LABEL_MANAGED) != "true"
+                or (lb.get(contract.LABEL_PROJECT) or lb.get(COMPOSE_PROJECT_LABEL)) != project):
+            continue
+        for h in contract.parse_hosts(lb.get(contract.LABEL_HOSTS, "")):
+            now.setdefault(h.lower(), lb.get(contract.LABEL_SERVICE, ""))
+    want = {h.lower(): r.service for r in routed for h in r.hosts}
+    out = []
+    for h in sorted(set(now) | set(want)):
+        if h not in now:
+            out.append(HostChange(h, "add", want[h]))
+        elif h not in want:
+            out.append(HostChange(h, "remove", "", now[h]))
+        elif now[h] != want[h]:
+            out.append(HostChange(h, "move", want[h], now[h]))
+        else:
+            out.append(HostChange(h, "keep", want[h], now[h]))
+    return out
+
+
+@dataclass
+class DryRun:
+    """What ``deploy`` would do; printed by ``deploy --dry-run`` (schemas/deploy-plan.schema.json)."""
+
+    project: str
+    engine: dict[str, str]
+    proxy_name: str
+    proxy_action: str  # start | restart | keep
+    services: list[tuple[ServicePlan, bool]]  # (plan, routed?)
+    hosts: list[HostChange]
+    conflicts: list[str]
+    orphans: list[str]  # running containers of services no longer in the file (compose removes them)
+
+    @property
+    def changes(self) -> bool:
+        return (self.proxy_action != "keep" or any(p.action != "keep" or p.leftovers for p, _ in self.services)
+                or any(h.change != "keep" for h in self.hosts) or bool(self.orphans))
+
+    def exit_code(self) -> int:
+        if self.conflicts:
+            return 1
+        return EXIT_CHANGES_PENDING if self.changes else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "project": self.project,
+            "engine": self.engine,
+            "ok": not self.conflicts,
+            "changes": self.changes,
+            "proxy": {"name": self.proxy_name, "action": self.proxy_action},
+            "services": [{"service": p.service, "routed": routed, "action": p.action, "replicas": p.replicas,
+                          "why": p.why, "replace": len(p.old), "remove_leftovers": len(p.leftovers)}
+                         for p, routed in self.services],
+            "hosts": [{"host": h.host, "change": h.change, "service": h.service or None,
+                       "previous": h.previous or None} for h in self.hosts],
+            "orphans": list(self.orphans),
+            "conflicts": list(self.conflicts),
+            "problems": [],
+        }
+
+    def text(self) -> str:
+        marks = {"create": "+", "roll": "~", "scale": "~", "keep": "=", "recreate": "~"}
+        lines = [f"engine: {self.engine.get('host', '')}"
+                 + (f" (context {self.engine['context']})" if self.engine.get("context", "default") != "default" else ""),
+                 f"project {self.project}:"]
+        proxy = {"start": "would be started", "restart": "would be restarted", "keep": "running, left as it is"}
+        lines.append(f"  proxy {self.proxy_name}: {proxy[self.proxy_action]}")
+        for p, routed in self.services:
+            what = {"create": f"create {p.replicas} replica(s)",
+                    "roll": f"roll {len(p.old)} -> {p.replicas} replica(s) without downtime" if routed
+                    else f"recreate ({p.replicas} replica(s))",
+                    "scale": f"scale ({p.why})", "keep": f"{p.replicas} replica(s) up to date"}[p.action]
+            why = f" ({p.why})" if p.action in ("roll", "create") and p.why else ""
+            extra = f"; remove {len(p.leftovers)} stopped/draining container(s)" if p.leftovers else ""
+            lines.append(f"  {marks[p.action]} service {p.service}{' [routed]' if routed else ''}: {what}{why}{extra}")
+        for o in self.orphans:
+            lines.append(f"  - orphan container {o}: would be removed (its service left the file)")
+        for h in self.hosts:
+            lines.append({"add": f"  + host {h.host} -> {h.service}",
+                          "remove": f"  - host {h.host} (routed by {h.previous} now) would no longer be routed",
+                          "move": f"  ~ host {h.host}: {h.previous} -> {h.service}",
+                          "keep": f"  = host {h.host} -> {h.service}"}[h.change])
+        for c in self.conflicts:
+            lines.append(f"  ! conflict: {c}")
+        if self.conflicts:
+            lines.append("deploy would refuse: nothing would be changed (exit 1)")
+        elif self.changes:
+            lines.append(f"changes pending (exit {EXIT_CHANGES_PENDING})")
+        else:
+            lines.append("nothing to do (exit 0)")
+        return "\n".join(lines)

@@ -38,8 +38,11 @@ from .plan import (
     DEFAULT_TIMEOUT,
     STOP_TIMEOUT,
     DeployFailed,
+    DryRun,
     ServicePlan,
+    fixed_name_refusals,
     grace_seconds,
+    host_changes,
     owned_elsewhere,
     parse_hashes,
     plan_service,
@@ -111,16 +114,6 @@ class Deployer:
             if conflicts:
                 raise LumaError("refusing to deploy, nothing was changed:\n  " + "\n  ".join(conflicts),
                                 "choose other hosts in x-luma, or take the other project down first")
-        with self.progress.step("Proxy") as note:
-            self._ensure_proxy(note)
-        with self.progress.step("Lock the project on the engine") as note:
-            self.lock.acquire(note)
-        try:
-            return self._deploy_locked(res)
-        finally:
-            self.lock.release()
-
-    def _deploy_locked(self, res: "DeployResult") -> "DeployResult":
         with self.progress.step("Read the compose configuration"):
             cfg = json.loads(self.compose.run("config", "--format", "json"))
             hashes = parse_hashes(self.compose.run("config", "--hash", "*"))
@@ -129,6 +122,24 @@ class Deployer:
         services = list((cfg.get("services") or {}).keys())
         plain = [s for s in services if s not in self.routed]
         existing = self.containers()
+        if existing:
+            refusals = fixed_name_refusals(cfg, [self._plan(cfg, hashes, s) for s in self.routed])
+            if refusals:
+                raise LumaError("refusing to deploy, nothing was changed:\n  " + "\n  ".join(refusals),
+                                "remove container_name from the routed service (the proxy reaches it by its alias; "
+                                "the name is not needed), or update it yourself with `docker compose up -d`, "
+                                "with downtime")
+        with self.progress.step("Proxy") as note:
+            self._ensure_proxy(note)
+        with self.progress.step("Lock the project on the engine") as note:
+            self.lock.acquire(note)
+        try:
+            return self._deploy_locked(res, cfg, hashes, plain)
+        finally:
+            self.lock.release()
+
+    def _deploy_locked(self, res: DeployResult, cfg: dict, hashes: dict[str, str], plain: list[str]) -> DeployResult:
+        existing = self.containers()  # again: another deploy of the project may have run meanwhile
         if not existing:
             with self.progress.step(f"Create project {self.project} (docker compose up -d)"):
                 self.compose.run("up", "-d", "--remove-orphans")
@@ -142,9 +153,7 @@ class Deployer:
                 with self.progress.step(f"Wait for {s}: {len(ids)} container(s) healthy"):
                     self.checks.wait_healthy(r, ids, on_failure=None)
         for s in self.routed if existing else ():
-            image = ((cfg.get("services") or {}).get(s) or {}).get("image") or ""
-            plan = plan_service(s, replicas_of(cfg, s), hashes.get(s, ""),
-                                self.engine.image_id(image) if image else "", self.containers(s))
+            plan = self._plan(cfg, hashes, s)
             res.plans.append(plan)
             self._apply(plan)
         with self.progress.step("Sync the proxy"):
@@ -156,6 +165,34 @@ class Deployer:
         res.urls = self.checks.urls(list(self.routed.values()))
         res.warnings = self.warnings
         return res
+
+    def _plan(self, cfg: dict, hashes: dict[str, str], s: str) -> ServicePlan:
+        image = ((cfg.get("services") or {}).get(s) or {}).get("image") or ""
+        return plan_service(s, replicas_of(cfg, s), hashes.get(s, ""),
+                            self.engine.image_id(image) if image else "", self.containers(s))
+
+    def dry_run(self) -> DryRun:
+        """What :meth:`deploy` would do, read from the engine and ``docker compose config``; changes nothing."""
+        running = self.engine.containers([f"{contract.LABEL_MANAGED}=true"])
+        pc = self.ctrl.proxy.container()
+        conflicts = owned_elsewhere(self.project, list(self.routed.values()), self.ctrl.table(pc)[0])
+        proxy_action = "start" if pc is None else ("restart" if pc.state != "running" else "keep")
+        cfg = json.loads(self.compose.run("config", "--format", "json"))
+        hashes = parse_hashes(self.compose.run("config", "--hash", "*"))
+        services = cfg.get("services") or {}
+        existing = self.containers()
+        plans = []
+        for s, svc in services.items():
+            mine = [c for c in existing if c.labels.get(COMPOSE_SERVICE_LABEL) == s]
+            image = (svc or {}).get("image") or ""
+            plan = plan_service(s, replicas_of(cfg, s), hashes.get(s, ""),
+                                self.engine.image_id(image) if image and mine else "", mine)
+            plans.append((plan, s in self.routed))
+        conflicts += fixed_name_refusals(cfg, [p for p, routed in plans if routed])
+        orphans = sorted(c.name for c in existing if c.running and not is_draining(c.name)
+                         and c.labels.get(COMPOSE_SERVICE_LABEL) not in services)
+        return DryRun(self.project, self.engine.endpoint.to_json(), self.ctrl.proxy.name, proxy_action, plans,
+                      host_changes(self.project, list(self.routed.values()), running), conflicts, orphans)
 
     def _ensure_proxy(self, note: list[str]) -> None:
         c = self.ctrl.proxy.container()

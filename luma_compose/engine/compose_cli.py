@@ -54,7 +54,10 @@ def check_v2(proc: subprocess.CompletedProcess, what: str) -> None:
 
 
 def merge_command(files: Sequence[str], project: str | None, project_directory: str | None,
-                  docker: Sequence[str] = ("docker",)) -> ComposeCommand:
+                  docker: Sequence[str] = ("docker",), interpolate: bool = False,
+                  model: bool = False) -> ComposeCommand:
+    """``docker compose config`` of ``files``: the merged file (``${VAR}`` kept unless ``interpolate``), or
+    with ``model`` Compose's own model as JSON (interpolated, paths resolved), to compare two inputs."""
     argv = [*docker, "compose"]
     for f in files:
         argv += ["-f", f]
@@ -62,19 +65,54 @@ def merge_command(files: Sequence[str], project: str | None, project_directory: 
         argv += ["-p", project]
     if project_directory:
         argv += ["--project-directory", project_directory]
-    argv += ["config", "--no-interpolate", "--no-path-resolution", "--no-normalize"]
+    if model:
+        argv += ["config", "--format", "json"]
+    else:
+        argv += ["config", *([] if interpolate else ["--no-interpolate"]), "--no-path-resolution", "--no-normalize"]
     return ComposeCommand(tuple(argv))
 
 
-def merge_files(files: Sequence[str], project: str | None, project_directory: str | None) -> str:
+def merge_files(files: Sequence[str], project: str | None, project_directory: str | None,
+                environ: Mapping[str, str] | None = None) -> str:
     """Several files merged by Compose's own rules (``docker compose config``); no engine is needed."""
-    cmd = merge_command(files, project, project_directory)
-    proc = run(cmd, timeout=120)
-    check_v2(proc, "merging several -f files")
-    if proc.returncode != 0:
-        raise UsageError(f"docker compose could not merge {', '.join(files)}: {proc.stderr.strip()}",
+    return merge_files_checked(files, project, project_directory, environ)[0]
+
+
+def merge_files_checked(files: Sequence[str], project: str | None, project_directory: str | None,
+                        environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
+    """(merged text, note): several files merged by Compose's own rules, never with another meaning.
+
+    The merge keeps ``${VAR}`` (``--no-interpolate``) when Compose reads the merged file exactly as it
+    reads the files themselves. Merging before interpolation can change the meaning (Compose reads
+    ``${DATA:-./data}:/srv`` as a named volume, and refuses ``depends_on: ["${DB:-db}"]``): then the
+    merge is interpolated, and the note says so (the environment's values are written into the file).
+
+    ``environ``: the environment Compose sees (default: this process's); given, ``COMPOSE_*`` variables
+    of this process do not leak into it.
+    """
+    env = None
+    if environ is not None:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}, **environ}
+
+    def config(cmd: ComposeCommand, stdin: str | None = None) -> subprocess.CompletedProcess:
+        proc = run(ComposeCommand(cmd.argv, stdin, cmd.cwd, env), timeout=120)
+        check_v2(proc, "merging several -f files")
+        return proc
+
+    raw = config(merge_command(files, project, project_directory))
+    if raw.returncode == 0:
+        directory = project_directory or os.path.dirname(os.path.abspath(files[0]))
+        theirs = config(merge_command(files, project, project_directory, model=True))
+        ours = config(merge_command(["-"], project, directory, model=True), raw.stdout)
+        if theirs.returncode == 0 and ours.returncode == 0 and theirs.stdout == ours.stdout:
+            return raw.stdout, None
+    merged = config(merge_command(files, project, project_directory, interpolate=True))
+    if merged.returncode != 0:
+        raise UsageError(f"docker compose could not merge {', '.join(files)}: {merged.stderr.strip()}",
                          "fix the files as it says")
-    return proc.stdout
+    return merged.stdout, ("these files cannot be merged before interpolation without changing their meaning "
+                           "(e.g. `${VAR:-./dir}:/path` would become a named volume), so they were merged with "
+                           "this environment's values: the output holds those values instead of ${...}")
 
 
 @dataclass(frozen=True)

@@ -214,9 +214,21 @@ def build_config(
     email: str | None = None,
     http_port: int = 80,
     https_port: int = 443,
+    acme_ca: str | None = None,
+    acme_ca_root: str | None = None,
+    tls_alpn: bool = True,
+    http3: bool = True,
+    alt_svc_port: int | None = None,
     public_https_port: int | None = None,
 ) -> dict[str, Any]:
     """The complete Caddy config for a route table (load it with ``POST /load``).
+
+    ``acme_ca``: ACME directory URL (default: Caddy's, Let's Encrypt); ``acme_ca_root``: path (in the
+    proxy) of the PEM root its HTTPS is signed with. ``tls_alpn=False`` leaves HTTP-01 as the only
+    challenge (the CA validates TLS-ALPN-01 on port 443, which reaches the proxy only when it publishes
+    443). ``http3=False`` switches HTTP/3 off (``protocols: h1, h2``: no ``Alt-Svc``), so no client is
+    sent to a UDP port nothing answers; ``alt_svc_port``: the UDP port HTTP/3 is published on when it
+    is not the one Caddy listens on (Caddy advertises its own listener's port).
 
     ``public_https_port``: the port clients reach HTTPS on (the published port), when it
     is not ``https_port``; the HTTP -> HTTPS redirect names it unless it is 443."""
@@ -245,6 +257,12 @@ def build_config(
     # TLS handshake instead of getting a 404).
     server["listen"] = [f":{https_port}"]
     server["automatic_https"] = {"disable_redirects": True}
+    if not http3:
+        server["protocols"] = ["h1", "h2"]
+    elif alt_svc_port and alt_svc_port != https_port:
+        # Caddy advertises the port it listens on; clients must be told the published one.
+        server["routes"].insert(0, {"handle": [{"handler": "headers", "response": {
+            "set": {"Alt-Svc": [f'h3=":{alt_svc_port}"; ma=2592000']}, "deferred": True}}]})
     hosts = sorted({_safe(h) for r in table.routes for h in r.hosts})
     redirect: list[dict[str, Any]] = []
     public = https_port if public_https_port is None else public_https_port
@@ -273,6 +291,12 @@ def build_config(
         issuer = {"module": "acme"}
         if email:
             issuer["email"] = email
+        if acme_ca:
+            issuer["ca"] = acme_ca
+        if acme_ca_root:
+            issuer["trusted_roots_pem_files"] = [acme_ca_root]
+        if not tls_alpn:
+            issuer["challenges"] = {"tls-alpn": {"disabled": True}}
     if hosts:
         config["apps"]["tls"] = {"automation": {"policies": [{"subjects": hosts, "issuers": [issuer]}]}}
     return config

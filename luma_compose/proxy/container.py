@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..contract import (  # the proxy container's own labels live with the others
+    PROXY_ACME_CA_LABEL,
+    PROXY_ACME_ROOT_LABEL,
     PROXY_EMAIL_LABEL,
     PROXY_HTTP_LABEL,
     PROXY_HTTPS_LABEL,
@@ -38,11 +40,14 @@ ENV_VOLUME = "LUMA_PROXY_VOLUME"
 CONF_DIR = "/etc/luma"
 BOOTSTRAP_PATH = f"{CONF_DIR}/bootstrap.json"
 LIVE_PATH = f"{CONF_DIR}/live.json"
+ACME_ROOT_PATH = f"{CONF_DIR}/acme-ca-root.pem"
 ADMIN_URL = f"http://{caddy_config.ADMIN_LISTEN}"
 INTERNAL_HTTP_PORT = 80
 INTERNAL_HTTPS_PORT = 443
 HTTP_KEY = f"{INTERNAL_HTTP_PORT}/tcp"
 HTTPS_KEY = f"{INTERNAL_HTTPS_PORT}/tcp"
+#: HTTP/3 (QUIC) is published on the same host address and port as HTTPS, over UDP.
+HTTPS_UDP_KEY = f"{INTERNAL_HTTPS_PORT}/udp"
 
 
 def proxy_name(name: str | None = None) -> str:
@@ -69,17 +74,25 @@ class Settings:
     http: str = "80"
     https: str = "443"
     select: str = ""
+    acme_ca: str = ""  # ACME directory URL; "" is Caddy's default (Let's Encrypt)
+    acme_ca_root: str = ""  # PEM of the root the ACME server's HTTPS is signed with
 
     @classmethod
     def of(cls, labels: Mapping[str, str]) -> "Settings":
         d = cls()
         return cls(labels.get(PROXY_TLS_LABEL, d.tls), labels.get(PROXY_EMAIL_LABEL, d.email),
                    labels.get(PROXY_HTTP_LABEL, d.http), labels.get(PROXY_HTTPS_LABEL, d.https),
-                   labels.get(PROXY_SELECT_LABEL, d.select))
+                   labels.get(PROXY_SELECT_LABEL, d.select), labels.get(PROXY_ACME_CA_LABEL, d.acme_ca),
+                   labels.get(PROXY_ACME_ROOT_LABEL, d.acme_ca_root))
 
     def labels(self) -> dict[str, str]:
-        return {PROXY_TLS_LABEL: self.tls, PROXY_EMAIL_LABEL: self.email, PROXY_HTTP_LABEL: self.http,
-                PROXY_HTTPS_LABEL: self.https, PROXY_SELECT_LABEL: self.select}
+        out = {PROXY_TLS_LABEL: self.tls, PROXY_EMAIL_LABEL: self.email, PROXY_HTTP_LABEL: self.http,
+               PROXY_HTTPS_LABEL: self.https, PROXY_SELECT_LABEL: self.select}
+        if self.acme_ca:
+            out[PROXY_ACME_CA_LABEL] = self.acme_ca
+        if self.acme_ca_root:
+            out[PROXY_ACME_ROOT_LABEL] = self.acme_ca_root
+        return out
 
     def selects(self, labels: Mapping[str, str]) -> bool:
         """Does a container with these labels belong to this proxy (``--select``)?"""
@@ -138,6 +151,21 @@ class ProxyContainer:
             return False, f"no answer within {timeout}s"
         msg = (err or out).strip().splitlines()
         return False, msg[-1] if msg else f"exit {code}"
+
+    def certificate_files(self) -> dict[str, str]:
+        """path -> PEM of every certificate in Caddy's storage (one exec)."""
+        script = ("for f in $(find /data/caddy/certificates -name '*.crt' 2>/dev/null); "
+                  "do echo \"==> $f\"; cat \"$f\"; done; true")
+        code, out, err = self.exec(["sh", "-c", script])
+        files: dict[str, str] = {}
+        cur = None
+        for line in out.splitlines():
+            if line.startswith("==> "):
+                cur = line[4:].strip()
+                files[cur] = ""
+            elif cur is not None:
+                files[cur] += line + "\n"
+        return files
 
     def get_config(self) -> dict[str, Any] | None:
         code, out, err = self.exec(["wget", "-q", "-O", "-", f"{ADMIN_URL}/config/"])

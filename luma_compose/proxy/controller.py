@@ -43,12 +43,14 @@ from ..errors import LumaError, UsageError
 from ..records import COMPOSE_PROJECT_LABEL, ContainerRecord, ContainerSpec
 from . import caddy_config
 from .container import (
+    ACME_ROOT_PATH,
     BOOTSTRAP_PATH,
     DEFAULT_IMAGE,
     ENV_IMAGE,
     ENV_VOLUME,
     HTTP_KEY,
     HTTPS_KEY,
+    HTTPS_UDP_KEY,
     INTERNAL_HTTP_PORT,
     INTERNAL_HTTPS_PORT,
     ProxyContainer,
@@ -77,11 +79,17 @@ class ProxyStatus:
     in_sync: bool
     table: RouteTable
     endpoint: str = ""
+    engine: dict[str, str] = field(default_factory=dict)  # Endpoint.to_json(): host, context, source
+    certificates: list[Any] = field(default_factory=list)  # certs.CertState per routed host (TLS on)
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": 1, "proxy": {"name": self.name, "image": self.image, "status": self.state,
-                                        "tls": self.tls, "ports": self.ports, "in_sync": self.in_sync},
-                **self.table.to_json()}
+        proxy: dict[str, Any] = {"name": self.name, "image": self.image, "status": self.state,
+                                 "tls": self.tls, "ports": self.ports, "in_sync": self.in_sync}
+        if self.engine:
+            proxy["engine"] = self.engine
+        if self.tls != "off":
+            proxy["certificates"] = [c.to_json() for c in self.certificates]
+        return {"version": 1, "proxy": proxy, **self.table.to_json()}
 
 
 @dataclass
@@ -105,6 +113,7 @@ def proxy_spec(name: str, image: str, settings: Settings, volume: str) -> Contai
     ports = {HTTP_KEY: parse_publish(settings.http, "--http-port")}
     if settings.tls != "off":
         ports[HTTPS_KEY] = parse_publish(settings.https, "--https-port")
+        ports[HTTPS_UDP_KEY] = ports[HTTPS_KEY]  # HTTP/3 on the same address, over UDP
     # --resume: after any restart (of the container, the engine, the machine) Caddy serves the
     # last config it ran at once, with no luma-compose process; the bootstrap config only when
     # there is none yet.
@@ -127,13 +136,17 @@ class Controller:
         self._loaded: dict[str, Any] | None = None  # last config known to be in Caddy (for run)
         self._loaded_for: str = ""  # container id it was loaded into
         self.settings = Settings()  # as of the last look at the proxy container
+        self._ports: dict[str, tuple[str, int]] = {}  # its published ports, as of that look
 
     # -- up / down
 
     def up(self, image: str | None = None, http_port: str | None = None, https_port: str | None = None,
            tls: str | None = None, email: str | None = None, volume: str | None = None,
-           select: str | None = None) -> tuple[ContainerRecord, bool]:
-        """Create or reconcile the proxy container. Unset options keep the existing container's value."""
+           select: str | None = None, acme_ca: str | None = None,
+           acme_ca_root: str | None = None) -> tuple[ContainerRecord, bool]:
+        """Create or reconcile the proxy container. Unset options keep the existing container's value.
+
+        ``acme_ca_root``: the PEM text (not a path: the file is on this machine, the proxy may not be)."""
         c = self.proxy.container()
         cur = settings_of(c) if c is not None else Settings()
         want = Settings(  # Settings() holds the defaults: one place
@@ -142,6 +155,8 @@ class Controller:
             http=http_port or cur.http,
             https=https_port or cur.https,
             select=select if select is not None else cur.select,
+            acme_ca=acme_ca if acme_ca is not None else cur.acme_ca,
+            acme_ca_root=acme_ca_root if acme_ca_root is not None else cur.acme_ca_root,
         )
         image = image or os.environ.get(ENV_IMAGE) or (c.image_ref if c is not None else DEFAULT_IMAGE)
         if want.select and not re.fullmatch(r"[^=\s]+=\S*", want.select):
@@ -150,7 +165,8 @@ class Controller:
             raise UsageError(f"--tls {want.tls!r} is not one of {', '.join(caddy_config.TLS_MODES)}")
         vol = volume or os.environ.get(ENV_VOLUME) or f"{self.proxy.name}-data"
         spec = proxy_spec(self.proxy.name, image, want, vol)  # validates the ports before anything changes
-        same = (c is not None and c.image_ref == image and cur == want and vol in c.volumes
+        missing_ports = c is not None and c.state == "running" and bool(set(spec.ports) - set(c.ports))
+        same = (c is not None and c.image_ref == image and cur == want and vol in c.volumes and not missing_ports
                 and c.labels.get(PROXY_LAYOUT_LABEL) == PROXY_LAYOUT)
         if c is not None and same:
             if c.state != "running":
@@ -202,9 +218,16 @@ class Controller:
         if not self.engine.volume_exists(vol):
             self.engine.create_volume(vol, labels={PROXY_LABEL: "true"})
         self.engine.create(spec)
-        self.engine.put_file(spec.name, BOOTSTRAP_PATH,
-                             caddy_config.dumps(bootstrap_config(spec.labels[contract.PROXY_TLS_LABEL])).encode())
-        self.engine.start(spec.name)
+        try:
+            self.engine.put_file(spec.name, BOOTSTRAP_PATH,
+                                 caddy_config.dumps(bootstrap_config(spec.labels[contract.PROXY_TLS_LABEL])).encode())
+            root = spec.labels.get(contract.PROXY_ACME_ROOT_LABEL)
+            if root:
+                self.engine.put_file(spec.name, ACME_ROOT_PATH, root.encode(), mode=0o644)
+            self.engine.start(spec.name)
+        except LumaError:
+            self.engine.remove(spec.name)
+            raise
 
     def down(self) -> bool:
         self._loaded = None
@@ -221,6 +244,7 @@ class Controller:
         current = None
         if c is not None:
             self.settings = settings_of(c)
+            self._ports = dict(c.ports)
             if c.state == "running":
                 current = self._current(c)
         select = self.settings.select
@@ -254,10 +278,21 @@ class Controller:
 
     def desired(self, table: RouteTable, c: ContainerRecord | None = None) -> dict[str, Any]:
         s = self.settings
-        public_https = c.ports.get(HTTPS_KEY, ("", 443))[1] if c is not None else None
+        udp = self._ports.get(HTTPS_UDP_KEY)
+        try:
+            https_published = parse_publish(s.https, "--https-port")[1]
+        except UsageError:
+            https_published = 0
         return caddy_config.build_config(table, tls=s.tls, email=s.email or None,
                                          http_port=INTERNAL_HTTP_PORT, https_port=INTERNAL_HTTPS_PORT,
-                                         public_https_port=public_https)
+                                         acme_ca=s.acme_ca or None,
+                                         acme_ca_root=ACME_ROOT_PATH if s.acme_ca_root else None,
+                                         # TLS-ALPN-01 is validated on port 443 of the host
+                                         tls_alpn=https_published == INTERNAL_HTTPS_PORT,
+                                         # HTTP/3 only where UDP is published, advertised at that port
+                                         http3=udp is not None, alt_svc_port=udp[1] if udp else None,
+                                         # the HTTP -> HTTPS redirect names a published port other than 443
+                                         public_https_port=self._ports.get(HTTPS_KEY, ("", 443))[1])
 
     def status(self) -> ProxyStatus:
         """The running proxy, its route table, and whether Caddy's loaded config matches the labels."""
@@ -265,8 +300,15 @@ class Controller:
         table, current = self.table(c)
         in_sync = current is not None and caddy_config.dumps(current) == caddy_config.dumps(self.desired(table, c))
         ports = {k: f"{ip or '*'}:{port}" for k, (ip, port) in c.ports.items()}
+        certificates = []
+        if self.settings.tls != "off":
+            from . import certs
+
+            hosts = [h for r in table.routes for h in r.hosts if not h.startswith("*")]
+            certificates = certs.states(hosts, self.proxy.certificate_files(),
+                                        self.engine.logs(self.proxy.name, tail=400) if hosts else "")
         return ProxyStatus(self.proxy.name, c.image_ref, c.state, self.settings.tls, ports, in_sync, table,
-                           self.engine.endpoint.describe())
+                           self.engine.endpoint.describe(), self.engine.endpoint.to_json(), certificates)
 
     def _current(self, c: ContainerRecord) -> dict[str, Any] | None:
         if self._loaded is not None and self._loaded_for == c.id:
@@ -292,6 +334,12 @@ class Controller:
                 res.connected.append(net)
             except LumaError as e:
                 res.warnings.append(e.message)
+        if res.connected:
+            # Docker may publish ephemeral ports anew when a network is connected: the alt-svc port follows.
+            again = self.proxy.container()
+            if again is not None:
+                self._ports = dict(again.ports)
+                desired = self.desired(table)
         if current is None or caddy_config.dumps(current) != caddy_config.dumps(desired):
             self.proxy.load(desired)
             self._loaded, self._loaded_for = json.loads(caddy_config.dumps(desired)), c.id

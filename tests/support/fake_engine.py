@@ -239,6 +239,7 @@ class FakeService:
     image: str = "app:latest"
     routed: contract.RoutedService | None = None
     health: str | None = None  # the Docker health a new container reports (None: no health check)
+    container_name: str = ""
 
 
 @dataclasses.dataclass
@@ -270,7 +271,9 @@ class FakeCompose:
             if "--hash" in args:
                 return "".join(f"{s} {v.config_hash}\n" for s, v in spec.services.items())
             return json.dumps({"name": self.project, "services": {
-                s: {"image": v.image, "deploy": {"replicas": v.replicas}} for s, v in spec.services.items()}})
+                s: {"image": v.image, "deploy": {"replicas": v.replicas},
+                    **({"container_name": v.container_name} if v.container_name else {})}
+                for s, v in spec.services.items()}})
         if args[:1] == ("up",):
             assert spec is not None
             scale = dict(a.split("=") for a in _values(args, "--scale"))

@@ -62,7 +62,11 @@ def test_stdin_and_default_file_lookup(tmp_path):
     (tmp_path / "compose.yaml").write_text(text)
     r = luma("render", cwd=str(tmp_path))
     assert r.returncode == 0 and f"name: {tmp_path.name.lower()}" in r.stdout.replace("_", "_")
-    empty = tmp_path / "empty"
+    sub = tmp_path / "sub"
+    sub.mkdir()  # Compose looks in the parent directories too
+    r = luma("render", cwd=str(sub))
+    assert r.returncode == 0 and f"name: {tmp_path.name.lower()}" in r.stdout
+    empty = tmp_path.parent / (tmp_path.name + "-empty")
     empty.mkdir()
     r = luma("render", cwd=str(empty))
     assert r.returncode == 2 and "no compose file found" in r.stderr

@@ -36,7 +36,8 @@ def test_up_creates_the_proxy_as_specified_and_boots_caddy_with_the_bootstrap_co
     # --resume: after a restart Caddy serves its last config at once; the config lives on the volume
     assert spec.command == ("caddy", "run", "--config", BOOTSTRAP_PATH, "--resume")
     assert spec.environment["XDG_CONFIG_HOME"].startswith("/data/")
-    assert spec.ports == {"80/tcp": ("", 80), "443/tcp": ("", 0)} and spec.volumes == {"v": "/data"}
+    # HTTP/3: the HTTPS address is published over UDP too (issue 12.4)
+    assert spec.ports == {"80/tcp": ("", 80), "443/tcp": ("", 0), "443/udp": ("", 0)} and spec.volumes == {"v": "/data"}
     assert ctl.proxy.name == "px"
 
 

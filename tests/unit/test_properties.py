@@ -36,8 +36,9 @@ def quote(v: str, style: int) -> str:
 
 @st.composite
 def compose_files(draw):
-    step = draw(st.sampled_from([2, 4]))
-    i1, i2, i3 = " " * step, " " * 2 * step, " " * 3 * step
+    step = draw(st.sampled_from([2, 4, 6]))  # how far services are indented
+    child = draw(st.sampled_from([2, 4, step]))  # how far a service's keys are indented past its name
+    i1, i2, i3 = " " * step, " " * (step + child), " " * (step + 2 * child)
     names = draw(st.lists(NAMES, min_size=1, max_size=5, unique=True))
     routed = draw(st.lists(st.booleans(), min_size=len(names), max_size=len(names)))
     lines = []
@@ -86,31 +87,49 @@ def compose_files(draw):
                 lines.append(f"{i2}labels: {{" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in labels.items()) + "}")
             else:
                 lines.append(f"{i2}labels: [" + ", ".join(json.dumps(f"{k}={v}") for k, v in labels.items()) + "]")
-        nstyle = draw(st.integers(0, 5))
+        nstyle = draw(st.integers(0, 6))
         nets = draw(st.lists(st.sampled_from(["front", "back"]), min_size=1, max_size=2, unique=True))
-        if nstyle in (1, 2, 3, 4):
+        net_lines = []
+        if nstyle in (1, 2, 3, 4, 5, 6):
             uses_nets = True
         if nstyle == 1:
-            lines.append(f"{i2}networks: [{', '.join(nets)}]")
+            net_lines.append(f"{i2}networks: [{', '.join(nets)}]")
         elif nstyle == 2:
-            lines.append(f"{i2}networks:")
-            lines += [f"{i3}- {n}" for n in nets]
+            net_lines.append(f"{i2}networks:")
+            net_lines += [f"{i3}- {n}" for n in nets]
         elif nstyle == 3:
-            lines.append(f"{i2}networks:")
-            lines += [f"{i3}{n}:" for n in nets]
+            net_lines.append(f"{i2}networks:")
+            net_lines += [f"{i3}{n}:" for n in nets]
         elif nstyle == 4:
-            lines.append(f"{i2}networks: {{" + ", ".join(f"{n}: {{}}" for n in nets) + "}")
+            net_lines.append(f"{i2}networks: {{" + ", ".join(f"{n}: {{}}" for n in nets) + "}")
+        elif nstyle == 5:  # a list with its dashes at the key's own column
+            net_lines.append(f"{i2}networks:")
+            net_lines += [f"{i2}- {n}" for n in nets]
+        elif nstyle == 6:  # a mapping with aliases, nested one more level
+            net_lines.append(f"{i2}networks:")
+            for n in nets:
+                net_lines += [f"{i3}{n}:", f"{i3}{' ' * child}aliases:", f"{i3}{' ' * child}  - {name}-{n}"]
+        xl_lines = []
         if is_routed:
             hosts = [f"{name}.example.com"] + ([f"www.{name}.example.com"] if style % 2 else [])
             port = draw(st.integers(1, 65535))
             if draw(st.booleans()):
-                lines += [f"{i2}x-luma:", f"{i3}hosts: {hosts if len(hosts) > 1 else hosts[0]}".replace("'", ""),
-                          f"{i3}port: {port}"]
+                xl_lines += [f"{i2}x-luma:", f"{i3}hosts: {hosts if len(hosts) > 1 else hosts[0]}".replace("'", ""),
+                             f"{i3}port: {port}"]
                 if draw(st.booleans()):
-                    lines.append(f"{i3}health: /healthz")
+                    xl_lines.append(f"{i3}health: /healthz")
             else:
-                lines.append(f"{i2}x-luma: {{hosts: [{', '.join(hosts)}], port: {port}}}")
-        chomp = draw(st.sampled_from([None, "", "-", "+"]))
+                xl_lines.append(f"{i2}x-luma: {{hosts: [{', '.join(hosts)}], port: {port}}}")
+        # networks as the service's last key (the shape of about one service in ten in real files)
+        lines += (xl_lines + net_lines) if draw(st.booleans()) else (net_lines + xl_lines)
+        tail = draw(st.sampled_from([None, "deeper", "same", "blank-deeper"]))
+        if tail == "deeper":  # a commented-out entry of the block above
+            lines.append(f"{i3}# OLD: value")
+        elif tail == "same":
+            lines.append(f"{i2}# a comment about the next key")
+        elif tail == "blank-deeper":
+            lines += ["", f"{i3}# - commented: out"]
+        chomp = draw(st.sampled_from([None, None, "", "-", "+"]))
         if chomp is not None:  # a block scalar as the service's last key, blank lines after it
             lines += [f"{i2}command: |{chomp}", f"{i3}echo {name}", f"{i3}# not a comment"]
             if chomp == "+":
@@ -218,6 +237,25 @@ def test_compose_itself_accepts_the_output(tmp_path_factory, case):
                        input=r.text, capture_output=True, text=True, timeout=60,
                        env={**os.environ, "X": "x", "HOME": str(d)})
     assert p.returncode == 0, p.stderr + "\n" + r.text
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(compose_files())
+def test_compose_runs_the_output_as_the_input_plus_the_contract(tmp_path_factory, case):
+    """Compose's own model is the oracle: `config --format json` of input and output differ only by the
+    contract's additions."""
+    from hypothesis import assume
+
+    from compose_oracle import assert_compose_runs_input_plus_contract
+
+    text, routed = case
+    services = safe.load(text)["services"]  # an empty `labels:`: Compose refuses the input, render fills it
+    assume(all(not isinstance(svc, dict) or svc.get("labels", {}) is not None for svc in services.values()))
+    r = api.render_text("gen.yaml", text, "p", ".", {})
+    assert r.ok, [(p.line, p.message) for p in r.problems]
+    d = tmp_path_factory.mktemp("proj")
+    routes = {x.service: (",".join(x.hosts), x.port, x.health_path) for x in r.routes}
+    assert_compose_runs_input_plus_contract(text, r.text, str(d), "p", routes, env={"X": "x"})
 
 
 MUTATIONS = st.sampled_from([

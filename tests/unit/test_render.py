@@ -74,9 +74,17 @@ def test_unrouted_file_only_gains_name_line():
 
 
 def test_existing_name_kept_when_it_gives_the_project_and_replaced_under_p():
-    text = "name: ${N:-demo}\nservices:\n  a:\n    image: x\n"
+    text = "name: demo\nservices:\n  a:\n    image: x\n"
     assert ok(text, None) == text
     assert ok(text, "other").startswith("name: other\n")
+
+
+def test_an_interpolated_name_is_pinned_to_its_value():
+    # labels carry the project name: `up` with another STACK must not run under another name
+    text = "name: ${STACK:-app}\nservices:\n  a:\n    image: x\n"
+    assert ok(text, None) == "name: app\nservices:\n  a:\n    image: x\n"
+    r = api.render_text("t.yaml", text, None, "/nonexistent/dir", {"STACK": "Prod"})
+    assert r.ok and r.text.startswith("name: prod\n")
 
 
 def test_comments_quotes_anchors_tags_and_order_survive_byte_for_byte():

@@ -145,6 +145,21 @@ def test_down_unroutes_the_project_then_removes_it_and_its_network():
     assert e.calls.index(("caddy reload", "px")) < e.calls.index(("compose", "down", "--remove-orphans"))
 
 
+def test_a_routed_service_with_a_fixed_container_name_is_refused_before_anything_changes():
+    e = world(replicas=1)
+    e.projects["gmail"].services["web"].container_name = "gmail-front"
+    deployer(e).deploy()  # the first deploy starts it: one container, no roll
+    e.projects["gmail"].services["web"].config_hash = "h2"
+    e.projects["gmail"].services["db"].config_hash = "d2"
+    e.calls.clear()
+    with pytest.raises(LumaError, match="container_name 'gmail-front'.*must roll"):
+        deployer(e).deploy()
+    # nothing changed: not even the plain service, and the plan says why
+    assert [c for c in e.calls if c[0] != "compose" or c[1] != "config"] == []
+    plan = deployer(e).dry_run()
+    assert any("container_name" in c for c in plan.conflicts)
+
+
 # --------------------------------------------------------------------------- issue 10: the project lock
 
 
