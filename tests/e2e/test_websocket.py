@@ -134,3 +134,46 @@ def test_a_websocket_lasts_until_the_drain_of_its_own_rollout_ends(tmp_path, bus
             assert fresh.greeting.startswith(f"hello from {a}/web-v2/")
         finally:
             fresh.close()
+
+
+def test_a_long_download_survives_another_projects_deploy(tmp_path, busybox_image, caddy_image):
+    """Not an upgraded connection: an ordinary response still streaming when a config load
+    replaces the server must finish (Caddy's old server waits for it)."""
+    size = 24 * 1024 * 1024
+    with deploys(tmp_path, caddy_image) as d:
+        a, b = dk.unique("files"), dk.unique("other")
+        text = block_yaml({"name": a, "services": {"web": {
+            "image": busybox_image,
+            "command": ["sh", "-c", f"mkdir -p /www && head -c {size} /dev/zero > /www/big && exec serve"],
+            "environment": {"PROJECT": a, "SERVICE": "web"},
+            "stop_grace_period": "1s",
+            "labels": {pk.SELECT_KEY: dk.RUN_ID},
+            "x-luma": {"hosts": [f"{a}.test"], "port": 3000, "health": "/up"},
+        }}})
+        d.deploy(a, text)
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+        conn.request("GET", "/big", headers={"Host": f"{a}.test"})
+        r = conn.getresponse()
+        assert r.status == 200
+        got = 0
+        deployed = threading.Thread(target=d.deploy, args=(b, ws_source(b, busybox_image, f"{b}.test", "v1")))
+        started = overlap = False
+        t0 = time.monotonic()
+        while True:
+            chunk = r.read(64 * 1024)
+            if not chunk:
+                break
+            got += len(chunk)
+            if not started and got > 1024 * 1024:
+                deployed.start()  # the other project's deploy loads the config mid-download
+                started = True
+            if started and not deployed.is_alive() and got < size:
+                overlap = True  # the deploy (and its config loads) ended while this was streaming
+            if deployed.is_alive() or time.monotonic() - t0 < 2:
+                time.sleep(0.05)  # a slow reader: the response is still streaming during the loads
+        conn.close()
+        deployed.join(300)
+        assert started and overlap, "the download ended before the other deploy: nothing was proven"
+        assert got == size, (got, size)
