@@ -17,6 +17,7 @@ LAZY_COMMANDS = {
     "routes": "luma_compose.cli.proxy:routes",
     "deploy": "luma_compose.cli.deploy:deploy",
     "down": "luma_compose.cli.deploy:down",
+    "swarm": "luma_compose.cli.swarm:swarm",
 }
 
 

@@ -1,0 +1,189 @@
+"""``luma-compose swarm ...``: the same compose file and x-luma on a Docker Swarm cluster.
+
+render/check need no engine; deploy, down and proxy talk to a manager (DOCKER_HOST or the
+docker CLI's default).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .main import input_options
+
+
+def _stack(files, project, project_directory):
+    """(result, stack text or None, problems, warnings)."""
+    from .. import api
+    from ..compose.source import parse
+    from ..swarm import stack
+
+    result = api.render(files, project, project_directory)
+    src, errs = parse(result.source, result.input_text)
+    swarm_problems = [] if errs else stack.problems(src)
+    warnings = [p for p in swarm_problems if stack.is_warning(p)]
+    problems = list(result.problems) + [p for p in swarm_problems if not stack.is_warning(p)]
+    text = None
+    if not problems:
+        try:
+            text = stack.to_stack(result.source, result.text, result.project, result.routes)
+        except stack.StackRefused as e:
+            problems.append(e.problem)
+    return result, text, problems, warnings
+
+
+def _print(problems, warnings) -> None:
+    from .report import print_problems
+
+    for w in warnings:
+        click.echo(f"{w.location()}: warning: {w.message}" + (f"\n  hint: {w.hint}" if w.hint else ""), err=True)
+    if problems:
+        print_problems(problems)
+
+
+@click.group()
+def swarm() -> None:
+    """Deploy projects as stacks on a Docker Swarm, behind a global proxy service."""
+
+
+@swarm.command("render")
+@input_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+def render(files, project, project_directory, output) -> None:
+    """The file `docker stack deploy -c - NAME` takes (overlay, attachable P_luma; deploy.labels)."""
+    _, text, problems, warnings = _stack(files, project, project_directory)
+    _print(problems, warnings)
+    if problems:
+        sys.exit(1)
+    if output:
+        with open(output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+@swarm.command("check")
+@input_options
+def check(files, project, project_directory) -> None:
+    """Like check, plus what Swarm ignores (warning) or rejects (error)."""
+    _, _, problems, warnings = _stack(files, project, project_directory)
+    _print(problems, warnings)
+    sys.exit(1 if problems else 0)
+
+
+def _proxy_opts(f):
+    f = click.option("--proxy-nodes", default="all", show_default=True, metavar="all|label=KEY=VALUE",
+                     help="Where the proxy runs: every node, or the nodes with this node label.")(f)
+    f = click.option("--proxy-http-port", type=click.IntRange(1, 65535), default=80, show_default=True)(f)
+    f = click.option("--proxy-image", default="caddy:2", show_default=True)(f)
+    f = click.option("--proxy-name", default="luma-proxy", show_default=True)(f)
+    return f
+
+
+@swarm.command("deploy")
+@input_options
+@click.option("--resolve-image", type=click.Choice(["always", "changed", "never"]), default="always",
+              show_default=True, help="Passed to docker stack deploy (never: images already on every node).")
+@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True)
+@_proxy_opts
+def deploy(files, project, project_directory, resolve_image, timeout, proxy_name, proxy_image,
+           proxy_http_port, proxy_nodes) -> None:
+    """Render for Swarm and deploy as a stack; Swarm rolls routed services health-gated, with rollback."""
+    from ..swarm import deploy as sd
+    from ..swarm.engine import SwarmEngine
+
+    result, text, problems, warnings = _stack(files, project, project_directory)
+    _print(problems, warnings)
+    if problems:
+        click.echo("nothing was deployed: fix the problems above", err=True)
+        sys.exit(1)
+    res = sd.deploy(SwarmEngine(), result.project, text, result.routes, proxy_name=proxy_name,
+                    proxy_image=proxy_image, proxy_http_port=proxy_http_port, proxy_nodes=proxy_nodes,
+                    resolve_image=resolve_image, timeout=timeout, log=lambda s: click.echo(s, err=True))
+    click.echo(f"deployed {res.project}", err=True)
+    for u in res.urls:
+        click.echo(u)
+
+
+@swarm.command("down")
+@click.option("-p", "--project-name", "project", required=True, metavar="NAME")
+@click.option("--proxy-name", default="luma-proxy", show_default=True)
+def down(project, proxy_name) -> None:
+    """docker stack rm, unroute, and remove the project's networks."""
+    from ..swarm import deploy as sd
+    from ..swarm.engine import SwarmEngine
+
+    sd.down(SwarmEngine(), project, proxy_name, log=lambda s: click.echo(s, err=True))
+    click.echo(f"{project} is down", err=True)
+
+
+@swarm.group("proxy")
+def proxy() -> None:
+    """The proxy as a global swarm service."""
+
+
+@proxy.command("up")
+@_proxy_opts
+def proxy_up(proxy_name, proxy_image, proxy_http_port, proxy_nodes) -> None:
+    from ..swarm.engine import SwarmEngine
+    from ..swarm.proxy import SwarmProxy
+
+    eng = SwarmEngine()
+    eng.require_manager()
+    SwarmProxy(eng, proxy_name).up(proxy_image, proxy_http_port, proxy_nodes)
+
+
+@proxy.command("sync")
+@click.option("--proxy-name", default="luma-proxy", show_default=True)
+def proxy_sync(proxy_name) -> None:
+    from ..swarm.engine import SwarmEngine
+    from ..swarm.proxy import SwarmProxy
+
+    eng = SwarmEngine()
+    eng.require_manager()
+    res = SwarmProxy(eng, proxy_name).sync()
+    sys.exit(1 if res.conflicts else 0)
+
+
+@proxy.command("run")
+@click.option("--proxy-name", default="luma-proxy", show_default=True)
+@click.option("--interval", type=click.FloatRange(min=0.2), default=1.0, show_default=True)
+def proxy_run(proxy_name, interval) -> None:
+    """Keep the proxy equal to the services' labels (polls a manager; survives its restarts)."""
+    from ..swarm.engine import SwarmEngine
+    from ..swarm.proxy import SwarmProxy
+
+    SwarmProxy(SwarmEngine(), proxy_name).run(interval)
+
+
+@proxy.command("down")
+@click.option("--proxy-name", default="luma-proxy", show_default=True)
+def proxy_down(proxy_name) -> None:
+    from ..swarm.engine import SwarmEngine
+    from ..swarm.proxy import SwarmProxy
+
+    SwarmProxy(SwarmEngine(), proxy_name).down()
+
+
+@swarm.command("routes")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def routes(fmt) -> None:
+    """host -> target of every routed swarm service, and conflicts."""
+    from .. import contract
+    from ..swarm import routes as sr
+    from ..swarm.engine import SwarmEngine
+
+    eng = SwarmEngine()
+    eng.require_manager()
+    t = sr.table(eng.services(f"label={contract.LABEL_MANAGED}=true"))
+    if fmt == "json":
+        click.echo(json.dumps({"routes": [{"hosts": list(r.hosts), "target": r.target, "project": r.project,
+                                           "service": r.service} for r in t.routes], "conflicts": t.conflicts}))
+    else:
+        for r in t.routes:
+            click.echo(f"{','.join(r.hosts)} -> {r.target} ({r.project}/{r.service})")
+        for c in t.conflicts:
+            click.echo(f"conflict: {c}", err=True)
+    sys.exit(1 if t.conflicts else 0)

@@ -1,0 +1,99 @@
+"""The swarm operations, through the ``docker`` CLI of the one endpoint (which must be a manager).
+
+Argv as data; JSON in, plain dicts out. ``DOCKER_HOST`` / ``--host`` pick the manager, exactly as
+for the single-host engine (:mod:`luma_compose.engine.client`).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any, Sequence
+
+from ..engine.client import Endpoint, resolve
+from ..errors import LumaError, UnavailableError
+
+
+class SwarmError(LumaError):
+    pass
+
+
+class SwarmEngine:
+    def __init__(self, endpoint: Endpoint | None = None) -> None:
+        self.endpoint = endpoint or resolve()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def run(self, *args: str, input: str | None = None, check: bool = True,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        cmd = [*self.endpoint.docker_cli(), *args]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout)
+        except FileNotFoundError as e:
+            raise UnavailableError("the docker CLI is not installed", "install docker (the CLI)") from e
+        except subprocess.TimeoutExpired as e:
+            raise SwarmError(f"timed out after {timeout:.0f}s: {' '.join(cmd)}") from e
+        if check and p.returncode != 0:
+            raise SwarmError(f"{' '.join(args[:3])} failed: {p.stderr.strip() or p.stdout.strip()}")
+        return p
+
+    def _json_lines(self, *args: str) -> list[dict[str, Any]]:
+        out = self.run(*args).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def inspect(self, kind: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        return json.loads(self.run(kind, "inspect", *ids).stdout or "[]")
+
+    # ------------------------------------------------------------------ reads
+
+    def require_manager(self) -> None:
+        p = self.run("info", "--format", "{{json .Swarm}}", check=False, timeout=30)
+        if p.returncode != 0:
+            raise UnavailableError(f"cannot reach the Docker engine ({self.endpoint.describe()}): "
+                                   f"{p.stderr.strip()}", "is dockerd running (or DOCKER_HOST right)?")
+        info = json.loads(p.stdout or "{}")
+        if info.get("LocalNodeState") != "active":
+            raise UnavailableError(f"{self.endpoint.describe()} is not part of a swarm",
+                                   "docker swarm init (or join), or point DOCKER_HOST at a manager")
+        if not info.get("ControlAvailable"):
+            raise UnavailableError(f"{self.endpoint.describe()} is a swarm worker: services are read and "
+                                   "changed on a manager", "point DOCKER_HOST (or the docker context) at a manager")
+
+    def services(self, *filters: str) -> list[dict[str, Any]]:
+        args = ["service", "ls", "-q"]
+        for f in filters:
+            args += ["--filter", f]
+        ids = self.run(*args).stdout.split()
+        return self.inspect("service", ids)
+
+    def service(self, name: str) -> dict[str, Any] | None:
+        p = self.run("service", "inspect", name, check=False)
+        if p.returncode != 0:
+            return None
+        data = json.loads(p.stdout or "[]")
+        return data[0] if data else None
+
+    def tasks(self, service: str) -> list[dict[str, Any]]:
+        ids = self.run("service", "ps", "-q", "--no-trunc", service, check=False).stdout.split()
+        return json.loads(self.run("inspect", *ids).stdout) if ids else []
+
+    def networks(self, *filters: str) -> list[dict[str, Any]]:
+        args = ["network", "ls", "-q"]
+        for f in filters:
+            args += ["--filter", f]
+        return self.inspect("network", self.run(*args).stdout.split())
+
+    def network_names(self, ids: Sequence[str]) -> dict[str, str]:
+        """network id -> name."""
+        out: dict[str, str] = {}
+        for n in self.inspect("network", list(ids)):
+            out[n["Id"]] = n["Name"]
+        return out
+
+    def configs(self, *filters: str) -> list[dict[str, Any]]:
+        args = ["config", "ls", "-q"]
+        for f in filters:
+            args += ["--filter", f]
+        return self.inspect("config", self.run(*args).stdout.split())

@@ -1,0 +1,297 @@
+"""The same compose file and x-luma on a real 2-node Docker Swarm (tests/support/cluster.py).
+
+Both nodes are private dockerds in their own network namespaces; the machine's engine is never a
+swarm member. Clients (curl, hey) run in a third namespace, the "internet", and reach the proxy on
+each node's own address (published with mode: host). The kernel here has no IPVS, so routed
+services use endpoint_mode: dnsrr (render's default for them on a swarm).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import dockerkit  # noqa: E402
+from support import cluster as clusterkit  # noqa: E402
+
+PORT = 8080
+
+APP = """\
+services:
+  web:
+    image: {image}
+    environment:
+      PROJECT: {project}
+      SERVICE: web
+      VERSION: "{version}"
+    command: {command}
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:3000/up"]
+      interval: 1s
+      timeout: 1s
+      retries: 2
+    x-luma:
+      hosts: [{host}]
+      port: 3000
+    deploy:
+      replicas: 2
+      placement:
+        preferences: [{{spread: node.id}}]
+  caller:
+    image: {image}
+    environment:
+      PROJECT: {project}
+      SERVICE: caller
+"""
+
+GOOD = '["/usr/local/bin/serve"]'
+#: Serves an empty directory: / and /up answer 404, so its health check never passes.
+BROKEN = """["sh", "-c", "mkdir -p /empty && exec httpd -f -p 3000 -h /empty"]"""
+
+
+def luma(c: clusterkit.Cluster, *args: str, input: str | None = None, check: bool = True,
+         timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    return dockerkit.run([*dockerkit.luma_compose_cmd(), "swarm", *args], check=check, input=input,
+                         timeout=timeout, env=c.manager.env)
+
+
+@pytest.fixture(scope="module")
+def swarm(busybox_image: str, caddy_image: str) -> Iterator[clusterkit.Cluster]:
+    why = clusterkit.preflight()
+    if why:
+        pytest.fail(why, pytrace=False)
+    with clusterkit.cluster(2, images=[busybox_image, caddy_image]) as c:
+        luma(c, "proxy", "up", "--proxy-image", caddy_image, "--proxy-http-port", str(PORT))
+        yield c
+
+
+@contextlib.contextmanager
+def project(c: clusterkit.Cluster, tmp: Path, name: str, host: str, image: str, version: str = "1",
+            command: str = GOOD) -> Iterator[Path]:
+    f = dockerkit.write(tmp / name / "compose.yaml", APP.format(image=image, project=name, host=host,
+                                                               version=version, command=command))
+    try:
+        luma(c, "deploy", "-f", str(f), "-p", name, "--resolve-image", "never")
+        yield f
+    finally:
+        luma(c, "down", "-p", name, check=False)
+
+
+def get(c: clusterkit.Cluster, node: clusterkit.Node, host: str, n: int = 1) -> list[str]:
+    """n GETs through the proxy on ``node`` from the client namespace: body, or the status code."""
+    script = (f"for i in $(seq {n}); do (curl -s -m 5 -w '|%{{http_code}}' -H 'Host: {host}' "
+              f"http://{node.ip}:{PORT}/ || echo '|ERR') | tr -d '\\n'; echo; done")
+    out = c.in_client(["sh", "-c", script], timeout=60 + n).stdout
+    res = []
+    for line in out.splitlines():
+        body, _, code = line.rpartition("|")
+        res.append(body.strip() if code == "200" else code)
+    return res
+
+
+def wait_served(c: clusterkit.Cluster, node: clusterkit.Node, host: str, prefix: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    got: list[str] = []
+    while time.monotonic() < deadline:
+        got = get(c, node, host, 4)
+        if all(g.startswith(prefix) for g in got):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{host} via {node.ip} never served {prefix}: {got}")
+
+
+def task_container(c: clusterkit.Cluster, service: str) -> tuple[clusterkit.Node, str]:
+    """(node, container id) of one running task of ``service``."""
+    for _ in range(60):
+        for t in c.service_tasks(service):
+            tid = t["ID"]
+            info = dockerkit.json.loads(c.docker("inspect", tid))[0]
+            cid = (info["Status"].get("ContainerStatus") or {}).get("ContainerID")
+            if info["Status"]["State"] == "running" and cid:
+                return c.node_by_id(info["NodeID"]), cid
+        time.sleep(0.5)
+    raise AssertionError(f"no running task of {service}")
+
+
+def nodes_of(c: clusterkit.Cluster, service: str) -> set[str]:
+    return {dockerkit.json.loads(c.docker("inspect", t["ID"]))[0]["NodeID"] for t in c.service_tasks(service)}
+
+
+def hey(c: clusterkit.Cluster, node: clusterkit.Node, host: str, seconds: int) -> subprocess.Popen:
+    return c.client_popen(["hey", "-z", f"{seconds}s", "-c", "8", "-host", host, f"http://{node.ip}:{PORT}/"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def hey_result(p: subprocess.Popen) -> tuple[Counter, int, str]:
+    out, _ = p.communicate(timeout=300)
+    codes = Counter({int(m.group(1)): int(m.group(2)) for m in re.finditer(r"\[(\d{3})\]\s+(\d+) responses", out)})
+    tail = out.split("Error distribution:", 1)[1] if "Error distribution:" in out else ""
+    errors = sum(int(m.group(1)) for m in re.finditer(r"^\s+\[(\d+)\]", tail, re.M))
+    return codes, errors, out
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_stack_file_is_accepted_by_docker_stack(tmp_path: Path, busybox_image: str) -> None:
+    f = dockerkit.write(tmp_path / "compose.yaml", "name: pinned\n" + APP.format(
+        image=busybox_image, project="p", host="p.test", version="1", command=GOOD))
+    out = dockerkit.run([*dockerkit.luma_compose_cmd(), "swarm", "render", "-f", str(f)]).stdout
+    assert not re.search(r"^name:", out, re.M)
+    cfg = dockerkit.run(["docker", "stack", "config", "-c", "-"], input=out).stdout
+    assert "driver: overlay" in cfg and "attachable: true" in cfg and "endpoint_mode: dnsrr" in cfg
+    assert "luma.target: pinned-web:3000" in cfg and "order: start-first" in cfg
+
+
+def test_check_warns_about_keys_swarm_ignores_and_rejects(tmp_path: Path) -> None:
+    f = dockerkit.write(tmp_path / "compose.yaml", """\
+services:
+  web:
+    image: x
+    build: .
+    container_name: web1
+    x-luma: {hosts: [a.test], port: 3000}
+  db:
+    image: y
+    depends_on:
+      web: {condition: service_healthy}
+""")
+    p = dockerkit.run([*dockerkit.luma_compose_cmd(), "swarm", "check", "-f", str(f)], check=False)
+    assert p.returncode == 1
+    assert "`build` is ignored by docker stack deploy" in p.stderr
+    assert "`container_name` is ignored" in p.stderr
+    assert "rejected by docker stack deploy" in p.stderr
+
+
+def test_two_projects_routed_by_host_tasks_on_both_nodes(swarm, tmp_path, busybox_image, unique) -> None:
+    c = swarm
+    a, z = unique("alpha"), unique("zeta")
+    with project(c, tmp_path, a, f"{a}.test", busybox_image), project(c, tmp_path, z, f"{z}.test", busybox_image):
+        assert nodes_of(c, f"{a}_web") == {n.node_id for n in c.nodes}, "spread: one task per node"
+        for node in c.nodes:  # every node's proxy answers for every host
+            wait_served(c, node, f"{a}.test", f"{a}/web/")
+            got_a = get(c, node, f"{a}.test", 12)
+            got_z = get(c, node, f"{z}.test", 12)
+            assert all(g.startswith(f"{a}/web/") for g in got_a), got_a
+            assert all(g.startswith(f"{z}/web/") for g in got_z), got_z
+            assert len(set(got_a)) == 2, f"both tasks (one per node) serve: {Counter(got_a)}"
+            assert get(c, node, "nobody.test", 2) == ["404", "404"]
+
+        # Isolation: zeta's internal `web` is zeta's own (the zeta trap: its name sorts last),
+        # and nothing of alpha resolves or answers from inside zeta.
+        node, cid = task_container(c, f"{z}_caller")
+        script = ("for i in $(seq 20); do wget -q -O - http://web:3000/ || echo FAIL; done; "
+                  f"nslookup {a}-web >/dev/null 2>&1 && echo RESOLVES-ALPHA; "
+                  f"nslookup {a}_web >/dev/null 2>&1 && echo RESOLVES-ALPHA-SERVICE; "
+                  f"nslookup tasks.{a}_web >/dev/null 2>&1 && echo RESOLVES-ALPHA-TASKS; "
+                  "nslookup luma-proxy >/dev/null 2>&1 && echo RESOLVES-PROXY; true")
+        out = node.docker("exec", cid, "sh", "-c", script)
+        calls = [line for line in out.splitlines() if "/" in line or line == "FAIL"]
+        assert len(calls) == 20 and all(x.startswith(f"{z}/web/") for x in calls), out
+        assert "RESOLVES" not in out, out
+
+        # A routed task is on P_luma with the proxy, yet the proxy has no control surface.
+        node, cid = task_container(c, f"{a}_web")
+        proxy_ips = _proxy_ips_on(c, f"{a}_luma")
+        assert proxy_ips, "the proxy joined alpha's ingress network"
+        for ip in proxy_ips:
+            for port in (2019, 80, 443):
+                r = node.docker("exec", cid, "sh", "-c", f"nc -w 2 {ip} {port} -e true </dev/null && echo OPEN || true")
+                assert "OPEN" not in r or port == PORT, (ip, port, r)
+        # ... and a task of zeta cannot reach alpha's task at all (no shared network).
+        zn, zcid = task_container(c, f"{z}_caller")
+        a_ips = _task_ips(c, f"{a}_web")
+        for ip in a_ips:
+            r = zn.docker("exec", zcid, "sh", "-c", f"nc -w 2 {ip} 3000 -e true </dev/null && echo OPEN || true")
+            assert "OPEN" not in r, f"zeta reached alpha's task {ip}"
+        # No proxy task mounts the Docker socket.
+        spec = dockerkit.json.loads(c.docker("service", "inspect", "luma-proxy"))[0]["Spec"]
+        assert not spec["TaskTemplate"]["ContainerSpec"].get("Mounts"), "the proxy has no mounts (no socket)"
+    # down: routes and networks gone, unknown host again
+    wait_served(c, c.manager, f"{a}.test", "404")
+    assert not c.docker("network", "ls", "-q", "--filter", f"name={a}_").split()
+
+
+def _task_ips(c: clusterkit.Cluster, service: str) -> list[str]:
+    ips = []
+    for t in c.service_tasks(service):
+        info = dockerkit.json.loads(c.docker("inspect", t["ID"]))[0]
+        for att in info.get("NetworksAttachments") or []:
+            ips += [a.split("/")[0] for a in att.get("Addresses") or []]
+    return ips
+
+
+def _proxy_ips_on(c: clusterkit.Cluster, network: str) -> list[str]:
+    ips = []
+    for t in c.service_tasks("luma-proxy"):
+        info = dockerkit.json.loads(c.docker("inspect", t["ID"]))[0]
+        for att in info.get("NetworksAttachments") or []:
+            if att["Network"]["Spec"]["Name"] == network:
+                ips += [a.split("/")[0] for a in att.get("Addresses") or []]
+    return ips
+
+
+def test_rolling_update_under_load_then_failed_health_check_rolls_back(swarm, tmp_path, busybox_image, unique):
+    c = swarm
+    name = unique("roll")
+    host = f"{name}.test"
+    with project(c, tmp_path, name, host, busybox_image) as f:
+        wait_served(c, c.manager, host, f"{name}/web/")
+        before = set(get(c, c.manager, host, 8))
+        # v2 under load: Swarm's start-first update, each new task healthy before an old one stops.
+        load = hey(c, c.manager, host, 25)
+        time.sleep(2)
+        f.write_text(APP.format(image=busybox_image, project=name, host=host, version="2", command=GOOD))
+        luma(c, "deploy", "-f", str(f), "-p", name, "--resolve-image", "never")
+        codes, errors, out = hey_result(load)
+        assert sum(codes.values()) > 1000, out
+        assert set(codes) == {200} and errors == 0, out
+        after = set(get(c, c.manager, host, 8))
+        assert after and not (after & before), "every task was replaced"
+
+        # A version whose health check fails: Swarm rolls back, the old tasks never stop serving.
+        load = hey(c, c.manager, host, 30)
+        time.sleep(2)
+        f.write_text(APP.format(image=busybox_image, project=name, host=host, version="3", command=BROKEN))
+        p = luma(c, "deploy", "-f", str(f), "-p", name, "--resolve-image", "never", check=False)
+        codes, errors, out = hey_result(load)
+        assert p.returncode == 1 and "rolled it back" in p.stderr, p.stderr
+        assert set(codes) == {200} and errors == 0, out
+        assert set(get(c, c.manager, host, 8)) == after, "the v2 tasks kept serving"
+
+
+def test_drained_node_tasks_move_and_stay_served(swarm, tmp_path, busybox_image, unique):
+    c = swarm
+    name = unique("drain")
+    host = f"{name}.test"
+    worker = c.nodes[1]
+    with project(c, tmp_path, name, host, busybox_image):
+        wait_served(c, c.manager, host, f"{name}/web/")
+        assert worker.node_id in nodes_of(c, f"{name}_web")
+        load = hey(c, c.manager, host, 20)
+        try:
+            c.docker("node", "update", "--availability", "drain", worker.node_id)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if nodes_of(c, f"{name}_web") == {c.manager.node_id} and len(c.service_tasks(f"{name}_web")) == 2:
+                    break
+                time.sleep(0.5)
+            assert nodes_of(c, f"{name}_web") == {c.manager.node_id}
+            codes, errors, out = hey_result(load)
+            assert set(codes) == {200} and errors == 0, out
+            got = get(c, c.manager, host, 8)
+            assert all(g.startswith(f"{name}/web/") for g in got) and len(set(got)) == 2, got
+        finally:
+            c.docker("node", "update", "--availability", "active", worker.node_id, check=False)
+            if load.poll() is None:
+                load.kill()
