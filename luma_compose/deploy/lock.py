@@ -93,9 +93,12 @@ class ProjectLock:
                 if note is not None and said:
                     note.append("(after waiting)")
                 return
-            except LumaError:
-                if self.engine.container(self.name) is None:
-                    raise  # not a name conflict: the engine refused for another reason
+            except LumaError as e:
+                # A name conflict: held. (The engine reserves the name before the container is
+                # visible, so a lock being created right now conflicts but is not found yet.)
+                conflict = "already in use" in e.message or "Conflict" in e.message
+                if not conflict and self.engine.container(self.name) is None:
+                    raise  # the engine refused for another reason
             if self._stale():
                 self.engine.remove(self.name)
                 continue

@@ -72,7 +72,7 @@ def test_two_deploys_of_one_project_at_once_serialize(tmp_path, busybox_image, c
         for t in ts:
             t.join(300)
         codes = sorted(r.returncode for r in results)
-        assert codes == [0, 0], [(r.returncode, r.stderr[-2000:]) for r in results]
+        assert codes == [0, 0], "\n\n".join(f"exit {r.returncode}:\n{r.stderr[-3000:]}" for r in results)
         assert any("another deploy of" in r.stderr and "waiting for it" in r.stderr for r in results), \
             [r.stderr[-1500:] for r in results]
         assert not dk.docker("ps", "-aq", "--filter", f"name=luma-deploy-lock-{a}").strip()
