@@ -71,6 +71,17 @@ class ContainerRecord:
     def draining(self) -> bool:
         return is_draining(self.name)
 
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def compose_project(self) -> str | None:
+        return self.labels.get(COMPOSE_PROJECT_LABEL)
+
+    @property
+    def compose_service(self) -> str | None:
+        return self.labels.get(COMPOSE_SERVICE_LABEL)
 
 @dataclass(frozen=True)
 class NetworkRecord:
@@ -80,7 +91,14 @@ class NetworkRecord:
     id: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
     containers: tuple[str, ...] = ()  # ids of the attached containers
+    #: RFC 3339 from the engine. An ingress network lives from a project's first ``up`` until
+    #: its ``down``: its creation time is the durable age of the project's claim on its hosts
+    #: (containers are recreated by every deploy and restart; the network is not).
     created: str = ""
+
+    @property
+    def compose_project(self) -> str:
+        return self.labels.get(COMPOSE_PROJECT_LABEL, "")
 
 
 @dataclass(frozen=True)
@@ -97,3 +115,6 @@ class ContainerSpec:
     #: named volume -> mount point
     volumes: Mapping[str, str] = field(default_factory=dict)
     restart: str = "unless-stopped"
+    #: resolv.conf options (``ndots:1``: Docker's DNS then answers an unknown single-label name
+    #: at once instead of forwarding it to the host's resolvers)
+    dns_options: tuple[str, ...] = ()

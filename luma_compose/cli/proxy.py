@@ -132,6 +132,53 @@ def status(name, fmt) -> None:
 
 @proxy.command()
 @NAME_OPTION
+@click.option("--unit-dir", default=None, metavar="DIR",
+              help="Where to write the systemd unit (default /etc/systemd/system).")
+@click.option("--enable/--no-enable", default=True, show_default=True,
+              help="Run systemctl daemon-reload and enable --now the unit.")
+@click.option("--print", "print_only", is_flag=True, help="Print the unit instead of writing it.")
+def install(name, unit_dir, enable, print_only) -> None:
+    """Keep `proxy run` running across reboots: a systemd unit that restarts it.
+
+    Needed for routes to follow a plain `render | docker compose -f - up -d`; deploy, down
+    and restarts of containers, the engine or the proxy do not need it.
+    """
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from ..proxy import service_unit
+    from ..proxy.container import proxy_name
+
+    pname = proxy_name(name)
+    exe = shutil.which("luma-compose")
+    argv = [os.path.abspath(exe)] if exe else [os.path.abspath(sys.executable), "-m", "luma_compose.cli"]
+    text = service_unit.unit_text(argv, pname, os.environ.get("DOCKER_HOST"))
+    if print_only:
+        click.echo(text, nl=False)
+        return
+    path = Path(unit_dir or service_unit.UNIT_DIR) / service_unit.unit_name(pname)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    click.echo(f"wrote {path}")
+    if enable:
+        if not shutil.which("systemctl"):
+            click.echo("systemctl not found: enable the unit with your init system "
+                       "(it runs: " + " ".join(service_unit.exec_start(text)) + ")", err=True)
+            sys.exit(EXIT_PROBLEMS)
+        for cmd in (["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", path.name]):
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                click.echo(f"{' '.join(cmd)} failed: {(r.stderr or r.stdout).strip()}", err=True)
+                sys.exit(EXIT_PROBLEMS)
+        click.echo(f"enabled and started {path.name}")
+
+
+@proxy.command()
+@NAME_OPTION
 def down(name) -> None:
     """Stop and remove the proxy container (its certificate volume is kept)."""
     ctl = _controller(name)
@@ -142,8 +189,10 @@ def down(name) -> None:
 @NAME_OPTION
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def routes(name, fmt) -> None:
-    """The live route table: host -> target, project, service, containers, health (from the labels)."""
+    """The route table the labels give (host -> target, project, service, containers, health),
+    and where it differs, what Caddy serves now (its loaded config)."""
     ctl = _controller(name)
     c = ctl.proxy.container()
-    table, _ = ctl.table(c)
-    reporter(fmt).routes(table)
+    table, current = ctl.table(c)
+    served = caddy_config.served_upstreams(current) if current is not None else None
+    reporter(fmt).routes(table, served)

@@ -113,8 +113,10 @@ class TextReporter:
             n = len(problems)
             echo(f"{n} problem{'s' if n > 1 else ''} found", err=True)
 
-    def routes(self, table) -> None:
-        echo(route_table_text(table))
+    def routes(self, table, served=None) -> None:
+        if served is None:
+            echo("(the proxy is not running: this is what the labels say; nothing is served)")
+        echo(route_table_text(table, served))
 
     def status(self, st) -> None:
         echo(f"engine: {st.endpoint}")
@@ -164,8 +166,11 @@ class JsonReporter(TextReporter):
                          "warnings": [p.to_json() for p in r.warnings]} for r in results],
         })
 
-    def routes(self, table) -> None:
-        self._dump({"version": 1, **table.to_json()})
+    def routes(self, table, served=None) -> None:
+        out = {"version": 1, **table.to_json()}
+        for r in out["routes"]:  # what Caddy's loaded config dials for the route now
+            r["served_upstreams"] = (served or {}).get(f"{r['project']}/{r['service']}")
+        self._dump(out)
         table_problems(table)
 
     def status(self, st) -> None:
@@ -188,16 +193,39 @@ def table_problems(table) -> None:
         echo(f"ignored: {p}", err=True)
 
 
-def route_table_text(table) -> str:
+def _health(h: str) -> str:
+    return "no Docker health check" if h == "none" else f"docker health {h}"
+
+
+def route_table_text(table, served: dict | None = None) -> str:
+    """The table the labels give; with ``served`` (route id -> dials in Caddy's loaded config),
+    each route whose served upstreams differ also says what Caddy serves now."""
     rows = [("HOST", "TARGET", "PROJECT", "SERVICE", "CONTAINERS")]
+    notes: list[str] = []
     for r in table.routes:
         members = ", ".join(
-            f"{m.name} ({m.health}, {'in pool' if m.in_pool else m.reason})" for m in r.members
-        ) or "-"
+            f"{m.name} ({_health(m.health)}, {'in pool' if m.in_pool else m.reason})" for m in r.members
+        ) or ("- (no container; the project is up, the host is held)" if r.held else "-")
+        if r.withheld:
+            members += f" [no traffic: {r.withheld}]"
+        if served is not None:
+            from ..proxy.caddy_config import dial_address
+
+            now = served.get(r.key)
+            want = [dial_address(u) for u in r.upstreams]
+            if now is None:
+                notes.append(f"not served yet: {r.key} (run: luma-compose proxy sync)")
+            elif sorted(now) != sorted(want):
+                notes.append(f"served now: {r.key} -> {', '.join(now) or '503'} "
+                             f"(labels say {', '.join(want) or '503'}; run: luma-compose proxy sync)")
         for h in r.hosts:
             rows.append((h, r.target, r.project, r.service, members))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(col.ljust(widths[i]) if i < 4 else col for i, col in enumerate(row)).rstrip() for row in rows]
+    lines += notes
+    if served is not None:
+        gone = sorted(set(served) - {r.key for r in table.routes})
+        lines += [f"served now but not in the labels: {k} (run: luma-compose proxy sync)" for k in gone]
     for c in table.conflicts:
         lines.append(f"conflict: {c.message}")
     for p in table.problems:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import contract
 from ..compose.rules import replicas_value
 from ..contract import RoutedService
 from ..errors import LumaError, UsageError
 from ..records import COMPOSE_PROJECT_LABEL, ContainerRecord, is_draining
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..proxy.route_table import RouteTable
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_DRAIN = 10.0
@@ -96,6 +99,26 @@ def claim_conflicts(project: str, routed: Sequence[RoutedService],
         if al in wanted_alias:
             out.add(f"target alias {al} (service {wanted_alias[al]}) is already used by project {other} "
                     f"(service {svc}); the proxy could not tell them apart")
+    return sorted(out)
+
+
+def owned_elsewhere(project: str, routed: Sequence[RoutedService], table: "RouteTable") -> list[str]:
+    """Hosts or target aliases this project wants that another project *owns* by the proxy's
+    ownership rule (route_table): a host the other project only claims, and loses to this
+    project, does not stop this project's deploy."""
+    out: set[str] = set()
+    owners = table.host_map()
+    for r in routed:
+        for h in r.hosts:
+            key = owners.get(h.lower())
+            if key and key.partition("/")[0] != project:
+                out.add(f"host {h.lower()} (service {r.service}) is already routed by project "
+                        f"{key.partition('/')[0]} (service {key.partition('/')[2]}), which owns it while it is up")
+    wanted_alias = {contract.alias(project, r.service): r.service for r in routed}
+    for route in table.routes:
+        if route.project != project and route.alias in wanted_alias:
+            out.add(f"target alias {route.alias} (service {wanted_alias[route.alias]}) is already used by project "
+                    f"{route.project} (service {route.service}); the proxy could not tell them apart")
     return sorted(out)
 
 

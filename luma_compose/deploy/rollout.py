@@ -40,14 +40,15 @@ from .plan import (
     DeployFailed,
     DryRun,
     ServicePlan,
-    claim_conflicts,
     fixed_name_refusals,
     grace_seconds,
     host_changes,
+    owned_elsewhere,
     parse_hashes,
     plan_service,
     replicas_of,
 )
+from .lock import ProjectLock
 from .progress import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,6 +91,8 @@ class Deployer:
         self.warnings: list[str] = []
         self.checks = Checks(engine, self.ctrl.proxy, self.network, timeout, self.warnings.append, sleep)
         self.grace: dict[str, int] = {}
+        self.lock = ProjectLock(engine, project, self.ctrl.proxy.name, timeout=max(timeout * 2, 60),
+                                progress=self.progress, sleep=sleep)
 
     def containers(self, service: str | None = None) -> list[ContainerRecord]:
         """The project's containers (of one service), in any state."""
@@ -103,8 +106,11 @@ class Deployer:
     def deploy(self) -> DeployResult:
         res = DeployResult(self.project)
         with self.progress.step("Check claims on hosts and aliases"):
-            running = self.engine.containers([f"{contract.LABEL_MANAGED}=true"])
-            conflicts = claim_conflicts(self.project, list(self.routed.values()), running)
+            # The proxy's own ownership rule decides (the route served while its project is up,
+            # else the older ingress network): a project that only claims one of our hosts, and
+            # loses it to us, does not stop our deploy.
+            table, _ = self.ctrl.table(self.ctrl.proxy.container())
+            conflicts = owned_elsewhere(self.project, list(self.routed.values()), table)
             if conflicts:
                 raise LumaError("refusing to deploy, nothing was changed:\n  " + "\n  ".join(conflicts),
                                 "choose other hosts in x-luma, or take the other project down first")
@@ -125,6 +131,15 @@ class Deployer:
                                 "with downtime")
         with self.progress.step("Proxy") as note:
             self._ensure_proxy(note)
+        with self.progress.step("Lock the project on the engine") as note:
+            self.lock.acquire(note)
+        try:
+            return self._deploy_locked(res, cfg, hashes, plain)
+        finally:
+            self.lock.release()
+
+    def _deploy_locked(self, res: DeployResult, cfg: dict, hashes: dict[str, str], plain: list[str]) -> DeployResult:
+        existing = self.containers()  # again: another deploy of the project may have run meanwhile
         if not existing:
             with self.progress.step(f"Create project {self.project} (docker compose up -d)"):
                 self.compose.run("up", "-d", "--remove-orphans")
@@ -159,8 +174,8 @@ class Deployer:
     def dry_run(self) -> DryRun:
         """What :meth:`deploy` would do, read from the engine and ``docker compose config``; changes nothing."""
         running = self.engine.containers([f"{contract.LABEL_MANAGED}=true"])
-        conflicts = claim_conflicts(self.project, list(self.routed.values()), running)
         pc = self.ctrl.proxy.container()
+        conflicts = owned_elsewhere(self.project, list(self.routed.values()), self.ctrl.table(pc)[0])
         proxy_action = "start" if pc is None else ("restart" if pc.state != "running" else "keep")
         cfg = json.loads(self.compose.run("config", "--format", "json"))
         hashes = parse_hashes(self.compose.run("config", "--hash", "*"))

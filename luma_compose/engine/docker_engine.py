@@ -65,6 +65,8 @@ class DockerEngine:
                   restart_policy={"Name": spec.restart} if spec.restart else None,
                   volumes={v: {"bind": m, "mode": "rw"} for v, m in spec.volumes.items()},
                   ports=ports, environment=dict(spec.environment), detach=True)
+        if spec.dns_options:
+            kw["dns_opt"] = list(spec.dns_options)
         try:
             c = self.dc.containers.create(spec.image, **kw)
         except errors.ImageNotFound:
@@ -180,6 +182,11 @@ class DockerEngine:
         except _errors().NotFound:
             return None
 
+    def networks(self, labels: Sequence[str] = ()) -> list[NetworkRecord]:
+        """Networks carrying these labels, with their attached containers."""
+        nets = self.dc.networks.list(filters={"label": list(labels)}, greedy=True)
+        return [state.network_record(n.attrs) for n in nets]
+
     def connect(self, network: str, container: str) -> None:
         """Attach a container to a network; already attached is fine."""
         errors = _errors()
@@ -212,9 +219,10 @@ class DockerEngine:
     # ------------------------------------------------------------------ events and compose
 
     def events(self, stop: threading.Event, since: int) -> Iterator[dict[str, Any]]:
-        """Container events from ``since`` (unix time) on, on a connection of their own (no timeout)."""
+        """Container and network events from ``since`` (unix time) on, on a connection of their own
+        (no timeout)."""
         dc = connect(self.endpoint, timeout=None)
-        stream = dc.events(decode=True, filters={"type": "container"}, since=since)
+        stream = dc.events(decode=True, filters={"type": ["container", "network"]}, since=since)
         try:
             for ev in stream:
                 if stop.is_set():

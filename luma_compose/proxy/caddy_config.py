@@ -1,12 +1,29 @@
 """Route table -> Caddy JSON config. Pure: no Docker, no network.
 
 One HTTP server (``luma``) matches each request's Host against the routes;
-a route proxies to the IPs of its pool, each request to the container with the
-fewest requests in flight, with active health checks on ``luma.health.path``,
-and retries a failed dial at once on another upstream (passive failure tracking
-skips the one that failed for a moment). Any other host gets 404.
-A route with an empty pool answers 503 rather than falling through to 404,
-so a host never silently reaches something else.
+a route proxies to its pool, each request to the container with the fewest
+requests in flight, with active health checks on ``luma.health.path``, and
+retries a failed dial at once on another upstream (passive failure tracking
+skips the one that failed for a moment), or on the same one once it is back,
+for ``TRY_DURATION``. Any other host gets 404. A route with no upstream at all
+answers 503 rather than falling through to 404, and so does a route whose
+upstreams did not answer within the retry window: a host never silently
+reaches something else.
+
+Upstreams are container *names* on the project's ingress network
+(``gmail-web-1:3000``), resolved by Docker's DNS when Caddy dials: an address
+that changed (restart, IP swap, engine restart) is followed without a config
+load, so the data plane stays correct with no luma-compose process running.
+
+Upgraded connections (WebSocket) survive config loads: ``stream_close_delay``
+keeps them open when a load replaces the handler that proxied them, so one
+project's deploy (or any ``sync``) never disconnects another's clients; a
+drained container closes its own when deploy removes it.
+
+Label values reach this module only after :mod:`luma_compose.validate` passed
+them (``route_table``); ``build_config`` checks again that no value it writes
+where Caddy expands placeholders (host matchers, dial addresses, health URIs)
+could hold one.
 
 The admin API listens on loopback *inside* the proxy container only.
 """
@@ -16,6 +33,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .. import validate
 from .route_table import Route, RouteTable
 
 TLS_MODES = ("acme", "internal", "off")
@@ -28,7 +46,11 @@ STORAGE_ROOT = "/data/caddy"
 
 HEALTH_INTERVAL = "1s"
 HEALTH_TIMEOUT = "1s"
-TRY_DURATION = "3s"
+#: How long a request waits for an upstream that answers (a restarting single replica, a
+#: booting one) before it gets 503: a `docker restart` of a busy machine's only replica took up
+#: to ~6 s from the first failed request to the first answer (measured under hey load: 4 of
+#: 3,043 requests got 503 with 5 s, none with 10 s).
+TRY_DURATION = "10s"
 #: Wait between two tries of one request (after a failed dial, or while no container is up).
 TRY_INTERVAL = "50ms"
 #: Every upstream is a container on a bridge of this host: it answers a SYN in well under
@@ -50,6 +72,16 @@ SELECTION_POLICY = "least_conn"
 #: failure: with the former 5 s, one drop on each of two replicas left no upstream, requests
 #: waited try_duration (3 s) and got 502/503 (measured: 64 of 5,970 requests in 20 s).
 FAIL_DURATION = "100ms"
+DIAL_NETWORK = "tcp4"
+#: Docker's embedded DNS, asked directly: a proxy created on the default bridge starts with the
+#: host's resolvers in /etc/resolv.conf, and Go rereads that file only every few seconds after
+#: Docker rewrites it at the first attach to an ingress network (measured: ~10 s of failed
+#: lookups). Only this server knows container names, and only on the shared networks.
+DOCKER_DNS = "127.0.0.11:53"
+#: Upgraded connections (WebSocket) stay open this long after a config load replaced the
+#: handler that proxied them (Caddy closes them at once by default). They end earlier when
+#: either side closes them, e.g. when deploy removes a drained container.
+STREAM_CLOSE_DELAY = "24h"
 #: Idle upstream connections kept per container. Caddy's default (32) is below the
 #: concurrency of a busy site: past it every response closes a connection to the
 #: container and the next request dials a new one (measured at wrk -c256: 3,492 new
@@ -83,13 +115,41 @@ def route_handle_id(route_key: str) -> str:
     return ROUTE_ID_PREFIX + route_key
 
 
+def dial_address(upstream: str) -> str:
+    """``name:port`` -> ``tcp4/name.:port``: an A query only, for the absolute name (no search
+    domain is ever tried, so the query never leaves Docker's DNS); IP literals as they are."""
+    import ipaddress
+
+    host, _, port = upstream.rpartition(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        host = host.rstrip(".") + "."
+    return f"{DIAL_NETWORK}/{host}:{port}"
+
+
+class UnsafeValue(ValueError):
+    """A value that could be a Caddy placeholder reached the config builder (a bug upstream)."""
+
+
+def _safe(value: str) -> str:
+    if not validate.safe_for_caddy(value):
+        raise UnsafeValue(f"refusing to put {value!r} into Caddy's config")
+    return value
+
+
 def _route(r: Route) -> dict[str, Any]:
-    upstreams = r.upstreams
+    upstreams = tuple(_safe(u) for u in r.upstreams)
+    hosts = [_safe(h) for h in r.hosts]
     if upstreams:
         handler: dict[str, Any] = {
             "handler": "reverse_proxy",
-            "upstreams": [{"dial": d} for d in upstreams],
-            "transport": upstream_transport(),
+            # tcp4/: resolve the name with an A query only. Docker's DNS answers a container
+            # name's A record itself but may forward the AAAA query to the host's resolvers,
+            # which can take seconds (or never answer) on a server without outside DNS.
+            "upstreams": [{"dial": dial_address(d)} for d in upstreams],
+            "transport": {**upstream_transport(), "resolver": {"addresses": [DOCKER_DNS]}},
+            "stream_close_delay": STREAM_CLOSE_DELAY,
             "load_balancing": {
                 "selection_policy": {"policy": SELECTION_POLICY},
                 "try_duration": TRY_DURATION,
@@ -97,7 +157,7 @@ def _route(r: Route) -> dict[str, Any]:
             },
             "health_checks": {
                 "active": {
-                    "uri": r.health_path,
+                    "uri": _safe(r.health_path),
                     "interval": HEALTH_INTERVAL,
                     "timeout": HEALTH_TIMEOUT,
                     "passes": 1,
@@ -115,11 +175,25 @@ def _route(r: Route) -> dict[str, Any]:
         }
     return {
         "@id": route_handle_id(r.key),
-        "match": [{"host": list(r.hosts)}],
+        "match": [{"host": hosts}],
         "handle": [handler],
         "terminal": True,
     }
 
+
+#: What a request gets when its route's upstreams did not answer within TRY_DURATION
+#: (Caddy would say 502 or 503 with an empty body).
+UNAVAILABLE_ERRORS = {
+    "routes": [{
+        "handle": [{
+            "handler": "static_response",
+            "status_code": 503,
+            "headers": {"Content-Type": ["text/plain; charset=utf-8"], "Retry-After": ["1"]},
+            "body": "luma-compose: no container answered for this host in time\n",
+        }],
+        "terminal": True,
+    }],
+}
 
 NOT_FOUND = {
     "handle": [
@@ -145,6 +219,7 @@ def build_config(
     tls_alpn: bool = True,
     http3: bool = True,
     alt_svc_port: int | None = None,
+    public_https_port: int | None = None,
 ) -> dict[str, Any]:
     """The complete Caddy config for a route table (load it with ``POST /load``).
 
@@ -153,7 +228,10 @@ def build_config(
     challenge (the CA validates TLS-ALPN-01 on port 443, which reaches the proxy only when it publishes
     443). ``http3=False`` switches HTTP/3 off (``protocols: h1, h2``: no ``Alt-Svc``), so no client is
     sent to a UDP port nothing answers; ``alt_svc_port``: the UDP port HTTP/3 is published on when it
-    is not the one Caddy listens on (Caddy advertises its own listener's port)."""
+    is not the one Caddy listens on (Caddy advertises its own listener's port).
+
+    ``public_https_port``: the port clients reach HTTPS on (the published port), when it
+    is not ``https_port``; the HTTP -> HTTPS redirect names it unless it is 443."""
     if tls not in TLS_MODES:
         raise ValueError(f"tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
     # Longest (most specific) hosts first is Caddy's business within a matcher;
@@ -161,6 +239,7 @@ def build_config(
     routes = sorted(table.routes, key=lambda r: (all(h.startswith("*") for h in r.hosts), r.key))
     server: dict[str, Any] = {
         "routes": [_route(r) for r in routes] + [NOT_FOUND],
+        "errors": UNAVAILABLE_ERRORS,
     }
     http_app: dict[str, Any] = {"http_port": http_port, "https_port": https_port, "servers": {SERVER_NAME: server}}
     config: dict[str, Any] = {
@@ -184,15 +263,18 @@ def build_config(
         # Caddy advertises the port it listens on; clients must be told the published one.
         server["routes"].insert(0, {"handle": [{"handler": "headers", "response": {
             "set": {"Alt-Svc": [f'h3=":{alt_svc_port}"; ma=2592000']}, "deferred": True}}]})
-    hosts = sorted({h for r in table.routes for h in r.hosts})
+    hosts = sorted({_safe(h) for r in table.routes for h in r.hosts})
     redirect: list[dict[str, Any]] = []
+    public = https_port if public_https_port is None else public_https_port
+    port_part = "" if public in (443, 0) else f":{int(public)}"
     if hosts:
         redirect.append({
             "match": [{"host": hosts}],
             "handle": [{
                 "handler": "static_response",
                 "status_code": 308,
-                "headers": {"Location": ["https://{http.request.host}{http.request.uri}"]},
+                # The only placeholders in the config: Caddy's own, never a label value.
+                "headers": {"Location": [f"https://{{http.request.host}}{port_part}{{http.request.uri}}"]},
             }],
             "terminal": True,
         })
@@ -242,4 +324,23 @@ def served_hosts(config: dict[str, Any] | None) -> dict[str, str]:
             for h in (m.get("host") or []) if isinstance(m, dict) else []:
                 if isinstance(h, str):
                     out.setdefault(h.lower(), rid[len(ROUTE_ID_PREFIX):])
+    return out
+
+
+def served_upstreams(config: dict[str, Any] | None) -> dict[str, list[str]]:
+    """route id -> the dial addresses Caddy serves it with now ([] for a 503 route)."""
+    out: dict[str, list[str]] = {}
+    try:
+        routes = config["apps"]["http"]["servers"][SERVER_NAME]["routes"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return out
+    for r in routes if isinstance(routes, list) else []:
+        rid = r.get("@id", "") if isinstance(r, dict) else ""
+        if not isinstance(rid, str) or not rid.startswith(ROUTE_ID_PREFIX):
+            continue
+        dials = []
+        for h in r.get("handle") or []:
+            if isinstance(h, dict) and h.get("handler") == "reverse_proxy":
+                dials += [u.get("dial", "") for u in h.get("upstreams") or [] if isinstance(u, dict)]
+        out[rid[len(ROUTE_ID_PREFIX):]] = dials
     return out

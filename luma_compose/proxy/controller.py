@@ -9,6 +9,11 @@ The labels are the state; nothing else is stored:
   network once its compose project has no containers at all.
 * ``down``: remove the proxy container (its certificate volume stays).
 
+The data plane does not need this process: Caddy dials each container by its name on
+the project's ingress network (Docker's DNS follows restarts and IP changes), routes stay
+while their project lives, and Caddy resumes its last config (autosaved on the proxy's
+volume, ``XDG_CONFIG_HOME=/data/config``) after a restart of itself or of the engine.
+
 ``run`` (follow Docker events) lives in :mod:`.watcher`. The controller takes its engine
 as a parameter: the real one (:class:`luma_compose.engine.docker_engine.DockerEngine`) or
 the fake one the unit tests use.
@@ -25,6 +30,15 @@ from typing import TYPE_CHECKING, Any
 
 from .. import contract
 from ..contract import PROXY_LABEL
+
+#: Label on the proxy container: the layout of the container luma-compose creates. A proxy
+#: of an older layout (no --resume, config not on the volume) is recreated by ``up``.
+PROXY_LAYOUT_LABEL = "luma.proxy.layout"
+PROXY_LAYOUT = "3"
+#: Where Caddy autosaves the config it runs: on the volume, so a recreated container resumes it.
+CONFIG_HOME = "/data/config"
+#: The name the old proxy container has while ``up`` tries its replacement.
+KEPT_SUFFIX = "--luma-previous"
 from ..errors import LumaError, UsageError
 from ..records import COMPOSE_PROJECT_LABEL, ContainerRecord, ContainerSpec
 from . import caddy_config
@@ -100,11 +114,19 @@ def proxy_spec(name: str, image: str, settings: Settings, volume: str) -> Contai
     if settings.tls != "off":
         ports[HTTPS_KEY] = parse_publish(settings.https, "--https-port")
         ports[HTTPS_UDP_KEY] = ports[HTTPS_KEY]  # HTTP/3 on the same address, over UDP
+    # --resume: after any restart (of the container, the engine, the machine) Caddy serves the
+    # last config it ran at once, with no luma-compose process; the bootstrap config only when
+    # there is none yet.
     return ContainerSpec(
-        name=name, image=image, command=("caddy", "run", "--config", BOOTSTRAP_PATH),
-        labels={PROXY_LABEL: "true", **settings.labels()},
-        environment={"XDG_DATA_HOME": "/data", "XDG_CONFIG_HOME": "/config"},
-        ports=ports, volumes={volume: "/data"}, restart="unless-stopped")
+        name=name, image=image, command=("caddy", "run", "--config", BOOTSTRAP_PATH, "--resume"),
+        labels={PROXY_LABEL: "true", PROXY_LAYOUT_LABEL: PROXY_LAYOUT, **settings.labels()},
+        environment={"XDG_DATA_HOME": "/data", "XDG_CONFIG_HOME": CONFIG_HOME},
+        ports=ports, volumes={volume: "/data"}, restart="unless-stopped",
+        # Upstreams are container names; while one is restarting Docker's DNS does not know it.
+        # With ndots set, Docker answers such a single-label name at once (no such host: Caddy
+        # retries until it is back) instead of forwarding it to the host's resolvers, which can
+        # take seconds or never answer.
+        dns_options=("ndots:1",))
 
 
 class Controller:
@@ -143,20 +165,54 @@ class Controller:
             raise UsageError(f"--tls {want.tls!r} is not one of {', '.join(caddy_config.TLS_MODES)}")
         vol = volume or os.environ.get(ENV_VOLUME) or f"{self.proxy.name}-data"
         spec = proxy_spec(self.proxy.name, image, want, vol)  # validates the ports before anything changes
-        recreated = False
         missing_ports = c is not None and c.state == "running" and bool(set(spec.ports) - set(c.ports))
-        if c is not None and not (c.image_ref == image and cur == want and vol in c.volumes and not missing_ports):
-            log(f"proxy: settings changed, recreating {self.proxy.name} (volume {vol} kept)")
-            self.engine.remove(self.proxy.name)
-            c = None
-        if c is None:
-            self._create(spec, vol)
-            recreated = True
-        elif c.state != "running":
-            self.engine.start(self.proxy.name)
-        self.proxy.wait_admin()
+        same = (c is not None and c.image_ref == image and cur == want and vol in c.volumes and not missing_ports
+                and c.labels.get(PROXY_LAYOUT_LABEL) == PROXY_LAYOUT)
+        if c is not None and same:
+            if c.state != "running":
+                self.engine.start(self.proxy.name)
+            self.proxy.wait_admin()
+            self._loaded = None
+            return self.proxy.running(), False
+        if c is not None:
+            log(f"proxy: settings changed, replacing {self.proxy.name} (volume {vol} kept)")
+        self._replace(c, spec, vol)
         self._loaded = None
-        return self.proxy.running(), recreated
+        return self.proxy.running(), True
+
+    def _replace(self, old: ContainerRecord | None, spec: ContainerSpec, vol: str) -> None:
+        """Create the proxy from ``spec``; never leave less than there was.
+
+        The old container (if any) is renamed and stopped (its ports are needed), not removed,
+        until the new one answers; if the new one cannot start (a port taken, a bad image) it is
+        removed, the old one gets its name back and is started again, and a volume this attempt
+        created is removed."""
+        kept = ""
+        if old is not None:
+            kept = self.proxy.name + KEPT_SUFFIX
+            self.engine.remove(kept)  # a leftover of an interrupted up
+            self.engine.rename(old.id, kept)
+            self.engine.stop(old.id, timeout=5)
+        new_volume = not self.engine.volume_exists(vol)
+        try:
+            self._create(spec, vol)
+            self.proxy.wait_admin()
+        except LumaError as e:
+            self.engine.remove(spec.name)
+            if new_volume:
+                self.engine.remove_volume(vol)
+            if old is not None:
+                self.engine.rename(old.id, self.proxy.name)
+                self.engine.start(old.id)
+                try:
+                    self.proxy.wait_admin()
+                except LumaError:
+                    pass
+                raise LumaError(f"{e.message}; the previous proxy {self.proxy.name} is serving again, unchanged",
+                                e.hint) from e
+            raise
+        if old is not None:
+            self.engine.remove(old.id)
 
     def _create(self, spec: ContainerSpec, vol: str) -> None:
         if not self.engine.volume_exists(vol):
@@ -193,11 +249,34 @@ class Controller:
                 current = self._current(c)
         select = self.settings.select
         labels = [f"{contract.LABEL_MANAGED}=true"] + ([select] if select else [])
-        records = [r for r in self.engine.containers(labels)
+        # Every state: a project's route stays while it lives (a restarting container is dialled
+        # as standby, never a 404).
+        records = [r for r in self.engine.containers(labels, all=True)
                    if r.labels.get(contract.LABEL_PROJECT) not in exclude_projects]
-        return build_table(records, caddy_config.served_hosts(current)), current
+        networks = [n for n in self.engine.networks([f"{contract.NETWORK_OWNER_LABEL}=true"])
+                    if n.compose_project not in exclude_projects]
+        # Containers on ingress networks that are not managed (the proxy, or a hand-attached
+        # one): read only to detect one that answers to a routed container's name.
+        known = {r.id for r in records}
+        others: dict[str, ContainerRecord] = {}
+        for n in networks:
+            for cid in n.containers:
+                if cid not in known and cid not in others and (rec := self.engine.container(cid)) is not None:
+                    others[cid] = rec
+        served = {h: k for h, k in caddy_config.served_hosts(current).items()
+                  if k.partition("/")[0] not in exclude_projects}
+        # A served project with no routed container left holds its hosts while it lives; it
+        # lives while Compose has any container of it (no container at all: it is down, and
+        # _prune removes its network).
+        routed_projects = {r.labels.get(contract.LABEL_PROJECT) for r in records}
+        for n in list(networks):
+            p = n.compose_project
+            if p and p not in routed_projects and any(k.partition("/")[0] == p for k in served.values()):
+                if not self.engine.containers([f"{COMPOSE_PROJECT_LABEL}={p}"], all=True):
+                    networks.remove(n)
+        return build_table(records, served, networks, bystanders=others.values()), current
 
-    def desired(self, table: RouteTable) -> dict[str, Any]:
+    def desired(self, table: RouteTable, c: ContainerRecord | None = None) -> dict[str, Any]:
         s = self.settings
         udp = self._ports.get(HTTPS_UDP_KEY)
         try:
@@ -211,13 +290,15 @@ class Controller:
                                          # TLS-ALPN-01 is validated on port 443 of the host
                                          tls_alpn=https_published == INTERNAL_HTTPS_PORT,
                                          # HTTP/3 only where UDP is published, advertised at that port
-                                         http3=udp is not None, alt_svc_port=udp[1] if udp else None)
+                                         http3=udp is not None, alt_svc_port=udp[1] if udp else None,
+                                         # the HTTP -> HTTPS redirect names a published port other than 443
+                                         public_https_port=self._ports.get(HTTPS_KEY, ("", 443))[1])
 
     def status(self) -> ProxyStatus:
         """The running proxy, its route table, and whether Caddy's loaded config matches the labels."""
         c = self.proxy.running()
         table, current = self.table(c)
-        in_sync = current is not None and caddy_config.dumps(current) == caddy_config.dumps(self.desired(table))
+        in_sync = current is not None and caddy_config.dumps(current) == caddy_config.dumps(self.desired(table, c))
         ports = {k: f"{ip or '*'}:{port}" for k, (ip, port) in c.ports.items()}
         certificates = []
         if self.settings.tls != "off":
@@ -244,7 +325,7 @@ class Controller:
     def sync(self, exclude_projects: frozenset[str] = frozenset()) -> SyncResult:
         c = self.proxy.running()
         table, current = self.table(c, exclude_projects)
-        desired = self.desired(table)
+        desired = self.desired(table, c)
         res = SyncResult(table, changed=False)
         attached = set(c.networks)
         for net in sorted(table.networks() - attached):

@@ -89,9 +89,15 @@ def run(ctl: Controller, stop: threading.Event | None = None, debounce: float = 
 def classify(ctl: Controller, ev: dict) -> str | None:
     """"proxy", "managed" or None (irrelevant) for one Docker event."""
     action = (ev.get("Action") or ev.get("status") or "").split(":")[0]
+    attrs = (ev.get("Actor") or {}).get("Attributes") or {}
+    if ev.get("Type") == "network":
+        # A container attached to an ingress network (by hand): it may answer to a routed
+        # container's name there (DNS shadowing), which sync detects.
+        if action in ("connect", "disconnect") and (attrs.get("name") or "").endswith("_" + contract.NETWORK_KEY):
+            return "managed"
+        return None
     if action not in RELEVANT_ACTIONS:
         return None
-    attrs = (ev.get("Actor") or {}).get("Attributes") or {}
     if attrs.get("name") == ctl.proxy.name:
         return "proxy"
     # --select as of the last sync (this thread makes no API calls of its own)

@@ -57,6 +57,17 @@ def route_of(service: dict[str, Any]) -> SwarmRoute | None:
     labels = spec.get("Labels") or {}
     if labels.get(contract.LABEL_MANAGED) != "true":
         return None
+    # The same strict rules as check and the container proxy (luma_compose.validate): no label
+    # value that could be a Caddy placeholder ({...}) or anything but a DNS name reaches Caddy.
+    from .. import validate
+
+    checks = (validate.project_problem(labels.get(contract.LABEL_PROJECT, "")),
+              validate.service_problem(labels.get(contract.LABEL_SERVICE, "")),
+              validate.port_problem(labels.get(contract.LABEL_PORT, "")),
+              validate.hosts_problem(labels.get(contract.LABEL_HOSTS, "").lower()),
+              validate.health_path_problem(labels.get(contract.LABEL_HEALTH_PATH, "/up")))
+    if any(checks):
+        return None
     try:
         port = int(labels.get(contract.LABEL_PORT, ""))
         project, svc = labels[contract.LABEL_PROJECT], labels[contract.LABEL_SERVICE]

@@ -37,6 +37,30 @@ echo ok > /www/up
 exec httpd -f -p "${PORT:-3000}" -h /www
 """
 
+# A tiny WebSocket-style server (busybox has none): `nc -ll` runs WS_HANDLER per connection.
+# A request with an `Upgrade:` header gets 101, a greeting naming who answered, then every
+# byte echoed back (what a proxy must carry through for a WebSocket); any other request
+# (health checks) gets 200 with $PROJECT/$SERVICE/$HOSTNAME.
+WS_SERVE_SCRIPT = """#!/bin/sh
+exec nc -ll -p "${PORT:-3000}" -e /usr/local/bin/ws-handler
+"""
+
+WS_HANDLER_SCRIPT = """#!/bin/sh
+up=
+while IFS= read -r line; do
+  line=$(printf '%s' "$line" | tr -d '\\r')
+  [ -z "$line" ] && break
+  case "$line" in [Uu]pgrade:*) up=1;; esac
+done
+body="${PROJECT:-unknown}/${SERVICE:-unknown}/$(hostname)"
+if [ -n "$up" ]; then
+  printf 'HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\n\\r\\n'
+  echo "hello from $body"
+  exec cat
+fi
+printf 'HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: %s\\r\\nConnection: close\\r\\n\\r\\n%s\\n' "$(( ${#body} + 1 ))" "$body"
+"""
+
 DEFAULT_CADDYFILE = """:80 {
 \trespond "caddy up"
 }
@@ -132,6 +156,8 @@ def busybox_rootfs(tar: tarfile.TarFile) -> None:
     _add_bytes(tar, "etc/passwd", PASSWD.encode())
     _add_bytes(tar, "etc/group", GROUP.encode())
     _add_bytes(tar, "usr/local/bin/serve", SERVE_SCRIPT.encode(), 0o755)
+    _add_bytes(tar, "usr/local/bin/ws-serve", WS_SERVE_SCRIPT.encode(), 0o755)
+    _add_bytes(tar, "usr/local/bin/ws-handler", WS_HANDLER_SCRIPT.encode(), 0o755)
     ca = Path("/etc/ssl/certs/ca-certificates.crt")
     if ca.is_file():
         _add_file(tar, "etc/ssl/certs/ca-certificates.crt", ca, 0o644)

@@ -183,6 +183,16 @@ class FakeEngine:
     def network(self, name: str) -> NetworkRecord | None:
         return self.nets.get(name)
 
+    def networks(self, labels: Sequence[str] = ()) -> list[NetworkRecord]:
+        def match(n: NetworkRecord) -> bool:
+            for lb in labels:
+                k, _, v = lb.partition("=")
+                if k not in n.labels or ("=" in lb and n.labels[k] != v):
+                    return False
+            return True
+
+        return [n for n in self.nets.values() if match(n)]
+
     def connect(self, network: str, container: str) -> None:
         c = self._require(container)
         n = self.nets.get(network)

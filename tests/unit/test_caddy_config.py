@@ -26,13 +26,18 @@ import pytest
 from luma_compose import contract
 from luma_compose.proxy.caddy_config import build_config, dumps, served_hosts
 from luma_compose.proxy.route_table import build_table
-from luma_compose.records import ContainerRecord
+from luma_compose.records import COMPOSE_PROJECT_LABEL, ContainerRecord, NetworkRecord
 from support.records import routed
 
 
-def rec(project, service, hosts, ip, port, n=1, health_path="/up", created="2026-01-01T00:00:00Z"):
+def rec(project, service, hosts, ip, port, n=1, health_path="/up", created="2026-01-01T00:00:00Z", name=None):
+    """A compose-made container. Upstreams are dialled by container name: the loopback tests
+    name their containers ``127.0.0.1`` (a valid Docker name) so that the name resolves to
+    the loopback upstreams."""
+    if name is None:
+        name = "127.0.0.1" if ip == "127.0.0.1" else f"{project}-{service}-{n}"
     return routed(project, service, n, hosts=hosts, ip=ip, port=port, health_path=health_path, created=created,
-                  compose=False, aliases=(contract.alias(project, service),), cid=f"{project}-{service}-{n}")
+                  aliases=(contract.alias(project, service),), cid=f"{project}-{service}-{n}", name=name)
 
 
 def server_routes(cfg, name="luma"):
@@ -47,7 +52,9 @@ def test_routes_match_hosts_balance_replicas_and_health_check():
     assert [r["match"][0]["host"] for r in routes[:-1]] == [["a.test"], ["b.test", "www.b.test"]]
     rp = routes[0]["handle"][0]
     assert rp["handler"] == "reverse_proxy"
-    assert [u["dial"] for u in rp["upstreams"]] == ["10.0.0.2:3000", "10.0.0.3:3000"]
+    # names (resolved by Docker's DNS at dial time, A records only), not IPs
+    assert [u["dial"] for u in rp["upstreams"]] == ["tcp4/a-web-1.:3000", "tcp4/a-web-2.:3000"]
+    assert rp["transport"]["resolver"] == {"addresses": ["127.0.0.11:53"]}
     assert rp["load_balancing"]["selection_policy"]["policy"] == "least_conn"
     assert rp["health_checks"]["active"]["uri"] == "/up"
     last = routes[-1]
@@ -57,12 +64,47 @@ def test_routes_match_hosts_balance_replicas_and_health_check():
     assert cfg["admin"]["listen"].startswith("localhost:")
 
 
-def test_empty_pool_answers_503_instead_of_falling_through():
+def test_a_route_without_any_upstream_answers_503_instead_of_falling_through():
     c = rec("a", "web", ["a.test"], "10.0.0.2", 3000)
-    unhealthy = ContainerRecord(c.id, c.name, c.labels, c.created, health="unhealthy", networks=c.networks)
-    (route, _404) = server_routes(build_config(build_table([unhealthy]), tls="off"))
+    held = build_table([], incumbents={"a.test": "a/web"},
+                       networks=[NetworkRecord("a_luma", created="2026-01-01T00:00:00Z", labels={COMPOSE_PROJECT_LABEL: "a"})])
+    assert held.routes[0].held
+    (route, _404) = server_routes(build_config(held, tls="off"))
     assert route["match"][0]["host"] == ["a.test"]
     assert route["handle"][0] == {**route["handle"][0], "handler": "static_response", "status_code": 503}
+    # Only an unhealthy container: it is dialled as standby (Caddy waits for it), and what
+    # does not answer in time gets the server's 503, never a 404.
+    unhealthy = ContainerRecord(c.id, c.name, c.labels, c.created, health="unhealthy", networks=c.networks)
+    cfg = build_config(build_table([unhealthy]), tls="off")
+    (route, _404) = server_routes(cfg)
+    assert [u["dial"] for u in route["handle"][0]["upstreams"]] == ["tcp4/a-web-1.:3000"]
+    errors = cfg["apps"]["http"]["servers"]["luma"]["errors"]["routes"]
+    assert errors[0]["handle"][0]["status_code"] == 503
+
+
+def test_websockets_survive_config_loads():
+    (route, _404) = server_routes(build_config(build_table([rec("a", "web", ["a.test"], "10.0.0.2", 3000)]), tls="off"))
+    assert route["handle"][0]["stream_close_delay"] == "24h"
+
+
+@pytest.mark.parametrize("https_port, location", [
+    (443, "https://{http.request.host}{http.request.uri}"),
+    (8443, "https://{http.request.host}:8443{http.request.uri}"),
+])
+def test_the_https_redirect_keeps_a_published_port_that_is_not_443(https_port, location):
+    t = build_table([rec("a", "web", ["a.test"], "10.0.0.2", 3000)])
+    cfg = build_config(t, tls="internal", https_port=443, public_https_port=https_port)
+    (redirect, _404) = server_routes(cfg, "luma_http")
+    assert redirect["handle"][0]["headers"]["Location"] == [location]
+
+
+def test_no_placeholder_ever_reaches_the_config_even_past_the_route_table():
+    from luma_compose.proxy.caddy_config import UnsafeValue
+    from luma_compose.proxy.route_table import Route, RouteTable
+
+    bad = Route("a", "web", ("{http.request.host}",), 3000, "/up", "a_luma", (), "")
+    with pytest.raises(UnsafeValue):
+        build_config(RouteTable((bad,)), tls="off")
 
 
 def test_tls_modes():
@@ -143,10 +185,10 @@ class Upstream:
         self.httpd.server_close()
 
 
-def get(port: int, host: str, path: str = "/") -> tuple[int, str]:
+def get(port: int, host: str, path: str = "/", timeout: float = 5) -> tuple[int, str]:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": host})
     try:
-        with urllib.request.urlopen(req, timeout=5) as r:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
@@ -396,3 +438,173 @@ def test_caddy_retries_a_dropped_syn_on_the_other_container_in_a_fraction_of_a_s
         for s in fillers + [stalled]:
             s.close()
         good.close()
+
+
+# --- issue 10: upgraded connections across config loads; waiting for a restarting upstream ----------
+
+class UpgradeEcho:
+    """A raw TCP upstream: an ``Upgrade`` request gets 101 and then every byte echoed back
+    (what Caddy does with a WebSocket); any other request gets 200 "ok" (health checks)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket):
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            if b"upgrade: websocket" in head.lower():
+                conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+                while data := conn.recv(4096):
+                    conn.sendall(data)
+            else:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+    def close(self):
+        self.sock.close()
+
+
+def _start_caddy(tmp_path: Path, cfg: dict, http_port: int, admin_port: int) -> subprocess.Popen:
+    cfg = json.loads(json.dumps(cfg).replace('":80"', f'":{http_port}"'))
+    cfg["apps"]["http"]["http_port"] = http_port
+    cfg["admin"]["listen"] = f"localhost:{admin_port}"
+    cfg["storage"]["root"] = str(tmp_path / "data")
+    path = tmp_path / "caddy.json"
+    path.write_text(json.dumps(cfg))
+    p = subprocess.Popen([CADDY, "run", "--config", str(path)], stdout=subprocess.DEVNULL,
+                         stderr=open(tmp_path / "caddy.log", "ab"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", http_port), timeout=0.2).close()
+            return p
+        except OSError:
+            time.sleep(0.05)
+    p.kill()
+    raise AssertionError((tmp_path / "caddy.log").read_text())
+
+
+def _load(admin_port: int, http_port: int, cfg: dict, tmp_path: Path) -> None:
+    cfg = json.loads(json.dumps(cfg).replace('":80"', f'":{http_port}"'))
+    cfg["apps"]["http"]["http_port"] = http_port
+    cfg["admin"]["listen"] = f"localhost:{admin_port}"
+    cfg["storage"]["root"] = str(tmp_path / "data")
+    req = urllib.request.Request(f"http://localhost:{admin_port}/load", data=json.dumps(cfg).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 200
+
+
+def _open_ws(port: int, host: str) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(f"GET /ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+              "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        assert chunk, f"closed during the handshake: {head!r}"
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return s
+
+
+def _echoes(s: socket.socket, msg: bytes) -> bool:
+    try:
+        s.sendall(msg)
+        got = b""
+        while len(got) < len(msg):
+            chunk = s.recv(4096)
+            if not chunk:
+                return False
+            got += chunk
+        return got == msg
+    except OSError:
+        return False
+
+
+@needs_caddy
+@pytest.mark.parametrize("keep", [True, False], ids=["stream_close_delay", "caddy-default"])
+def test_a_websocket_survives_a_config_load_caused_by_another_project(tmp_path, keep):
+    up = UpgradeEcho()
+    http_port, admin_port = free_port(), free_port()
+    a = rec("a", "web", ["a.test"], "127.0.0.1", up.port)
+    cfg1 = build_config(build_table([a]), tls="off")
+    if not keep:  # the control: Caddy's default closes upgraded connections at every load
+        del server_routes(cfg1)[0]["handle"][0]["stream_close_delay"]
+    p = _start_caddy(tmp_path, cfg1, http_port, admin_port)
+    try:
+        ws = _open_ws(http_port, "a.test")
+        assert _echoes(ws, b"before")
+        # project b deploys: a new route, a new config load
+        b = rec("b", "web", ["b.test"], "10.255.255.1", 3000)
+        cfg2 = build_config(build_table([a, b]), tls="off")
+        if not keep:
+            del server_routes(cfg2)[0]["handle"][0]["stream_close_delay"]
+        _load(admin_port, http_port, cfg2, tmp_path)
+        time.sleep(0.5)
+        assert _echoes(ws, b"after the load") is keep
+        ws.close()
+    finally:
+        p.terminate()
+        p.wait(10)
+        up.close()
+
+
+@needs_caddy
+def test_a_request_waits_for_a_restarting_single_upstream_instead_of_failing(tmp_path):
+    port = free_port()  # nothing listens there yet: the container is restarting
+    http_port, admin_port = free_port(), free_port()
+    t = build_table([rec("a", "web", ["a.test"], "127.0.0.1", port)])
+    p = _start_caddy(tmp_path, build_config(t, tls="off"), http_port, admin_port)
+    up = None
+    try:
+        def later():
+            nonlocal up
+            time.sleep(1.5)
+            srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), _OkHandler)
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+            up = srv
+
+        threading.Thread(target=later, daemon=True).start()
+        t0 = time.monotonic()
+        code, body = get(http_port, "a.test", timeout=15)
+        assert (code, body) == (200, "ok") and 1.0 < time.monotonic() - t0 < 5
+        up.shutdown()
+        up.server_close()
+        up = None
+        t0 = time.monotonic()
+        code, body = get(http_port, "a.test", timeout=15)  # gone for good: 503 after the retry window, never 404
+        assert code == 503 and "no container answered" in body and time.monotonic() - t0 < 13
+    finally:
+        p.terminate()
+        p.wait(10)
+        if up is not None:
+            up.shutdown()
+            up.server_close()
+
+
+class _OkHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *a):
+        pass

@@ -24,8 +24,9 @@ def rec(n: int, *, gen: str, created: str, health: str | None = None, image: str
 
 
 def pool(*cs: ContainerRecord) -> list[str]:
+    """The pool as container numbers (each container is dialled by its name)."""
     (route,) = build_table(cs).routes
-    return sorted(route.upstreams)
+    return sorted(f"10.0.0.{u.split(':')[0].split('--')[0].rsplit('-', 1)[1]}:3000" for u in route.upstreams)
 
 
 def drained(c: ContainerRecord) -> ContainerRecord:
@@ -78,3 +79,29 @@ def test_draining_names():
     assert draining_name("p-web-1") == "p-web-1--luma-draining"
     assert draining_name(draining_name("p-web-1")) == "p-web-1--luma-draining"
     assert is_draining("p-web-1--luma-draining") and not is_draining("p-web-1")
+
+
+def test_dial_addresses_are_container_names_and_draining_ones_keep_their_new_name():
+    (route,) = build_table([*map(drained, OLD)]).routes
+    assert sorted(route.upstreams) == ["p-web-1--luma-draining:3000", "p-web-2--luma-draining:3000"]
+
+
+def test_a_stopped_container_of_an_old_generation_never_blocks_or_joins_the_new_one():
+    stopped_old = dataclasses.replace(OLD[0], state="exited")
+    new_healthy = [dataclasses.replace(c, health="healthy") for c in NEW]
+    assert pool(stopped_old, *new_healthy) == ["10.0.0.3:3000", "10.0.0.4:3000"]
+    (route,) = build_table([stopped_old, *new_healthy]).routes
+    assert {m.name: m.in_pool for m in route.members}["p-web-1"] is False
+
+
+def test_while_the_only_replica_restarts_it_stays_the_upstream():
+    restarting = dataclasses.replace(NEW[0], state="restarting")
+    (route,) = build_table([restarting]).routes
+    assert route.upstreams == ("p-web-3:3000",)
+    assert not route.members[0].in_pool and "not running (restarting)" in route.members[0].reason
+
+
+def test_draining_containers_that_stopped_are_no_standby():
+    stopped = dataclasses.replace(drained(OLD[0]), state="exited")
+    (route,) = build_table([stopped, *NEW]).routes
+    assert sorted(route.upstreams) == ["p-web-3:3000", "p-web-4:3000"]

@@ -120,7 +120,8 @@ def test_an_up_to_date_service_is_kept():
     e.calls.clear()
     res = deployer(e).deploy()
     assert [p.action for p in res.plans] == ["keep"]
-    assert not [c for c in e.calls if c[0] in ("compose creates", "rename", "stop", "remove")]
+    assert not [c for c in e.calls if c[0] in ("compose creates", "rename", "stop", "remove")
+                and not str(c[1]).startswith("luma-deploy-lock-")]
 
 
 def test_compose_commands_are_data_with_the_rendered_file_on_stdin():
@@ -157,3 +158,62 @@ def test_a_routed_service_with_a_fixed_container_name_is_refused_before_anything
     assert [c for c in e.calls if c[0] != "compose" or c[1] != "config"] == []
     plan = deployer(e).dry_run()
     assert any("container_name" in c for c in plan.conflicts)
+
+
+# --------------------------------------------------------------------------- issue 10: the project lock
+
+
+def test_a_second_deploy_of_the_project_waits_for_the_first_and_says_whose_it_is():
+    import socket
+
+    from luma_compose.deploy.lock import HOST_LABEL, PID_LABEL, ProjectLock, lock_name
+    from luma_compose.records import ContainerSpec
+
+    e = world()
+    deployer(e).deploy()  # the proxy exists now
+    held = e.create(ContainerSpec(name=lock_name("gmail"), image="caddy:test",
+                                  labels={HOST_LABEL: "elsewhere", PID_LABEL: "1"}))
+    waits: list[float] = []
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        if len(waits) == 3:  # the first deploy ends
+            e.remove(held.id)
+
+    out = io.StringIO()
+    d = Deployer(e, "gmail", "/srv/gmail", "services: {}\n", [WEB], ProxyOptions(name="px", image="caddy:test",
+                 tls="off"), timeout=5, drain=3, progress=Progress(out), sleep=sleep)
+    d.deploy()
+    assert len(waits) == 3
+    assert "another deploy of gmail is running (elsewhere pid 1" in out.getvalue()
+    assert e.container(lock_name("gmail")) is None  # released
+    # a lock that never goes: a clear error after the timeout, nothing changed
+    e.create(ContainerSpec(name=lock_name("gmail"), image="caddy:test", labels={HOST_LABEL: "elsewhere"}))
+    lock = ProjectLock(e, "gmail", "px", timeout=0, progress=Progress(io.StringIO()), sleep=lambda s: None)
+    with pytest.raises(LumaError, match="another deploy of gmail is still running"):
+        lock.acquire()
+    # a lock left by a process of this machine that is gone is taken over
+    e.remove(lock_name("gmail"))
+    e.create(ContainerSpec(name=lock_name("gmail"), image="caddy:test",
+                           labels={HOST_LABEL: socket.gethostname(), PID_LABEL: "999999999"}))
+    lock.acquire()
+    assert lock.held
+    lock.release()
+
+
+def test_deploy_is_not_refused_for_a_host_another_project_only_claims_and_loses():
+    from luma_compose import contract as c
+    from luma_compose.records import COMPOSE_PROJECT_LABEL
+    from support.records import routed
+
+    e = world()
+    deployer(e).deploy()
+    # evil claims gmail's host later: it loses (gmail serves it)
+    e.add_network("evil_luma", {c.NETWORK_OWNER_LABEL: "true", COMPOSE_PROJECT_LABEL: "evil"})
+    e.add(routed("evil", "web", hosts=tuple(WEB.hosts), created="2020-01-01T00:00:00Z"))
+    deployer(e).deploy()  # not refused
+    assert pool(e)  # still served
+    # and a project that does own the host is still refused
+    with pytest.raises(LumaError, match="already routed by project gmail"):
+        Deployer(e, "evil", "/srv/evil", "services: {}\n", [WEB], ProxyOptions(name="px"), timeout=5, drain=3,
+                 progress=Progress(io.StringIO()), sleep=lambda s: None).deploy()

@@ -68,3 +68,14 @@ def test_routes_conflicts_and_config() -> None:
     assert server["routes"][-1]["handle"][0]["status_code"] == 404
     assert cfg["admin"] == {"disabled": True}
     assert routes.config_name("p", "x") == routes.config_name("p", "x") != routes.config_name("p", "y")
+
+
+def test_swarm_routes_refuse_label_values_the_container_proxy_refuses():
+    from luma_compose import contract
+    from luma_compose.swarm.routes import route_of
+
+    labels = contract.route_labels("gmail", "web", ["mail.example.com"], 3000, "/up")
+    ok = {"Spec": {"Name": "gmail_web", "Labels": labels}}
+    assert route_of(ok) is not None
+    for bad in ("{http.request.host}", "mail.example.com{env.NOPE}", "${HOST}"):
+        assert route_of({"Spec": {"Name": "evil_web", "Labels": {**labels, contract.LABEL_HOSTS: bad}}}) is None

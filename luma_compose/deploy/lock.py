@@ -1,0 +1,117 @@
+"""One deploy (or down) of a project at a time, per engine.
+
+The lock is a container that is created and never started: ``luma-deploy-lock-<project>``.
+Creating a container with a given name is atomic on the engine, so two deploys of one
+project serialize even from two machines that deploy to the same engine; the second one
+says whose deploy it waits for and waits (up to a timeout), instead of colliding inside
+Compose. The lock records who holds it (host, pid, start time); a lock whose holder was a
+process on this machine that no longer exists is stale and taken over.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from ..errors import LumaError
+from ..records import ContainerSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine.docker_engine import DockerEngine as Engine
+    from .progress import Progress
+
+LOCK_LABEL = "luma.lock.project"
+HOST_LABEL = "luma.lock.host"
+PID_LABEL = "luma.lock.pid"
+SINCE_LABEL = "luma.lock.since"
+
+
+def lock_name(project: str) -> str:
+    return f"luma-deploy-lock-{project}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ProjectLock:
+    def __init__(self, engine: "Engine", project: str, image_from: str, timeout: float = 300,
+                 progress: "Progress | None" = None, sleep: Callable[[float], None] = time.sleep):
+        self.engine = engine
+        self.project = project
+        self.name = lock_name(project)
+        self.image_from = image_from  # a container whose image the lock uses (the proxy's: it is local)
+        self.timeout = timeout
+        self.progress = progress
+        self.sleep = sleep
+        self.held = False
+
+    def _spec(self) -> ContainerSpec:
+        src = self.engine.container(self.image_from)
+        image = src.image_ref if src is not None else "caddy:2"
+        return ContainerSpec(
+            name=self.name, image=image, command=("true",), restart="",
+            labels={LOCK_LABEL: self.project, HOST_LABEL: socket.gethostname(), PID_LABEL: str(os.getpid()),
+                    SINCE_LABEL: datetime.now(timezone.utc).isoformat(timespec="seconds")})
+
+    def _holder(self) -> str:
+        c = self.engine.container(self.name)
+        if c is None:
+            return ""
+        lb = c.labels
+        return f"{lb.get(HOST_LABEL, '?')} pid {lb.get(PID_LABEL, '?')} since {lb.get(SINCE_LABEL, '?')}"
+
+    def _stale(self) -> bool:
+        c = self.engine.container(self.name)
+        if c is None:
+            return False
+        lb = c.labels
+        try:
+            pid = int(lb.get(PID_LABEL, ""))
+        except ValueError:
+            return False
+        return lb.get(HOST_LABEL) == socket.gethostname() and pid != os.getpid() and not _pid_alive(pid)
+
+    def acquire(self, note: list[str] | None = None) -> None:
+        deadline = time.monotonic() + self.timeout
+        said = False
+        spec = self._spec()
+        while True:
+            try:
+                self.engine.create(spec)
+                self.held = True
+                if note is not None and said:
+                    note.append("(after waiting)")
+                return
+            except LumaError as e:
+                # A name conflict: held. (The engine reserves the name before the container is
+                # visible, so a lock being created right now conflicts but is not found yet.)
+                conflict = "already in use" in e.message or "Conflict" in e.message
+                if not conflict and self.engine.container(self.name) is None:
+                    raise  # the engine refused for another reason
+            if self._stale():
+                self.engine.remove(self.name)
+                continue
+            if not said and self.progress is not None:
+                self.progress.line(f"another deploy of {self.project} is running ({self._holder()}); waiting for it")
+                said = True
+            if time.monotonic() >= deadline:
+                raise LumaError(f"another deploy of {self.project} is still running ({self._holder()}) "
+                                f"after {self.timeout:.0f}s; nothing was changed",
+                                f"wait for it, or if no deploy is running: docker rm {self.name}")
+            self.sleep(0.5)
+
+    def release(self) -> None:
+        if self.held:
+            self.engine.remove(self.name)
+            self.held = False
