@@ -11,7 +11,7 @@ from typing import Any, Mapping, NamedTuple
 
 from ruamel.yaml.nodes import MappingNode, Node
 
-from .. import contract
+from .. import contract, validate
 from ..errors import Problem
 from .source import DataBuilder, Source, is_map, own_get, own_items
 
@@ -124,6 +124,16 @@ def find_routes(src: Source, data: dict, variables: Mapping[str, str] | None = N
                 problems.append(problem)
                 continue
         health = xdata.get("health", contract.DEFAULT_HEALTH_PATH)
+        # The last word is the proxy's own validator: what passes here is exactly what the proxy routes.
+        strict = [validate.host_problem(h.lower()) for h in hosts] + [validate.health_path_problem(health)]
+        if port is not None:
+            strict.append(validate.port_problem(port))
+        strict = [p for p in strict if p]
+        if strict:
+            problems += [src.problem(xnode, f"service '{name}': x-luma: {p}",
+                                     "the proxy would ignore labels with this value; see the README, x-luma", "x-luma")
+                         for p in strict]
+            continue
         text_hosts = written["hosts"]
         text_hosts = [text_hosts] if isinstance(text_hosts, str) else list(text_hosts)
         label_hosts = tuple(h if "$" in h else h.lower() for h in text_hosts)

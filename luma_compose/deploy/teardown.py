@@ -8,6 +8,7 @@ from .. import contract
 from ..errors import LumaError
 from ..proxy.controller import Controller
 from ..records import COMPOSE_PROJECT_LABEL
+from .lock import ProjectLock
 from .progress import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -15,20 +16,34 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def down(engine: "Engine", project: str, directory: str, text: str, proxy_name: str | None = None,
-         volumes: bool = False, progress: Progress | None = None) -> list[str]:
+         volumes: bool = False, progress: Progress | None = None, lock_timeout: float = 300) -> list[str]:
     """Other projects keep serving. Returns warnings."""
     progress = progress or Progress()
     ctrl = Controller(engine, proxy_name)
-    compose = engine.compose(project, directory, text)
+    pc = ctrl.proxy.container()
+    # One deploy or down of a project at a time. The lock container uses the proxy's image (local by
+    # construction); with no proxy there is no deploy to collide with.
+    lock = ProjectLock(engine, project, ctrl.proxy.name, timeout=lock_timeout, progress=progress) if pc is not None else None
+    if lock is not None:
+        with progress.step("Lock the project on the engine") as note:
+            lock.acquire(note)
+    try:
+        return _down(engine, ctrl, project, engine.compose(project, directory, text), bool(text), volumes,
+                     pc is not None and pc.running, progress)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _down(engine: "Engine", ctrl: Controller, project: str, compose, with_file: bool, volumes: bool,
+          proxy_up: bool, progress: Progress) -> list[str]:
     network = contract.ingress_network(project)
     warnings: list[str] = []
-    pc = ctrl.proxy.container()
-    proxy_up = pc is not None and pc.running
     if proxy_up:
         with progress.step(f"Remove the routes of {project}"):
             ctrl.sync(exclude_projects=frozenset({project}))
     with progress.step(f"docker compose down{' --volumes' if volumes else ''}"):
-        compose.run("down", "--remove-orphans", *(["--volumes"] if volumes else []), with_file=bool(text))
+        compose.run("down", "--remove-orphans", *(["--volumes"] if volumes else []), with_file=with_file)
     with progress.step(f"Remove the ingress network {network}"):
         for c in engine.containers([f"{COMPOSE_PROJECT_LABEL}={project}"], all=True):
             engine.remove(c.id, volumes=True)

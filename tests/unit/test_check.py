@@ -208,3 +208,16 @@ def test_invalid_service_name_says_which_characters():
 def test_shapes_render_relies_on_are_checked_first(text, what):
     ps = problems(text)
     assert any(what in p.message and "must be a mapping" in p.message for p in ps)
+
+
+@pytest.mark.parametrize("xluma, words", [
+    ("{hosts: a.example.com, port: 80, health: '/up{x}'}", "health path"),
+    ("{hosts: a.example.com, port: 80, health: '/up?a b'}", "health"),
+    ("{hosts: '{http.request.host}', port: 80}", "not a valid DNS name"),
+])
+def test_x_luma_values_the_proxy_would_ignore_are_errors(xluma, words):
+    """check applies the proxy's own validator (luma_compose/validate.py): nothing it accepts is ignored later."""
+    text = f"services:\n  web:\n    image: x\n    x-luma: {xluma}\n"
+    problems = api.render_text("c.yaml", text, project="p").problems
+    assert problems and any(words in p.message for p in problems), [p.message for p in problems]
+    assert all(p.line == 4 for p in problems)

@@ -217,3 +217,20 @@ def test_deploy_is_not_refused_for_a_host_another_project_only_claims_and_loses(
     with pytest.raises(LumaError, match="already routed by project gmail"):
         Deployer(e, "evil", "/srv/evil", "services: {}\n", [WEB], ProxyOptions(name="px"), timeout=5, drain=3,
                  progress=Progress(io.StringIO()), sleep=lambda s: None).deploy()
+
+
+def test_down_waits_for_a_deploy_of_the_same_project():
+    e = world()
+    deployer(e).deploy()
+    from luma_compose.deploy.lock import ProjectLock
+
+    held = ProjectLock(e, "gmail", "px")
+    held.acquire()
+    out = io.StringIO()
+    with pytest.raises(LumaError, match="another deploy of gmail is still running"):
+        down(e, "gmail", "/srv/gmail", "services: {}\n", proxy_name="px", progress=Progress(out), lock_timeout=0)
+    assert web_names(e)  # nothing was taken down
+    assert "waiting for it" in out.getvalue()
+    held.release()
+    down(e, "gmail", "/srv/gmail", "services: {}\n", proxy_name="px", progress=Progress(io.StringIO()))
+    assert web_names(e) == []
