@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from compose_oracle import compose_argv, compose_model
+from support.compose_oracle import compose_argv, compose_model
 from luma_compose import api
 from luma_compose.compose import inputs
 
@@ -113,3 +113,27 @@ def test_an_interpolated_name_uses_dotenv(tmp_path):
     assert r.ok and r.project == "blue" and r.text.startswith("name: blue\n")
     _, model = compose_model("", str(tmp_path), files=["compose.yaml"])
     assert model["name"] == "blue"
+
+
+def test_compose_profiles_from_dotenv_start_the_same_services_from_the_output(tmp_path):
+    """COMPOSE_PROFILES (in .env) is Compose's to apply at `up`: render keeps every profile's services, and
+    Compose, reading the rendered file with the same .env, selects exactly the services it selects from the input."""
+    text = ("services:\n  web:\n    image: nginx\n    x-luma: {hosts: a.example.com, port: 80}\n"
+            "  dbg:\n    image: busybox\n    profiles: [debug]\n"
+            "  tool:\n    image: busybox\n    profiles: [other]\n    x-luma: {hosts: t.example.com, port: 80}\n")
+    (tmp_path / "compose.yaml").write_text(text)
+    (tmp_path / ".env").write_text("COMPOSE_PROFILES=debug\n")
+    r = api.render([str(tmp_path / "compose.yaml")])
+    assert r.ok, [p.message for p in r.problems]
+    from ruamel.yaml import YAML
+
+    assert set(YAML(typ="safe").load(r.text)["services"]) == {"web", "dbg", "tool"}
+
+    def started(src: str) -> list[str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+        p = subprocess.run([*compose_argv(), "--project-directory", str(tmp_path), "-f", "-", "config", "--services"],
+                           input=src, capture_output=True, text=True, cwd=tmp_path, timeout=60, env=base)
+        assert p.returncode == 0, p.stderr
+        return sorted(p.stdout.split())
+
+    assert started(text) == started(r.text) == ["dbg", "web"]

@@ -246,7 +246,7 @@ def test_compose_runs_the_output_as_the_input_plus_the_contract(tmp_path_factory
     contract's additions."""
     from hypothesis import assume
 
-    from compose_oracle import assert_compose_runs_input_plus_contract
+    from support.compose_oracle import assert_compose_runs_input_plus_contract
 
     text, routed = case
     services = safe.load(text)["services"]  # an empty `labels:`: Compose refuses the input, render fills it

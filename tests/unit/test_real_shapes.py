@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from compose_oracle import assert_compose_runs_input_plus_contract
+from support.compose_oracle import assert_compose_runs_input_plus_contract
 from luma_compose import api
 
 
