@@ -7,7 +7,7 @@ deploy read them back from running containers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 LABEL_PREFIX = "luma."
 
@@ -88,8 +88,7 @@ def route_labels(project: str, service: str, hosts: list[str], port: int, health
     }
 
 
-@dataclass(frozen=True)
-class RoutedService:
+class RoutedService(NamedTuple):  # not a dataclass: render must not pay for importing dataclasses
     """A service routed by ``x-luma``, as plain data: what render found and deploy rolls."""
 
     service: str

@@ -101,6 +101,17 @@ MAX_VALUES = 200_000
 
 # ---------------------------------------------------------------- node helpers
 
+def tag_of(node: Node) -> str | None:
+    """``node.tag``, without the property chain on the hot path (a large file has 100,000s of nodes)."""
+    t = node.ctag
+    if t is None:
+        return None
+    try:
+        return t._trval  # ruamel caches the resolved tag here once it was computed
+    except AttributeError:
+        return t.trval
+
+
 def is_map(node: Any) -> bool:
     return isinstance(node, MappingNode)
 
@@ -114,13 +125,13 @@ def is_scalar(node: Any) -> bool:
 
 
 def is_null(node: Any) -> bool:
-    return node is None or (isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null")
+    return node is None or (isinstance(node, ScalarNode) and tag_of(node) == "tag:yaml.org,2002:null")
 
 
 def own_items(node: MappingNode) -> Iterator[tuple[ScalarNode, Node]]:
     """The mapping's own key/value pairs, merge keys excluded."""
     for k, v in node.value:
-        if k.tag != MERGE_TAG:
+        if tag_of(k) != MERGE_TAG:
             yield k, v
 
 
@@ -128,7 +139,7 @@ def own_get(node: Node | None, key: str) -> tuple[ScalarNode | None, Node | None
     """(key node, value node) of ``key`` written in this mapping itself (not merged)."""
     if isinstance(node, MappingNode):
         for k, v in node.value:
-            if k.tag != MERGE_TAG and isinstance(k, ScalarNode) and k.value == key:
+            if tag_of(k) != MERGE_TAG and isinstance(k, ScalarNode) and k.value == key:
                 return k, v
     return None, None
 
@@ -137,7 +148,7 @@ def merge_sources(node: MappingNode) -> list[MappingNode]:
     """The mappings merged into ``node`` with ``<<``, in precedence order."""
     out: list[MappingNode] = []
     for k, v in node.value:
-        if k.tag == MERGE_TAG:
+        if tag_of(k) == MERGE_TAG:
             if isinstance(v, MappingNode):
                 out.append(v)
             elif isinstance(v, SequenceNode):
@@ -161,7 +172,7 @@ def merged_get(node: Node | None, key: str, _seen: frozenset = frozenset()) -> N
 
 def scalar_value(node: ScalarNode) -> Any:
     """The value of a scalar under the YAML 1.2 core schema (as Compose reads it)."""
-    tag, v = node.tag, node.value
+    tag, v = tag_of(node), node.value
     if tag == "tag:yaml.org,2002:null":
         return None
     if tag == "tag:yaml.org,2002:bool":
@@ -266,7 +277,7 @@ class DataBuilder:
                         k, f"duplicate key '{key}' in this mapping",
                         "remove one of the two entries: YAML and Compose allow each key once", "yaml"))
                 continue
-            if v.tag == RESET_TAG:
+            if tag_of(v) == RESET_TAG:
                 out[key] = _RESET
                 continue
             out[key] = self.build(v)
