@@ -6,10 +6,10 @@ these, so the two paths cannot behave differently.
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 from .. import api
+from ..fsutil import write_atomic
 from ..errors import EXIT_OK, EXIT_PROBLEMS, UsageError
 from .report import echo, print_problems, reporter, unified_diff
 
@@ -72,18 +72,7 @@ def _read_or_none(path: str) -> str | None:
 
 
 def _write_atomic(path: str, text: str) -> None:
-    import tempfile
-
-    d = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".luma-", suffix=".tmp")
+        write_atomic(path, text.encode("utf-8"))
     except OSError as e:
         raise UsageError(f"{path}: cannot write there: {e}", "give -o a path in a writable directory") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

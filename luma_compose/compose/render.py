@@ -20,7 +20,7 @@ from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
 from .. import contract
 from ..errors import LumaError, Problem
-from .rules import is_ours
+from .rules import is_ours, label_items
 from .source import DataBuilder, Source, is_map, is_null, is_scalar, is_seq, own_get, scalar_value
 from . import splice
 from .splice import Editor, flow, key_col, scalar
@@ -33,14 +33,6 @@ class RenderRefused(LumaError):
     def __init__(self, problem: Problem):
         super().__init__(problem.message, problem.hint)
         self.problem = problem
-
-
-def _items_of(data_labels: Any) -> list[tuple[str, Any]]:
-    if isinstance(data_labels, dict):
-        return [(str(k), v) for k, v in data_labels.items()]
-    if isinstance(data_labels, list):
-        return [(s.split("=", 1)[0], s.split("=", 1)[1] if "=" in s else None) for s in map(str, data_labels)]
-    return []
 
 
 class Renderer:
@@ -138,7 +130,7 @@ class Renderer:
         k, v = own_get(r.node, "labels")
         if k is None or is_null(v) or self._is_alias(k, v):  # an alias: write our own copy, leave the anchor
             inherited = svc.get("labels")  # through a merge key, if any
-            kept = [(a, b) for a, b in _items_of(inherited) if not a.startswith(contract.LABEL_PREFIX)]
+            kept = [(a, b) for a, b in label_items(inherited) if not a.startswith(contract.LABEL_PREFIX)]
             if isinstance(inherited, list):
                 new_list = [f"{a}={b}" if b is not None else a for a, b in kept] + [f"{a}={b}" for a, b in want.items()]
                 svc["labels"] = new_list

@@ -10,12 +10,17 @@ from .xluma import MarkedService, services_node
 from .source import RESET_TAG, Source, is_map, locate, locate_key, own_get
 
 
-def label_keys(labels: Any) -> list[str]:
+def label_items(labels: Any) -> list[tuple[str, Any]]:
+    """(key, value) of a service's labels in either form: a mapping, or a list of ``key=value``."""
     if isinstance(labels, dict):
-        return [str(k) for k in labels]
+        return [(str(k), v) for k, v in labels.items()]
     if isinstance(labels, list):
-        return [str(x).split("=", 1)[0] for x in labels]
+        return [(s.split("=", 1)[0], s.split("=", 1)[1] if "=" in s else None) for s in map(str, labels)]
     return []
+
+
+def label_keys(labels: Any) -> list[str]:
+    return [k for k, _ in label_items(labels)]
 
 
 def network_names(networks: Any) -> list[str]:
@@ -173,4 +178,4 @@ def replicas_value(svc: dict) -> Any:
     return svc.get("scale")
 
 
-__all__ = ["check", "is_ours", "label_keys", "network_names", "services_node"]
+__all__ = ["check", "is_ours", "label_items", "label_keys", "network_names", "services_node"]

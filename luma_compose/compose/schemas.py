@@ -26,6 +26,8 @@ import sys
 from functools import lru_cache
 from typing import Any, Callable, NamedTuple
 
+from ..fsutil import write_atomic
+
 _GATE_VERSION = "5"  # bump when gate_schema or the generated code's preamble changes
 
 # The generated code imports its exception classes from fastjsonschema, which
@@ -86,34 +88,31 @@ def _read(path: str) -> bytes:
 
 # ------------------------------------------------------------------ the gate
 
+def keys_of(node: dict, defs: dict, what: str, _seen: set | None = None) -> set:
+    """The keys (``properties``) or key patterns (``patternProperties``) a mapping's schema knows,
+    following its ``$ref`` and ``allOf`` parts (what ``unevaluatedProperties`` takes into account)."""
+    ref = node.get("$ref")
+    if isinstance(ref, str) and "/" in ref:
+        node = defs.get(ref.rsplit("/", 1)[1], node)
+    seen = set() if _seen is None else _seen
+    if id(node) in seen:
+        return set()
+    seen.add(id(node))
+    keys = set(node.get(what, {}))
+    for sub in node.get("allOf", []):
+        keys |= keys_of(sub, defs, what, seen)
+    return keys
+
+
 def gate_schema(schema: dict) -> dict:
     """A draft-7 equivalent of ``schema`` for fastjsonschema (see module doc)."""
     schema = json.loads(json.dumps(schema))  # a deep copy
     defs = schema.get("$defs", {})
 
-    def resolve(node: dict) -> dict:
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            return defs[ref[len("#/$defs/"):]]
-        return node
-
-    def known(node: dict, seen: set) -> tuple[set, set]:
-        node = resolve(node)
-        if id(node) in seen:
-            return set(), set()
-        seen.add(id(node))
-        props = set(node.get("properties", {}))
-        patterns = set(node.get("patternProperties", {}))
-        for sub in node.get("allOf", []):
-            p, q = known(sub, seen)
-            props |= p
-            patterns |= q
-        return props, patterns
-
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             if node.get("unevaluatedProperties") is False:
-                props, patterns = known(node, set())
+                props, patterns = keys_of(node, defs, "properties"), keys_of(node, defs, "patternProperties")
                 node.pop("unevaluatedProperties")
                 own = node.setdefault("properties", {})
                 for p in props:
@@ -159,8 +158,6 @@ def _gate(kind: str) -> Callable[[Any], Any]:
     except (OSError, EOFError, ValueError, TypeError):
         pass
     if code is None:
-        import tempfile
-
         import fastjsonschema
 
         # use_default=False: a validator must never write the schema's defaults into the data it checks;
@@ -172,10 +169,7 @@ def _gate(kind: str) -> Callable[[Any], Any]:
         code = compile(source.replace(_FJS_IMPORT, _FJS_LOCAL), f"<gate {kind}>", "exec")
         try:
             os.makedirs(_cache_dir(), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=_cache_dir(), suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                marshal.dump(code, fh)
-            os.replace(tmp, cache)
+            write_atomic(cache, marshal.dumps(code))
         except OSError:  # no writable cache: it is compiled again next time
             pass
     namespace: dict = {}
@@ -223,22 +217,7 @@ def errors(kind: str, instance: Any, fast: bool = True) -> list[SchemaError]:
 def _allowed_keys(e, schema: dict, what: str = "properties") -> list[str]:
     """The keys (``properties``) or key patterns (``patternProperties``) a mapping's schema allows,
     including those of its ``allOf`` parts (which ``unevaluatedProperties`` takes into account)."""
-    sub = e.schema
-    defs = schema.get("$defs", schema.get("definitions", {}))
-
-    def collect(node: dict, seen: set) -> set:
-        ref = node.get("$ref")
-        if isinstance(ref, str) and "/" in ref:
-            node = defs.get(ref.rsplit("/", 1)[1], node)
-        if id(node) in seen:
-            return set()
-        seen.add(id(node))
-        keys = set(node.get(what, {}))
-        for s in node.get("allOf", []):
-            keys |= collect(s, seen)
-        return keys
-
-    return sorted(collect(sub, set()))
+    return sorted(keys_of(e.schema, schema.get("$defs", schema.get("definitions", {})), what))
 
 
 def _describe(e, schema: dict) -> list[SchemaError]:

@@ -31,6 +31,7 @@ The admin API listens on loopback *inside* the proxy container only.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from .. import validate
@@ -307,40 +308,36 @@ def dumps(config: dict[str, Any]) -> str:
     return json.dumps(config, sort_keys=True, separators=(",", ":"))
 
 
+def _served_routes(config: dict[str, Any] | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(route id, route) of each luma route in a loaded config; anything else in it is skipped."""
+    try:
+        routes = config["apps"]["http"]["servers"][SERVER_NAME]["routes"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return
+    for r in routes if isinstance(routes, list) else []:
+        rid = r.get("@id", "") if isinstance(r, dict) else ""
+        if isinstance(rid, str) and rid.startswith(ROUTE_ID_PREFIX):
+            yield rid[len(ROUTE_ID_PREFIX):], r
+
+
 def served_hosts(config: dict[str, Any] | None) -> dict[str, str]:
     """host -> route id of the routes in a loaded config (the incumbents)."""
     out: dict[str, str] = {}
-    if not isinstance(config, dict):
-        return out
-    try:
-        routes = config["apps"]["http"]["servers"][SERVER_NAME]["routes"]
-    except (KeyError, TypeError):
-        return out
-    for r in routes if isinstance(routes, list) else []:
-        rid = r.get("@id", "") if isinstance(r, dict) else ""
-        if not isinstance(rid, str) or not rid.startswith(ROUTE_ID_PREFIX):
-            continue
+    for rid, r in _served_routes(config):
         for m in r.get("match") or []:
             for h in (m.get("host") or []) if isinstance(m, dict) else []:
                 if isinstance(h, str):
-                    out.setdefault(h.lower(), rid[len(ROUTE_ID_PREFIX):])
+                    out.setdefault(h.lower(), rid)
     return out
 
 
 def served_upstreams(config: dict[str, Any] | None) -> dict[str, list[str]]:
     """route id -> the dial addresses Caddy serves it with now ([] for a 503 route)."""
     out: dict[str, list[str]] = {}
-    try:
-        routes = config["apps"]["http"]["servers"][SERVER_NAME]["routes"]  # type: ignore[index]
-    except (KeyError, TypeError):
-        return out
-    for r in routes if isinstance(routes, list) else []:
-        rid = r.get("@id", "") if isinstance(r, dict) else ""
-        if not isinstance(rid, str) or not rid.startswith(ROUTE_ID_PREFIX):
-            continue
+    for rid, r in _served_routes(config):
         dials = []
         for h in r.get("handle") or []:
             if isinstance(h, dict) and h.get("handler") == "reverse_proxy":
                 dials += [u.get("dial", "") for u in h.get("upstreams") or [] if isinstance(u, dict)]
-        out[rid[len(ROUTE_ID_PREFIX):]] = dials
+        out[rid] = dials
     return out

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import dockerkit as dk
-from luma_compose import contract
+from ruamel.yaml import YAML
+
+from luma_compose import api, contract
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 
@@ -28,27 +30,28 @@ SELECT = f"{SELECT_KEY}={dk.RUN_ID}"
 
 
 def compose_doc(project: str, image: str, services: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A compose file as ``luma-compose render`` writes it. Per service: hosts, replicas,
-    command, healthcheck, labels (extra or overriding), environment."""
+    """A compose file rendered by luma-compose itself (``api.render_text``). Per service: hosts, replicas,
+    command, healthcheck, restart, environment, and labels set over the rendered ones (the attacks)."""
     svcs = {}
     for s, spec in services.items():
-        labels = contract.route_labels(project, s, spec["hosts"], 3000, "/up")
-        labels[SELECT_KEY] = dk.RUN_ID  # our proxies route only this run's containers
-        labels.update(spec.get("labels", {}))
         svc: dict[str, Any] = {
             "image": image,
             "environment": {"PROJECT": project, "SERVICE": s, **spec.get("environment", {})},
-            "networks": {"default": None, contract.NETWORK_KEY: {"aliases": [contract.alias(project, s)]}},
-            "labels": labels,
+            "labels": {SELECT_KEY: dk.RUN_ID},  # our proxies route only this run's containers
             "deploy": {"replicas": spec.get("replicas", 1)},
             "stop_grace_period": "1s",
+            "x-luma": {"hosts": list(spec["hosts"]), "port": 3000},
         }
         for k in ("command", "healthcheck", "restart"):
             if k in spec:
                 svc[k] = spec[k]
         svcs[s] = svc
-    return {"name": project, "services": svcs,
-            "networks": {contract.NETWORK_KEY: {"labels": {contract.NETWORK_OWNER_LABEL: "true"}}}}
+    result = api.render_text(f"<{project}>", json.dumps({"services": svcs}), project=project)
+    assert result.ok and result.text, [p.message for p in result.problems]
+    doc = YAML(typ="safe").load(result.text)
+    for s, spec in services.items():
+        doc["services"][s]["labels"].update(spec.get("labels", {}))
+    return doc
 
 
 @dataclass

@@ -24,6 +24,7 @@ import pytest
 
 import dockerkit as dk
 from luma_compose import api, contract
+from proxykit import wait_for
 from support.processes import background
 
 N = 100  # requests per host check (the issue asks for at least 100)
@@ -302,17 +303,6 @@ def proxy_run(name: str):
 
 def network_exists(name: str) -> bool:
     return dk.run(["docker", "network", "inspect", name], check=False).returncode == 0
-
-
-def wait_for(fn, timeout: float = 15, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    return last
 
 
 def test_proxy_run_follows_events_and_health(world, busybox_image):

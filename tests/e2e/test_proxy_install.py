@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import subprocess
 
 import dockerkit as dk
+from support.processes import background
 import proxykit as pk
 from luma_compose.proxy import service_unit
 
@@ -31,17 +31,7 @@ def test_the_installed_unit_keeps_routes_following_plain_compose(tmp_path, busyb
             assert "ExecStart" not in r.stderr, r.stderr
         argv = service_unit.exec_start(text)
         assert argv[-4:] == ["proxy", "run", "--name", proxy.name]
-        runner = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-        def stop_runner():
-            runner.send_signal(signal.SIGTERM)
-            try:
-                runner.wait(10)
-            except subprocess.TimeoutExpired:
-                runner.kill()
-                runner.wait()
-
-        stack.callback(stop_runner)
+        runner = stack.enter_context(background(argv))
         name = dk.unique("plain")
         host = f"{name}.test"
         proj = stack.enter_context(pk.project(pk.SHARED, tmp_path, name, busybox_image,
