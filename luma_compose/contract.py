@@ -56,6 +56,17 @@ PROXY_SELECT_LABEL = "luma.proxy.select"
 PROXY_ACME_CA_LABEL = "luma.proxy.acme-ca"
 PROXY_ACME_ROOT_LABEL = "luma.proxy.acme-ca-root"
 
+# Labels of the per-project deploy lock (deploy/lock.py): a container created, never started.
+LOCK_LABEL = "luma.lock.project"
+LOCK_HOST_LABEL = "luma.lock.host"
+LOCK_PID_LABEL = "luma.lock.pid"
+LOCK_SINCE_LABEL = "luma.lock.since"
+
+
+def lock_name(project: str) -> str:
+    return f"luma-deploy-lock-{project}"
+
+
 #: Suffix `deploy` gives (`docker rename`) to old containers it is draining: never routed.
 DRAINING_SUFFIX = "--luma-draining"
 

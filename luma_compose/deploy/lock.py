@@ -24,14 +24,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..engine.docker_engine import DockerEngine as Engine
     from .progress import Progress
 
-LOCK_LABEL = "luma.lock.project"
-HOST_LABEL = "luma.lock.host"
-PID_LABEL = "luma.lock.pid"
-SINCE_LABEL = "luma.lock.since"
+from ..contract import LOCK_HOST_LABEL as HOST_LABEL
+from ..contract import LOCK_LABEL, lock_name
+from ..contract import LOCK_PID_LABEL as PID_LABEL
+from ..contract import LOCK_SINCE_LABEL as SINCE_LABEL
 
-
-def lock_name(project: str) -> str:
-    return f"luma-deploy-lock-{project}"
+__all__ = ["HOST_LABEL", "LOCK_LABEL", "PID_LABEL", "ProjectLock", "SINCE_LABEL", "lock_name"]
 
 
 def _pid_alive(pid: int) -> bool:
