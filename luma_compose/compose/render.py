@@ -55,11 +55,11 @@ class Renderer:
         self.step = self.file_step
 
     def run(self) -> tuple[str, dict]:
-        splice.QUOTE[0] = splice.prefer_quote(self.src.text)
+        token = splice.QUOTE.set(splice.prefer_quote(self.src.text))
         try:
             return self._run()
         finally:
-            splice.QUOTE[0] = '"'
+            splice.QUOTE.reset(token)
 
     def _run(self) -> tuple[str, dict]:
         expected = copy.copy(self.data)

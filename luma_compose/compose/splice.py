@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextvars import ContextVar
 from typing import Any
 
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
@@ -20,8 +21,9 @@ _PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_/][A-Za-z0-9_./@:+=,-]*$")
 _KEYWORDS = frozenset(("~", "null", "true", "false", "yes", "no", "on", "off", "y", "n"))
 
 
-#: The quote character new quoted scalars use: the file's own majority (see Renderer).
-QUOTE = ['"']
+#: The quote character new quoted scalars use: the file's own majority, set by the Renderer for the
+#: duration of one render (a context variable: renders in other threads keep their own).
+QUOTE: ContextVar[str] = ContextVar("luma_quote", default='"')
 
 
 def prefer_quote(text: str) -> str:
@@ -40,7 +42,7 @@ def scalar(value: str, flow: bool = False) -> str:
     if (_PLAIN_SAFE.match(value) and value.lower() not in _KEYWORDS and not value[0].isdigit()
             and not (flow and (":" in value or "," in value))):
         return value
-    if QUOTE[0] == "'" and value.isprintable():
+    if QUOTE.get() == "'" and value.isprintable():
         return "'" + value.replace("'", "''") + "'"
     return json.dumps(value, ensure_ascii=False)
 

@@ -306,3 +306,16 @@ def test_non_ascii_and_bom_before_the_edits_keep_positions_right():
     assert out.startswith("\ufeff# 日本語 🎉\nname: p\nservices:\n  web:   # ünïcode 🚀\n")
     web = load(out.lstrip("\ufeff"))["services"]["web"]
     assert web["labels"]["é"] == "ü" and web["labels"]["luma.target"] == "p-web:80"
+
+
+def test_renders_in_threads_keep_their_own_quote_style():
+    """The file's quote style is per render (a context variable), not shared by concurrent renders."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    single = "services:\n  web:\n    image: 'x'\n    command: 'a'\n    x-luma: {hosts: a.example.com, port: 80}\n"
+    double = 'services:\n  web:\n    image: "x"\n    command: "a"\n    x-luma: {hosts: a.example.com, port: 80}\n'
+    want = {t: api.render_text("c.yaml", t, project="p").text for t in (single, double)}
+    assert want[single] != want[double]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda t: (t, api.render_text("c.yaml", t, project="p").text), [single, double] * 40))
+    assert all(out == want[t] for t, out in got)
