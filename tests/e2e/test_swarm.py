@@ -1,4 +1,5 @@
-"""The same compose file and x-luma on a real 2-node Docker Swarm (tests/support/cluster.py).
+"""The same compose file and x-luma on a real Docker Swarm (tests/support/cluster.py): 2 nodes,
+a 3rd joining and leaving in one test.
 
 Both nodes are private dockerds in their own network namespaces; the machine's engine is never a
 swarm member. Clients (curl, hey) run in a third namespace, the "internet", and reach the proxy on
@@ -295,3 +296,90 @@ def test_drained_node_tasks_move_and_stay_served(swarm, tmp_path, busybox_image,
             c.docker("node", "update", "--availability", "active", worker.node_id, check=False)
             if load.poll() is None:
                 load.kill()
+
+
+def wait_for(what: str, cond, timeout: float = 90) -> float:
+    """Poll ``cond`` until true; seconds it took."""
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(0.5)
+    return time.monotonic() - t0
+
+
+def distinct_bodies(c: clusterkit.Cluster, node: clusterkit.Node, host: str, prefix: str, want: int,
+                    timeout: float = 60) -> set[str]:
+    """Poll the proxy on ``node`` until ``want`` different tasks have answered (only ``prefix`` bodies)."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(seen) < want:
+        got = get(c, node, host, 12)
+        assert all(g.startswith(prefix) for g in got), got
+        seen |= set(got)
+    assert len(seen) == want, f"via {node.ip}: {seen}"
+    return seen
+
+
+def light_load(c: clusterkit.Cluster, node: clusterkit.Node, host: str, seconds: int) -> subprocess.Popen:
+    """A small, bounded load: 2 workers at 50 req/s each."""
+    return c.client_popen(["hey", "-z", f"{seconds}s", "-c", "2", "-q", "50", "-host", host,
+                           f"http://{node.ip}:{PORT}/"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_node_joining_leaving_and_manager_restart_converge_by_themselves(swarm, tmp_path, busybox_image,
+                                                                         caddy_image, unique):
+    """Issue 13: a node joining or leaving and a manager restart need no luma-compose command."""
+    c = swarm
+    name = unique("grow")
+    host = f"{name}.test"
+    old = list(c.nodes)
+    with project(c, tmp_path, name, host, busybox_image):
+        wait_served(c, c.manager, host, f"{name}/web/")
+
+        # A third node joins: the global proxy gets a task there by Swarm alone, and it serves.
+        t0 = time.monotonic()
+        new = c.add_node(images=[busybox_image, caddy_image])
+        joined = time.monotonic() - t0
+        served_new = wait_for("the new node's proxy serves", lambda: all(
+            g.startswith(f"{name}/web/") for g in get(c, new, host, 4)), timeout=120)
+        assert new.node_id in nodes_of(c, "luma-proxy")
+        # Scaled up, the service spreads a task onto it, served through every node's proxy.
+        c.docker("service", "scale", "-d", f"{name}_web=3")
+        wait_for("a task on the new node", lambda: new.node_id in nodes_of(c, f"{name}_web"))
+        for node in c.nodes:
+            distinct_bodies(c, node, host, f"{name}/web/", 3)
+
+        # It leaves (swarm leave on it, node rm on the manager) under a small load on the others.
+        loads = [light_load(c, node, host, 25) for node in old]
+        try:
+            time.sleep(2)
+            t0 = time.monotonic()
+            c.remove_node(new)
+            left = time.monotonic() - t0
+            back = wait_for("3 tasks running on the remaining nodes", lambda: len(c.service_tasks(
+                f"{name}_web")) == 3 and nodes_of(c, f"{name}_web") <= {n.node_id for n in old})
+            results = [hey_result(p) for p in loads]
+        finally:
+            for p in loads:
+                if p.poll() is None:
+                    p.kill()
+        for codes, errors, out in results:
+            assert sum(codes.values()) > 1000, out
+            assert set(codes) == {200} and errors == 0, out
+        assert nodes_of(c, "luma-proxy") == {n.node_id for n in old}
+
+        # The manager's engine restarts: every host is served again on every node, with no
+        # luma-compose command in between (the proxy tasks come back by Swarm itself).
+        before = luma(c, "routes", "--format", "json").stdout
+        t0 = time.monotonic()
+        c.restart_engine(c.manager)
+        engine_up = time.monotonic() - t0
+        for node in c.nodes:
+            wait_served(c, node, host, f"{name}/web/", timeout=180)
+        converged = time.monotonic() - t0
+        assert nodes_of(c, "luma-proxy") == {n.node_id for n in old}
+        assert luma(c, "routes", "--format", "json").stdout == before
+        print(f"\n[converge] join {joined:.1f}s + proxy serving on it {served_new:.1f}s; leave {left:.1f}s, "
+              f"tasks back to 3 {back:.1f}s later; load {[sum(r[0].values()) for r in results]} OK; "
+              f"manager restart: engine up {engine_up:.1f}s, every host served {converged:.1f}s")

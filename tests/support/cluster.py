@@ -15,6 +15,11 @@ drive them with ``DOCKER_HOST=unix:///run/lsw-<id>-nK.sock`` (engine.client hono
 Images come from the local engine with ``docker save | docker -H NODE load`` (there is no
 registry), and stacks are deployed with ``--resolve-image never``.
 
+Membership changes for tests: ``add_node(images)`` starts one more dockerd (``.N``, its own namespace
+on the same bridge), loads the images and joins it as a worker; ``remove_node(node)`` runs ``docker
+swarm leave`` on it and ``docker node rm`` on the manager; ``restart_engine(node)`` stops a dockerd by
+its pid and starts it again with the same flags and state. Teardown covers every node ever added.
+
 Usable as a context manager (``with cluster(2, images=[...]) as c:``) or from the shell for
 poking around by hand: ``python tests/support/cluster.py up`` / ``down ID``.
 """
@@ -95,6 +100,8 @@ class Cluster:
     client_ns: str
     client_ip: str
     nodes: list[Node] = field(default_factory=list)
+    #: Nodes that left the swarm (remove_node): their engines are stopped, torn down with the rest.
+    retired: list[Node] = field(default_factory=list)
 
     @property
     def manager(self) -> Node:
@@ -119,14 +126,55 @@ class Cluster:
                 return n
         raise KeyError(node_id)
 
-    def load_image(self, tag: str) -> None:
-        """Copy an image of the local engine into every node (no registry)."""
+    def load_image(self, tag: str, nodes: Sequence[Node] | None = None) -> None:
+        """Copy an image of the local engine into every node, or into ``nodes`` (no registry)."""
         p = subprocess.run(["docker", "save", tag], capture_output=True, timeout=300)
         if p.returncode != 0:
             raise ClusterError(f"docker save {tag}: {p.stderr.decode(errors='replace').strip()}")
         data = p.stdout
-        for n in self.nodes:
+        for n in self.nodes if nodes is None else nodes:
             _run(["docker", "-H", n.host, "load"], input=data, timeout=300)
+
+    def add_node(self, images: Sequence[str] = ()) -> Node:
+        """A new private dockerd in its own namespace on the same bridge, joined as a worker, Ready,
+        with ``images`` loaded. Torn down with the cluster."""
+        index = max(n.index for n in [*self.nodes, *self.retired]) + 1
+        node = _node(self, index)
+        _run(["ip", "netns", "add", node.name])
+        self.nodes.append(node)  # from here on, teardown owns it
+        _link(self, node.name, node.ip, f"n{index}")
+        node.log.parent.mkdir(parents=True, exist_ok=True)
+        start_engine(node)
+        for tag in images:  # before joining: nothing can be scheduled on it without its images
+            self.load_image(tag, [node])
+        token = self.docker("swarm", "join-token", "-q", "worker").strip()
+        node.docker("swarm", "join", "--token", token, "--advertise-addr", node.ip, "--listen-addr",
+                    f"{node.ip}:2377", f"{self.manager.ip}:2377")
+        node.node_id = node.docker("info", "--format", "{{.Swarm.NodeID}}").strip()
+        _wait_ready(self, [node])
+        return node
+
+    def remove_node(self, node: Node, timeout: float = 60) -> None:
+        """``docker swarm leave`` on the node, wait for the manager to see it Down, ``docker node rm``,
+        stop its engine. Its namespace stays until teardown."""
+        node.docker("swarm", "leave", timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.docker("node", "inspect", node.node_id, "--format", "{{.Status.State}}", check=False).strip()
+            if st == "down":
+                break
+            time.sleep(0.5)
+        else:
+            raise ClusterError(f"node {node.name} not down {timeout}s after leaving:\n" + self.docker("node", "ls"))
+        self.docker("node", "rm", node.node_id)
+        stop_engine(node)
+        self.nodes.remove(node)
+        self.retired.append(node)
+
+    def restart_engine(self, node: Node) -> None:
+        """Stop the node's dockerd by pid and start it again with the same flags and state."""
+        stop_engine(node, timeout=60)
+        start_engine(node)
 
     def service_tasks(self, service: str) -> list[dict]:
         """Running tasks of a service: [{"id", "node", "node_id", "container", "state"}]."""
@@ -210,18 +258,22 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _node(c: Cluster, i: int) -> Node:
+    base = STATE_ROOT / c.id
+    return Node(
+        name=f"lsw{c.id}n{i}", index=i, ip=f"{c.subnet}.{i}", sock=f"/run/lsw-{c.id}-n{i}.sock",
+        data_root=base / f"n{i}" / "data", exec_root=Path(f"/run/lsw-{c.id}-n{i}"),
+        pidfile=Path(f"/run/lsw-{c.id}-n{i}.pid"), log=base / f"n{i}" / "dockerd.log",
+    )
+
+
 def _new(n_nodes: int) -> Cluster:
     cid = secrets.token_hex(3)
     octet = 1 + int(cid, 16) % 250
     subnet = f"10.253.{octet}"
     c = Cluster(id=cid, subnet=subnet, hub=f"lsw{cid}hub", client_ns=f"lsw{cid}client", client_ip=f"{subnet}.100")
-    base = STATE_ROOT / cid
     for i in range(1, n_nodes + 1):
-        c.nodes.append(Node(
-            name=f"lsw{cid}n{i}", index=i, ip=f"{subnet}.{i}", sock=f"/run/lsw-{cid}-n{i}.sock",
-            data_root=base / f"n{i}" / "data", exec_root=Path(f"/run/lsw-{cid}-n{i}"),
-            pidfile=Path(f"/run/lsw-{cid}-n{i}.pid"), log=base / f"n{i}" / "dockerd.log",
-        ))
+        c.nodes.append(_node(c, i))
     return c
 
 
@@ -239,7 +291,7 @@ def _link(c: Cluster, ns: str, ip: str, short: str) -> None:
 
 
 def _namespaces(c: Cluster) -> list[str]:
-    return [c.hub, c.client_ns, *(n.name for n in c.nodes)]
+    return [c.hub, c.client_ns, *(n.name for n in [*c.nodes, *c.retired])]
 
 
 def _setup_network(c: Cluster) -> None:
@@ -262,24 +314,29 @@ def _form_swarm(c: Cluster) -> None:
                  f"{m.ip}:2377")
     for n in c.nodes:
         n.node_id = n.docker("info", "--format", "{{.Swarm.NodeID}}").strip()
-    # Every node Ready before anyone schedules on it.
-    deadline = time.monotonic() + 60
+    _wait_ready(c, c.nodes)
+
+
+def _wait_ready(c: Cluster, nodes: Sequence[Node], timeout: float = 60) -> None:
+    """Every node of ``nodes`` Ready, as the manager sees it, before anyone schedules on it."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = m.docker("node", "ls", "--format", "{{.ID}} {{.Status}}")
+        out = c.docker("node", "ls", "--format", "{{.ID}} {{.Status}}")
         ready = {line.split()[0] for line in out.splitlines() if line.endswith("Ready")}
-        if all(n.node_id in ready for n in c.nodes):
+        if all(n.node_id in ready for n in nodes):
             return
         time.sleep(0.5)
-    raise ClusterError("swarm nodes not Ready within 60s:\n" + m.docker("node", "ls"))
+    raise ClusterError(f"swarm nodes not Ready within {timeout}s:\n" + c.docker("node", "ls"))
 
 
 def _teardown(c: Cluster) -> None:
     errors: list[str] = []
+    every = [*c.nodes, *c.retired]
     for n in reversed(c.nodes):
         if n.pid:
             with contextlib.suppress(ClusterError):
                 n.docker("swarm", "leave", "--force", check=False, timeout=60)
-    for n in reversed(c.nodes):
+    for n in reversed(every):
         stop_engine(n)
     # Anything still running in our namespaces (shims, containers) was started by our engines.
     for ns in _namespaces(c):
@@ -287,14 +344,14 @@ def _teardown(c: Cluster) -> None:
         for pid in (int(x) for x in (p.stdout or "").split() if x.isdigit()):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    for n in c.nodes:
+    for n in every:
         for root in (n.exec_root, n.data_root):
             _unmount_under(root)
     for ns in _namespaces(c):
         if (NETNS_DIR / ns).exists():
             if _run(["ip", "netns", "del", ns], check=False).returncode != 0:
                 errors.append(f"ip netns del {ns}")
-    for n in c.nodes:
+    for n in every:
         shutil.rmtree(n.exec_root, ignore_errors=True)
         for f in (Path(n.sock), n.pidfile):
             with contextlib.suppress(FileNotFoundError):
