@@ -77,10 +77,14 @@ class SwarmProxy:
                             self.edge, check=False)
 
     def desired(self, http_port: int) -> tuple[swarm_routes.Table, str]:
-        services = self.engine.services(f"label={contract.LABEL_MANAGED}=true")
-        table = swarm_routes.table(services)
-        existing = {n["Name"] for n in self.engine.networks("driver=overlay")}
+        everything = self.engine.services()
+        managed = [s for s in everything
+                   if ((s.get("Spec") or {}).get("Labels") or {}).get(contract.LABEL_MANAGED) == "true"]
+        table = swarm_routes.table(managed)
+        overlays = self.engine.networks("driver=overlay")
+        existing = {n["Name"] for n in overlays}
         table.routes = [r for r in table.routes if r.network in existing]
+        table = swarm_routes.drop_shadowed(table, everything, {n["Id"]: n["Name"] for n in overlays})
         return table, swarm_routes.dumps(swarm_routes.build_config(table, http_port))
 
     def _current(self, svc: dict[str, Any]) -> tuple[set[str], list[dict[str, Any]]]:

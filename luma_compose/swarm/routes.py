@@ -51,6 +51,9 @@ class Table:
         return sorted({r.network for r in self.routes})
 
 
+STACK_NAMESPACE_LABEL = "com.docker.stack.namespace"
+
+
 def route_of(service: dict[str, Any]) -> SwarmRoute | None:
     """The route a ``docker service inspect`` record asks for, or None (not managed / invalid)."""
     spec = service.get("Spec") or {}
@@ -75,6 +78,10 @@ def route_of(service: dict[str, Any]) -> SwarmRoute | None:
     except (KeyError, ValueError):
         return None
     if not hosts or not (0 < port < 65536):
+        return None
+    # A service routes only for its own stack: `docker stack deploy P` names it P_S and labels it with
+    # the namespace P. Service names are unique on a swarm, so no other stack can pass as P's S.
+    if spec.get("Name") != f"{project}_{svc}" or labels.get(STACK_NAMESPACE_LABEL) != project:
         return None
     return SwarmRoute(project, svc, spec.get("Name", ""), hosts, contract.alias(project, svc), port,
                       labels.get(contract.LABEL_NETWORK) or contract.ingress_network(project),
@@ -147,3 +154,44 @@ def dumps(config: dict[str, Any]) -> str:
 def config_name(prefix: str, text: str) -> str:
     """Swarm configs are immutable: each content gets its own name."""
     return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def dns_names(service: dict[str, Any], net_names: dict[str, str]) -> dict[str, set[str]]:
+    """network name -> the names a service answers to in DNS there: its name, its stack's short
+    name for it, and its network aliases."""
+    spec = service.get("Spec") or {}
+    name = spec.get("Name") or ""
+    ns = (spec.get("Labels") or {}).get(STACK_NAMESPACE_LABEL)
+    base = {name} | ({name[len(ns) + 1:]} if ns and name.startswith(ns + "_") else set())
+    out: dict[str, set[str]] = {}
+    for n in (spec.get("TaskTemplate") or {}).get("Networks") or []:
+        net = net_names.get(n.get("Target", ""), n.get("Target", ""))
+        out.setdefault(net, set()).update(base | set(n.get("Aliases") or []))
+    return out
+
+
+def drop_shadowed(t: Table, services: list[dict[str, Any]], net_names: dict[str, str]) -> Table:
+    """The proxy resolves each route's alias on every overlay it joins: a service that answers to
+    another project's alias on one of them would receive that project's traffic. Such a service's
+    own project is not routed (its overlay is not joined); if it sits on the owner's overlay itself,
+    the owner's routes are withheld too: a 404 rather than another project's answer. Each is reported."""
+    by_alias = {r.alias: r for r in t.routes}
+    joined = {r.network for r in t.routes}
+    bad_nets: dict[str, str] = {}
+    for svc in services:
+        spec_name = (svc.get("Spec") or {}).get("Name") or ""
+        for net, names in dns_names(svc, net_names).items():
+            if net not in joined:
+                continue
+            for alias in names & set(by_alias):
+                owner = by_alias[alias]
+                if spec_name == owner.swarm_service:
+                    continue  # the owner itself
+                bad_nets[net] = (f"service {spec_name} answers to {alias} (the target of "
+                                 f"{owner.project}/{owner.service}) on {net}")
+    if not bad_nets:
+        return t
+    kept = [r for r in t.routes if r.network not in bad_nets]
+    conflicts = t.conflicts + [f"{why}: the routes on {net} are withheld (DNS shadowing)"
+                               for net, why in sorted(bad_nets.items())]
+    return Table(kept, conflicts)
