@@ -42,9 +42,15 @@ class SwarmEngine:
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
     def inspect(self, kind: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The objects among ``ids`` that still exist: one listed a moment ago may be gone now
+        (a stack being removed), and docker then prints the others and fails."""
         if not ids:
             return []
-        return json.loads(self.run(kind, "inspect", *ids).stdout or "[]")
+        p = self.run(kind, "inspect", *ids, check=False)
+        found = json.loads(p.stdout or "[]")
+        if p.returncode != 0 and "not found" not in p.stderr.lower() and "no such" not in p.stderr.lower():
+            raise SwarmError(f"{kind} inspect failed: {p.stderr.strip()}")
+        return found
 
     # ------------------------------------------------------------------ reads
 

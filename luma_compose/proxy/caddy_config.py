@@ -139,6 +139,9 @@ def _safe(value: str) -> str:
     return value
 
 
+safe = _safe
+
+
 def _route(r: Route) -> dict[str, Any]:
     upstreams = tuple(_safe(u) for u in r.upstreams)
     hosts = [_safe(h) for h in r.hosts]

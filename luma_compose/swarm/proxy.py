@@ -1,20 +1,22 @@
-"""The proxy on a swarm: one global service (Caddy), its config a Swarm config object.
+"""The proxy on a swarm: an edge on every node, a gateway per project, a config server.
 
-* ``luma-proxy`` runs in ``mode: global`` (every node, or the nodes with a label), publishing
-  its port with ``mode: host`` on each node (the routing mesh needs IPVS, and a host port keeps
-  the client's address). It joins each project's attachable overlay ``P_luma`` and nothing else.
-* Its config is a file: a Swarm config object named by its content hash, mounted at
-  ``/etc/luma/caddy.json``. Caddy's admin API is disabled, so a proxy has no control surface,
-  and no proxy task ever gets the Docker socket.
-* The controller (``sync``/``run``, on a manager: the only place that knows every service) reads
-  the services' labels, and when the routes or the set of ingress networks change it updates the
-  proxy service once: new config object + network add/remove. Swarm rolls that out one node at a
-  time (``stop-first``: a host port cannot be held twice on one node). Task changes (deploys,
-  rescheduling, drained nodes) change neither, so they never touch the proxy.
+* **edge** (service ``luma-proxy``, ``mode: global`` on every node or the nodes with a label):
+  Caddy publishing its port with ``mode: host`` (the routing mesh needs IPVS, and a host port
+  keeps the client's address). It joins only ``luma-proxy_edge``. Its Swarm config is a fixed boot
+  file; its routes it pulls every second from the config server over TLS, pinned to the swarm's
+  own certificate. An unchanged config is not reloaded; a changed one is loaded in place, like
+  on one host (WebSockets kept by ``stream_close_delay``). So a route change restarts nothing.
+* **gateway** of project P (``luma-proxy-gw-P``, 2 replicas, ``dnsrr``): on the edge network
+  and on P_luma, nothing else. It forwards what the edge sends it to ``P-S:port`` and refuses
+  any other target, so it resolves no other project's names. Adding or removing a project adds
+  or removes its gateway; no other project's path changes.
+* **config server** (``luma-proxy-config``, 1 replica, managers only): serves the edge config, a
+  Swarm config object; a route change replaces that task (stop-first: the edges never see two
+  versions; while it is away they keep the config they have).
 
-The trade-off, measured (README, "Running on a swarm"): a route change restarts each node's proxy
-in turn, a second or two without that node answering, while a redeploy of a routed service costs
-nothing at the proxy.
+No part has the Docker socket or an admin API. The controller (``sync``/``run``, on a manager:
+the only place that knows every service) reads the services' labels and converges the gateways
+and the config. Task changes (deploys, rescheduling, drained nodes) change neither.
 """
 
 from __future__ import annotations
@@ -25,14 +27,26 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import contract
+from . import control_tls
 from . import routes as swarm_routes
 from ..engine.swarm import SwarmEngine, SwarmError
 
 DEFAULT_NAME = "luma-proxy"
 DEFAULT_IMAGE = "caddy:2"
+#: On every part: its role (edge, gateway, config) ...
 ROLE_LABEL = "luma.proxy.swarm"
+#: ... and the proxy it belongs to.
+PROXY_LABEL = "luma.proxy.name"
+GATEWAY_OF_LABEL = "luma.proxy.gateway-of"
 CONFIG_LABEL = "luma.proxy.config"
 HTTP_PORT_LABEL = "luma.proxy.http-port"
+NODES_LABEL = "luma.proxy.nodes"
+GATEWAY_REPLICAS = 2
+GATEWAY_CONFIG_TARGET = "/etc/luma/gateway.json"
+CONTROL_CONFIG_TARGET = "/etc/luma/control.json"
+#: After the config server serves a new config, every edge has pulled it within this: LOAD_DELAY
+#: (1 s), plus at most one pull that timed out (1 s) on the task just replaced.
+PROPAGATION = 3.0
 
 
 @dataclass
@@ -63,18 +77,24 @@ class SwarmProxy:
         self.name = name
         self.log = log or (lambda s: print(s, file=sys.stderr))
 
-    # ------------------------------------------------------------------ state
+    # ------------------------------------------------------------------ names
 
     @property
     def edge(self) -> str:
-        """The proxy's own overlay, always attached: a task on no network at all gets no host port
-        (measured: with zero projects the published port refused connections); no project joins it."""
+        """The edge network: edges, gateways and the config server; no project's service joins it."""
         return f"{self.name}_edge"
 
-    def _ensure_edge(self) -> None:
-        if not self.engine.networks(f"name={self.edge}", "driver=overlay"):
-            self.engine.run("network", "create", "--driver", "overlay", "--label", f"{ROLE_LABEL}={self.name}",
-                            self.edge, check=False)
+    @property
+    def config_server(self) -> str:
+        return swarm_routes.config_server_name(self.name)
+
+    def gateway(self, project: str) -> str:
+        return swarm_routes.gateway_name(self.name, project)
+
+    def _labels(self, role: str) -> list[str]:
+        return ["--label", f"{ROLE_LABEL}={role}", "--label", f"{PROXY_LABEL}={self.name}"]
+
+    # ------------------------------------------------------------------ state
 
     def desired(self, http_port: int) -> tuple[swarm_routes.Table, str]:
         everything = self.engine.services()
@@ -84,38 +104,66 @@ class SwarmProxy:
         overlays = self.engine.networks("driver=overlay")
         existing = {n["Name"] for n in overlays}
         table.routes = [r for r in table.routes if r.network in existing]
-        table = swarm_routes.drop_shadowed(table, everything, {n["Id"]: n["Name"] for n in overlays})
-        return table, swarm_routes.dumps(swarm_routes.build_config(table, http_port))
+        table = swarm_routes.drop_shadowed(table, everything, {n["Id"]: n["Name"] for n in overlays}, self.name)
+        return table, swarm_routes.dumps(swarm_routes.edge_config(table, http_port, self.name))
 
-    def _current(self, svc: dict[str, Any]) -> tuple[set[str], list[dict[str, Any]]]:
-        tmpl = svc["Spec"]["TaskTemplate"]
-        ids = [n["Target"] for n in tmpl.get("Networks") or []]
-        names = set(self.engine.network_names(ids).values()) if ids else set()
-        return names, tmpl.get("ContainerSpec", {}).get("Configs") or []
+    def gateways(self) -> dict[str, dict[str, Any]]:
+        """Our gateway services by name."""
+        return {s["Spec"]["Name"]: s for s in self.engine.services(f"label={ROLE_LABEL}=gateway",
+                                                                    f"label={PROXY_LABEL}={self.name}")}
+
+    def _image(self, svc: dict[str, Any]) -> str:
+        return svc["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+
+    def _config_names(self, svc: dict[str, Any]) -> dict[str, str]:
+        """target -> config name of a service."""
+        cfgs = svc["Spec"]["TaskTemplate"].get("ContainerSpec", {}).get("Configs") or []
+        return {c["File"]["Name"]: c["ConfigName"] for c in cfgs if c.get("File")}
+
+    def _network_names(self, svc: dict[str, Any]) -> set[str]:
+        ids = [n["Target"] for n in svc["Spec"]["TaskTemplate"].get("Networks") or []]
+        return set(self.engine.network_names(ids).values()) if ids else set()
 
     # ------------------------------------------------------------------ operations
 
     def up(self, image: str = DEFAULT_IMAGE, http_port: int = 80, nodes: str = "all") -> SyncResult:
-        """Create the proxy service if missing (then sync)."""
-        if self.engine.service(self.name) is not None:
-            return self.sync()
+        """Create (or bring up to date) the edge, the config server and the gateways."""
+        existing = self.engine.service(self.name)
+        if existing is not None:
+            have_port = (existing["Spec"].get("Labels") or {}).get(HTTP_PORT_LABEL)
+            if (existing["Spec"].get("Labels") or {}).get(PROXY_LABEL) != self.name:
+                raise SwarmError(f"the service {self.name} is not a luma-compose proxy of this version",
+                                 "luma-compose swarm proxy down, then up")
+            if have_port != str(http_port):
+                raise SwarmError(f"the proxy {self.name} listens on port {have_port}, not {http_port}",
+                                 "luma-compose swarm proxy down, then up with the new port")
+        self._ensure_edge_network()
+        cert_cfg, key_secret = self._ensure_control_tls()
         table, text = self.desired(http_port)
-        self._ensure_edge()
-        cfg = self._ensure_config(text)
-        args = ["service", "create", "--detach", "--name", self.name, "--mode", "global",
-                "--label", f"{ROLE_LABEL}=true", "--label", f"{HTTP_PORT_LABEL}={http_port}",
-                "--config", f"source={cfg},target={swarm_routes.CONFIG_TARGET},mode=0444",
-                "--publish", f"mode=host,target={http_port},published={http_port},protocol=tcp",
-                "--update-order", "stop-first", "--update-parallelism", "1", "--update-delay", "1s",
-                "--update-failure-action", "rollback", "--restart-condition", "any",
-                *_placement_args(nodes)]
-        for n in [self.edge, *table.networks]:
-            args += ["--network", n]
-        args += [image, "caddy", "run", "--config", swarm_routes.CONFIG_TARGET]
-        self.engine.run(*args)
-        self.log(f"proxy: created global service {self.name} ({len(table.routes)} routes)")
-        self._wait_converged()
-        self._gc_configs(keep={cfg})
+        for c in table.conflicts:
+            self.log(f"conflict: {c}")
+        self._ensure_config_server(image, cert_cfg, key_secret, text)
+        self._converge_gateways(table, image)
+        boot = self._ensure_config(swarm_routes.dumps(swarm_routes.boot_config(http_port, self.name)), "boot")
+        configs = {swarm_routes.BOOT_TARGET: boot, swarm_routes.CONTROL_CERT_TARGET: cert_cfg}
+        if existing is None:
+            args = ["service", "create", "--detach", "--name", self.name, "--mode", "global",
+                    *self._labels("edge"), "--label", f"{HTTP_PORT_LABEL}={http_port}",
+                    "--label", f"{NODES_LABEL}={nodes}",
+                    "--publish", f"mode=host,target={http_port},published={http_port},protocol=tcp",
+                    "--update-order", "stop-first", "--update-parallelism", "1", "--update-delay", "1s",
+                    "--update-failure-action", "rollback", "--restart-condition", "any",
+                    "--network", self.edge, *_placement_args(nodes)]
+            for target, name in configs.items():
+                args += ["--config", f"source={name},target={target},mode=0444"]
+            self.engine.run(*args, image, "caddy", "run", "--config", swarm_routes.BOOT_TARGET)
+            self.log(f"proxy: created global service {self.name} ({len(table.routes)} routes)")
+            self._wait_converged(self.name)
+        else:
+            self._update(existing, image, configs, {self.edge}, nodes)
+        self._wait_converged(self.config_server)
+        time.sleep(PROPAGATION)
+        self._gc()
         return SyncResult(True, table.routes, table.conflicts, text, [])
 
     def sync(self, wait: bool = True) -> SyncResult:
@@ -126,32 +174,18 @@ class SwarmProxy:
         table, text = self.desired(http_port)
         for c in table.conflicts:
             self.log(f"conflict: {c}")
-        have_nets, have_cfgs = self._current(svc)
-        want_nets = set(table.networks) | {self.edge}
-        self._ensure_edge()
-        cfg = swarm_routes.config_name(self.name, text)
-        have_cfg_names = {c.get("ConfigName") for c in have_cfgs}
-        changed = want_nets != have_nets or have_cfg_names != {cfg}
+        image = self._image(svc)
+        # New projects' gateways first (served before the edges route to them), then the config,
+        # then the gateways of projects no longer routed (the edges have stopped using them).
+        created = self._converge_gateways(table, image, remove=False, wait=wait)
+        published = self._publish(text, wait=wait)
+        removed = self._converge_gateways(table, image, remove=True, wait=wait)
+        changed = bool(created or published or removed)
         if changed:
-            self._ensure_config(text)
-            args = ["service", "update", "--detach"]
-            for c in sorted(n for n in have_cfg_names if n and n != cfg):
-                args += ["--config-rm", c]
-            if cfg not in have_cfg_names:
-                args += ["--config-add", f"source={cfg},target={swarm_routes.CONFIG_TARGET},mode=0444"]
-            for n in sorted(want_nets - have_nets):
-                args += ["--network-add", n]
-            for n in sorted(have_nets - want_nets):
-                args += ["--network-rm", n]
-            started = (svc.get("UpdateStatus") or {}).get("StartedAt")
-            self.engine.run(*args, self.name)
-            self.log(f"proxy: {len(table.routes)} routes; networks +{sorted(want_nets - have_nets)} "
-                     f"-{sorted(have_nets - want_nets)}; rolling the proxy tasks")
-            if wait:
-                self._wait_converged(previous=started)
-            self._gc_configs(keep={cfg})
-        removed = self._gc_networks(want_nets)
-        return SyncResult(changed, table.routes, table.conflicts, text, removed)
+            self.log(f"proxy: {len(table.routes)} routes; gateways +{created} -{removed}"
+                     + ("; config published" if published else ""))
+            self._gc()
+        return SyncResult(changed, table.routes, table.conflicts, text, self._gc_networks(set(table.networks)))
 
     def run(self, interval: float = 1.0) -> None:  # pragma: no cover - exercised by the e2e tests
         """Converge forever: polling a manager survives its restarts and needs no event stream."""
@@ -163,18 +197,146 @@ class SwarmProxy:
             time.sleep(interval)
 
     def down(self) -> None:
-        self.engine.run("service", "rm", self.name, check=False)
+        for name in [self.name, self.config_server, *self.gateways()]:
+            self.engine.run("service", "rm", name, check=False)
         time.sleep(1)
-        self._gc_configs(keep=set())
         for _ in range(20):
+            self._gc(everything=True)
             if self.engine.run("network", "rm", self.edge, check=False).returncode == 0:
                 break
             time.sleep(0.5)
+        for s in self.engine.run("secret", "ls", "-q", "--filter", f"label={CONFIG_LABEL}={self.name}").stdout.split():
+            self.engine.run("secret", "rm", s, check=False)
+
+    # ------------------------------------------------------------------ parts
+
+    def _ensure_edge_network(self) -> None:
+        if not self.engine.networks(f"name={self.edge}", "driver=overlay"):
+            self.engine.run("network", "create", "--driver", "overlay", "--label", f"{ROLE_LABEL}={self.name}",
+                            self.edge, check=False)
+
+    def _ensure_control_tls(self) -> tuple[str, str]:
+        """(config name of the certificate, secret name of the key), made once per proxy."""
+        label = f"{CONFIG_LABEL}.control={self.name}"
+        certs = self.engine.configs(f"label={label}")
+        secrets = self.engine.run("secret", "ls", "--format", "{{.Name}}", "--filter", f"label={label}").stdout.split()
+        if certs and secrets:
+            return certs[0]["Spec"]["Name"], secrets[0]
+        cert, key = control_tls.make(self.config_server)
+        name = swarm_routes.config_name(f"{self.name}-control", cert)
+        self.engine.run("config", "create", "--label", f"{CONFIG_LABEL}={self.name}", "--label", label,
+                        name, "-", input=cert)
+        self.engine.run("secret", "create", "--label", f"{CONFIG_LABEL}={self.name}", "--label", label,
+                        f"{name}-key", "-", input=key)
+        return name, f"{name}-key"
+
+    def _ensure_config_server(self, image: str, cert_cfg: str, key_secret: str, text: str) -> None:
+        edge_cfg = self._ensure_config(text, "edge")
+        own = self._ensure_config(swarm_routes.dumps(swarm_routes.config_server_config()), "control-server")
+        configs = {swarm_routes.EDGE_CONFIG_TARGET: edge_cfg, CONTROL_CONFIG_TARGET: own,
+                   swarm_routes.CONTROL_CERT_TARGET: cert_cfg}
+        svc = self.engine.service(self.config_server)
+        if svc is None:
+            args = ["service", "create", "--detach", "--name", self.config_server, *self._labels("config"),
+                    "--replicas", "1", "--endpoint-mode", "dnsrr", "--network", self.edge,
+                    "--constraint", "node.role==manager", "--update-order", "stop-first",
+                    # the new task serving is all we wait for (Swarm's default watches it for 5 s)
+                    "--update-monitor", "200ms",
+                    # nothing in flight matters here (an edge retries its pull a second later); a
+                    # graceful stop waited ~3 s for the edges' idle connections (measured)
+                    "--stop-grace-period", "1s",
+                    "--restart-condition", "any",
+                    "--secret", f"source={key_secret},target={swarm_routes.CONTROL_KEY_SECRET},mode=0400"]
+            for target, name in configs.items():
+                args += ["--config", f"source={name},target={target},mode=0444"]
+            self.engine.run(*args, image, "caddy", "run", "--config", CONTROL_CONFIG_TARGET)
+            self.log(f"proxy: created the config server {self.config_server}")
+        else:
+            self._update(svc, image, configs, {self.edge})
+
+    def _publish(self, text: str, wait: bool) -> bool:
+        """Serve ``text`` to the edges; True if it was not served yet."""
+        svc = self.engine.service(self.config_server)
+        if svc is None:
+            raise SwarmError(f"the proxy's config server {self.config_server} is missing",
+                             "luma-compose swarm proxy up")
+        name = swarm_routes.config_name(f"{self.name}-edge", text)
+        if self._config_names(svc).get(swarm_routes.EDGE_CONFIG_TARGET) == name:
+            return False
+        self._ensure_config(text, "edge")
+        self._update(svc, self._image(svc), {swarm_routes.EDGE_CONFIG_TARGET: name}, None, wait=wait)
+        if wait:
+            time.sleep(PROPAGATION)
+        return True
+
+    def _converge_gateways(self, table: swarm_routes.Table, image: str, remove: bool | None = None,
+                           wait: bool = True) -> list[str]:
+        """Create (remove is not True) / update / remove (remove is not False) the gateways; the
+        names created or removed."""
+        want = {self.gateway(r.project): r for r in table.routes}
+        have = self.gateways()
+        done: list[str] = []
+        if remove is not True:
+            for name, r in sorted(want.items()):
+                cfg = self._ensure_config(swarm_routes.dumps(swarm_routes.gateway_config(r.project)), "gateway")
+                configs = {GATEWAY_CONFIG_TARGET: cfg}
+                if name in have:
+                    self._update(have[name], image, configs, {self.edge, r.network}, wait=wait)
+                    continue
+                args = ["service", "create", "--detach", "--name", name, *self._labels("gateway"),
+                        "--label", f"{GATEWAY_OF_LABEL}={r.project}",
+                        "--replicas", str(GATEWAY_REPLICAS), "--placement-pref", "spread=node.id",
+                        "--endpoint-mode", "dnsrr", "--update-order", "start-first",
+                        "--update-failure-action", "rollback", "--restart-condition", "any",
+                        "--network", self.edge, "--network", r.network,
+                        "--config", f"source={cfg},target={GATEWAY_CONFIG_TARGET},mode=0444",
+                        image, "caddy", "run", "--config", GATEWAY_CONFIG_TARGET]
+                self.engine.run(*args)
+                done.append(name)
+            if wait:
+                for name in done:
+                    self._wait_converged(name)
+        if remove is not False:
+            for name in sorted(set(have) - set(want)):
+                self.engine.run("service", "rm", name, check=False)
+                done.append(name)
+        return done
+
+    def _update(self, svc: dict[str, Any], image: str, configs: dict[str, str], networks: set[str] | None,
+                nodes: str | None = None, wait: bool = True) -> bool:
+        """Bring one of our services to this image / these configs (by target) / networks."""
+        name = svc["Spec"]["Name"]
+        args: list[str] = []
+        if self._image(svc) != image:
+            args += ["--image", image]
+        have_cfgs = self._config_names(svc)
+        for target, cfg in configs.items():
+            if have_cfgs.get(target) != cfg:
+                if target in have_cfgs:
+                    args += ["--config-rm", have_cfgs[target]]
+                args += ["--config-add", f"source={cfg},target={target},mode=0444"]
+        if networks is not None:
+            have_nets = self._network_names(svc)
+            args += [x for n in sorted(networks - have_nets) for x in ("--network-add", n)]
+            args += [x for n in sorted(have_nets - networks) for x in ("--network-rm", n)]
+        if nodes is not None and (svc["Spec"].get("Labels") or {}).get(NODES_LABEL, "all") != nodes:
+            old = (svc["Spec"].get("TaskTemplate", {}).get("Placement") or {}).get("Constraints") or []
+            args += [x for c in old if c.startswith("node.labels.") for x in ("--constraint-rm", c)]
+            new = _placement_args(nodes)
+            args += [x for c in new[1::2] for x in ("--constraint-add", c)]
+            args += ["--label-add", f"{NODES_LABEL}={nodes}"]
+        if not args:
+            return False
+        started = (svc.get("UpdateStatus") or {}).get("StartedAt")
+        self.engine.run("service", "update", "--detach", *args, name)
+        if wait:
+            self._wait_converged(name, previous=started)
+        return True
 
     # ------------------------------------------------------------------ helpers
 
-    def _ensure_config(self, text: str) -> str:
-        name = swarm_routes.config_name(self.name, text)
+    def _ensure_config(self, text: str, kind: str) -> str:
+        name = swarm_routes.config_name(f"{self.name}-{kind}", text)
         if not self.engine.configs(f"name={name}"):
             p = self.engine.run("config", "create", "--label", f"{CONFIG_LABEL}={self.name}", name, "-",
                                 input=text, check=False)
@@ -182,15 +344,23 @@ class SwarmProxy:
                 raise SwarmError(f"config create {name}: {p.stderr.strip()}")
         return name
 
-    def _gc_configs(self, keep: set[str]) -> None:
+    def _gc(self, everything: bool = False) -> None:
+        """Remove our config objects that no part of this proxy uses (in use by a task still
+        stopping: removed next time)."""
+        keep: set[str] = set()
+        if not everything:
+            for svc in self.engine.services(f"label={PROXY_LABEL}={self.name}"):
+                keep |= set(self._config_names(svc).values())
         for c in self.engine.configs(f"label={CONFIG_LABEL}={self.name}"):
             n = c["Spec"]["Name"]
-            if n not in keep:
-                self.engine.run("config", "rm", n, check=False)  # in use by a task still: next time
+            if n not in keep and f"{CONFIG_LABEL}.control" not in (c["Spec"].get("Labels") or {}):
+                self.engine.run("config", "rm", n, check=False)
+            elif everything:
+                self.engine.run("config", "rm", n, check=False)
 
     def _gc_networks(self, routed: set[str]) -> list[str]:
         """Ingress networks whose stack has no service left (``docker stack rm`` could not remove them
-        while the proxy was attached): removed now that the proxy has left them."""
+        while a gateway was attached): removed now that the gateway has left them."""
         removed = []
         for n in self.engine.networks(f"label={contract.NETWORK_OWNER_LABEL}=true", "driver=overlay"):
             name = n["Name"]
@@ -203,27 +373,28 @@ class SwarmProxy:
                 removed.append(name)
         return removed
 
-    def _wait_converged(self, timeout: float = 120, previous: str | None = "") -> None:
-        """Until the (latest) rollout is done. ``previous``: StartedAt of the update before ours,
-        which the service shows until Swarm starts ours."""
+    def _wait_converged(self, name: str, timeout: float = 120, previous: str | None = "") -> None:
+        """Until the (latest) rollout of service ``name`` is done. ``previous``: StartedAt of the
+        update before ours, which the service shows until Swarm starts ours."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            svc = self.engine.service(self.name)
+            svc = self.engine.service(name)
             st = (svc or {}).get("UpdateStatus") or {}
             state = st.get("State", "")
             if previous != "" and st.get("StartedAt") == previous:
                 time.sleep(0.3)
                 continue
             if state in ("", "completed", "rollback_completed"):
-                if self._tasks_running():
+                if self._tasks_running(name):
                     if state == "rollback_completed":
-                        raise SwarmError(f"the proxy update rolled back: {st.get('Message', '')}")
+                        raise SwarmError(f"the update of {name} rolled back: {st.get('Message', '')}")
                     return
             elif state in ("paused", "rollback_paused"):
-                raise SwarmError(f"the proxy update is {state}: {st.get('Message', '')}")
-            time.sleep(0.5)
-        raise SwarmError(f"the proxy service {self.name} did not converge within {timeout:.0f}s")
+                raise SwarmError(f"the update of {name} is {state}: {st.get('Message', '')}")
+            time.sleep(0.3)
+        raise SwarmError(f"the proxy's service {name} did not converge within {timeout:.0f}s")
 
-    def _tasks_running(self) -> bool:
-        tasks = [t for t in self.engine.tasks(self.name) if t.get("DesiredState") == "running"]
+    def _tasks_running(self, name: str) -> bool:
+        tasks = [t for t in self.engine.tasks(name) if t.get("DesiredState") == "running"]
         return bool(tasks) and all(t["Status"]["State"] == "running" for t in tasks)
+

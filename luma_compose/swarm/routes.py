@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,16 +114,132 @@ def table(services: list[dict[str, Any]]) -> Table:
     return out
 
 
-def _route(r: SwarmRoute) -> dict[str, Any]:
+# --------------------------------------------------------------------------- the proxy's parts
+#
+# edge (global, host port, on ``<proxy>_edge`` only) --Host--> gateway of project P (on the edge
+# network and P_luma) --``P-S``--> the service's tasks. The edge's routes are pulled every
+# LOAD_DELAY from the config server over TLS; none of the three ever needs a restart for a route
+# change, and a project's gateway is its own (README, "Running on a swarm").
+
+#: Where a project's gateway listens, on the edge network and on P_luma.
+GATEWAY_PORT = 8080
+#: Where the config server answers the edges (TLS, on the edge network).
+CONTROL_PORT = 8443
+#: How often an edge asks the config server for its config (an unchanged config is not reloaded).
+LOAD_DELAY = "1s"
+BOOT_TARGET = "/etc/luma/boot.json"
+CONTROL_CERT_TARGET = "/etc/luma/control.pem"
+#: The key's secret file name under /run/secrets (only the config server gets it).
+CONTROL_KEY_SECRET = "luma-control.key"
+EDGE_CONFIG_TARGET = "/srv/edge.json"
+#: What the edge tells a gateway: the target alias and port, set by the edge (a client's own
+#: values are overwritten), checked by the gateway against its project, removed before the app.
+HEADER_ALIAS = "Luma-Alias"
+HEADER_PORT = "Luma-Port"
+#: The version of the edge config, on every 404 (unknown host): which config an edge runs.
+HEADER_VERSION = "Luma-Config"
+#: Networks a gateway takes X-Forwarded-* from (overlay subnets are private ranges): the edge.
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+_QUIET = {"logs": {"default": {"level": "WARN"}}}
+
+
+def gateway_name(proxy: str, project: str) -> str:
+    """The service name of project P's gateway (a DNS name on the edge network; <= 63 chars)."""
+    name = f"{proxy}-gw-{project}"
+    if len(name) <= 63:
+        return name
+    return f"{proxy}-gw-{hashlib.sha256(project.encode()).hexdigest()[:16]}"[:63]
+
+
+def config_server_name(proxy: str) -> str:
+    return f"{proxy}-config"
+
+
+def _loader(proxy: str) -> dict[str, Any]:
+    """The edge's admin block: no admin API, but pull the config from the config server, verified
+    against the swarm's own certificate (a service posing as the config server cannot feed it)."""
+    return {"disabled": True, "config": {
+        "persist": False,
+        "load": {"module": "http", "url": f"https://{config_server_name(proxy)}:{CONTROL_PORT}/edge.json",
+                 # the config server is one overlay hop away: a pull that hangs is a task just
+                 # stopped (its address gone), and the next pull, a second later, finds the new one
+                 "timeout": "1s", "tls": {"root_ca_pem_files": [CONTROL_CERT_TARGET]}},
+        "load_delay": LOAD_DELAY}}
+
+
+def _edge_route(proxy: str, r: SwarmRoute) -> dict[str, Any]:
     return {
         "@id": caddy_config.route_handle_id(f"{r.project}/{r.service}"),
-        "match": [{"host": list(r.hosts)}],
+        "match": [{"host": [caddy_config.safe(h) for h in r.hosts]}],
         "handle": [{
             "handler": "reverse_proxy",
-            "dynamic_upstreams": {"source": "a", "name": r.alias, "port": str(r.port), "refresh": REFRESH},
+            "dynamic_upstreams": {"source": "a", "name": gateway_name(proxy, r.project),
+                                  "port": str(GATEWAY_PORT), "refresh": REFRESH},
+            "headers": {"request": {"set": {HEADER_ALIAS: [caddy_config.safe(r.alias)],
+                                            HEADER_PORT: [str(r.port)]}}},
             "transport": caddy_config.upstream_transport(),
+            "stream_close_delay": caddy_config.STREAM_CLOSE_DELAY,
             "load_balancing": {
-                "selection_policy": {"policy": "round_robin"},
+                "selection_policy": {"policy": caddy_config.SELECTION_POLICY},
+                "try_duration": caddy_config.TRY_DURATION,
+                "try_interval": caddy_config.TRY_INTERVAL,
+            },
+            "health_checks": {"passive": {"fail_duration": caddy_config.FAIL_DURATION, "max_fails": 1}},
+        }],
+        "terminal": True,
+    }
+
+
+def _server(http_port: int, routes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"listen": [f":{http_port}"], "automatic_https": {"disable": True}, "routes": routes,
+            "errors": caddy_config.UNAVAILABLE_ERRORS}
+
+
+def _not_found(version: str) -> dict[str, Any]:
+    nf = json.loads(json.dumps(caddy_config.NOT_FOUND))
+    nf["handle"][0]["headers"][HEADER_VERSION] = [version]
+    return nf
+
+
+def edge_config(t: Table, http_port: int = 80, proxy: str = "luma-proxy") -> dict[str, Any]:
+    """What every edge pulls: host -> the owning project's gateway, unknown hosts 404."""
+    routes = sorted(t.routes, key=lambda r: (all(h.startswith("*") for h in r.hosts), r.project, r.service))
+    body = [_edge_route(proxy, r) for r in routes]
+    version = hashlib.sha256(dumps({"r": body, "p": http_port}).encode()).hexdigest()[:12]
+    return {"admin": _loader(proxy), "logging": _QUIET, "apps": {"http": {"http_port": http_port, "servers": {
+        caddy_config.SERVER_NAME: _server(http_port, body + [_not_found(version)])}}}}
+
+
+def edge_version(config: dict[str, Any]) -> str:
+    nf = config["apps"]["http"]["servers"][caddy_config.SERVER_NAME]["routes"][-1]
+    return nf["handle"][0]["headers"][HEADER_VERSION][0]
+
+
+def boot_config(http_port: int = 80, proxy: str = "luma-proxy") -> dict[str, Any]:
+    """An edge's config until its first pull (a second): every host answers 503, none another's."""
+    starting = {"handle": [{"handler": "static_response", "status_code": 503,
+                            "headers": {"Content-Type": ["text/plain; charset=utf-8"], "Retry-After": ["1"]},
+                            "body": "luma-compose: this proxy is starting\n"}], "terminal": True}
+    return {"admin": _loader(proxy), "logging": _QUIET, "apps": {"http": {"http_port": http_port, "servers": {
+        caddy_config.SERVER_NAME: _server(http_port, [starting])}}}}
+
+
+def gateway_config(project: str) -> dict[str, Any]:
+    """Project P's gateway: forwards to ``P-S:port`` named by the edge, nothing else. It resolves
+    names on P_luma and the edge network only, so no other project's service is in its reach."""
+    alias_re = "^" + re.escape(project) + "-[a-zA-Z0-9._-]+$"
+    forward = {
+        "match": [{"header_regexp": {HEADER_ALIAS: {"pattern": alias_re},
+                                     HEADER_PORT: {"pattern": "^[1-9][0-9]{0,4}$"}}}],
+        "handle": [{
+            "handler": "reverse_proxy",
+            "dynamic_upstreams": {"source": "a", "name": "{http.request.header.%s}" % HEADER_ALIAS,
+                                  "port": "{http.request.header.%s}" % HEADER_PORT, "refresh": REFRESH},
+            "headers": {"request": {"delete": [HEADER_ALIAS, HEADER_PORT]}},
+            "transport": caddy_config.upstream_transport(),
+            "stream_close_delay": caddy_config.STREAM_CLOSE_DELAY,
+            "load_balancing": {
+                "selection_policy": {"policy": caddy_config.SELECTION_POLICY},
                 "try_duration": caddy_config.TRY_DURATION,
                 "try_interval": caddy_config.TRY_INTERVAL,
             },
@@ -132,19 +249,28 @@ def _route(r: SwarmRoute) -> dict[str, Any]:
         }],
         "terminal": True,
     }
+    refuse = {"handle": [{"handler": "static_response", "status_code": 421,
+                          "body": "luma-compose: not a target of this project\n"}], "terminal": True}
+    server = _server(GATEWAY_PORT, [forward, refuse])
+    # the edge's X-Forwarded-For/-Proto are passed on (the client's address reaches the app)
+    server["trusted_proxies"] = {"source": "static", "ranges": PRIVATE_RANGES}
+    return {"admin": {"disabled": True, "config": {"persist": False}}, "logging": _QUIET,
+            "apps": {"http": {"servers": {"gateway": server}}}}
 
 
-def build_config(t: Table, http_port: int = 80) -> dict[str, Any]:
-    """The proxy's whole config. No admin API at all: the config arrives as a file (a Swarm config)."""
-    routes = sorted(t.routes, key=lambda r: (all(h.startswith("*") for h in r.hosts), r.project, r.service))
-    return {
-        "admin": {"disabled": True},
-        "apps": {"http": {"http_port": http_port, "servers": {caddy_config.SERVER_NAME: {
-            "listen": [f":{http_port}"],
-            "automatic_https": {"disable": True},
-            "routes": [_route(r) for r in routes] + [caddy_config.NOT_FOUND],
-        }}}},
-    }
+def config_server_config() -> dict[str, Any]:
+    """Serves the edge config (a Swarm config object mounted at EDGE_CONFIG_TARGET) over TLS."""
+    import posixpath
+
+    root, name = posixpath.split(EDGE_CONFIG_TARGET)
+    serve = {"match": [{"path": [f"/{name}"]}],
+             "handle": [{"handler": "file_server", "root": root}], "terminal": True}
+    nf = {"handle": [{"handler": "static_response", "status_code": 404}], "terminal": True}
+    return {"admin": {"disabled": True, "config": {"persist": False}}, "logging": _QUIET, "apps": {
+        "tls": {"certificates": {"load_files": [{"certificate": CONTROL_CERT_TARGET,
+                                                 "key": f"/run/secrets/{CONTROL_KEY_SECRET}"}]}},
+        "http": {"servers": {"control": {"listen": [f":{CONTROL_PORT}"], "automatic_https": {"disable": True},
+                                         "tls_connection_policies": [{}], "routes": [serve, nf]}}}}}
 
 
 def dumps(config: dict[str, Any]) -> str:
@@ -170,28 +296,44 @@ def dns_names(service: dict[str, Any], net_names: dict[str, str]) -> dict[str, s
     return out
 
 
-def drop_shadowed(t: Table, services: list[dict[str, Any]], net_names: dict[str, str]) -> Table:
-    """The proxy resolves each route's alias on every overlay it joins: a service that answers to
-    another project's alias on one of them would receive that project's traffic. Such a service's
-    own project is not routed (its overlay is not joined); if it sits on the owner's overlay itself,
-    the owner's routes are withheld too: a 404 rather than another project's answer. Each is reported."""
-    by_alias = {r.alias: r for r in t.routes}
-    joined = {r.network for r in t.routes}
-    bad_nets: dict[str, str] = {}
+def drop_shadowed(t: Table, services: list[dict[str, Any]], net_names: dict[str, str],
+                  proxy: str = "luma-proxy") -> Table:
+    """Who could receive a project's traffic by answering to one of its names in DNS.
+
+    Project P's gateway resolves P's target aliases on P_luma and on the edge network; the edges
+    resolve P's gateway name on the edge network. A service that answers to one of those names
+    there (and is not the one it names) would get P's requests: P's routes are withheld and the
+    intruder is reported -- a 404 rather than another service's answer. Anything on other
+    projects' overlays is out of every gateway's reach and harmless. A service posing as the
+    config server on the edge network is reported too (the edges verify its certificate).
+    """
+    edge = f"{proxy}_edge"
+    ours = {gateway_name(proxy, r.project) for r in t.routes} | {config_server_name(proxy), proxy}
+    withheld: dict[str, str] = {}
+    conflicts = list(t.conflicts)
+    by_project: dict[str, list[SwarmRoute]] = {}
+    for r in t.routes:
+        by_project.setdefault(r.project, []).append(r)
     for svc in services:
         spec_name = (svc.get("Spec") or {}).get("Name") or ""
         for net, names in dns_names(svc, net_names).items():
-            if net not in joined:
-                continue
-            for alias in names & set(by_alias):
-                owner = by_alias[alias]
-                if spec_name == owner.swarm_service:
-                    continue  # the owner itself
-                bad_nets[net] = (f"service {spec_name} answers to {alias} (the target of "
-                                 f"{owner.project}/{owner.service}) on {net}")
-    if not bad_nets:
-        return t
-    kept = [r for r in t.routes if r.network not in bad_nets]
-    conflicts = t.conflicts + [f"{why}: the routes on {net} are withheld (DNS shadowing)"
-                               for net, why in sorted(bad_nets.items())]
+            for project, rs in by_project.items():
+                for r in rs:
+                    if spec_name == r.swarm_service or net not in (r.network, edge):
+                        continue
+                    if r.alias in names:
+                        withheld.setdefault(project, f"service {spec_name} answers to {r.alias} (the target of "
+                                                     f"{r.project}/{r.service}) on {net}")
+                gw = gateway_name(proxy, project)
+                if net == edge and gw in names and spec_name != gw:
+                    withheld.setdefault(project, f"service {spec_name} answers to {gw} (the gateway of "
+                                                 f"{project}) on {net}")
+            cs = config_server_name(proxy)
+            if net == edge and cs in names and spec_name not in ours:
+                conflicts.append(f"service {spec_name} answers to {cs} on {net}: the proxies do not trust it "
+                                 "(it cannot show the config server's certificate); remove it")
+    if not withheld:
+        return Table(list(t.routes), conflicts)
+    kept = [r for r in t.routes if r.project not in withheld]
+    conflicts += [f"{why}: the routes of {p} are withheld (DNS shadowing)" for p, why in sorted(withheld.items())]
     return Table(kept, conflicts)

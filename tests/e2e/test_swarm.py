@@ -195,32 +195,41 @@ def test_two_projects_routed_by_host_tasks_on_both_nodes(swarm, tmp_path, busybo
                   f"nslookup {a}-web >/dev/null 2>&1 && echo RESOLVES-ALPHA; "
                   f"nslookup {a}_web >/dev/null 2>&1 && echo RESOLVES-ALPHA-SERVICE; "
                   f"nslookup tasks.{a}_web >/dev/null 2>&1 && echo RESOLVES-ALPHA-TASKS; "
-                  "nslookup luma-proxy >/dev/null 2>&1 && echo RESOLVES-PROXY; true")
+                  "nslookup luma-proxy >/dev/null 2>&1 && echo RESOLVES-PROXY; "
+                  "nslookup luma-proxy-config >/dev/null 2>&1 && echo RESOLVES-CONFIG-SERVER; "
+                  f"nslookup luma-proxy-gw-{a} >/dev/null 2>&1 && echo RESOLVES-ALPHA-GATEWAY; true")
         out = node.docker("exec", cid, "sh", "-c", script)
         calls = [line for line in out.splitlines() if "/" in line or line == "FAIL"]
         assert len(calls) == 20 and all(x.startswith(f"{z}/web/") for x in calls), out
         assert "RESOLVES" not in out, out
 
-        # A routed task is on P_luma with the proxy, yet the proxy has no control surface.
+        # A routed task shares P_luma with its project's gateway only, which has no control surface.
         node, cid = task_container(c, f"{a}_web")
-        proxy_ips = _proxy_ips_on(c, f"{a}_luma")
-        assert proxy_ips, "the proxy joined alpha's ingress network"
-        for ip in proxy_ips:
-            for port in (2019, 80, 443):
+        gw_ips = _service_ips_on(c, f"luma-proxy-gw-{a}", f"{a}_luma")
+        assert gw_ips, "alpha's gateway joined alpha's ingress network"
+        assert not _service_ips_on(c, f"luma-proxy-gw-{z}", f"{a}_luma"), "zeta's gateway is not on alpha's"
+        for ip in gw_ips:
+            for port in (2019, 80, 443, 8443):
                 r = node.docker("exec", cid, "sh", "-c", f"nc -w 2 {ip} {port} -e true </dev/null && echo OPEN || true")
-                assert "OPEN" not in r or port == PORT, (ip, port, r)
+                assert "OPEN" not in r, (ip, port, r)
+        # The edges sit on the edge network alone: no project's overlay.
+        edge_spec = dockerkit.json.loads(c.docker("service", "inspect", "luma-proxy"))[0]["Spec"]
+        nets = [n["Target"] for n in edge_spec["TaskTemplate"]["Networks"]]
+        assert [dockerkit.json.loads(c.docker("network", "inspect", n))[0]["Name"] for n in nets] == ["luma-proxy_edge"]
         # ... and a task of zeta cannot reach alpha's task at all (no shared network).
         zn, zcid = task_container(c, f"{z}_caller")
         a_ips = _task_ips(c, f"{a}_web")
         for ip in a_ips:
             r = zn.docker("exec", zcid, "sh", "-c", f"nc -w 2 {ip} 3000 -e true </dev/null && echo OPEN || true")
             assert "OPEN" not in r, f"zeta reached alpha's task {ip}"
-        # No proxy task mounts the Docker socket.
-        spec = dockerkit.json.loads(c.docker("service", "inspect", "luma-proxy"))[0]["Spec"]
-        assert not spec["TaskTemplate"]["ContainerSpec"].get("Mounts"), "the proxy has no mounts (no socket)"
-    # down: routes and networks gone, unknown host again
+        # No part of the proxy mounts anything (no Docker socket).
+        for part in ("luma-proxy", "luma-proxy-config", f"luma-proxy-gw-{a}"):
+            spec = dockerkit.json.loads(c.docker("service", "inspect", part))[0]["Spec"]
+            assert not spec["TaskTemplate"]["ContainerSpec"].get("Mounts"), f"{part} has no mounts (no socket)"
+    # down: routes, gateways and networks gone, unknown host again
     wait_served(c, c.manager, f"{a}.test", "404")
     assert not c.docker("network", "ls", "-q", "--filter", f"name={a}_").split()
+    assert not c.docker("service", "ls", "-q", "--filter", f"name=luma-proxy-gw-{a}").split()
 
 
 def _task_ips(c: clusterkit.Cluster, service: str) -> list[str]:
@@ -232,9 +241,9 @@ def _task_ips(c: clusterkit.Cluster, service: str) -> list[str]:
     return ips
 
 
-def _proxy_ips_on(c: clusterkit.Cluster, network: str) -> list[str]:
+def _service_ips_on(c: clusterkit.Cluster, service: str, network: str) -> list[str]:
     ips = []
-    for t in c.service_tasks("luma-proxy"):
+    for t in c.service_tasks(service):
         info = dockerkit.json.loads(c.docker("inspect", t["ID"]))[0]
         for att in info.get("NetworksAttachments") or []:
             if att["Network"]["Spec"]["Name"] == network:
@@ -383,3 +392,155 @@ def test_node_joining_leaving_and_manager_restart_converge_by_themselves(swarm, 
         print(f"\n[converge] join {joined:.1f}s + proxy serving on it {served_new:.1f}s; leave {left:.1f}s, "
               f"tasks back to 3 {back:.1f}s later; load {[sum(r[0].values()) for r in results]} OK; "
               f"manager restart: engine up {engine_up:.1f}s, every host served {converged:.1f}s")
+
+
+WS = '["/usr/local/bin/ws-serve"]'
+
+#: Runs in the client namespace: one WebSocket through a node's proxy (the image's ws-serve echoes
+#: lines), a line echoed every 0.2 s until stdin closes. Prints OK <echoes> <greeting>, or why not.
+WS_CLIENT = r"""
+import select, socket, sys, time
+host, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.create_connection((addr, port), timeout=10)
+s.sendall(("GET /ws HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n" % host).encode())
+buf = b""
+while b"hello from " not in buf or not buf.endswith(b"\n"):
+    chunk = s.recv(4096)
+    if not chunk:
+        print("NO-UPGRADE", buf); sys.stdout.flush(); sys.exit(1)
+    buf += chunk
+greeting = buf.partition(b"\r\n\r\n")[2].decode().strip()
+print("OPEN", greeting); sys.stdout.flush()
+n = 0
+while True:
+    msg = ("m%d\n" % n).encode()
+    s.sendall(msg)
+    got = b""
+    while len(got) < len(msg):
+        chunk = s.recv(4096)
+        if not chunk:
+            print("CLOSED after", n); sys.exit(1)
+        got += chunk
+    if got != msg:
+        print("BAD", got); sys.exit(1)
+    n += 1
+    if select.select([sys.stdin], [], [], 0.2)[0]:
+        break
+print("OK", n, greeting)
+"""
+
+
+def test_a_route_change_disturbs_no_other_project(swarm, tmp_path, busybox_image, unique):
+    """Projects share a swarm, never a fate: another project added and removed (a route change on
+    every node) costs a steady project no request, on any node, and another one its open WebSocket.
+    (The WebSocket's app is not the one under load: busybox's shell WebSocket server fails its
+    health check under hey, and Swarm then replaces the task.)"""
+    c = swarm
+    a, chat, b = unique("steady"), unique("chat"), unique("newcomer")
+    with project(c, tmp_path, a, f"{a}.test", busybox_image), \
+            project(c, tmp_path, chat, f"{chat}.test", busybox_image, command=WS):
+        for node in c.nodes:
+            wait_served(c, node, f"{a}.test", f"{a}/web/")
+            wait_served(c, node, f"{chat}.test", f"{chat}/web/")
+        version = _config_version(c, c.manager)
+        ws = c.client_popen(["python3", "-c", WS_CLIENT, f"{chat}.test", c.manager.ip, str(PORT)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        loads = [hey(c, node, f"{a}.test", 50) for node in c.nodes]
+        try:
+            time.sleep(2)
+            t0 = time.monotonic()
+            with project(c, tmp_path, b, f"{b}.test", busybox_image):
+                added = time.monotonic() - t0
+                for node in c.nodes:
+                    wait_served(c, node, f"{b}.test", f"{b}/web/", timeout=10)
+                assert all(_config_version(c, n) != version for n in c.nodes), "the edges loaded a new config"
+            for node in c.nodes:
+                wait_served(c, node, f"{b}.test", "404", timeout=10)
+            changed = time.monotonic() - t0
+            results = [hey_result(p) for p in loads]
+            ws_out, _ = ws.communicate(input="stop\n", timeout=30)
+        finally:
+            for p in [*loads, ws]:
+                if p.poll() is None:
+                    p.kill()
+        for codes, errors, out in results:
+            assert sum(codes.values()) > 1000, out
+            assert set(codes) == {200} and errors == 0, out
+        assert changed < 48, f"the route changes took {changed:.0f}s, longer than the load ran"
+        assert ws.returncode == 0 and ws_out.strip().splitlines()[-1].startswith("OK"), ws_out
+        print(f"\n[route change] {b} added in {added:.1f}s and removed, {changed:.1f}s in all; "
+              f"{[sum(r[0].values()) for r in results]} requests to {a}, all 200; "
+              f"WebSocket to {chat}: {ws_out.strip().splitlines()[-1]}")
+
+
+def _config_version(c: clusterkit.Cluster, node: clusterkit.Node) -> str:
+    """The edge config a node's proxy runs (its 404s carry the version)."""
+    out = c.in_client(["curl", "-s", "-o", "/dev/null", "-D", "-", "-m", "5", "-H", "Host: nobody.invalid",
+                       f"http://{node.ip}:{PORT}/"]).stdout
+    m = re.search(r"^Luma-Config: (\S+)", out, re.M | re.I)
+    return m.group(1) if m else ""
+
+
+EVIL = """\
+services:
+  decoy:
+    image: {image}
+    environment: {{PROJECT: evil, SERVICE: decoy}}
+    command: {command}
+    deploy:
+      endpoint_mode: dnsrr
+    networks:
+      edge:
+        aliases: [{alias}]
+networks:
+  edge:
+    external: true
+    name: luma-proxy_edge
+"""
+
+
+def test_a_service_posing_on_the_edge_network_never_gets_another_projects_traffic(
+        swarm, tmp_path, busybox_image, unique):
+    """A stack joins the proxy's edge network and answers to a project's gateway name, or to its
+    target alias: the controller withholds that project's routes (404, never the impostor's
+    answer) and says why; once the impostor is gone the project is served again. One answering
+    to the config server's name gets nowhere: the edges pin the config server's certificate."""
+    c = swarm
+    a = unique("victim")
+    with project(c, tmp_path, a, f"{a}.test", busybox_image):
+        wait_served(c, c.manager, f"{a}.test", f"{a}/web/")
+        for i, alias in enumerate([f"luma-proxy-gw-{a}", f"{a}-web"]):
+            evil = unique(f"evil{i}")
+            f = dockerkit.write(tmp_path / evil / "compose.yaml", EVIL.format(image=busybox_image, alias=alias,
+                                                                              command=GOOD))
+            try:
+                c.docker("stack", "deploy", "--detach=false", "--resolve-image", "never", "-c", str(f), evil)
+                p = luma(c, "proxy", "sync", check=False)
+                assert p.returncode == 1 and f"answers to {alias}" in p.stderr and "withheld" in p.stderr, p.stderr
+                for node in c.nodes:
+                    wait_served(c, node, f"{a}.test", "404", timeout=15)
+                    got = get(c, node, f"{a}.test", 20)
+                    assert set(got) == {"404"}, got
+            finally:
+                c.docker("stack", "rm", evil, check=False)
+                wait_for("the impostor's tasks gone", lambda: not c.service_tasks(f"{evil}_decoy"), timeout=60)
+            luma(c, "proxy", "sync")
+            for node in c.nodes:
+                wait_served(c, node, f"{a}.test", f"{a}/web/", timeout=15)
+
+        # posing as the config server: the edges do not take its config; routes keep changing.
+        evil = unique("evilcfg")
+        # it answers on the config server's port, in plain HTTP
+        f = dockerkit.write(tmp_path / evil / "compose.yaml", EVIL.format(
+            image=busybox_image, alias="luma-proxy-config", command='["httpd", "-f", "-p", "8443", "-h", "/"]'))
+        b = unique("later")
+        try:
+            c.docker("stack", "deploy", "--detach=false", "--resolve-image", "never", "-c", str(f), evil)
+            with project(c, tmp_path, b, f"{b}.test", busybox_image):
+                for node in c.nodes:
+                    wait_served(c, node, f"{b}.test", f"{b}/web/", timeout=30)
+                    assert all(g.startswith(f"{a}/web/") for g in get(c, node, f"{a}.test", 10))
+            assert "luma-proxy-config" in luma(c, "proxy", "sync", check=False).stderr
+        finally:
+            c.docker("stack", "rm", evil, check=False)

@@ -61,12 +61,24 @@ def test_routes_conflicts_and_config() -> None:
     t = routes.table([_svc("b_web", "b", "web", "x.test", "2"), _svc("a_web", "a", "web", "x.test,y.test", "1"),
                       {"Spec": {"Name": "plain", "Labels": {}}}])
     assert [r.project for r in t.routes] == ["a"] and "b/web claims x.test" in t.conflicts[0]
-    cfg = routes.build_config(t, 8080)
+    cfg = routes.edge_config(t, 8080, "px")
     server = cfg["apps"]["http"]["servers"]["luma"]
     h = server["routes"][0]["handle"][0]
-    assert h["dynamic_upstreams"] == {"source": "a", "name": "a-web", "port": "3000", "refresh": "1s"}
+    # the edge sends a's hosts to a's gateway, naming the target; nothing else is routed
+    assert h["dynamic_upstreams"] == {"source": "a", "name": "px-gw-a", "port": "8080", "refresh": "1s"}
+    assert h["headers"]["request"]["set"] == {"Luma-Alias": ["a-web"], "Luma-Port": ["3000"]}
+    assert server["routes"][0]["match"] == [{"host": ["x.test", "y.test"]}]
     assert server["routes"][-1]["handle"][0]["status_code"] == 404
-    assert cfg["admin"] == {"disabled": True}
+    # no admin API; the config is pulled from the config server, verified with the pinned cert
+    assert cfg["admin"]["disabled"] is True
+    load = cfg["admin"]["config"]["load"]
+    assert load["url"] == "https://px-config:8443/edge.json"
+    assert load["tls"]["root_ca_pem_files"] == [routes.CONTROL_CERT_TARGET]
+    assert routes.boot_config(8080, "px")["admin"] == cfg["admin"], "boot and pulled configs keep pulling"
+    # the version names the routes: another table, another version
+    other = routes.edge_config(routes.table([_svc("b_web", "b", "web", "x.test", "2")]), 8080, "px")
+    assert routes.edge_version(cfg) != routes.edge_version(other)
+    assert routes.edge_version(cfg) == routes.edge_version(routes.edge_config(t, 8080, "px"))
     assert routes.config_name("p", "x") == routes.config_name("p", "x") != routes.config_name("p", "y")
 
 
@@ -105,22 +117,62 @@ def _stack_svc(project, service, routed_hosts=None, networks=(), created="1"):
         "Networks": [{"Target": f"id-{net}", "Aliases": list(aliases)} for net, aliases in networks]}}}
 
 
-def test_a_service_answering_to_another_projects_target_alias_is_not_joined():
-    nets = {f"id-{n}": n for n in ("gmail_luma", "evil_luma")}
+def test_only_a_service_a_gateway_or_an_edge_could_resolve_can_shadow_a_project():
+    nets = {f"id-{n}": n for n in ("gmail_luma", "evil_luma", "px_edge")}
     gmail = _stack_svc("gmail", "web", "mail.test", [("gmail_luma", ["gmail-web"])])
     evil = _stack_svc("evil", "web", "evil.test", [("evil_luma", ["evil-web"])])
-    decoy = _stack_svc("evil", "decoy", None, [("evil_luma", ["gmail-web"])])  # shadows gmail's upstream
-    services = [gmail, evil, decoy]
-    clean = routes.drop_shadowed(routes.table([gmail, evil]), [gmail, evil], nets)
-    assert sorted(r.project for r in clean.routes) == ["evil", "gmail"] and not clean.conflicts
-    t = routes.drop_shadowed(routes.table([gmail, evil]), services, nets)
-    assert [r.project for r in t.routes] == ["gmail"] and t.networks == ["gmail_luma"]
-    assert any("evil_decoy answers to gmail-web" in c for c in t.conflicts)
-    # a stack's short service name is a DNS name too: a service called `gmail-web` in stack evil
-    short = _stack_svc("evil", "gmail-web", None, [("evil_luma", [])])
-    t = routes.drop_shadowed(routes.table([gmail, evil]), [gmail, evil, short], nets)
-    assert [r.project for r in t.routes] == ["gmail"]
-    # on the owner's own overlay, the owner's route is withheld rather than shared
+    base = routes.table([gmail, evil])
+
+    def routed(*extra):
+        t = routes.drop_shadowed(base, [gmail, evil, *extra], nets, "px")
+        return sorted(r.project for r in t.routes), t.conflicts
+
+    assert routed() == (["evil", "gmail"], [])
+    # On its own overlay, evil may call anything `gmail-web`: only evil's gateway resolves names
+    # there, and it forwards to evil-* targets only.
+    decoy = _stack_svc("evil", "decoy", None, [("evil_luma", ["gmail-web"])])
+    assert routed(decoy) == (["evil", "gmail"], [])
+    assert routed(_stack_svc("evil", "gmail-web", None, [("evil_luma", [])])) == (["evil", "gmail"], [])
+    # On gmail's overlay, gmail's gateway would resolve it: gmail's routes are withheld (404).
     intruder = _stack_svc("evil", "x", None, [("gmail_luma", ["gmail-web"])])
-    t = routes.drop_shadowed(routes.table([gmail, evil]), [gmail, evil, intruder], nets)
-    assert "gmail" not in [r.project for r in t.routes]
+    got, why = routed(intruder)
+    assert got == ["evil"] and any("evil_x answers to gmail-web" in c and "withheld" in c for c in why)
+    # On the edge network: posing as gmail's target or as gmail's gateway withholds gmail's routes.
+    for alias in ("gmail-web", "px-gw-gmail"):
+        got, why = routed(_stack_svc("evil", "y", None, [("px_edge", [alias])]))
+        assert got == ["evil"], (alias, got)
+    # Posing as the config server is reported (the edges do not trust it: TLS).
+    got, why = routed(_stack_svc("evil", "z", None, [("px_edge", ["px-config"])]))
+    assert got == ["evil", "gmail"] and any("px-config" in c for c in why)
+
+
+def test_gateway_forwards_only_to_its_own_projects_targets():
+    import re
+
+    cfg = routes.gateway_config("shop")
+    server = cfg["apps"]["http"]["servers"]["gateway"]
+    m = server["routes"][0]["match"][0]["header_regexp"]
+    alias = re.compile(m["Luma-Alias"]["pattern"])
+    port = re.compile(m["Luma-Port"]["pattern"])
+    assert alias.search("shop-web") and alias.search("shop-api.v2")
+    for bad in ("shop", "shop-", "shopx-web", "evil-web", "shop-web:80", "x.shop-web", "shop-a/b", "{x}"):
+        assert not alias.search(bad), bad
+    assert port.search("3000") and not port.search("0") and not port.search("123456")
+    h = server["routes"][0]["handle"][0]
+    assert h["headers"]["request"]["delete"] == ["Luma-Alias", "Luma-Port"]
+    assert server["routes"][-1]["handle"][0]["status_code"] == 421
+    assert cfg["admin"]["disabled"] is True
+    assert routes.gateway_name("px", "a" * 80) != routes.gateway_name("px", "a" * 81)
+    assert len(routes.gateway_name("px", "a" * 80)) <= 63
+
+
+def test_control_certificate_names_the_config_server():
+    from cryptography import x509
+
+    from luma_compose.swarm import control_tls
+
+    cert_pem, key_pem = control_tls.make("px-config")
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName) == ["px-config"]
+    assert "PRIVATE KEY" in key_pem and control_tls.make("px-config")[0] != cert_pem
