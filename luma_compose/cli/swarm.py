@@ -1,7 +1,7 @@
 """``luma-compose swarm ...``: the same compose file and x-luma on a Docker Swarm cluster.
 
-render/check need no engine; deploy, down and proxy talk to a manager (DOCKER_HOST or the
-docker CLI's default).
+render/check need no engine; deploy, down, proxy and routes talk to a manager (-H/--context,
+else DOCKER_HOST or the docker CLI's default, as every command).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from .main import input_options
+from .main import endpoint, input_options
 
 
 def _stack(files, project, project_directory):
@@ -32,6 +32,13 @@ def _stack(files, project, project_directory):
         except stack.StackRefused as e:
             problems.append(e.problem)
     return result, text, problems, warnings
+
+
+def _engine():
+    """The swarm engine on the one endpoint: the global -H/--context, else the docker CLI's own rules."""
+    from ..engine.swarm import SwarmEngine
+
+    return SwarmEngine(endpoint())
 
 
 def _print(problems, warnings) -> None:
@@ -118,14 +125,13 @@ def run_deploy(files, project, project_directory, resolve_image, timeout, proxy_
                proxy_http_port, proxy_nodes) -> None:
     """`swarm deploy` and `deploy --target swarm`."""
     from ..swarm import deploy as sd
-    from ..engine.swarm import SwarmEngine
 
     result, text, problems, warnings = _stack(files, project, project_directory)
     _print(problems, warnings)
     if problems:
         click.echo("nothing was deployed: fix the problems above", err=True)
         sys.exit(1)
-    res = sd.deploy(SwarmEngine(), result.project, text, result.routes, proxy_name=proxy_name,
+    res = sd.deploy(_engine(), result.project, text, result.routes, proxy_name=proxy_name,
                     proxy_image=proxy_image, proxy_http_port=proxy_http_port, proxy_nodes=proxy_nodes,
                     resolve_image=resolve_image, timeout=timeout, log=lambda s: click.echo(s, err=True))
     click.echo(f"deployed {res.project}", err=True)
@@ -144,9 +150,8 @@ def down(project, proxy_name) -> None:
 def run_down(project, proxy_name) -> None:
     """`swarm down` and `down --target swarm`."""
     from ..swarm import deploy as sd
-    from ..engine.swarm import SwarmEngine
 
-    sd.down(SwarmEngine(), project, proxy_name, log=lambda s: click.echo(s, err=True))
+    sd.down(_engine(), project, proxy_name, log=lambda s: click.echo(s, err=True))
     click.echo(f"{project} is down", err=True)
 
 
@@ -158,10 +163,9 @@ def proxy() -> None:
 @proxy.command("up")
 @_proxy_opts
 def proxy_up(proxy_name, proxy_image, proxy_http_port, proxy_nodes) -> None:
-    from ..engine.swarm import SwarmEngine
     from ..swarm.proxy import SwarmProxy
 
-    eng = SwarmEngine()
+    eng = _engine()
     eng.require_manager()
     SwarmProxy(eng, proxy_name).up(proxy_image, proxy_http_port, proxy_nodes)
 
@@ -169,10 +173,9 @@ def proxy_up(proxy_name, proxy_image, proxy_http_port, proxy_nodes) -> None:
 @proxy.command("sync")
 @click.option("--proxy-name", default=DEFAULTS["proxy_name"], show_default=True)
 def proxy_sync(proxy_name) -> None:
-    from ..engine.swarm import SwarmEngine
     from ..swarm.proxy import SwarmProxy
 
-    eng = SwarmEngine()
+    eng = _engine()
     eng.require_manager()
     res = SwarmProxy(eng, proxy_name).sync()
     sys.exit(1 if res.conflicts else 0)
@@ -183,19 +186,17 @@ def proxy_sync(proxy_name) -> None:
 @click.option("--interval", type=click.FloatRange(min=0.2), default=1.0, show_default=True)
 def proxy_run(proxy_name, interval) -> None:
     """Keep the proxy equal to the services' labels (polls a manager; survives its restarts)."""
-    from ..engine.swarm import SwarmEngine
     from ..swarm.proxy import SwarmProxy
 
-    SwarmProxy(SwarmEngine(), proxy_name).run(interval)
+    SwarmProxy(_engine(), proxy_name).run(interval)
 
 
 @proxy.command("down")
 @click.option("--proxy-name", default=DEFAULTS["proxy_name"], show_default=True)
 def proxy_down(proxy_name) -> None:
-    from ..engine.swarm import SwarmEngine
     from ..swarm.proxy import SwarmProxy
 
-    SwarmProxy(SwarmEngine(), proxy_name).down()
+    SwarmProxy(_engine(), proxy_name).down()
 
 
 @swarm.command("routes")
@@ -204,9 +205,8 @@ def routes(fmt) -> None:
     """host -> target of every routed swarm service, and conflicts."""
     from .. import contract
     from ..swarm import routes as sr
-    from ..engine.swarm import SwarmEngine
 
-    eng = SwarmEngine()
+    eng = _engine()
     eng.require_manager()
     t = sr.table(eng.services(f"label={contract.LABEL_MANAGED}=true"))
     if fmt == "json":
