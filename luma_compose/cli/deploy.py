@@ -9,7 +9,7 @@ import time
 import click
 
 from ..proxy import caddy_config
-from .main import docker_engine, endpoint, input_options
+from .main import docker_engine, endpoint, input_options, resolve_target, target_options
 from ..errors import UsageError
 
 _TLS = click.Choice(caddy_config.TLS_MODES)
@@ -38,8 +38,10 @@ def _render(files, project, project_directory):
 
 @click.command()
 @input_options
-@click.option("--timeout", type=click.FloatRange(min=1), default=120, show_default=True, metavar="SECONDS",
-              help="How long each new container may take to become healthy.")
+@target_options
+@click.option("--timeout", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="How long each new container may take to become healthy (default 120); with --target swarm, "
+                   "how long the stack may take to converge (default 300).")
 @click.option("--drain", type=click.FloatRange(min=0), default=10, show_default=True, metavar="SECONDS",
               help="How long old containers keep running for in-flight requests after traffic left them.")
 @click.option("--dry-run", "--plan", "dry_run", is_flag=True,
@@ -48,20 +50,37 @@ def _render(files, project, project_directory):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="With --dry-run: json is the shape in schemas/deploy-plan.schema.json.")
 @_proxy_options
-def deploy(files, project, project_directory, timeout, drain, dry_run, fmt, proxy_name, proxy_image, proxy_http_port,
-           proxy_https_port, proxy_tls, proxy_select) -> None:
+@click.option("--resolve-image", type=click.Choice(["always", "changed", "never"]), default=None,
+              help="--target swarm only, passed to docker stack deploy (default always; never: images already on "
+                   "every node).")
+@click.option("--proxy-nodes", default=None, metavar="all|label=KEY=VALUE",
+              help="--target swarm only, when deploy starts the proxy: every node (default), or the nodes with this "
+                   "node label.")
+def deploy(files, project, project_directory, target, swarm_flag, timeout, drain, dry_run, fmt, proxy_name,
+           proxy_image, proxy_http_port, proxy_https_port, proxy_tls, proxy_select, resolve_image,
+           proxy_nodes) -> None:
     """Render, check and deploy a project behind the proxy, without downtime.
 
     First deploy: docker compose up -d, wait until healthy, route. Redeploy: every routed
     service is rolled (new containers beside the old, each checked on its own, traffic
     moved, old ones drained and removed); a new container that fails leaves the old
     version serving and exits 1.
+
+    --target swarm: render for Swarm and deploy as a stack, as `luma-compose swarm deploy`.
     """
+    target = resolve_target(target, swarm_flag,
+                            compose_only=("drain", "dry_run", "fmt", "proxy_https_port", "proxy_tls", "proxy_select"),
+                            swarm_only=("resolve_image", "proxy_nodes"))
+    if target == "swarm":
+        _swarm_deploy(files, project, project_directory, timeout, proxy_name, proxy_image, proxy_http_port,
+                      resolve_image, proxy_nodes)
+        return
     from ..deploy.progress import Progress
     from ..deploy.rollout import Deployer, ProxyOptions
     from ..engine.docker_engine import DockerEngine
     from .report import print_problems
 
+    timeout = 120 if timeout is None else timeout
     if fmt == "json" and not dry_run:
         raise UsageError("--format json is for --dry-run (deploy itself prints progress lines)", "add --dry-run")
     if dry_run:
@@ -89,6 +108,27 @@ def deploy(files, project, project_directory, timeout, drain, dry_run, fmt, prox
     click.echo(f"deployed {res.project} in {time.monotonic() - t0:.1f}s", err=True)
     for u in res.urls:
         click.echo(u)
+
+
+def _swarm_deploy(files, project, project_directory, timeout, proxy_name, proxy_image, proxy_http_port,
+                  resolve_image, proxy_nodes) -> None:
+    """deploy --target swarm: `swarm deploy`, its defaults for the options not given."""
+    from .swarm import DEFAULTS, PORT, run_deploy
+
+    if proxy_http_port is not None:  # a string here ([IP:]PORT for compose); swarm publishes a port number
+        try:
+            proxy_http_port = PORT.convert(proxy_http_port, None, None)
+        except click.BadParameter:
+            raise UsageError(f"--proxy-http-port {proxy_http_port}: with --target swarm it is a port number "
+                             "(1-65535), published on every proxy node", "give a port, e.g. --proxy-http-port 8080") \
+                from None
+
+    def pick(name, value):
+        return DEFAULTS[name] if value is None else value
+
+    run_deploy(files, project, project_directory, pick("resolve_image", resolve_image), pick("timeout", timeout),
+               pick("proxy_name", proxy_name), pick("proxy_image", proxy_image),
+               pick("proxy_http_port", proxy_http_port), pick("proxy_nodes", proxy_nodes))
 
 
 def _dry_run(files, project, project_directory, fmt, proxy_name) -> int:
@@ -120,19 +160,39 @@ def _dry_run(files, project, project_directory, fmt, proxy_name) -> int:
 
 @click.command()
 @input_options
-@click.option("-v", "--volumes", is_flag=True, help="Also remove the project's named and anonymous volumes.")
+@target_options
+@click.option("-v", "--volumes", is_flag=True, help="Also remove the project's named and anonymous volumes "
+                                                  "(--target compose only).")
 @click.option("--proxy-name", default=None, metavar="NAME",
-              help="Proxy container (default luma-proxy, or $LUMA_PROXY_NAME).")
-def down(files, project, project_directory, volumes, proxy_name) -> None:
+              help="Proxy container (default luma-proxy, or $LUMA_PROXY_NAME); with --target swarm, the proxy "
+                   "service (default luma-proxy).")
+def down(files, project, project_directory, target, swarm_flag, volumes, proxy_name) -> None:
     """Unroute a project, docker compose down, and remove its ingress network.
 
-    Other projects keep serving. Volumes are kept unless --volumes.
+    Other projects keep serving. Volumes are kept unless --volumes. --target swarm: docker
+    stack rm, unroute, and remove the project's networks, as `luma-compose swarm down`.
+    The project is the compose file's (found as render finds it), or -p NAME.
     """
     from ..deploy.progress import Progress
     from ..deploy.teardown import down as teardown
+
+    target = resolve_target(target, swarm_flag, compose_only=("volumes",))
+    project, directory, text = _project_of(files, project, project_directory)
+    if target == "swarm":
+        from .swarm import DEFAULTS, run_down
+
+        run_down(project, DEFAULTS["proxy_name"] if proxy_name is None else proxy_name)
+        return
+    progress = Progress()
+    for w in teardown(docker_engine(), project, directory, text, proxy_name, volumes, progress):
+        click.echo(f"warning: {w}", err=True)
+    click.echo(f"{project} is down", err=True)
+
+
+def _project_of(files, project, project_directory) -> tuple[str, str, str]:
+    """(project name, project directory, rendered text or "") for down: from the compose file, or -p NAME alone."""
     from .report import print_problems
 
-    progress = Progress()
     text = ""
     directory = os.path.abspath(project_directory or ".")  # `down -p NAME` with no file here
     try:
@@ -150,6 +210,4 @@ def down(files, project, project_directory, volumes, proxy_name) -> None:
             text = result.text or ""
             project = result.project
         directory = result.project_directory
-    for w in teardown(docker_engine(), project, directory, text, proxy_name, volumes, progress):
-        click.echo(f"warning: {w}", err=True)
-    click.echo(f"{project} is down", err=True)
+    return project, directory, text

@@ -5,7 +5,8 @@ here and run without importing click, which costs more than the whole render
 of a typical file (see bench/render_speed.py). Everything else, and any
 argument this small parser does not know (help, a typo, `-fFILE`), goes to the
 click CLI in cli.py, which is the reference: both call the same functions in
-commands.py. Set LUMA_NO_FASTPATH=1 to always use click.
+commands.py. Only the compose target is run here: `--swarm` and `--target swarm`
+(any --target but compose) go to click. Set LUMA_NO_FASTPATH=1 to always use click.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import sys
 
 _VALUE = {"-f": "files", "--file": "files", "-p": "project", "--project-name": "project",
-          "--project-directory": "project_directory"}
+          "--project-directory": "project_directory", "--target": "target"}
 _RENDER_VALUE = {"-o": "output", "--output": "output"}
 _RENDER_FLAGS = {"--check": "check_only", "--diff": "show_diff", "--fail-if-changed": "fail_if_changed"}
 _CHECK_VALUE = {"--format": "fmt"}
@@ -56,6 +57,8 @@ def parse(argv: list[str]) -> tuple[str, dict] | None:
             return None
         i += 1
     if kw.get("fmt", "text") not in ("text", "json"):
+        return None
+    if kw.pop("target", "compose") != "compose":  # --target swarm (as --swarm) is click's
         return None
     if command == "check":
         kw["paths"] = paths

@@ -1,7 +1,7 @@
 """``luma-compose swarm ...``: the same compose file and x-luma on a Docker Swarm cluster.
 
-render/check need no engine; deploy, down and proxy talk to a manager (DOCKER_HOST or the
-docker CLI's default).
+render/check need no engine; deploy, down, proxy and routes talk to a manager (-H/--context,
+else DOCKER_HOST or the docker CLI's default, as every command).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from .main import input_options
+from .main import endpoint, input_options
 
 
 def _stack(files, project, project_directory):
@@ -34,6 +34,13 @@ def _stack(files, project, project_directory):
     return result, text, problems, warnings
 
 
+def _engine():
+    """The swarm engine on the one endpoint: the global -H/--context, else the docker CLI's own rules."""
+    from ..engine.swarm import SwarmEngine
+
+    return SwarmEngine(endpoint())
+
+
 def _print(problems, warnings) -> None:
     from .report import print_problems
 
@@ -53,6 +60,11 @@ def swarm() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 def render(files, project, project_directory, output) -> None:
     """The file `docker stack deploy -c - NAME` takes (overlay, attachable P_luma; deploy.labels)."""
+    run_render(files, project, project_directory, output)
+
+
+def run_render(files, project, project_directory, output) -> None:
+    """`swarm render` and `render --target swarm`."""
     _, text, problems, warnings = _stack(files, project, project_directory)
     _print(problems, warnings)
     if problems:
@@ -68,38 +80,58 @@ def render(files, project, project_directory, output) -> None:
 @input_options
 def check(files, project, project_directory) -> None:
     """Like check, plus what Swarm ignores (warning) or rejects (error)."""
+    run_check(files, project, project_directory)
+
+
+def run_check(files, project, project_directory) -> None:
+    """`swarm check` and `check --target swarm`."""
     _, _, problems, warnings = _stack(files, project, project_directory)
     _print(problems, warnings)
     sys.exit(1 if problems else 0)
 
 
+# The swarm defaults and types, shared by `swarm deploy` and `deploy --target swarm` (whose options default
+# to None, as their compose defaults differ).
+DEFAULTS = {"resolve_image": "always", "timeout": 300, "proxy_name": "luma-proxy", "proxy_image": "caddy:2",
+            "proxy_http_port": 80, "proxy_nodes": "all"}
+PORT = click.IntRange(1, 65535)
+RESOLVE_IMAGE = click.Choice(["always", "changed", "never"])
+
+
 def _proxy_opts(f):
-    f = click.option("--proxy-nodes", default="all", show_default=True, metavar="all|label=KEY=VALUE",
+    f = click.option("--proxy-nodes", default=DEFAULTS["proxy_nodes"], show_default=True,
+                     metavar="all|label=KEY=VALUE",
                      help="Where the proxy runs: every node, or the nodes with this node label.")(f)
-    f = click.option("--proxy-http-port", type=click.IntRange(1, 65535), default=80, show_default=True)(f)
-    f = click.option("--proxy-image", default="caddy:2", show_default=True)(f)
-    f = click.option("--proxy-name", default="luma-proxy", show_default=True)(f)
+    f = click.option("--proxy-http-port", type=PORT, default=DEFAULTS["proxy_http_port"], show_default=True)(f)
+    f = click.option("--proxy-image", default=DEFAULTS["proxy_image"], show_default=True)(f)
+    f = click.option("--proxy-name", default=DEFAULTS["proxy_name"], show_default=True)(f)
     return f
 
 
 @swarm.command("deploy")
 @input_options
-@click.option("--resolve-image", type=click.Choice(["always", "changed", "never"]), default="always",
+@click.option("--resolve-image", type=RESOLVE_IMAGE, default=DEFAULTS["resolve_image"],
               show_default=True, help="Passed to docker stack deploy (never: images already on every node).")
-@click.option("--timeout", type=click.FloatRange(min=1), default=300, show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=1), default=DEFAULTS["timeout"], show_default=True)
 @_proxy_opts
 def deploy(files, project, project_directory, resolve_image, timeout, proxy_name, proxy_image,
            proxy_http_port, proxy_nodes) -> None:
     """Render for Swarm and deploy as a stack; Swarm rolls routed services health-gated, with rollback."""
+    run_deploy(files, project, project_directory, resolve_image, timeout, proxy_name, proxy_image, proxy_http_port,
+               proxy_nodes)
+
+
+def run_deploy(files, project, project_directory, resolve_image, timeout, proxy_name, proxy_image,
+               proxy_http_port, proxy_nodes) -> None:
+    """`swarm deploy` and `deploy --target swarm`."""
     from ..swarm import deploy as sd
-    from ..engine.swarm import SwarmEngine
 
     result, text, problems, warnings = _stack(files, project, project_directory)
     _print(problems, warnings)
     if problems:
         click.echo("nothing was deployed: fix the problems above", err=True)
         sys.exit(1)
-    res = sd.deploy(SwarmEngine(), result.project, text, result.routes, proxy_name=proxy_name,
+    res = sd.deploy(_engine(), result.project, text, result.routes, proxy_name=proxy_name,
                     proxy_image=proxy_image, proxy_http_port=proxy_http_port, proxy_nodes=proxy_nodes,
                     resolve_image=resolve_image, timeout=timeout, log=lambda s: click.echo(s, err=True))
     click.echo(f"deployed {res.project}", err=True)
@@ -109,13 +141,17 @@ def deploy(files, project, project_directory, resolve_image, timeout, proxy_name
 
 @swarm.command("down")
 @click.option("-p", "--project-name", "project", required=True, metavar="NAME")
-@click.option("--proxy-name", default="luma-proxy", show_default=True)
+@click.option("--proxy-name", default=DEFAULTS["proxy_name"], show_default=True)
 def down(project, proxy_name) -> None:
     """docker stack rm, unroute, and remove the project's networks."""
-    from ..swarm import deploy as sd
-    from ..engine.swarm import SwarmEngine
+    run_down(project, proxy_name)
 
-    sd.down(SwarmEngine(), project, proxy_name, log=lambda s: click.echo(s, err=True))
+
+def run_down(project, proxy_name) -> None:
+    """`swarm down` and `down --target swarm`."""
+    from ..swarm import deploy as sd
+
+    sd.down(_engine(), project, proxy_name, log=lambda s: click.echo(s, err=True))
     click.echo(f"{project} is down", err=True)
 
 
@@ -127,44 +163,40 @@ def proxy() -> None:
 @proxy.command("up")
 @_proxy_opts
 def proxy_up(proxy_name, proxy_image, proxy_http_port, proxy_nodes) -> None:
-    from ..engine.swarm import SwarmEngine
     from ..swarm.proxy import SwarmProxy
 
-    eng = SwarmEngine()
+    eng = _engine()
     eng.require_manager()
     SwarmProxy(eng, proxy_name).up(proxy_image, proxy_http_port, proxy_nodes)
 
 
 @proxy.command("sync")
-@click.option("--proxy-name", default="luma-proxy", show_default=True)
+@click.option("--proxy-name", default=DEFAULTS["proxy_name"], show_default=True)
 def proxy_sync(proxy_name) -> None:
-    from ..engine.swarm import SwarmEngine
     from ..swarm.proxy import SwarmProxy
 
-    eng = SwarmEngine()
+    eng = _engine()
     eng.require_manager()
     res = SwarmProxy(eng, proxy_name).sync()
     sys.exit(1 if res.conflicts else 0)
 
 
 @proxy.command("run")
-@click.option("--proxy-name", default="luma-proxy", show_default=True)
+@click.option("--proxy-name", default=DEFAULTS["proxy_name"], show_default=True)
 @click.option("--interval", type=click.FloatRange(min=0.2), default=1.0, show_default=True)
 def proxy_run(proxy_name, interval) -> None:
     """Keep the proxy equal to the services' labels (polls a manager; survives its restarts)."""
-    from ..engine.swarm import SwarmEngine
     from ..swarm.proxy import SwarmProxy
 
-    SwarmProxy(SwarmEngine(), proxy_name).run(interval)
+    SwarmProxy(_engine(), proxy_name).run(interval)
 
 
 @proxy.command("down")
-@click.option("--proxy-name", default="luma-proxy", show_default=True)
+@click.option("--proxy-name", default=DEFAULTS["proxy_name"], show_default=True)
 def proxy_down(proxy_name) -> None:
-    from ..engine.swarm import SwarmEngine
     from ..swarm.proxy import SwarmProxy
 
-    SwarmProxy(SwarmEngine(), proxy_name).down()
+    SwarmProxy(_engine(), proxy_name).down()
 
 
 @swarm.command("routes")
@@ -173,9 +205,8 @@ def routes(fmt) -> None:
     """host -> target of every routed swarm service, and conflicts."""
     from .. import contract
     from ..swarm import routes as sr
-    from ..engine.swarm import SwarmEngine
 
-    eng = SwarmEngine()
+    eng = _engine()
     eng.require_manager()
     t = sr.table(eng.services(f"label={contract.LABEL_MANAGED}=true"))
     if fmt == "json":
