@@ -1,7 +1,7 @@
 """Swarm services -> routes -> Caddy config. Pure: no Docker.
 
-A route depends only on a service's labels (hosts -> ``P-S:port``): the proxy resolves the alias
-``P-S`` on ``P_luma`` at request time (Caddy's ``dynamic_upstreams`` of source ``a``, re-resolved
+A route depends only on a service's labels (hosts -> ``P-S:port``): project P's gateway resolves
+the alias ``P-S`` on ``P_luma`` at request time (Caddy's ``dynamic_upstreams`` of source ``a``, re-resolved
 every second). With ``endpoint_mode: dnsrr`` the alias answers with the IP of every running,
 healthy task on any node (Swarm leaves a task out of DNS until its health check passes), so tasks
 starting, stopping or moving between nodes change no config at all. With Swarm's default VIP mode

@@ -61,9 +61,10 @@ BROKEN = """["sh", "-c", "mkdir -p /empty && exec httpd -f -p 3000 -h /empty"]""
 
 
 def luma(c: clusterkit.Cluster, *args: str, input: str | None = None, check: bool = True,
-         timeout: float = 400) -> subprocess.CompletedProcess[str]:
-    return dockerkit.run([*dockerkit.luma_compose_cmd(), "swarm", *args], check=check, input=input,
-                         timeout=timeout, env=c.manager.env)
+         timeout: float = 400, group: bool = True) -> subprocess.CompletedProcess[str]:
+    """``luma-compose swarm ARGS`` (group=False: ``luma-compose ARGS``) against the cluster's manager."""
+    return dockerkit.run([*dockerkit.luma_compose_cmd(), *(["swarm"] if group else []), *args], check=check,
+                         input=input, timeout=timeout, env=c.manager.env)
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +83,11 @@ def project(c: clusterkit.Cluster, tmp: Path, name: str, host: str, image: str, 
     f = dockerkit.write(tmp / name / "compose.yaml", APP.format(image=image, project=name, host=host,
                                                                version=version, command=command))
     try:
-        luma(c, "deploy", "-f", str(f), "-p", name, "--resolve-image", "never")
+        # the main spelling (deploy/down --swarm); `swarm deploy` is the same function
+        luma(c, "deploy", "--swarm", "-f", str(f), "-p", name, "--resolve-image", "never", group=False)
         yield f
     finally:
-        luma(c, "down", "-p", name, check=False)
+        luma(c, "down", "--swarm", "-p", name, check=False, group=False)
 
 
 def get(c: clusterkit.Cluster, node: clusterkit.Node, host: str, n: int = 1) -> list[str]:
