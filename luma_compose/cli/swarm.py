@@ -162,12 +162,36 @@ def proxy() -> None:
 
 @proxy.command("up")
 @_proxy_opts
-def proxy_up(proxy_name, proxy_image, proxy_http_port, proxy_nodes) -> None:
+@click.option("--proxy-tls", type=click.Choice(["off", "acme", "internal"]), default="off", show_default=True,
+              help="HTTPS on the edges: acme (certificates from an ACME CA, Let's Encrypt by default), internal "
+                   "(Caddy's own CA, shared by every edge) or off (terminate TLS at your load balancer).")
+@click.option("--proxy-https-port", type=PORT, default=443, show_default=True)
+@click.option("--proxy-storage", default="", metavar="PATH|VOLUME",
+              help="Needed with TLS: what every edge mounts at /data for certificates, the ACME account, challenge "
+                   "tokens and locks. An absolute path must be the same shared directory on every proxy node (NFS, "
+                   "...); a name is a volume whose driver shares it across nodes.")
+@click.option("--proxy-email", default="", help="ACME account email.")
+@click.option("--proxy-acme-ca", default="", metavar="URL", help="ACME directory (default: Let's Encrypt).")
+@click.option("--proxy-acme-ca-root", type=click.File("r"), default=None, metavar="FILE",
+              help="PEM root the ACME CA's HTTPS is signed with (a private CA), given to every edge.")
+def proxy_up(proxy_name, proxy_image, proxy_http_port, proxy_nodes, proxy_tls, proxy_https_port, proxy_storage,
+             proxy_email, proxy_acme_ca, proxy_acme_ca_root) -> None:
+    """Create the proxy (edges on every node, config server, gateways), or check it runs with these settings."""
+    from ..errors import UsageError
     from ..swarm.proxy import SwarmProxy
+    from ..swarm.routes import EdgeTLS
 
+    if proxy_tls == "off" and (proxy_email or proxy_acme_ca or proxy_acme_ca_root or proxy_storage):
+        raise UsageError("--proxy-email/--proxy-acme-ca/--proxy-acme-ca-root/--proxy-storage are for HTTPS",
+                         "add --proxy-tls acme (or internal), or drop them")
+    if proxy_tls == "off" and proxy_https_port != 443:
+        raise UsageError("--proxy-https-port is for HTTPS", "add --proxy-tls acme (or internal), or drop it")
+    root = proxy_acme_ca_root.read() if proxy_acme_ca_root else None
+    tls = EdgeTLS() if proxy_tls == "off" else EdgeTLS(proxy_tls, proxy_https_port, proxy_email, proxy_acme_ca,
+                                                       bool(root))
     eng = _engine()
     eng.require_manager()
-    SwarmProxy(eng, proxy_name).up(proxy_image, proxy_http_port, proxy_nodes)
+    SwarmProxy(eng, proxy_name).up(proxy_image, proxy_http_port, proxy_nodes, tls, proxy_storage, root)
 
 
 @proxy.command("sync")

@@ -236,13 +236,38 @@ def build_config(
 
     ``public_https_port``: the port clients reach HTTPS on (the published port), when it
     is not ``https_port``; the HTTP -> HTTPS redirect names it unless it is 443."""
-    if tls not in TLS_MODES:
-        raise ValueError(f"tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
     # Longest (most specific) hosts first is Caddy's business within a matcher;
     # across routes exact hosts must win over wildcards, so sort wildcard routes last.
     routes = sorted(table.routes, key=lambda r: (all(h.startswith("*") for h in r.hosts), r.key))
+    hosts = sorted({h for r in table.routes for h in r.hosts})
+    return assemble([_route(r) for r in routes], hosts, tls=tls, email=email, http_port=http_port,
+                    https_port=https_port, acme_ca=acme_ca, acme_ca_root=acme_ca_root, tls_alpn=tls_alpn,
+                    http3=http3, alt_svc_port=alt_svc_port, public_https_port=public_https_port)
+
+
+def assemble(
+    host_routes: list[dict[str, Any]],
+    hosts: list[str],
+    *,
+    tls: str = "acme",
+    email: str | None = None,
+    http_port: int = 80,
+    https_port: int = 443,
+    acme_ca: str | None = None,
+    acme_ca_root: str | None = None,
+    tls_alpn: bool = True,
+    http3: bool = True,
+    alt_svc_port: int | None = None,
+    public_https_port: int | None = None,
+    not_found: dict[str, Any] = NOT_FOUND,
+) -> dict[str, Any]:
+    """The config around a list of host routes (one proxy's, or a swarm edge's): listeners, the
+    HTTP -> HTTPS redirect, certificates for ``hosts`` per ``tls``, 404 for other hosts. The single
+    place that lays out TLS, so one host and a swarm behave alike (options as in build_config)."""
+    if tls not in TLS_MODES:
+        raise ValueError(f"tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
     server: dict[str, Any] = {
-        "routes": [_route(r) for r in routes] + [NOT_FOUND],
+        "routes": list(host_routes) + [not_found],
         "errors": UNAVAILABLE_ERRORS,
     }
     http_app: dict[str, Any] = {"http_port": http_port, "https_port": https_port, "servers": {SERVER_NAME: server}}
@@ -267,7 +292,7 @@ def build_config(
         # Caddy advertises the port it listens on; clients must be told the published one.
         server["routes"].insert(0, {"handle": [{"handler": "headers", "response": {
             "set": {"Alt-Svc": [f'h3=":{alt_svc_port}"; ma=2592000']}, "deferred": True}}]})
-    hosts = sorted({_safe(h) for r in table.routes for h in r.hosts})
+    hosts = sorted({_safe(h) for h in hosts})
     redirect: list[dict[str, Any]] = []
     public = https_port if public_https_port is None else public_https_port
     port_part = "" if public in (443, 0) else f":{int(public)}"
@@ -284,7 +309,7 @@ def build_config(
         })
     http_app["servers"][HTTP_SERVER_NAME] = {
         "listen": [f":{http_port}"],
-        "routes": redirect + [NOT_FOUND],
+        "routes": redirect + [not_found],
         "automatic_https": {"disable": True},
     }
     if tls == "internal":

@@ -41,6 +41,10 @@ GATEWAY_OF_LABEL = "luma.proxy.gateway-of"
 CONFIG_LABEL = "luma.proxy.config"
 HTTP_PORT_LABEL = "luma.proxy.http-port"
 NODES_LABEL = "luma.proxy.nodes"
+#: The edge's TLS settings, as labels on the edge service: every sync builds the same config from them.
+TLS_LABELS = {"mode": "luma.proxy.tls", "https_port": "luma.proxy.https-port", "email": "luma.proxy.email",
+              "acme_ca": "luma.proxy.acme-ca", "acme_root": "luma.proxy.acme-root"}
+STORAGE_LABEL = "luma.proxy.storage"
 GATEWAY_REPLICAS = 2
 GATEWAY_CONFIG_TARGET = "/etc/luma/gateway.json"
 CONTROL_CONFIG_TARGET = "/etc/luma/control.json"
@@ -56,6 +60,15 @@ class SyncResult:
     conflicts: list[str]
     config: str
     removed_networks: list[str]
+
+
+def _storage_mount(storage: str) -> str:
+    """``--storage`` -> a ``--mount`` value: an absolute path is bound, anything else is a volume."""
+    if storage.startswith("/"):
+        return f"type=bind,source={storage},target={swarm_routes.STORAGE_TARGET}"
+    if not storage.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise SwarmError(f"--storage {storage}: want an absolute path or a volume name")
+    return f"type=volume,source={storage},target={swarm_routes.STORAGE_TARGET}"
 
 
 def _placement_args(nodes: str) -> list[str]:
@@ -96,7 +109,8 @@ class SwarmProxy:
 
     # ------------------------------------------------------------------ state
 
-    def desired(self, http_port: int) -> tuple[swarm_routes.Table, str]:
+    def desired(self, http_port: int, tls: swarm_routes.EdgeTLS = swarm_routes.EdgeTLS()
+                ) -> tuple[swarm_routes.Table, str]:
         everything = self.engine.services()
         managed = [s for s in everything
                    if ((s.get("Spec") or {}).get("Labels") or {}).get(contract.LABEL_MANAGED) == "true"]
@@ -105,7 +119,7 @@ class SwarmProxy:
         existing = {n["Name"] for n in overlays}
         table.routes = [r for r in table.routes if r.network in existing]
         table = swarm_routes.drop_shadowed(table, everything, {n["Id"]: n["Name"] for n in overlays}, self.name)
-        return table, swarm_routes.dumps(swarm_routes.edge_config(table, http_port, self.name))
+        return table, swarm_routes.dumps(swarm_routes.edge_config(table, http_port, self.name, tls))
 
     def gateways(self) -> dict[str, dict[str, Any]]:
         """Our gateway services by name."""
@@ -126,26 +140,44 @@ class SwarmProxy:
 
     # ------------------------------------------------------------------ operations
 
-    def up(self, image: str = DEFAULT_IMAGE, http_port: int = 80, nodes: str = "all") -> SyncResult:
-        """Create (or bring up to date) the edge, the config server and the gateways."""
+    def up(self, image: str = DEFAULT_IMAGE, http_port: int = 80, nodes: str = "all",
+           tls: swarm_routes.EdgeTLS = swarm_routes.EdgeTLS(), storage: str = "",
+           acme_root_pem: str | None = None) -> SyncResult:
+        """Create (or bring up to date) the edge, the config server and the gateways.
+
+        With TLS, ``storage`` is what every edge mounts at /data: an absolute path that is the same
+        shared directory on every node (NFS, ...), or the name of a volume whose driver shares it."""
+        if tls.on and not storage:
+            raise SwarmError(f"--tls {tls.mode} on a swarm needs storage every edge shares (certificates, the "
+                             "ACME account, challenge tokens, locks): without it each node would get its own "
+                             "certificates, and an HTTP-01 challenge reaching another node would fail",
+                             "--storage /shared/path (the same directory on every node, e.g. NFS) or "
+                             "--storage VOLUME (a volume driver every node shares); or terminate TLS at your "
+                             "load balancer and keep --tls off")
+        if tls.acme_root and not acme_root_pem:
+            raise SwarmError("acme_root set without the root's PEM")
         existing = self.engine.service(self.name)
         if existing is not None:
-            have_port = (existing["Spec"].get("Labels") or {}).get(HTTP_PORT_LABEL)
-            if (existing["Spec"].get("Labels") or {}).get(PROXY_LABEL) != self.name:
+            labels = existing["Spec"].get("Labels") or {}
+            if labels.get(PROXY_LABEL) != self.name:
                 raise SwarmError(f"the service {self.name} is not a luma-compose proxy of this version",
                                  "luma-compose swarm proxy down, then up")
-            if have_port != str(http_port):
-                raise SwarmError(f"the proxy {self.name} listens on port {have_port}, not {http_port}",
-                                 "luma-compose swarm proxy down, then up with the new port")
+            have = (int(labels.get(HTTP_PORT_LABEL, "80")), self._tls_of(existing), labels.get(STORAGE_LABEL, ""))
+            if have != (http_port, tls, storage):
+                raise SwarmError(f"the proxy {self.name} runs with other ports, TLS or storage settings "
+                                 f"(port {have[0]}, tls {have[1].mode}); they are fixed while it runs",
+                                 "luma-compose swarm proxy down, then up with the new settings")
         self._ensure_edge_network()
         cert_cfg, key_secret = self._ensure_control_tls()
-        table, text = self.desired(http_port)
+        table, text = self.desired(http_port, tls)
         for c in table.conflicts:
             self.log(f"conflict: {c}")
         self._ensure_config_server(image, cert_cfg, key_secret, text)
         self._converge_gateways(table, image)
         boot = self._ensure_config(swarm_routes.dumps(swarm_routes.boot_config(http_port, self.name)), "boot")
         configs = {swarm_routes.BOOT_TARGET: boot, swarm_routes.CONTROL_CERT_TARGET: cert_cfg}
+        if acme_root_pem:
+            configs[swarm_routes.ACME_ROOT_TARGET] = self._ensure_config(acme_root_pem, "acme-root")
         if existing is None:
             args = ["service", "create", "--detach", "--name", self.name, "--mode", "global",
                     *self._labels("edge"), "--label", f"{HTTP_PORT_LABEL}={http_port}",
@@ -154,10 +186,18 @@ class SwarmProxy:
                     "--update-order", "stop-first", "--update-parallelism", "1", "--update-delay", "1s",
                     "--update-failure-action", "rollback", "--restart-condition", "any",
                     "--network", self.edge, *_placement_args(nodes)]
+            if tls.on:
+                for key, label in TLS_LABELS.items():
+                    value = getattr(tls, key)
+                    args += ["--label", f"{label}={int(value) if isinstance(value, bool) else value}"]
+                args += ["--label", f"{STORAGE_LABEL}={storage}", "--mount", _storage_mount(storage)]
+                for proto in ("tcp", "udp"):  # udp: HTTP/3
+                    args += ["--publish", f"mode=host,target={tls.https_port},published={tls.https_port},"
+                                          f"protocol={proto}"]
             for target, name in configs.items():
                 args += ["--config", f"source={name},target={target},mode=0444"]
             self.engine.run(*args, image, "caddy", "run", "--config", swarm_routes.BOOT_TARGET)
-            self.log(f"proxy: created global service {self.name} ({len(table.routes)} routes)")
+            self.log(f"proxy: created global service {self.name} ({len(table.routes)} routes, tls {tls.mode})")
             self._wait_converged(self.name)
         else:
             self._update(existing, image, configs, {self.edge}, nodes)
@@ -166,12 +206,21 @@ class SwarmProxy:
         self._gc()
         return SyncResult(True, table.routes, table.conflicts, text, [])
 
+    def _tls_of(self, edge: dict[str, Any]) -> swarm_routes.EdgeTLS:
+        labels = edge["Spec"].get("Labels") or {}
+        mode = labels.get(TLS_LABELS["mode"], "off")
+        if mode == "off":
+            return swarm_routes.EdgeTLS()
+        return swarm_routes.EdgeTLS(mode, int(labels.get(TLS_LABELS["https_port"], "443")),
+                                    labels.get(TLS_LABELS["email"], ""), labels.get(TLS_LABELS["acme_ca"], ""),
+                                    labels.get(TLS_LABELS["acme_root"]) == "1")
+
     def sync(self, wait: bool = True) -> SyncResult:
         svc = self.engine.service(self.name)
         if svc is None:
             raise SwarmError(f"no proxy service {self.name} on this swarm", "luma-compose swarm proxy up")
         http_port = int((svc["Spec"].get("Labels") or {}).get(HTTP_PORT_LABEL, "80"))
-        table, text = self.desired(http_port)
+        table, text = self.desired(http_port, self._tls_of(svc))
         for c in table.conflicts:
             self.log(f"conflict: {c}")
         image = self._image(svc)

@@ -201,13 +201,48 @@ def _not_found(version: str) -> dict[str, Any]:
     return nf
 
 
-def edge_config(t: Table, http_port: int = 80, proxy: str = "luma-proxy") -> dict[str, Any]:
-    """What every edge pulls: host -> the owning project's gateway, unknown hosts 404."""
+#: Where an edge finds the root certificate of a private ACME CA (``--acme-ca-root``): a Swarm config.
+ACME_ROOT_TARGET = "/etc/luma/acme-root.pem"
+#: Where an edge's storage (certificates, ACME account, challenge tokens, locks) is mounted.
+STORAGE_TARGET = "/data"
+
+
+@dataclass(frozen=True)
+class EdgeTLS:
+    """HTTPS on the edges. Every edge uses the same storage (``--storage``): one certificate per host
+    for the whole swarm, obtained once (Caddy's storage locks), and an HTTP-01 challenge is answered
+    by whichever node the CA reaches (the token is in the storage)."""
+    mode: str = "off"
+    https_port: int = 443
+    email: str = ""
+    acme_ca: str = ""
+    acme_root: bool = False
+
+    @property
+    def on(self) -> bool:
+        return self.mode != "off"
+
+
+def edge_config(t: Table, http_port: int = 80, proxy: str = "luma-proxy",
+                tls: EdgeTLS = EdgeTLS()) -> dict[str, Any]:
+    """What every edge pulls: host -> the owning project's gateway, unknown hosts 404; with TLS,
+    the same certificates and redirects as one host's proxy (``caddy_config.assemble``)."""
     routes = sorted(t.routes, key=lambda r: (all(h.startswith("*") for h in r.hosts), r.project, r.service))
     body = [_edge_route(proxy, r) for r in routes]
-    version = hashlib.sha256(dumps({"r": body, "p": http_port}).encode()).hexdigest()[:12]
-    return {"admin": _loader(proxy), "logging": _QUIET, "apps": {"http": {"http_port": http_port, "servers": {
-        caddy_config.SERVER_NAME: _server(http_port, body + [_not_found(version)])}}}}
+    version = hashlib.sha256(dumps({"r": body, "p": http_port, "tls": tls.__dict__}).encode()).hexdigest()[:12]
+    cfg = caddy_config.assemble(
+        body, sorted({h for r in routes for h in r.hosts}), tls=tls.mode, email=tls.email or None,
+        http_port=http_port, https_port=tls.https_port, acme_ca=tls.acme_ca or None,
+        acme_ca_root=ACME_ROOT_TARGET if tls.acme_root else None,
+        # the CA validates TLS-ALPN-01 on 443 only
+        tls_alpn=tls.https_port == 443, not_found=_not_found(version))
+    cfg["admin"] = _loader(proxy)
+    cfg["logging"] = _QUIET
+    if tls.on:
+        cfg["storage"] = {"module": "file_system", "root": f"{STORAGE_TARGET}/caddy"}
+    else:
+        cfg.pop("storage", None)
+    return cfg
 
 
 def edge_version(config: dict[str, Any]) -> str:

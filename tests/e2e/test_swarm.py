@@ -546,3 +546,112 @@ def test_a_service_posing_on_the_edge_network_never_gets_another_projects_traffi
             assert "luma-proxy-config" in luma(c, "proxy", "sync", check=False).stderr
         finally:
             c.docker("stack", "rm", evil, check=False)
+
+
+#: In the client namespace: the SHA-256 of the certificate HOST gets at ADDR:PORT, verified with ROOT.
+CERT_OF = r"""
+import hashlib, socket, ssl, sys
+host, addr, port, root = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+ctx = ssl.create_default_context(cafile=root)
+with socket.create_connection((addr, port), timeout=5) as s, ctx.wrap_socket(s, server_hostname=host) as t:
+    t.sendall(("GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host).encode())
+    body = b""
+    while True:
+        chunk = t.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    print(hashlib.sha256(t.getpeercert(binary_form=True)).hexdigest(), body.split(b"\r\n\r\n", 1)[-1].decode().strip())
+"""
+
+
+@contextlib.contextmanager
+def client_pebble(c: clusterkit.Cluster, tmp: Path, http_port: int) -> Iterator[dict]:
+    """Pebble (ACME) and its DNS in the client namespace, the "internet": it validates HTTP-01 on
+    ``http_port`` of whatever address its DNS gives a host (set with add_a)."""
+    from test_acme import make_ca
+
+    ca, cert, key = make_ca(tmp, c.client_ip)
+    cfg = {"pebble": {"listenAddress": f"{c.client_ip}:14000", "managementListenAddress": f"{c.client_ip}:15000",
+                      "certificate": str(cert), "privateKey": str(key), "httpPort": http_port, "tlsPort": 5001,
+                      "ocspResponderURL": "", "externalAccountBindingRequired": False}}
+    (tmp / "pebble.json").write_text(dockerkit.json.dumps(cfg))
+    log = tmp / "pebble.log"
+    env = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"}
+    procs = [c.client_popen(["pebble-challtestsrv", "-dns01", "127.0.0.1:8053", "-http01", "", "-https01", "",
+                             "-tlsalpn01", "", "-management", "127.0.0.1:8055", "-defaultIPv4", "192.0.2.1",
+                             "-defaultIPv6", ""], stdout=open(tmp / "dns.log", "w"), stderr=subprocess.STDOUT),
+             c.client_popen(["env", *(f"{k}={v}" for k, v in env.items()), "pebble", "-config",
+                             str(tmp / "pebble.json"), "-dnsserver", "127.0.0.1:8053"],
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT)]
+    try:
+        directory = f"https://{c.client_ip}:14000/dir"
+        wait_for("pebble answers", lambda: c.in_client(["curl", "-sf", "--cacert", str(ca), directory]).returncode == 0,
+                 timeout=30)
+
+        def add_a(host: str, ip: str) -> None:
+            c.in_client(["curl", "-sf", "-X", "POST", "-d", dockerkit.json.dumps({"host": host, "addresses": [ip]}),
+                         "http://127.0.0.1:8055/add-a"], check=True)
+
+        def orders() -> int:
+            found = re.findall(r"There are now (\d+) orders in the db", log.read_text())
+            return int(found[-1]) if found else 0
+
+        root = tmp / "pebble-root.pem"
+        root.write_text(c.in_client(["curl", "-sf", "--cacert", str(ca), f"https://{c.client_ip}:15000/roots/0"],
+                                    check=True).stdout)
+        yield {"directory": directory, "ca": ca, "root": root, "add_a": add_a, "orders": orders, "log": log}
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=10)
+
+
+def test_https_on_a_swarm_one_certificate_for_every_node(swarm, tmp_path, busybox_image, caddy_image, unique):
+    """--proxy-tls acme with storage every edge shares: each host gets one certificate through HTTP-01
+    (Pebble), whichever node the CA's validation reaches, and every node serves that same certificate;
+    plain HTTP redirects to HTTPS."""
+    c = swarm
+    px, http_port, https_port = unique("px"), 8081, 8444
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    name = unique("secure")
+    h1, h2 = f"{name}-one.test", f"{name}-two.test"
+    f = dockerkit.write(tmp_path / name / "compose.yaml", APP.format(
+        image=busybox_image, project=name, host=f"{h1}, {h2}", version="1", command=GOOD))
+    with client_pebble(c, tmp_path, http_port) as acme:
+        # the CA reaches h1 on the manager and h2 on the worker
+        acme["add_a"](h1, c.nodes[0].ip)
+        acme["add_a"](h2, c.nodes[1].ip)
+        try:
+            luma(c, "proxy", "up", "--proxy-name", px, "--proxy-image", caddy_image, "--proxy-http-port",
+                 str(http_port), "--proxy-tls", "acme", "--proxy-https-port", str(https_port), "--proxy-storage",
+                 str(shared), "--proxy-acme-ca", acme["directory"], "--proxy-acme-ca-root", str(acme["ca"]))
+            luma(c, "deploy", "--swarm", "-f", str(f), "-p", name, "--resolve-image", "never", "--proxy-name", px,
+                 group=False)
+
+            def cert(host: str, node: clusterkit.Node) -> tuple[str, str] | None:
+                p = c.in_client(["python3", "-c", CERT_OF, host, node.ip, str(https_port), str(acme["root"])])
+                return tuple(p.stdout.split(None, 1)) if p.returncode == 0 and p.stdout.strip() else None
+
+            certs = {}
+            for host in (h1, h2):
+                for node in c.nodes:
+                    wait_for(f"{host} over HTTPS via {node.ip}", lambda: cert(host, node), timeout=120)
+                    fp, body = cert(host, node)
+                    assert body.startswith(f"{name}/web/"), body
+                    certs[(host, node.ip)] = fp
+            assert certs[(h1, c.nodes[0].ip)] == certs[(h1, c.nodes[1].ip)], "one certificate for h1 on every node"
+            assert certs[(h2, c.nodes[0].ip)] == certs[(h2, c.nodes[1].ip)], "one certificate for h2 on every node"
+            assert certs[(h1, c.nodes[0].ip)] != certs[(h2, c.nodes[0].ip)]
+            assert acme["orders"]() == 2, f"one order per host for the whole swarm:\n{acme['log'].read_text()[-3000:]}"
+            assert any(shared.rglob("*.crt")), "the certificates are in the shared storage"
+            # plain HTTP: a known host is redirected to HTTPS on the HTTPS port
+            head = c.in_client(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-H",
+                                f"Host: {h1}", f"http://{c.nodes[1].ip}:{http_port}/x"]).stdout
+            assert head == f"308 https://{h1}:{https_port}/x", head
+        finally:
+            luma(c, "down", "--swarm", "-p", name, "--proxy-name", px, check=False, group=False)
+            luma(c, "proxy", "down", "--proxy-name", px, check=False)

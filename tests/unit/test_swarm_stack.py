@@ -176,3 +176,49 @@ def test_control_certificate_names_the_config_server():
     assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
         x509.DNSName) == ["px-config"]
     assert "PRIVATE KEY" in key_pem and control_tls.make("px-config")[0] != cert_pem
+
+
+def test_edge_tls_config_is_the_single_host_layout_with_shared_storage():
+    from luma_compose.proxy import caddy_config
+
+    t = routes.table([_svc("a_web", "a", "web", "x.test,y.test", "1")])
+    tls = routes.EdgeTLS("acme", 8443, "ops@x.test", "https://ca.test/dir", True)
+    cfg = routes.edge_config(t, 8080, "px", tls)
+    servers = cfg["apps"]["http"]["servers"]
+    assert servers["luma"]["listen"] == [":8443"] and servers["luma_http"]["listen"] == [":8080"]
+    # plain HTTP: known hosts redirected (to the HTTPS port), the rest 404 with the version
+    redirect, nf = servers["luma_http"]["routes"]
+    assert redirect["match"] == [{"host": ["x.test", "y.test"]}]
+    assert redirect["handle"][0]["headers"]["Location"] == ["https://{http.request.host}:8443{http.request.uri}"]
+    assert nf["handle"][0]["headers"]["Luma-Config"] == [routes.edge_version(cfg)]
+    policy, = cfg["apps"]["tls"]["automation"]["policies"]
+    assert policy["subjects"] == ["x.test", "y.test"]
+    assert policy["issuers"] == [{"module": "acme", "email": "ops@x.test", "ca": "https://ca.test/dir",
+                                  "trusted_roots_pem_files": [routes.ACME_ROOT_TARGET],
+                                  "challenges": {"tls-alpn": {"disabled": True}}}]
+    assert cfg["storage"] == {"module": "file_system", "root": "/data/caddy"}
+    assert cfg["admin"] == routes.boot_config(8080, "px")["admin"], "it keeps pulling"
+    # the same as one host's proxy would do for these hosts (one layout, caddy_config.assemble)
+    single = caddy_config.assemble(servers["luma"]["routes"][:-1], ["x.test", "y.test"], tls="acme",
+                                   email="ops@x.test", http_port=8080, https_port=8443, acme_ca="https://ca.test/dir",
+                                   acme_ca_root=routes.ACME_ROOT_TARGET, tls_alpn=False,
+                                   not_found=servers["luma"]["routes"][-1])
+    assert single["apps"] == cfg["apps"]
+    # TLS settings are part of the version; off has no storage and no tls app
+    off = routes.edge_config(t, 8080, "px")
+    assert "storage" not in off and "tls" not in off["apps"] and routes.edge_version(off) != routes.edge_version(cfg)
+
+
+def test_tls_on_a_swarm_needs_shared_storage():
+    import pytest
+
+    from luma_compose.engine.swarm import SwarmError
+    from luma_compose.swarm import proxy
+
+    with pytest.raises(SwarmError) as e:
+        proxy.SwarmProxy(engine=None).up(tls=routes.EdgeTLS("acme"))  # refused before any engine call
+    assert "--storage" in e.value.hint
+    assert proxy._storage_mount("/srv/luma") == "type=bind,source=/srv/luma,target=/data"
+    assert proxy._storage_mount("luma-certs") == "type=volume,source=luma-certs,target=/data"
+    with pytest.raises(SwarmError):
+        proxy._storage_mount("a,b=c")
