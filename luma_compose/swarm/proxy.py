@@ -89,6 +89,8 @@ class SwarmProxy:
         self.engine = engine
         self.name = name
         self.log = log or (lambda s: print(s, file=sys.stderr))
+        #: overlay id -> name, as read by the current pass (desired)
+        self._net_names: dict[str, str] = {}
 
     # ------------------------------------------------------------------ names
 
@@ -116,6 +118,7 @@ class SwarmProxy:
                    if ((s.get("Spec") or {}).get("Labels") or {}).get(contract.LABEL_MANAGED) == "true"]
         table = swarm_routes.table(managed)
         overlays = self.engine.networks("driver=overlay")
+        self._net_names = {n["Id"]: n["Name"] for n in overlays}  # for this pass: no inspect per service
         existing = {n["Name"] for n in overlays}
         table.routes = [r for r in table.routes if r.network in existing]
         table = swarm_routes.drop_shadowed(table, everything, {n["Id"]: n["Name"] for n in overlays}, self.name)
@@ -136,6 +139,8 @@ class SwarmProxy:
 
     def _network_names(self, svc: dict[str, Any]) -> set[str]:
         ids = [n["Target"] for n in svc["Spec"]["TaskTemplate"].get("Networks") or []]
+        if all(i in self._net_names for i in ids):
+            return {self._net_names[i] for i in ids}
         return set(self.engine.network_names(ids).values()) if ids else set()
 
     # ------------------------------------------------------------------ operations
