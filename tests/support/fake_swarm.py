@@ -1,0 +1,217 @@
+"""A swarm manager in memory for unit tests of the swarm proxy's decisions (no Docker).
+
+It understands the docker CLI calls :class:`luma_compose.swarm.proxy.SwarmProxy` makes (service
+create/update/rm, config and secret create/rm/ls, network create/rm) well enough to keep a state
+the next read sees, and records every call as argv data for the tests to assert on. Every task
+of a service is running at once.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+
+def _kv(spec: str) -> dict[str, str]:
+    return dict(p.split("=", 1) for p in spec.split(","))
+
+
+class FakeSwarm:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+        self.services_: dict[str, dict[str, Any]] = {}
+        self.nets: dict[str, dict[str, Any]] = {}
+        self.cfgs: dict[str, dict[str, Any]] = {}
+        self.secrets: dict[str, dict[str, str]] = {}
+        self._n = 0
+
+    # --------------------------------------------------------------- setup helpers
+
+    def add_network(self, name: str, labels: dict[str, str] | None = None) -> str:
+        self._n += 1
+        nid = f"net{self._n}"
+        self.nets[nid] = {"Id": nid, "Name": name, "Driver": "overlay", "Labels": labels or {}}
+        return nid
+
+    def add_stack_service(self, project: str, service: str, hosts: str, port: int = 3000) -> None:
+        """A routed service as `docker stack deploy` makes it from render --swarm's output."""
+        net = next((i for i, n in self.nets.items() if n["Name"] == f"{project}_luma"), None)
+        if net is None:
+            net = self.add_network(f"{project}_luma", {"com.docker.stack.namespace": project, "luma.network": "true"})
+        labels = {"com.docker.stack.namespace": project, "luma.managed": "true", "luma.project": project,
+                  "luma.service": service, "luma.hosts": hosts, "luma.port": str(port),
+                  "luma.network": f"{project}_luma"}
+        self.services_[f"{project}_{service}"] = self._svc(f"{project}_{service}", labels, "app:1",
+                                                            [(net, [f"{project}-{service}", service])], [])
+
+    def remove_stack(self, project: str) -> None:
+        for name in [n for n, s in self.services_.items()
+                     if s["Spec"]["Labels"].get("com.docker.stack.namespace") == project]:
+            del self.services_[name]
+
+    def mutations(self) -> list[tuple[str, ...]]:
+        """The calls that change something (not ls/inspect)."""
+        return [c for c in self.calls if c[1] in ("create", "update", "rm")]
+
+    # --------------------------------------------------------------- SwarmEngine's interface
+
+    def _svc(self, name: str, labels: dict[str, str], image: str, nets: list[tuple[str, list[str]]],
+             configs: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"ID": f"id-{name}", "CreatedAt": f"{len(self.services_):06d}", "Version": {"Index": 1},
+                "UpdateStatus": {"State": "completed", "StartedAt": "0"},
+                "Spec": {"Name": name, "Labels": labels, "TaskTemplate": {
+                    "ContainerSpec": {"Image": image, "Configs": configs},
+                    "Networks": [{"Target": n, "Aliases": a} for n, a in nets]}}}
+
+    def _net_id(self, name: str) -> str:
+        return next(i for i, n in self.nets.items() if n["Name"] == name)
+
+    def run(self, *args: str, input: str | None = None, check: bool = True,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        self.calls.append(args)
+        out, rc = "", 0
+        kind, verb = args[0], args[1] if len(args) > 1 else ""
+        if kind == "service" and verb == "create":
+            self._create(list(args[2:]))
+        elif kind == "service" and verb == "update":
+            self._update(list(args[2:]))
+        elif kind == "service" and verb == "rm":
+            rc = 0 if self.services_.pop(args[2], None) else 1
+        elif kind == "config" and verb == "create":
+            name = [a for a in args[2:] if not a.startswith("--") and "=" not in a][-2]
+            labels = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "--label")
+            self.cfgs[name] = {"Spec": {"Name": name, "Labels": labels}, "Data": input}
+        elif kind == "config" and verb == "rm":
+            in_use = any(c["ConfigName"] == args[2] for s in self.services_.values()
+                         for c in s["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"])
+            rc = 1 if in_use else (0 if self.cfgs.pop(args[2], None) else 1)
+        elif kind == "secret" and verb == "create":
+            labels = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "--label")
+            self.secrets[args[-2]] = labels
+        elif kind == "secret" and verb == "ls":
+            want = args[args.index("--filter") + 1] if "--filter" in args else "label="
+            k, _, v = want.removeprefix("label=").partition("=")
+            out = "\n".join(n for n, lab in self.secrets.items() if not k or lab.get(k) == v)
+        elif kind == "secret" and verb == "rm":
+            self.secrets.pop(args[2], None)
+        elif kind == "network" and verb == "create":
+            labels = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "--label")
+            self.add_network(args[-1], labels)
+        elif kind == "network" and verb == "rm":
+            nid = next((i for i, n in self.nets.items() if n["Name"] == args[2]), None)
+            used = nid and any(t["Target"] == nid for s in self.services_.values()
+                               for t in s["Spec"]["TaskTemplate"]["Networks"])
+            rc = 1 if (nid is None or used) else 0
+            if rc == 0:
+                del self.nets[nid]
+        else:
+            raise AssertionError(f"unexpected docker call in the fake: {args}")
+        if check and rc:
+            raise AssertionError(f"failed in the fake: {args}")
+        return subprocess.CompletedProcess(list(args), rc, out, "")
+
+    def _create(self, a: list[str]) -> None:
+        labels: dict[str, str] = {}
+        nets: list[tuple[str, list[str]]] = []
+        configs: list[dict[str, Any]] = []
+        name = ""
+        i = 0
+        while i < len(a):
+            flag = a[i]
+            if flag == "--detach":
+                i += 1
+                continue
+            if not flag.startswith("--"):
+                break
+            value = a[i + 1]
+            if flag == "--name":
+                name = value
+            elif flag == "--label":
+                k, v = value.split("=", 1)
+                labels[k] = v
+            elif flag == "--network":
+                nets.append((self._net_id(value), []))
+            elif flag == "--config":
+                kv = _kv(value)
+                configs.append({"ConfigName": kv["source"], "File": {"Name": kv["target"]}})
+            i += 2
+        self.services_[name] = self._svc(name, labels, a[i], nets, configs)
+        self.services_[name]["Spec"]["Args"] = a[i:]
+        self.services_[name]["CreateArgs"] = a
+
+    def _update(self, a: list[str]) -> None:
+        svc = self.services_[a[-1]]
+        tmpl = svc["Spec"]["TaskTemplate"]
+        for i, flag in enumerate(a[:-1]):
+            value = a[i + 1]
+            if flag == "--image":
+                tmpl["ContainerSpec"]["Image"] = value
+            elif flag == "--config-rm":
+                tmpl["ContainerSpec"]["Configs"] = [c for c in tmpl["ContainerSpec"]["Configs"]
+                                                    if c["ConfigName"] != value]
+            elif flag == "--config-add":
+                kv = _kv(value)
+                tmpl["ContainerSpec"]["Configs"].append({"ConfigName": kv["source"], "File": {"Name": kv["target"]}})
+            elif flag == "--network-add":
+                tmpl["Networks"].append({"Target": self._net_id(value), "Aliases": []})
+            elif flag == "--network-rm":
+                nid = self._net_id(value)
+                tmpl["Networks"] = [n for n in tmpl["Networks"] if n["Target"] != nid]
+        svc["UpdateStatus"] = {"State": "completed", "StartedAt": str(len(self.calls))}
+
+    def services(self, *filters: str) -> list[dict[str, Any]]:
+        out = []
+        for s in self.services_.values():
+            labels = s["Spec"]["Labels"]
+            ok = True
+            for f in filters:
+                key, _, val = f.partition("=")
+                if key == "label":
+                    k, _, v = val.partition("=")
+                    ok &= labels.get(k) == v if v else k in labels
+                elif key == "name":
+                    ok &= s["Spec"]["Name"].startswith(val)
+            if ok:
+                out.append(s)
+        return out
+
+    def service(self, name: str) -> dict[str, Any] | None:
+        return self.services_.get(name)
+
+    def tasks(self, service: str) -> list[dict[str, Any]]:
+        return [{"DesiredState": "running", "Status": {"State": "running"}}] if service in self.services_ else []
+
+    def networks(self, *filters: str) -> list[dict[str, Any]]:
+        out = []
+        for n in self.nets.values():
+            ok = True
+            for f in filters:
+                key, _, val = f.partition("=")
+                if key == "name":
+                    ok &= n["Name"] == val
+                elif key == "driver":
+                    ok &= n["Driver"] == val
+                elif key == "label":
+                    k, _, v = val.partition("=")
+                    ok &= n["Labels"].get(k) == v if v else k in n["Labels"]
+            if ok:
+                out.append(n)
+        return out
+
+    def network_names(self, ids):
+        return {i: self.nets[i]["Name"] for i in ids if i in self.nets}
+
+    def configs(self, *filters: str) -> list[dict[str, Any]]:
+        out = []
+        for c in self.cfgs.values():
+            ok = True
+            for f in filters:
+                key, _, val = f.partition("=")
+                if key == "name":
+                    ok &= c["Spec"]["Name"] == val
+                elif key == "label":
+                    k, _, v = val.partition("=")
+                    ok &= c["Spec"]["Labels"].get(k) == v if v else k in c["Spec"]["Labels"]
+            if ok:
+                out.append(c)
+        return out

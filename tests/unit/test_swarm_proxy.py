@@ -1,0 +1,121 @@
+"""The swarm proxy's decisions on a swarm in memory (tests/support/fake_swarm.py): which services it
+creates, updates and removes, in which order, as docker argv data. The e2e tests
+(tests/e2e/test_swarm.py) prove the same on a real 2-node swarm."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from support.fake_swarm import FakeSwarm  # noqa: E402
+
+from luma_compose.engine.swarm import SwarmError  # noqa: E402
+from luma_compose.swarm import proxy as swarm_proxy  # noqa: E402
+from luma_compose.swarm import routes  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_sleep(monkeypatch):
+    monkeypatch.setattr(swarm_proxy.time, "sleep", lambda s: None)
+
+
+def up(fake: FakeSwarm, **kw) -> swarm_proxy.SwarmProxy:
+    p = swarm_proxy.SwarmProxy(fake, "px", log=lambda s: None)
+    p.up("caddy:test", 8080, **kw)
+    return p
+
+
+def edge_config(fake: FakeSwarm) -> dict:
+    import json
+
+    cfgs = fake.services_["px-config"]["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"]
+    name = next(c["ConfigName"] for c in cfgs if c["File"]["Name"] == routes.EDGE_CONFIG_TARGET)
+    return json.loads(fake.cfgs[name]["Data"])
+
+
+def service_ops(fake: FakeSwarm) -> list[tuple[str, str]]:
+    """(verb, service name) of each service create/update/rm, in order."""
+    out = []
+    for c in fake.mutations():
+        if c[0] == "service":
+            out.append((c[1], c[c.index("--name") + 1] if c[1] == "create" else c[-1] if c[1] == "update" else c[2]))
+    return out
+
+
+def served_hosts(fake: FakeSwarm) -> list[str]:
+    server = edge_config(fake)["apps"]["http"]["servers"]["luma"]
+    return sorted(h for r in server["routes"][:-1] for m in r["match"] for h in m["host"])
+
+
+def test_up_creates_edge_config_server_and_a_gateway_per_project_none_with_the_socket():
+    fake = FakeSwarm()
+    fake.add_stack_service("shop", "web", "shop.test")
+    up(fake)
+    edge = fake.services_["px"]
+    assert {fake.nets[n["Target"]]["Name"] for n in edge["Spec"]["TaskTemplate"]["Networks"]} == {"px_edge"}
+    gw = fake.services_["px-gw-shop"]
+    assert {fake.nets[n["Target"]]["Name"] for n in gw["Spec"]["TaskTemplate"]["Networks"]} == {"px_edge", "shop_luma"}
+    assert served_hosts(fake) == ["shop.test"]
+    for s in fake.services_.values():
+        assert "--mount" not in s.get("CreateArgs", []), "no part mounts anything (no Docker socket)"
+    # the key goes to the config server only
+    assert any(a.startswith("source=") and "key" in a for a in fake.services_["px-config"]["CreateArgs"])
+    assert not any("key" in a for a in edge["CreateArgs"] if a.startswith("source="))
+
+
+def test_a_project_added_then_removed_never_touches_the_edge_or_another_gateway():
+    fake = FakeSwarm()
+    fake.add_stack_service("shop", "web", "shop.test")
+    p = up(fake)
+    fake.calls.clear()
+    fake.add_stack_service("blog", "web", "blog.test")
+    assert p.sync().changed
+    # the gateway exists before the edges are told to use it; the edge and shop's gateway are untouched
+    assert service_ops(fake) == [("create", "px-gw-blog"), ("update", "px-config")]
+    assert served_hosts(fake) == ["blog.test", "shop.test"]
+
+    fake.calls.clear()
+    fake.remove_stack("blog")
+    assert p.sync().changed
+    # the edges stop using the gateway before it goes
+    assert service_ops(fake) == [("update", "px-config"), ("rm", "px-gw-blog")]
+    assert served_hosts(fake) == ["shop.test"]
+    # nothing changed: nothing is done
+    fake.calls.clear()
+    assert not p.sync().changed and not fake.mutations()
+
+
+def test_an_impostor_on_the_edge_network_withholds_only_its_victim():
+    fake = FakeSwarm()
+    fake.add_stack_service("shop", "web", "shop.test")
+    fake.add_stack_service("blog", "web", "blog.test")
+    p = up(fake)
+    edge = next(i for i, n in fake.nets.items() if n["Name"] == "px_edge")
+    fake.services_["evil_decoy"] = fake._svc("evil_decoy", {"com.docker.stack.namespace": "evil"}, "x",
+                                             [(edge, ["px-gw-shop", "decoy"])], [])
+    res = p.sync()
+    assert served_hosts(fake) == ["blog.test"]
+    assert any("evil_decoy answers to px-gw-shop" in c for c in res.conflicts)
+    assert "px-gw-shop" not in fake.services_, "the victim's gateway is not kept either"
+
+
+def test_tls_needs_shared_storage_and_publishes_https(monkeypatch):
+    fake = FakeSwarm()
+    with pytest.raises(SwarmError):
+        up(fake, tls=routes.EdgeTLS("acme", 8443))
+    assert fake.calls == [], "refused before any change"
+    up(fake, tls=routes.EdgeTLS("acme", 8443, acme_root=True), storage="/srv/shared", acme_root_pem="PEM")
+    args = fake.services_["px"]["CreateArgs"]
+    assert "type=bind,source=/srv/shared,target=/data" in args
+    assert "mode=host,target=8443,published=8443,protocol=tcp" in args
+    assert "mode=host,target=8443,published=8443,protocol=udp" in args
+    assert edge_config(fake)["storage"] == {"module": "file_system", "root": "/data/caddy"}
+    # the settings live on the edge: a sync builds the same TLS config; another up with others refuses
+    p = swarm_proxy.SwarmProxy(fake, "px", log=lambda s: None)
+    assert not p.sync().changed
+    with pytest.raises(SwarmError):
+        p.up("caddy:test", 8080, tls=routes.EdgeTLS("internal", 8443), storage="/srv/shared")
