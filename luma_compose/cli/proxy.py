@@ -143,22 +143,27 @@ def install(name, unit_dir, enable, print_only) -> None:
     Needed for routes to follow a plain `render | docker compose -f - up -d`; deploy, down
     and restarts of containers, the engine or the proxy do not need it.
     """
+    from ..proxy.container import proxy_name
+
+    install_unit(proxy_name(name), unit_dir, enable, print_only, swarm=False)
+
+
+def install_unit(pname: str, unit_dir: str | None, enable: bool, print_only: bool, swarm: bool) -> None:
+    """Write (or print) the systemd unit that keeps `[swarm] proxy run` running, and enable it."""
     import os
     import shutil
     import subprocess
     from pathlib import Path
 
     from ..proxy import service_unit
-    from ..proxy.container import proxy_name
 
-    pname = proxy_name(name)
     exe = shutil.which("luma-compose")
     argv = [os.path.abspath(exe)] if exe else [os.path.abspath(sys.executable), "-m", "luma_compose.cli"]
-    text = service_unit.unit_text(argv, pname, os.environ.get("DOCKER_HOST"))
+    text = service_unit.unit_text(argv, pname, os.environ.get("DOCKER_HOST"), swarm=swarm)
     if print_only:
         click.echo(text, nl=False)
         return
-    path = Path(unit_dir or service_unit.UNIT_DIR) / service_unit.unit_name(pname)
+    path = Path(unit_dir or service_unit.UNIT_DIR) / service_unit.unit_name(pname, swarm=swarm)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)

@@ -215,6 +215,20 @@ def proxy_run(proxy_name, interval) -> None:
     SwarmProxy(_engine(), proxy_name).run(interval)
 
 
+@proxy.command("install")
+@click.option("--proxy-name", default=DEFAULTS["proxy_name"], show_default=True)
+@click.option("--unit-dir", default=None, metavar="DIR", help="Where to write the unit (default /etc/systemd/system).")
+@click.option("--enable/--no-enable", default=True, show_default=True,
+              help="Run systemctl daemon-reload and enable --now the unit.")
+@click.option("--print", "print_only", is_flag=True, help="Print the unit instead of writing it.")
+def proxy_install(proxy_name, unit_dir, enable, print_only) -> None:
+    """Keep `swarm proxy run` running (a systemd unit, on a manager): routes follow changes made
+    without luma-compose, and an impostor's victim is withheld within a second."""
+    from .proxy import install_unit
+
+    install_unit(proxy_name, unit_dir, enable, print_only, swarm=True)
+
+
 @proxy.command("down")
 @click.option("--proxy-name", default=DEFAULTS["proxy_name"], show_default=True)
 def proxy_down(proxy_name) -> None:

@@ -19,16 +19,20 @@ import shlex
 UNIT_DIR = "/etc/systemd/system"
 
 
-def unit_name(proxy: str) -> str:
-    return f"luma-proxy-run-{proxy}.service"
+def unit_name(proxy: str, swarm: bool = False) -> str:
+    return f"luma-{'swarm-' if swarm else ''}proxy-run-{proxy}.service"
 
 
-def unit_text(exe: list[str], proxy: str, docker_host: str | None = None) -> str:
-    cmd = " ".join(shlex.quote(a) for a in [*exe, "proxy", "run", "--name", proxy])
+def unit_text(exe: list[str], proxy: str, docker_host: str | None = None, swarm: bool = False) -> str:
+    """The unit for ``proxy run`` (one host: follows Docker events) or, with ``swarm``, ``swarm proxy
+    run`` (polls the manager; also withholds a project's routes as soon as an impostor appears)."""
+    run = ["swarm", "proxy", "run", "--proxy-name", proxy] if swarm else ["proxy", "run", "--name", proxy]
+    cmd = " ".join(shlex.quote(a) for a in [*exe, *run])
     env = f"Environment={shlex.quote('DOCKER_HOST=' + docker_host)}\n" if docker_host else ""
+    what = "the swarm (swarm proxy run)" if swarm else "Docker events (proxy run)"
     return (
         "[Unit]\n"
-        f"Description=luma-compose: routes of proxy {proxy} follow Docker events (proxy run)\n"
+        f"Description=luma-compose: routes of proxy {proxy} follow {what}\n"
         "Documentation=https://github.com/luma-compose/luma-compose#the-proxy\n"
         "After=docker.service network-online.target\n"
         "Wants=docker.service network-online.target\n"
