@@ -1,6 +1,6 @@
 """The render and check commands, as plain functions returning the exit code.
 
-cli.py (click) and launcher.py (the fast path for plain invocations) both call
+main.py (click) and fast.py (the fast path for plain invocations) both call
 these, so the two paths cannot behave differently.
 """
 

@@ -4,7 +4,7 @@ A plain `render` or `check` invocation (the pipe, pre-commit, CI) is parsed
 here and run without importing click, which costs more than the whole render
 of a typical file (see bench/render_speed.py). Everything else, and any
 argument this small parser does not know (help, a typo, `-fFILE`), goes to the
-click CLI in cli.py, which is the reference: both call the same functions in
+click CLI in main.py, which is the reference: both call the same functions in
 commands.py. Only the compose target is run here: `--swarm` and `--target swarm`
 (any --target but compose) go to click. Set LUMA_NO_FASTPATH=1 to always use click.
 """

@@ -70,8 +70,9 @@ def run_render(files, project, project_directory, output) -> None:
     if problems:
         sys.exit(1)
     if output:
-        with open(output, "w") as f:
-            f.write(text)
+        from .commands import _write_atomic  # the whole file or none of it, and a clear error
+
+        _write_atomic(output, text)
     else:
         sys.stdout.write(text)
 
