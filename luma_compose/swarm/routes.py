@@ -238,6 +238,13 @@ def edge_config(t: Table, http_port: int = 80, proxy: str = "luma-proxy",
         tls_alpn=tls.https_port == 443, not_found=_not_found(version))
     cfg["admin"] = _loader(proxy)
     cfg["logging"] = _QUIET
+    policies = ((cfg["apps"].get("tls") or {}).get("automation") or {}).get("policies") or []
+    if policies:
+        # The edges load a new config within about a second of each other. One that has not loaded
+        # it yet must still answer the CA's HTTP-01 request for a new host, whose token another edge
+        # put in the shared storage: a policy for every other name, with the same issuer, lets it
+        # (it orders nothing by itself: only listed subjects get certificates).
+        policies.append({"issuers": policies[0]["issuers"]})
     if tls.on:
         cfg["storage"] = {"module": "file_system", "root": f"{STORAGE_TARGET}/caddy"}
     else:

@@ -191,7 +191,8 @@ def test_edge_tls_config_is_the_single_host_layout_with_shared_storage():
     assert redirect["match"] == [{"host": ["x.test", "y.test"]}]
     assert redirect["handle"][0]["headers"]["Location"] == ["https://{http.request.host}:8443{http.request.uri}"]
     assert nf["handle"][0]["headers"]["Luma-Config"] == [routes.edge_version(cfg)]
-    policy, = cfg["apps"]["tls"]["automation"]["policies"]
+    policy, catch_all = cfg["apps"]["tls"]["automation"]["policies"]
+    assert catch_all == {"issuers": policy["issuers"]}, "any edge answers a challenge from the shared storage"
     assert policy["subjects"] == ["x.test", "y.test"]
     assert policy["issuers"] == [{"module": "acme", "email": "ops@x.test", "ca": "https://ca.test/dir",
                                   "trusted_roots_pem_files": [routes.ACME_ROOT_TARGET],
@@ -203,6 +204,7 @@ def test_edge_tls_config_is_the_single_host_layout_with_shared_storage():
                                    email="ops@x.test", http_port=8080, https_port=8443, acme_ca="https://ca.test/dir",
                                    acme_ca_root=routes.ACME_ROOT_TARGET, tls_alpn=False,
                                    not_found=servers["luma"]["routes"][-1])
+    single["apps"]["tls"]["automation"]["policies"].append(catch_all)
     assert single["apps"] == cfg["apps"]
     # TLS settings are part of the version; off has no storage and no tls app
     off = routes.edge_config(t, 8080, "px")
