@@ -260,10 +260,15 @@ def assemble(
     alt_svc_port: int | None = None,
     public_https_port: int | None = None,
     not_found: dict[str, Any] = NOT_FOUND,
+    catch_all: bool = False,
 ) -> dict[str, Any]:
     """The config around a list of host routes (one proxy's, or a swarm edge's): listeners, the
     HTTP -> HTTPS redirect, certificates for ``hosts`` per ``tls``, 404 for other hosts. The single
-    place that lays out TLS, so one host and a swarm behave alike (options as in build_config)."""
+    place that lays out TLS, so one host and a swarm behave alike (options as in build_config).
+
+    ``catch_all``: also an automation policy for every other name with the same issuer. It orders
+    nothing (only listed hosts get certificates) but lets this Caddy answer an HTTP-01 challenge
+    whose token another instance put in the shared storage (a swarm's edges)."""
     if tls not in TLS_MODES:
         raise ValueError(f"tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
     server: dict[str, Any] = {
@@ -326,8 +331,11 @@ def assemble(
             issuer["trusted_roots_pem_files"] = [acme_ca_root]
         if not tls_alpn:
             issuer["challenges"] = {"tls-alpn": {"disabled": True}}
-    if hosts:
-        config["apps"]["tls"] = {"automation": {"policies": [{"subjects": hosts, "issuers": [issuer]}]}}
+    policies = [{"subjects": hosts, "issuers": [issuer]}] if hosts else []
+    if catch_all:
+        policies.append({"issuers": [issuer]})
+    if policies:
+        config["apps"]["tls"] = {"automation": {"policies": policies}}
     return config
 
 

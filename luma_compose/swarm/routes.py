@@ -235,16 +235,14 @@ def edge_config(t: Table, http_port: int = 80, proxy: str = "luma-proxy",
         http_port=http_port, https_port=tls.https_port, acme_ca=tls.acme_ca or None,
         acme_ca_root=ACME_ROOT_TARGET if tls.acme_root else None,
         # the CA validates TLS-ALPN-01 on 443 only
-        tls_alpn=tls.https_port == 443, not_found=_not_found(version))
-    cfg["admin"] = _loader(proxy)
-    cfg["logging"] = _QUIET
-    policies = ((cfg["apps"].get("tls") or {}).get("automation") or {}).get("policies") or []
-    if policies:
+        tls_alpn=tls.https_port == 443, not_found=_not_found(version),
         # The edges load a new config within about a second of each other. One that has not loaded
         # it yet must still answer the CA's HTTP-01 request for a new host, whose token another edge
-        # put in the shared storage: a policy for every other name, with the same issuer, lets it
-        # (it orders nothing by itself: only listed subjects get certificates).
-        policies.append({"issuers": policies[0]["issuers"]})
+        # put in the shared storage: so every edge config, even one with no host yet, has a policy
+        # for every name with the same issuer.
+        catch_all=tls.on)
+    cfg["admin"] = _loader(proxy)
+    cfg["logging"] = _QUIET
     if tls.on:
         cfg["storage"] = {"module": "file_system", "root": f"{STORAGE_TARGET}/caddy"}
     else:

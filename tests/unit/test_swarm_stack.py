@@ -203,9 +203,11 @@ def test_edge_tls_config_is_the_single_host_layout_with_shared_storage():
     single = caddy_config.assemble(servers["luma"]["routes"][:-1], ["x.test", "y.test"], tls="acme",
                                    email="ops@x.test", http_port=8080, https_port=8443, acme_ca="https://ca.test/dir",
                                    acme_ca_root=routes.ACME_ROOT_TARGET, tls_alpn=False,
-                                   not_found=servers["luma"]["routes"][-1])
-    single["apps"]["tls"]["automation"]["policies"].append(catch_all)
+                                   not_found=servers["luma"]["routes"][-1], catch_all=True)
     assert single["apps"] == cfg["apps"]
+    # with no host yet, the catch-all is there already: the first host's challenge can reach any edge
+    empty = routes.edge_config(routes.Table(), 8080, "px", tls)
+    assert empty["apps"]["tls"]["automation"]["policies"] == [catch_all]
     # TLS settings are part of the version; off has no storage and no tls app
     off = routes.edge_config(t, 8080, "px")
     assert "storage" not in off and "tls" not in off["apps"] and routes.edge_version(off) != routes.edge_version(cfg)
