@@ -212,37 +212,14 @@ NOT_FOUND = {
 }
 
 
-def build_config(
-    table: RouteTable,
-    tls: str = "acme",
-    email: str | None = None,
-    http_port: int = 80,
-    https_port: int = 443,
-    acme_ca: str | None = None,
-    acme_ca_root: str | None = None,
-    tls_alpn: bool = True,
-    http3: bool = True,
-    alt_svc_port: int | None = None,
-    public_https_port: int | None = None,
-) -> dict[str, Any]:
-    """The complete Caddy config for a route table (load it with ``POST /load``).
-
-    ``acme_ca``: ACME directory URL (default: Caddy's, Let's Encrypt); ``acme_ca_root``: path (in the
-    proxy) of the PEM root its HTTPS is signed with. ``tls_alpn=False`` leaves HTTP-01 as the only
-    challenge (the CA validates TLS-ALPN-01 on port 443, which reaches the proxy only when it publishes
-    443). ``http3=False`` switches HTTP/3 off (``protocols: h1, h2``: no ``Alt-Svc``), so no client is
-    sent to a UDP port nothing answers; ``alt_svc_port``: the UDP port HTTP/3 is published on when it
-    is not the one Caddy listens on (Caddy advertises its own listener's port).
-
-    ``public_https_port``: the port clients reach HTTPS on (the published port), when it
-    is not ``https_port``; the HTTP -> HTTPS redirect names it unless it is 443."""
+def build_config(table: RouteTable, **options: Any) -> dict[str, Any]:
+    """The complete Caddy config for a route table (load it with ``POST /load``); ``options`` are
+    assemble's (tls, email, ports, ACME CA, HTTP/3)."""
     # Longest (most specific) hosts first is Caddy's business within a matcher;
     # across routes exact hosts must win over wildcards, so sort wildcard routes last.
     routes = sorted(table.routes, key=lambda r: (all(h.startswith("*") for h in r.hosts), r.key))
     hosts = sorted({h for r in table.routes for h in r.hosts})
-    return assemble([_route(r) for r in routes], hosts, tls=tls, email=email, http_port=http_port,
-                    https_port=https_port, acme_ca=acme_ca, acme_ca_root=acme_ca_root, tls_alpn=tls_alpn,
-                    http3=http3, alt_svc_port=alt_svc_port, public_https_port=public_https_port)
+    return assemble([_route(r) for r in routes], hosts, **options)
 
 
 def assemble(
@@ -264,7 +241,17 @@ def assemble(
 ) -> dict[str, Any]:
     """The config around a list of host routes (one proxy's, or a swarm edge's): listeners, the
     HTTP -> HTTPS redirect, certificates for ``hosts`` per ``tls``, 404 for other hosts. The single
-    place that lays out TLS, so one host and a swarm behave alike (options as in build_config).
+    place that lays out TLS, so one host and a swarm behave alike.
+
+    ``acme_ca``: ACME directory URL (default: Caddy's, Let's Encrypt); ``acme_ca_root``: path (in the
+    proxy) of the PEM root its HTTPS is signed with. ``tls_alpn=False`` leaves HTTP-01 as the only
+    challenge (the CA validates TLS-ALPN-01 on port 443, which reaches the proxy only when it publishes
+    443). ``http3=False`` switches HTTP/3 off (``protocols: h1, h2``: no ``Alt-Svc``), so no client is
+    sent to a UDP port nothing answers; ``alt_svc_port``: the UDP port HTTP/3 is published on when it
+    is not the one Caddy listens on (Caddy advertises its own listener's port).
+
+    ``public_https_port``: the port clients reach HTTPS on (the published port), when it
+    is not ``https_port``; the HTTP -> HTTPS redirect names it unless it is 443.
 
     ``catch_all``: also an automation policy for every other name with the same issuer. It orders
     nothing (only listed hosts get certificates) but lets this Caddy answer an HTTP-01 challenge

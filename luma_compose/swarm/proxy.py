@@ -407,9 +407,8 @@ class SwarmProxy:
                 keep |= set(self._config_names(svc).values())
         for c in self.engine.configs(f"label={CONFIG_LABEL}={self.name}"):
             n = c["Spec"]["Name"]
-            if n not in keep and f"{CONFIG_LABEL}.control" not in (c["Spec"].get("Labels") or {}):
-                self.engine.run("config", "rm", n, check=False)
-            elif everything:
+            control = f"{CONFIG_LABEL}.control" in (c["Spec"].get("Labels") or {})  # kept while the proxy is
+            if everything or (n not in keep and not control):
                 self.engine.run("config", "rm", n, check=False)
 
     def _gc_networks(self, routed: set[str]) -> list[str]:

@@ -171,22 +171,30 @@ def _edge_route(proxy: str, r: SwarmRoute) -> dict[str, Any]:
     return {
         "@id": caddy_config.route_handle_id(f"{r.project}/{r.service}"),
         "match": [{"host": [caddy_config.safe(h) for h in r.hosts]}],
-        "handle": [{
-            "handler": "reverse_proxy",
-            "dynamic_upstreams": {"source": "a", "name": gateway_name(proxy, r.project),
-                                  "port": str(GATEWAY_PORT), "refresh": REFRESH},
-            "headers": {"request": {"set": {HEADER_ALIAS: [caddy_config.safe(r.alias)],
-                                            HEADER_PORT: [str(r.port)]}}},
-            "transport": caddy_config.upstream_transport(),
-            "stream_close_delay": caddy_config.STREAM_CLOSE_DELAY,
-            "load_balancing": {
-                "selection_policy": {"policy": caddy_config.SELECTION_POLICY},
-                "try_duration": caddy_config.TRY_DURATION,
-                "try_interval": caddy_config.TRY_INTERVAL,
-            },
-            "health_checks": {"passive": {"fail_duration": caddy_config.FAIL_DURATION, "max_fails": 1}},
-        }],
+        "handle": [_dynamic_proxy(
+            gateway_name(proxy, r.project), str(GATEWAY_PORT),
+            {"set": {HEADER_ALIAS: [caddy_config.safe(r.alias)], HEADER_PORT: [str(r.port)]}})],
         "terminal": True,
+    }
+
+
+def _dynamic_proxy(name: str, port: str, request_headers: dict[str, Any]) -> dict[str, Any]:
+    """A reverse_proxy to every address ``name`` has in DNS (re-resolved each REFRESH), with the
+    single host's transport, retries and keep-alive. Active health checks need a static upstream
+    list; Swarm's own health check keeps unhealthy tasks out of DNS, and a task failing anyway is
+    skipped for a while (passive)."""
+    return {
+        "handler": "reverse_proxy",
+        "dynamic_upstreams": {"source": "a", "name": name, "port": port, "refresh": REFRESH},
+        "headers": {"request": request_headers},
+        "transport": caddy_config.upstream_transport(),
+        "stream_close_delay": caddy_config.STREAM_CLOSE_DELAY,
+        "load_balancing": {
+            "selection_policy": {"policy": caddy_config.SELECTION_POLICY},
+            "try_duration": caddy_config.TRY_DURATION,
+            "try_interval": caddy_config.TRY_INTERVAL,
+        },
+        "health_checks": {"passive": {"fail_duration": caddy_config.FAIL_DURATION, "max_fails": 1}},
     }
 
 
@@ -271,22 +279,8 @@ def gateway_config(project: str) -> dict[str, Any]:
     forward = {
         "match": [{"header_regexp": {HEADER_ALIAS: {"pattern": alias_re},
                                      HEADER_PORT: {"pattern": "^[1-9][0-9]{0,4}$"}}}],
-        "handle": [{
-            "handler": "reverse_proxy",
-            "dynamic_upstreams": {"source": "a", "name": "{http.request.header.%s}" % HEADER_ALIAS,
-                                  "port": "{http.request.header.%s}" % HEADER_PORT, "refresh": REFRESH},
-            "headers": {"request": {"delete": [HEADER_ALIAS, HEADER_PORT]}},
-            "transport": caddy_config.upstream_transport(),
-            "stream_close_delay": caddy_config.STREAM_CLOSE_DELAY,
-            "load_balancing": {
-                "selection_policy": {"policy": caddy_config.SELECTION_POLICY},
-                "try_duration": caddy_config.TRY_DURATION,
-                "try_interval": caddy_config.TRY_INTERVAL,
-            },
-            # Active health checks need a static upstream list; Swarm's own health check keeps
-            # unhealthy tasks out of DNS, and a task failing anyway is skipped for a while.
-            "health_checks": {"passive": {"fail_duration": caddy_config.FAIL_DURATION, "max_fails": 1}},
-        }],
+        "handle": [_dynamic_proxy("{http.request.header.%s}" % HEADER_ALIAS, "{http.request.header.%s}" % HEADER_PORT,
+                                  {"delete": [HEADER_ALIAS, HEADER_PORT]})],
         "terminal": True,
     }
     refuse = {"handle": [{"handler": "static_response", "status_code": 421,
@@ -348,27 +342,24 @@ def drop_shadowed(t: Table, services: list[dict[str, Any]], net_names: dict[str,
     config server on the edge network is reported too (the edges verify its certificate).
     """
     edge = f"{proxy}_edge"
-    ours = {gateway_name(proxy, r.project) for r in t.routes} | {config_server_name(proxy), proxy}
+    cs = config_server_name(proxy)
+    ours = {gateway_name(proxy, r.project) for r in t.routes} | {cs, proxy}
+    # (network, DNS name) -> (project, the service that may answer to it, what the name is)
+    watched: dict[tuple[str, str], tuple[str, str, str]] = {}
+    for r in t.routes:
+        for net in (r.network, edge):
+            watched[(net, r.alias)] = (r.project, r.swarm_service, f"the target of {r.project}/{r.service}")
+        gw = gateway_name(proxy, r.project)
+        watched[(edge, gw)] = (r.project, gw, f"the gateway of {r.project}")
     withheld: dict[str, str] = {}
     conflicts = list(t.conflicts)
-    by_project: dict[str, list[SwarmRoute]] = {}
-    for r in t.routes:
-        by_project.setdefault(r.project, []).append(r)
     for svc in services:
         spec_name = (svc.get("Spec") or {}).get("Name") or ""
         for net, names in dns_names(svc, net_names).items():
-            for project, rs in by_project.items():
-                for r in rs:
-                    if spec_name == r.swarm_service or net not in (r.network, edge):
-                        continue
-                    if r.alias in names:
-                        withheld.setdefault(project, f"service {spec_name} answers to {r.alias} (the target of "
-                                                     f"{r.project}/{r.service}) on {net}")
-                gw = gateway_name(proxy, project)
-                if net == edge and gw in names and spec_name != gw:
-                    withheld.setdefault(project, f"service {spec_name} answers to {gw} (the gateway of "
-                                                 f"{project}) on {net}")
-            cs = config_server_name(proxy)
+            for name in sorted(names):
+                project, owner, what = watched.get((net, name), ("", spec_name, ""))
+                if owner != spec_name:
+                    withheld.setdefault(project, f"service {spec_name} answers to {name} ({what}) on {net}")
             if net == edge and cs in names and spec_name not in ours:
                 conflicts.append(f"service {spec_name} answers to {cs} on {net}: the proxies do not trust it "
                                  "(it cannot show the config server's certificate); remove it")

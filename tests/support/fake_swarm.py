@@ -12,6 +12,21 @@ import subprocess
 from typing import Any
 
 
+def _matches(filters, name: str, labels: dict[str, str], driver: str = "", prefix: bool = False) -> bool:
+    """docker ls --filter semantics for name= (services: prefix), label=K[=V] and driver=."""
+    for f in filters:
+        key, _, val = f.partition("=")
+        if key == "name" and not (name.startswith(val) if prefix else name == val):
+            return False
+        if key == "driver" and driver != val:
+            return False
+        if key == "label":
+            k, _, v = val.partition("=")
+            if (labels.get(k) != v) if v else (k not in labels):
+                return False
+    return True
+
+
 def _kv(spec: str) -> dict[str, str]:
     return dict(p.split("=", 1) for p in spec.split(","))
 
@@ -160,20 +175,8 @@ class FakeSwarm:
         svc["UpdateStatus"] = {"State": "completed", "StartedAt": str(len(self.calls))}
 
     def services(self, *filters: str) -> list[dict[str, Any]]:
-        out = []
-        for s in self.services_.values():
-            labels = s["Spec"]["Labels"]
-            ok = True
-            for f in filters:
-                key, _, val = f.partition("=")
-                if key == "label":
-                    k, _, v = val.partition("=")
-                    ok &= labels.get(k) == v if v else k in labels
-                elif key == "name":
-                    ok &= s["Spec"]["Name"].startswith(val)
-            if ok:
-                out.append(s)
-        return out
+        return [s for s in self.services_.values()
+                if _matches(filters, s["Spec"]["Name"], s["Spec"]["Labels"], prefix=True)]
 
     def service(self, name: str) -> dict[str, Any] | None:
         return self.services_.get(name)
@@ -182,36 +185,10 @@ class FakeSwarm:
         return [{"DesiredState": "running", "Status": {"State": "running"}}] if service in self.services_ else []
 
     def networks(self, *filters: str) -> list[dict[str, Any]]:
-        out = []
-        for n in self.nets.values():
-            ok = True
-            for f in filters:
-                key, _, val = f.partition("=")
-                if key == "name":
-                    ok &= n["Name"] == val
-                elif key == "driver":
-                    ok &= n["Driver"] == val
-                elif key == "label":
-                    k, _, v = val.partition("=")
-                    ok &= n["Labels"].get(k) == v if v else k in n["Labels"]
-            if ok:
-                out.append(n)
-        return out
+        return [n for n in self.nets.values() if _matches(filters, n["Name"], n["Labels"], n["Driver"])]
 
     def network_names(self, ids):
         return {i: self.nets[i]["Name"] for i in ids if i in self.nets}
 
     def configs(self, *filters: str) -> list[dict[str, Any]]:
-        out = []
-        for c in self.cfgs.values():
-            ok = True
-            for f in filters:
-                key, _, val = f.partition("=")
-                if key == "name":
-                    ok &= c["Spec"]["Name"] == val
-                elif key == "label":
-                    k, _, v = val.partition("=")
-                    ok &= c["Spec"]["Labels"].get(k) == v if v else k in c["Spec"]["Labels"]
-            if ok:
-                out.append(c)
-        return out
+        return [c for c in self.cfgs.values() if _matches(filters, c["Spec"]["Name"], c["Spec"]["Labels"])]
