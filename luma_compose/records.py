@@ -50,6 +50,7 @@ class ContainerRecord:
     exit_code: int | None = None
     error: str = ""  # the engine's State.Error (e.g. a port already allocated)
     health_log: str = ""  # output of the last health check
+    hostname: str = ""  # Config.Hostname (Docker's DNS may answer to it on user networks)
 
     @property
     def running(self) -> bool:

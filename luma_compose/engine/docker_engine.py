@@ -183,9 +183,18 @@ class DockerEngine:
             return None
 
     def networks(self, labels: Sequence[str] = ()) -> list[NetworkRecord]:
-        """Networks carrying these labels, with their attached containers."""
-        nets = self.dc.networks.list(filters={"label": list(labels)}, greedy=True)
-        return [state.network_record(n.attrs) for n in nets]
+        """Networks carrying these labels, with their attached containers.
+
+        Listed, then inspected one by one: a network removed in between (another project's
+        ``down``) is simply not there, never an error (``greedy=True`` raised NotFound)."""
+        errors = _errors()
+        out = []
+        for n in self.dc.api.networks(filters={"label": list(labels)}):
+            try:
+                out.append(state.network_record(self.dc.api.inspect_network(n["Id"])))
+            except errors.NotFound:
+                continue
+        return out
 
     def connect(self, network: str, container: str) -> None:
         """Attach a container to a network; already attached is fine."""

@@ -22,6 +22,7 @@ def container_record(attrs: Mapping[str, Any]) -> ContainerRecord:
     return ContainerRecord(
         id=attrs.get("Id", ""),
         name=(attrs.get("Name") or "").lstrip("/"),
+        hostname=(attrs.get("Config") or {}).get("Hostname") or "",
         labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
         created=attrs.get("Created") or "",
         state=state.get("Status") or "",

@@ -31,7 +31,7 @@ The admin API listens on loopback *inside* the proxy container only.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .. import validate
@@ -42,6 +42,8 @@ ADMIN_LISTEN = "localhost:2019"
 SERVER_NAME = "luma"
 HTTP_SERVER_NAME = "luma_http"
 ROUTE_ID_PREFIX = "luma-route:"
+#: Suffix of the @id of a route's wildcard part (build_config splits each route in two).
+WILDCARD_ID_SUFFIX = "#wildcard"
 #: Where Caddy keeps certificates and ACME state: the proxy's named volume.
 STORAGE_ROOT = "/data/caddy"
 
@@ -142,9 +144,11 @@ def _safe(value: str) -> str:
 safe = _safe
 
 
-def _route(r: Route) -> dict[str, Any]:
+def _route(r: Route, hosts: tuple[str, ...] | None = None, wildcard: bool = False) -> dict[str, Any]:
+    """The Caddy route of ``r`` for ``hosts`` (default: all of them); ``wildcard``: the part of
+    a split route that matches its wildcard hosts (its own @id)."""
     upstreams = tuple(_safe(u) for u in r.upstreams)
-    hosts = [_safe(h) for h in r.hosts]
+    hosts = [_safe(h) for h in (r.hosts if hosts is None else hosts)]
     if upstreams:
         handler: dict[str, Any] = {
             "handler": "reverse_proxy",
@@ -178,7 +182,7 @@ def _route(r: Route) -> dict[str, Any]:
             "body": f"luma-compose: no healthy container behind {r.target}\n",
         }
     return {
-        "@id": route_handle_id(r.key),
+        "@id": route_handle_id(r.key) + (WILDCARD_ID_SUFFIX if wildcard else ""),
         "match": [{"host": hosts}],
         "handle": [handler],
         "terminal": True,
@@ -215,11 +219,22 @@ NOT_FOUND = {
 def build_config(table: RouteTable, **options: Any) -> dict[str, Any]:
     """The complete Caddy config for a route table (load it with ``POST /load``); ``options`` are
     assemble's (tls, email, ports, ACME CA, HTTP/3)."""
-    # Longest (most specific) hosts first is Caddy's business within a matcher;
-    # across routes exact hosts must win over wildcards, so sort wildcard routes last.
-    routes = sorted(table.routes, key=lambda r: (all(h.startswith("*") for h in r.hosts), r.key))
-    hosts = sorted({h for r in table.routes for h in r.hosts})
-    return assemble([_route(r) for r in routes], hosts, **options)
+    return assemble(host_routes(table.routes), sorted({h for r in table.routes for h in r.hosts}), **options)
+
+
+def host_routes(routes: Iterable[Route]) -> list[dict[str, Any]]:
+    """Caddy routes for the table's routes, every host named exactly before any wildcard.
+
+    Caddy tries routes in order and the first match wins, so each route is split into the
+    part matching its exact hosts and the part matching its wildcards (``*.`` + one label):
+    a wildcard of one project never takes a host another project names, even a held (503)
+    one. Two different wildcards never match the same host (each stands for one label)."""
+    rs = sorted(routes, key=lambda r: r.key)
+    exact = [_route(r, tuple(h for h in r.hosts if not h.startswith("*"))) for r in rs
+             if any(not h.startswith("*") for h in r.hosts)]
+    wild = [_route(r, tuple(h for h in r.hosts if h.startswith("*")), wildcard=True) for r in rs
+            if any(h.startswith("*") for h in r.hosts)]
+    return exact + wild
 
 
 def assemble(
@@ -340,7 +355,8 @@ def _served_routes(config: dict[str, Any] | None) -> Iterator[tuple[str, dict[st
     for r in routes if isinstance(routes, list) else []:
         rid = r.get("@id", "") if isinstance(r, dict) else ""
         if isinstance(rid, str) and rid.startswith(ROUTE_ID_PREFIX):
-            yield rid[len(ROUTE_ID_PREFIX):], r
+            rid = rid[len(ROUTE_ID_PREFIX):]
+            yield (rid[: -len(WILDCARD_ID_SUFFIX)] if rid.endswith(WILDCARD_ID_SUFFIX) else rid), r
 
 
 def served_hosts(config: dict[str, Any] | None) -> dict[str, str]:

@@ -265,14 +265,13 @@ class Controller:
                     others[cid] = rec
         served = {h: k for h, k in caddy_config.served_hosts(current).items()
                   if k.partition("/")[0] not in exclude_projects}
-        # A served project with no routed container left holds its hosts while it lives; it
-        # lives while Compose has any container of it (no container at all: it is down, and
-        # _prune removes its network).
+        # A served project with no routed container left holds its hosts while it lives (see
+        # _project_down; when it is down, _prune removes its network).
         routed_projects = {r.labels.get(contract.LABEL_PROJECT) for r in records}
         for n in list(networks):
             p = n.compose_project
             if p and p not in routed_projects and any(k.partition("/")[0] == p for k in served.values()):
-                if not self.engine.containers([f"{COMPOSE_PROJECT_LABEL}={p}"], all=True):
+                if self._project_down(p, n.name):
                     networks.remove(n)
         return build_table(records, served, networks, bystanders=others.values()), current
 
@@ -347,6 +346,18 @@ class Controller:
         self._prune(table, attached, res)
         return res
 
+    def _project_down(self, project: str, ingress: str) -> bool:
+        """Whether ``project`` was brought down: it has no container (any state) and no network
+        but its ingress network ``P_luma``.
+
+        ``docker compose down`` removes the containers, then the networks; ``P_luma`` stays
+        while the proxy is attached, every other network of the project goes. A container
+        removed by hand (``docker rm -f``) leaves the networks: the project is still up and
+        keeps its hosts (held, 503) until it is redeployed or brought down."""
+        if self.engine.containers([f"{COMPOSE_PROJECT_LABEL}={project}"], all=True):
+            return False
+        return not any(n.name != ingress for n in self.engine.networks([f"{COMPOSE_PROJECT_LABEL}={project}"]))
+
     def attach(self, network: str) -> None:
         """Attach the proxy to one ingress network now (deploy's health probes run from there)."""
         self.engine.connect(network, self.proxy.name)
@@ -368,8 +379,8 @@ class Controller:
             project = n.labels.get(COMPOSE_PROJECT_LABEL)
             if not ours or not project:
                 continue
-            if self.engine.containers([f"{COMPOSE_PROJECT_LABEL}={project}"], all=True):
-                continue  # the project still exists (stopped or starting): leave its network to compose
+            if not self._project_down(project, net):
+                continue  # the project still exists (stopped, starting, rm -f'd): leave its network to compose
             n = self.engine.network(net)
             if n is None or n.containers:
                 continue

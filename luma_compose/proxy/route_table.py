@@ -147,7 +147,7 @@ class Route:
 
 @dataclass(frozen=True)
 class Conflict:
-    kind: str  # "host" or "alias"
+    kind: str  # "host", "alias", or "wildcard" (a wildcard covers a host another project names)
     key: str  # the host or the alias both claim
     winner: str  # route id "project/service"
     loser: str
@@ -155,6 +155,9 @@ class Conflict:
 
     @property
     def message(self) -> str:
+        if self.kind == "wildcard":
+            return (f"host {self.key} is covered by a wildcard of {self.loser} but routed by name by {self.winner}; "
+                    f"keeping {self.winner} (a host named exactly always wins over a wildcard)")
         what = f"host {self.key}" if self.kind == "host" else f"target alias {self.key}"
         reason = ("it is the route already served, and its project is still up" if self.why == "incumbent"
                   else "its project's ingress network is older")
@@ -345,22 +348,41 @@ def _pool(cs: list[tuple[ContainerRecord, dict[str, Any]]]) -> tuple[list[Member
     return ms, fields
 
 
+def dns_name(name: str) -> str:
+    """A name as Docker's embedded DNS compares it: case-insensitive, no trailing dot."""
+    return name.strip().rstrip(".").lower()
+
+
+def answers_to(c: ContainerRecord, network: str, name: bool = True) -> frozenset[str]:
+    """Every name ``c`` may answer to on ``network`` (as :func:`dns_name`): its container name
+    (unless ``name`` is false), its short id, its hostname and its aliases there (which hold the
+    service name and, on engines >= 25, DNSNames). Read from inspect data every engine version
+    reports."""
+    att = c.networks.get(network)
+    if att is None:
+        return frozenset()
+    names = (c.name if name else "", c.short_id, c.hostname, *att.aliases)
+    return frozenset(dns_name(n) for n in names if n and dns_name(n))
+
+
 def _shadowing(records: list[ContainerRecord], routed: list[tuple[ContainerRecord, dict[str, Any]]],
                ) -> tuple[dict[str, str], dict[str, str]]:
     """Containers that answer to a routed container's name on some network (Docker DNS shadowing).
 
-    Returns (network -> problem) for foreign ingress networks the proxy must not join, and
-    (container id -> problem) for routed containers shadowed on their own ingress network.
+    Names are compared the way Docker's resolver does (:func:`dns_name`), and every name a
+    container answers to counts (:func:`answers_to`). Returns (network -> problem) for foreign
+    ingress networks the proxy must not join, and (container id -> problem) for routed
+    containers shadowed on their own ingress network.
     """
-    dial_names = {c.name.lower(): (c, f) for c, f in routed}
+    dial_names = {dns_name(c.name): (c, f) for c, f in routed}
     refused: dict[str, str] = {}
     victims: dict[str, str] = {}
     for other in records:
-        for net, att in other.networks.items():
-            names = {a.lower() for a in att.aliases}  # container names are unique on an engine
-            for n in names & dial_names.keys():
+        for net in other.networks:
+            for n in sorted(answers_to(other, net) & dial_names.keys()):
                 victim, f = dial_names[n]
-                if victim.id == other.id:
+                # Names are unique on an engine: the very same name is the same container (read twice).
+                if victim.id == other.id or (other.name == victim.name and n not in answers_to(other, net, False)):
                     continue
                 msg = (f"container {other.name} answers to {n} on {net}, the name the proxy dials for "
                        f"{victim.name} ({f['project']}/{f['service']})")
@@ -369,6 +391,47 @@ def _shadowing(records: list[ContainerRecord], routed: list[tuple[ContainerRecor
                 else:
                     refused.setdefault(net, msg + f"; the proxy does not join {net} until it is gone")
     return refused, victims
+
+
+def is_proxy(c: ContainerRecord) -> bool:
+    """A luma-compose proxy: labelled so, and not made by Compose (a compose file cannot drop
+    the ``com.docker.compose.*`` labels Compose sets, so no project's service passes for one)."""
+    return c.labels.get(contract.PROXY_LABEL) == "true" and c.compose_project is None
+
+
+def _intruders(records: list[ContainerRecord], projects: Iterable[str]) -> dict[str, str]:
+    """(ingress network -> problem) for each routed project whose ``P_luma`` has a container
+    that is neither the project's own (made by Compose for P) nor a proxy: it can answer the
+    project's internal calls (a service called like one of P's), so the project is withheld."""
+    ingress = {contract.ingress_network(p): p for p in projects}
+    found: dict[str, list[str]] = {}
+    for c in records:
+        for net in c.networks:
+            p = ingress.get(net)
+            if p is None or c.compose_project == p or is_proxy(c):
+                continue
+            who = (f"compose project {c.compose_project}, service {c.compose_service}" if c.compose_project
+                   else "not made by Compose")
+            found.setdefault(net, []).append(f"{c.name} ({who})")
+    return {net: (f"{net} has container(s) that are not {ingress[net]}'s: {', '.join(sorted(set(who)))}; they can "
+                  f"answer {ingress[net]}'s internal calls, so its routes get no traffic until they leave "
+                  f"(docker network disconnect {net} NAME)")
+            for net, who in found.items()}
+
+
+def covers(wildcard: str, host: str) -> bool:
+    """Whether Caddy's host matcher ``wildcard`` (``*.`` first: one label) matches ``host``."""
+    return (wildcard.startswith("*.") and not host.startswith("*") and "." in host
+            and host.split(".", 1)[1] == wildcard[2:])
+
+
+def _wildcard_overlaps(routes: list[Route]) -> list[Conflict]:
+    """A wildcard route never takes a host another project routes by name: Caddy matches hosts
+    named exactly before any wildcard (caddy_config), reported here so routes/status say so."""
+    exact = {h: r for r in routes for h in r.hosts if not h.startswith("*")}
+    return [Conflict("wildcard", h, owner.key, r.key, "exact")
+            for r in routes for w in r.hosts if w.startswith("*.")
+            for h, owner in exact.items() if owner.project != r.project and covers(w, h)]
 
 
 def build_table(
@@ -414,16 +477,17 @@ def build_table(
     incumbent_routes = set(incumbents.values())
 
     routed = [(c, f) for cs in by_service.values() for c, f in cs]
-    refused, victims = _shadowing([*records, *bystanders], routed)
-    problems += sorted(set(refused.values())) + sorted(set(victims.values()))
+    everyone = list({c.id: c for c in [*records, *bystanders]}.values())
+    refused, victims = _shadowing(everyone, routed)
+    intruded = _intruders(everyone, {p for p, _ in by_service})
+    problems += sorted(set(refused.values())) + sorted(set(victims.values())) + sorted(intruded.values())
 
     candidates: list[Route] = []
     for (project, service), cs in by_service.items():
         members, f = _pool(cs)
         oldest = min((c.created for c, _ in cs), key=_parse_time)
         withheld = next((victims[c.id] for c, _ in cs if c.id in victims), "")
-        if f["network"] in refused:
-            withheld = refused[f["network"]]
+        withheld = refused.get(f["network"]) or withheld or intruded.get(f["network"], "")
         candidates.append(Route(project, service, f["hosts"], f["port"], f["health"], f["network"],
                                 tuple(members), oldest, withheld=withheld))
     # Incumbent routes of live projects that have no container left hold their hosts.
@@ -482,6 +546,7 @@ def build_table(
         if hosts:
             routes.append(replace(r, hosts=hosts))
     routes.sort(key=lambda r: r.key)
+    conflicts += _wildcard_overlaps(routes)
     conflicts.sort(key=lambda c: (c.kind, c.key, c.loser))
     return RouteTable(tuple(routes), tuple(conflicts), tuple(sorted(set(problems))),
                       tuple(sorted(refused)))

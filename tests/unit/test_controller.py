@@ -177,8 +177,11 @@ def test_a_hand_started_container_and_a_dns_shadow_are_reported_by_sync():
     e.add(ContainerRecord("shadow-id", "shadow", {}, "2026-06-01T00:00:00Z",
                           networks={"evil_luma": NetworkAttachment("10.0.9.9", (web.name,))}))
     res = ctl.sync()
-    assert {r.key: r.upstreams for r in res.table.routes} == {"gmail/web": (f"{web.name}:3000",), "evil/web": ()}
+    # the hand-started one never joins the pool; being on gmail_luma, it withholds gmail (item 6)
+    assert {r.key: r.upstreams for r in res.table.routes} == {"gmail/web": (), "evil/web": ()}
     assert any("gmail-web-9" in p and "Compose did not create it" in p for p in res.table.problems)
+    assert any("gmail_luma has container(s) that are not gmail's: gmail-web-9 (not made by Compose)" in p
+               for p in res.table.problems), res.table.problems
     assert any("shadow answers to gmail-web-1" in p for p in res.table.problems)
     assert "evil_luma" not in e.container("px").networks
 
