@@ -14,14 +14,21 @@ Trust model (what a container must show to be routed):
 * made by Compose for the project and service the labels name
   (``com.docker.compose.project``/``.service`` equal ``luma.project``/``luma.service``);
   a hand-started container with copied labels is reported and ignored;
-* attached to ``P_luma`` with the alias ``P-S``.
+* attached to ``P_luma`` with the alias ``P-S``;
+* its ``P_luma`` has no container that is not P's (made by Compose for P) or a proxy: another
+  project may join it as an external network and answer P's internal calls; P's routes are
+  withheld (503) and the intruder named until it leaves.
+
+Limit: a ``docker run`` with every label copied (``com.docker.compose.*`` too) cannot be told
+from a container Compose made: the engine records no creator. Socket holders are trusted.
 
 Dialling: each container is dialled by its container name on ``P_luma``
 (``gmail-web-1:3000``). Docker's DNS answers that name with the container's current
 address, so a restart, an IP swap or an engine restart never sends a host to another
 container, and the config does not change when an address does. Container names are
 unique on an engine; a container on any ingress network that answers to another
-container's name (a hand-made alias: DNS shadowing) is reported, and the proxy does
+container's name (a hand-made alias, or its own name, short id or hostname in another
+case or with a trailing dot: Docker's DNS ignores both) is reported, and the proxy does
 not join its network (or, on the victim's own network, the victim route gets no
 upstreams) until it is gone.
 
@@ -49,7 +56,8 @@ Pools:
 Ownership (who gets a host or target alias two projects claim):
 
 1. the route Caddy serves now (``incumbents``) keeps it as long as its project lives
-   (has containers or its ingress network exists): container restarts, recreation by
+   (has containers or its ingress network exists; the controller decides when a project
+   with no container left was brought down): container restarts, recreation by
    deploy, engine and proxy restarts never move a host, since the served config is
    autosaved on the proxy's volume and the route stays while the project does;
 2. otherwise the project whose ingress network is older (durable: only ``down``
@@ -65,6 +73,7 @@ from typing import Any
 
 from .. import contract, validate
 from ..records import ContainerRecord, NetworkRecord
+from .neighbours import intruders, shadowing
 
 
 @dataclass(frozen=True)
@@ -348,77 +357,6 @@ def _pool(cs: list[tuple[ContainerRecord, dict[str, Any]]]) -> tuple[list[Member
     return ms, fields
 
 
-def dns_name(name: str) -> str:
-    """A name as Docker's embedded DNS compares it: case-insensitive, no trailing dot."""
-    return name.strip().rstrip(".").lower()
-
-
-def answers_to(c: ContainerRecord, network: str, name: bool = True) -> frozenset[str]:
-    """Every name ``c`` may answer to on ``network`` (as :func:`dns_name`): its container name
-    (unless ``name`` is false), its short id, its hostname and its aliases there (which hold the
-    service name and, on engines >= 25, DNSNames). Read from inspect data every engine version
-    reports."""
-    att = c.networks.get(network)
-    if att is None:
-        return frozenset()
-    names = (c.name if name else "", c.short_id, c.hostname, *att.aliases)
-    return frozenset(dns_name(n) for n in names if n and dns_name(n))
-
-
-def _shadowing(records: list[ContainerRecord], routed: list[tuple[ContainerRecord, dict[str, Any]]],
-               ) -> tuple[dict[str, str], dict[str, str]]:
-    """Containers that answer to a routed container's name on some network (Docker DNS shadowing).
-
-    Names are compared the way Docker's resolver does (:func:`dns_name`), and every name a
-    container answers to counts (:func:`answers_to`). Returns (network -> problem) for foreign
-    ingress networks the proxy must not join, and (container id -> problem) for routed
-    containers shadowed on their own ingress network.
-    """
-    dial_names = {dns_name(c.name): (c, f) for c, f in routed}
-    refused: dict[str, str] = {}
-    victims: dict[str, str] = {}
-    for other in records:
-        for net in other.networks:
-            for n in sorted(answers_to(other, net) & dial_names.keys()):
-                victim, f = dial_names[n]
-                # Names are unique on an engine: the very same name is the same container (read twice).
-                if victim.id == other.id or (other.name == victim.name and n not in answers_to(other, net, False)):
-                    continue
-                msg = (f"container {other.name} answers to {n} on {net}, the name the proxy dials for "
-                       f"{victim.name} ({f['project']}/{f['service']})")
-                if net == f["network"]:
-                    victims[victim.id] = msg + f"; {f['project']}/{f['service']} gets no traffic until it is gone"
-                else:
-                    refused.setdefault(net, msg + f"; the proxy does not join {net} until it is gone")
-    return refused, victims
-
-
-def is_proxy(c: ContainerRecord) -> bool:
-    """A luma-compose proxy: labelled so, and not made by Compose (a compose file cannot drop
-    the ``com.docker.compose.*`` labels Compose sets, so no project's service passes for one)."""
-    return c.labels.get(contract.PROXY_LABEL) == "true" and c.compose_project is None
-
-
-def _intruders(records: list[ContainerRecord], projects: Iterable[str]) -> dict[str, str]:
-    """(ingress network -> problem) for each routed project whose ``P_luma`` has a container
-    that is neither the project's own (made by Compose for P) nor a proxy: it can answer the
-    project's internal calls (a service called like one of P's), so the project is withheld."""
-    ingress = {contract.ingress_network(p): p for p in projects}
-    found: dict[str, list[str]] = {}
-    for c in records:
-        for net in c.networks:
-            p = ingress.get(net)
-            if p is None or c.compose_project == p or is_proxy(c):
-                continue
-            who = (f"compose project {c.compose_project}, service {c.compose_service}" if c.compose_project
-                   else "not made by Compose")
-            found.setdefault(net, []).append(f"{c.name} ({who})")
-    return {net: (f"{net} has container(s) that are not {ingress[net]}'s: {', '.join(sorted(set(who)))}; they can "
-                  f"answer {ingress[net]}'s internal calls, so its routes get no traffic until they leave "
-                  f"(docker network disconnect {net} NAME)")
-            for net, who in found.items()}
-
-
 def covers(wildcard: str, host: str) -> bool:
     """Whether Caddy's host matcher ``wildcard`` (``*.`` first: one label) matches ``host``."""
     return (wildcard.startswith("*.") and not host.startswith("*") and "." in host
@@ -478,8 +416,8 @@ def build_table(
 
     routed = [(c, f) for cs in by_service.values() for c, f in cs]
     everyone = list({c.id: c for c in [*records, *bystanders]}.values())
-    refused, victims = _shadowing(everyone, routed)
-    intruded = _intruders(everyone, {p for p, _ in by_service})
+    refused, victims = shadowing(everyone, routed)
+    intruded = intruders(everyone, {p for p, _ in by_service})
     problems += sorted(set(refused.values())) + sorted(set(victims.values())) + sorted(intruded.values())
 
     candidates: list[Route] = []

@@ -69,11 +69,16 @@ def test_a_hand_started_container_with_copied_labels_never_joins_the_pool(gmail,
         env={"PROJECT": "intruder", "SERVICE": "web"}))
     time.sleep(2)  # its health check has passed: "healthy", and the newest container
     proxy.sync()
-    assert pk.serves(proxy, host, f"{proj.name}/web/", 30) == {(200, f"{proj.name}/web/"): 30}
+    # never the intruder; being a foreign container on gmail_luma, it withholds gmail (503) until it leaves
+    assert pk.serves(proxy, host, "luma-compose", 30) == {(503, "luma-compose"): 30}
     table = proxy.routes()
     (route,) = [r for r in table["routes"] if r["project"] == proj.name]
     assert [c["name"] for c in route["containers"]] == [proj.container("web")]
     assert any(intruder in p and "Compose did not create it" in p for p in table["problems"]), table["problems"]
+    assert any(intruder in p and f"not {proj.name}'s" in p for p in table["problems"]), table["problems"]
+    dk.docker("rm", "-f", intruder)
+    proxy.sync()
+    assert pk.serves(proxy, host, f"{proj.name}/web/", 10) == {(200, f"{proj.name}/web/"): 10}
 
 
 def test_a_container_answering_to_a_routed_container_name_is_reported_and_not_reached(gmail, busybox_image):

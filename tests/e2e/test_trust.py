@@ -43,7 +43,7 @@ def only_victim(proxy: pk.Proxy, host: str, victim: str, n: int = 20) -> Counter
     got = pk.serves(proxy, host, f"{victim}/web/", n)
     stray = {k: v for k, v in got.items() if k[1] != f"{victim}/web/" and not (k[0] == 503 and "luma-compose" in k[1])}
     assert not stray, got
-    return got
+    return Counter({(code, "luma-compose" if code == 503 else body): v for (code, body), v in got.items()})
 
 
 def status(proxy: pk.Proxy):

@@ -14,7 +14,8 @@ from luma_compose.engine.docker_engine import DockerEngine
 from luma_compose.engine.client import Endpoint
 from luma_compose.proxy import caddy_config
 from luma_compose.proxy.controller import Controller
-from luma_compose.proxy.route_table import build_table, covers, dns_name
+from luma_compose.proxy.neighbours import answers_to, dns_name
+from luma_compose.proxy.route_table import build_table, covers
 from luma_compose.records import (
     COMPOSE_PROJECT_LABEL,
     COMPOSE_SERVICE_LABEL,
@@ -84,6 +85,14 @@ def test_a_wildcard_does_not_take_the_host_of_a_held_owner():
     assert ids.index("luma-route:victim/web") < ids.index("luma-route:evil/web#wildcard")
 
 
+def test_wildcard_against_wildcard_one_owner_for_the_same_one_none_for_different_ones():
+    a = routed("a", "web", hosts=("*.x.test",), created="2026-01-01T00:00:00Z")
+    b = routed("b", "web", hosts=("*.x.test", "*.b.x.test"), created="2026-02-01T00:00:00Z")
+    t = build_table([b, a])
+    assert t.host_map() == {"*.x.test": "a/web", "*.b.x.test": "b/web"}  # one label each: no overlap
+    assert [(c.kind, c.key, c.winner) for c in t.conflicts] == [("host", "*.x.test", "a/web")]
+
+
 def test_a_projects_own_wildcard_and_exact_hosts_are_no_conflict_and_split_ids_are_read_back():
     t = build_table([routed("a", "web", hosts=("*.a.test", "www.a.test"))])
     assert not t.conflicts
@@ -135,8 +144,6 @@ def test_inspect_data_without_dnsnames_still_gives_every_name():
              "State": {"Status": "running"},
              "NetworkSettings": {"Networks": {"victim_luma": {"Aliases": ["Victim-Web."], "IPAddress": "10.0.0.9"}}}}
     rec = state.container_record(attrs)
-    from luma_compose.proxy.route_table import answers_to
-
     assert answers_to(rec, "victim_luma") == {"intruder", "f" * 12, "victim-web-1", "victim-web"}
 
 
