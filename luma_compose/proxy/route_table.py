@@ -366,10 +366,14 @@ def covers(wildcard: str, host: str) -> bool:
 def _wildcard_overlaps(routes: list[Route]) -> list[Conflict]:
     """A wildcard route never takes a host another project routes by name: Caddy matches hosts
     named exactly before any wildcard (caddy_config), reported here so routes/status say so."""
-    exact = {h: r for r in routes for h in r.hosts if not h.startswith("*")}
+    under: dict[str, list[tuple[str, Route]]] = {}  # parent domain -> exact hosts right under it
+    for r in routes:
+        for h in r.hosts:
+            if not h.startswith("*") and "." in h:
+                under.setdefault(h.split(".", 1)[1], []).append((h, r))
     return [Conflict("wildcard", h, owner.key, r.key, "exact")
             for r in routes for w in r.hosts if w.startswith("*.")
-            for h, owner in exact.items() if owner.project != r.project and covers(w, h)]
+            for h, owner in under.get(w[2:], ()) if owner.project != r.project and covers(w, h)]
 
 
 def build_table(
