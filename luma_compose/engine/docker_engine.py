@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import contract
 from ..errors import UnavailableError, short_error
 from ..records import ContainerRecord, ContainerSpec, NetworkRecord
 from . import compose_cli, state
@@ -22,6 +23,11 @@ from .client import Endpoint, connect, resolve
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker
+
+
+#: Networks on which a container's aliases matter (the proxy's ingress networks): a listed
+#: container on one is inspected once per set of network endpoints.
+INGRESS_SUFFIX = "_" + contract.NETWORK_KEY
 
 
 class EngineError(UnavailableError):
@@ -38,6 +44,8 @@ class DockerEngine:
     def __init__(self, endpoint: Endpoint | None = None, client: "docker.DockerClient | None" = None):
         self.endpoint = endpoint or resolve()
         self.dc = client or connect(self.endpoint)
+        # container id -> (row_signature, record from its inspect): what the list cannot give
+        self._details: dict[str, tuple[Any, ContainerRecord]] = {}
 
     # ------------------------------------------------------------------ containers
 
@@ -52,11 +60,29 @@ class DockerEngine:
         return state.container_record(c.attrs) if c is not None else None
 
     def containers(self, labels: Sequence[str] = (), all: bool = False) -> list[ContainerRecord]:
+        """One list call; an inspect only for a container on an ingress network that this engine
+        object has not inspected with the same network endpoints yet (aliases are not in the list)."""
         filters: dict[str, Any] = {"label": list(labels)}
         if not all:
             filters["status"] = "running"
-        cs = self.dc.containers.list(all=all, filters=filters, ignore_removed=True)
-        return [state.container_record(c.attrs) for c in cs]
+        return self._records(self.dc.api.containers(all=all, filters=filters))
+
+    def _records(self, rows: list[dict[str, Any]]) -> list[ContainerRecord]:
+        if len(self._details) > 20000:  # a long-running process: forget containers long gone
+            self._details.clear()
+        out = []
+        for row in rows:
+            sig = state.row_signature(row)
+            cached = self._details.get(row.get("Id", ""))
+            detail = cached[1] if cached is not None and cached[0] == sig else None
+            if detail is None and any(n.endswith(INGRESS_SUFFIX) for n in state.row_networks(row)):
+                c = self._get(row.get("Id", ""))
+                if c is None:
+                    continue  # removed since the list
+                detail = state.container_record(c.attrs)
+                self._details[detail.id] = (sig, detail)
+            out.append(state.row_record(row, detail))
+        return out
 
     def create(self, spec: ContainerSpec) -> ContainerRecord:
         errors = _errors()
@@ -183,9 +209,17 @@ class DockerEngine:
             return None
 
     def networks(self, labels: Sequence[str] = ()) -> list[NetworkRecord]:
-        """Networks carrying these labels, with their attached containers."""
-        nets = self.dc.networks.list(filters={"label": list(labels)}, greedy=True)
-        return [state.network_record(n.attrs) for n in nets]
+        """Networks carrying these labels, with their attached containers: one list of the networks
+        and one of the containers on them (no inspect of each network)."""
+        nets = self.dc.api.networks(filters={"label": list(labels)})
+        if not nets:
+            return []
+        members: dict[str, list[str]] = {n["Id"]: [] for n in nets}
+        for row in self.dc.api.containers(all=True, filters={"network": list(members)}):
+            for n in ((row.get("NetworkSettings") or {}).get("Networks") or {}).values():
+                if (n or {}).get("EndpointID") and n.get("NetworkID") in members:  # attached now
+                    members[n["NetworkID"]].append(row["Id"])
+        return [state.network_record({**n, "Containers": dict.fromkeys(members[n["Id"]], {})}) for n in nets]
 
     def connect(self, network: str, container: str) -> None:
         """Attach a container to a network; already attached is fine."""
