@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import _load
-from _proxykit import RUN, SELECT, images, sh
+from _proxykit import ROOT, RUN, SELECT, images, sh
 from support.private_engine import PrivateEngine
 from support.processes import background
 
@@ -133,6 +133,29 @@ def timed_sync() -> float:
     return time.monotonic() - t0
 
 
+def cli_sync(root: Path) -> float:
+    """Wall time of ``luma-compose proxy sync`` run from the code in ``root`` (its own process,
+    Python's start included)."""
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "luma_compose.cli", "proxy", "sync", "--name", PROXY], cwd=root,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"proxy sync ({root}) failed: {p.stderr}")
+    return time.monotonic() - t0
+
+
+def compare_cli_sync(baseline: Path | None) -> str:
+    """``proxy sync`` with nothing changed, this code and ``baseline``'s, alternating (same state)."""
+    if baseline is None:
+        return ""
+    here, there = [], []
+    for _ in range(3):
+        here.append(cli_sync(ROOT))
+        there.append(cli_sync(baseline))
+    return (f"\nproxy sync CLI, nothing changed  this code {statistics.median(here) * 1000:.0f} ms, "
+            f"baseline ({baseline}) {statistics.median(there) * 1000:.0f} ms (medians of 3, alternating)")
+
+
 def measure_sync(counter: LoadCounter, image: str, changed_project: str, round_: int) -> tuple[float, float, int]:
     """(nothing changed, one route changed, bytes loaded for that change); proxy run is not running."""
     timed_sync()  # settle
@@ -196,6 +219,8 @@ def main() -> None:
     ap.add_argument("--redeploys", type=int, default=3)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--engine", default="lumascale", help="private engine name (at most 11 characters)")
+    ap.add_argument("--baseline", type=Path, help="a checkout of another version (e.g. `git worktree add "
+                    "/tmp/base main`): its `proxy sync` is timed beside this one's on the same projects")
     args = ap.parse_args()
     counter = LoadCounter()
     with images() as (bb, cd), PrivateEngine.started(args.engine) as eng:
@@ -225,6 +250,7 @@ def main() -> None:
                 compose_up(f"s{RUN}extra", bb)
                 changed = f"s{RUN}extra"
             idle, one, sent = measure_sync(counter, bb, changed, n)
+            versus = compare_cli_sync(args.baseline)
             with background([*LUMA, "proxy", "run", "--name", PROXY], capture=False):
                 time.sleep(2)
                 conv = convergence(addr, bb, args.conv_runs, n)
@@ -236,7 +262,7 @@ def main() -> None:
                   f"deploy (one more project)      {first:6.2f} s\n"
                   f"redeploy (one project)         {redeploy:6.2f} s\n"
                   f"sync, nothing changed          {idle * 1000:6.0f} ms\n"
-                  f"sync, one route changed        {one * 1000:6.0f} ms   config sent {sent} B\n"
+                  f"sync, one route changed        {one * 1000:6.0f} ms   config sent {sent} B{versus}\n"
                   f"convergence (compose up -d)    median {statistics.median(conv) * 1000:.0f} ms, "
                   f"worst {max(conv) * 1000:.0f} ms (target < 1000 ms)\n"
                   f"Caddy RSS                      {caddy_rss()}\n"

@@ -13,6 +13,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .. import contract
@@ -28,6 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
 #: Networks on which a container's aliases matter (the proxy's ingress networks): a listed
 #: container on one is inspected once per set of network endpoints.
 INGRESS_SUFFIX = "_" + contract.NETWORK_KEY
+#: Inspects in flight at once (the SDK's connection pool holds 10).
+INSPECT_WORKERS = 8
 
 
 class EngineError(UnavailableError):
@@ -70,19 +73,26 @@ class DockerEngine:
     def _records(self, rows: list[dict[str, Any]]) -> list[ContainerRecord]:
         if len(self._details) > 20000:  # a long-running process: forget containers long gone
             self._details.clear()
+        todo = [row["Id"] for row in rows
+                if self._detail(row) is None and any(n.endswith(INGRESS_SUFFIX) for n in state.row_networks(row))]
+        fresh = {}
+        if todo:  # a few inspects at once: round trips the engine answers in parallel
+            with ThreadPoolExecutor(max_workers=min(INSPECT_WORKERS, len(todo))) as pool:
+                fresh = dict(zip(todo, pool.map(self._get, todo)))
         out = []
         for row in rows:
-            sig = state.row_signature(row)
-            cached = self._details.get(row.get("Id", ""))
-            detail = cached[1] if cached is not None and cached[0] == sig else None
-            if detail is None and any(n.endswith(INGRESS_SUFFIX) for n in state.row_networks(row)):
-                c = self._get(row.get("Id", ""))
+            if row["Id"] in fresh:
+                c = fresh[row["Id"]]
                 if c is None:
                     continue  # removed since the list
-                detail = state.container_record(c.attrs)
-                self._details[detail.id] = (sig, detail)
-            out.append(state.row_record(row, detail))
+                self._details[row["Id"]] = (state.row_signature(row), state.container_record(c.attrs))
+            out.append(state.row_record(row, self._detail(row)))
         return out
+
+    def _detail(self, row: dict[str, Any]) -> ContainerRecord | None:
+        """The inspect of this listed container, if one was made with its current endpoints."""
+        cached = self._details.get(row["Id"])
+        return cached[1] if cached is not None and cached[0] == state.row_signature(row) else None
 
     def create(self, spec: ContainerSpec) -> ContainerRecord:
         errors = _errors()
