@@ -83,3 +83,30 @@ def test_list_records_equal_inspect_records(busybox_image):
         by_inspect = {n: sorted((dockerkit.inspect(n).get("Containers") or {}).keys()) for n in (ingress, plain)}
         assert by_list == by_inspect
         assert len(by_list[ingress]) == 4 and len(by_list[plain]) == 2
+
+
+def test_a_pass_inspects_only_what_changed(busybox_image):
+    """``proxy run`` keeps one engine object: after the first pass, a pass inspects only containers
+    whose network endpoints changed (a restart, a new network); none on no ingress network."""
+    u = dockerkit.unique("ei")
+    label = f"luma.e2e.reads={u}"
+    ingress, plain = f"{u}_luma", f"{u}_default"
+    with contextlib.ExitStack() as st:
+        st.enter_context(dockerkit.network(ingress))
+        st.enter_context(dockerkit.network(plain))
+        for i in range(3):
+            st.enter_context(dockerkit.container(f"{u}-r{i}", busybox_image, "--label", label, networks=[ingress]))
+        st.enter_context(dockerkit.container(f"{u}-plain", busybox_image, "--label", label, networks=[plain]))
+        eng = DockerEngine()
+        inspected: list[str] = []
+        get = eng._get
+        eng._get = lambda ref: inspected.append(ref) or get(ref)  # type: ignore[method-assign]
+        assert len(eng.containers([label], all=True)) == 4
+        assert len(inspected) == 3  # the three on the ingress network, not the other
+        inspected.clear()
+        assert len(eng.containers([label], all=True)) == 4
+        assert inspected == []
+        dockerkit.docker("restart", "-t", "0", f"{u}-r1")
+        recs = {r.name: r for r in eng.containers([label], all=True)}
+        assert [dockerkit.inspect(i)["Name"] for i in inspected] == [f"/{u}-r1"]
+        assert recs[f"{u}-r1"].networks[ingress] == _inspected(eng, recs[f"{u}-r1"].id).networks[ingress]
