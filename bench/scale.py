@@ -223,10 +223,11 @@ def main() -> None:
                     "/tmp/base main`): its `proxy sync` is timed beside this one's on the same projects")
     args = ap.parse_args()
     counter = LoadCounter()
-    with images() as (bb, cd), PrivateEngine.started(args.engine) as eng:
+    with images() as (bb, cd), PrivateEngine.started(args.engine) as eng, contextlib.ExitStack() as stack:
         eng.load_image(bb)
         eng.load_image(cd)
-        os.environ["DOCKER_HOST"] = eng.host  # every CLI and SDK call below: the private engine
+        os.environ["DOCKER_HOST"] = eng.host  # every CLI and SDK call below: the private engine ...
+        stack.callback(os.environ.pop, "DOCKER_HOST")  # ... and images() removes its images from the shared one
         sh(*LUMA, "proxy", "up", "--name", PROXY, "--image", cd, "--http-port", "0", "--tls", "off",
            "--select", SELECT)
         port = int(sh("docker", "inspect", "-f", '{{(index (index .NetworkSettings.Ports "80/tcp") 0).HostPort}}',
