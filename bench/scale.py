@@ -226,8 +226,10 @@ def main() -> None:
     with images() as (bb, cd), PrivateEngine.started(args.engine) as eng, contextlib.ExitStack() as stack:
         eng.load_image(bb)
         eng.load_image(cd)
-        os.environ["DOCKER_HOST"] = eng.host  # every CLI and SDK call below: the private engine ...
-        stack.callback(os.environ.pop, "DOCKER_HOST")  # ... and images() removes its images from the shared one
+        before = os.environ.get("DOCKER_HOST")
+        # every CLI and SDK call below: the private engine; images() then cleans up on the shared one
+        stack.callback(lambda: os.environ.update(DOCKER_HOST=before) if before else os.environ.pop("DOCKER_HOST"))
+        os.environ["DOCKER_HOST"] = eng.host
         sh(*LUMA, "proxy", "up", "--name", PROXY, "--image", cd, "--http-port", "0", "--tls", "off",
            "--select", SELECT)
         port = int(sh("docker", "inspect", "-f", '{{(index (index .NetworkSettings.Ports "80/tcp") 0).HostPort}}',
