@@ -13,8 +13,10 @@ import tarfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from .. import contract
 from ..errors import UnavailableError, short_error
 from ..records import ContainerRecord, ContainerSpec, NetworkRecord
 from . import compose_cli, state
@@ -22,6 +24,13 @@ from .client import Endpoint, connect, resolve
 
 if TYPE_CHECKING:  # pragma: no cover
     import docker
+
+
+#: Networks on which a container's aliases matter (the proxy's ingress networks): a listed
+#: container on one is inspected once per set of network endpoints.
+INGRESS_SUFFIX = "_" + contract.NETWORK_KEY
+#: Inspects in flight at once (the SDK's connection pool holds 10).
+INSPECT_WORKERS = 8
 
 
 class EngineError(UnavailableError):
@@ -38,6 +47,8 @@ class DockerEngine:
     def __init__(self, endpoint: Endpoint | None = None, client: "docker.DockerClient | None" = None):
         self.endpoint = endpoint or resolve()
         self.dc = client or connect(self.endpoint)
+        # container id -> (row_signature, record from its inspect): what the list cannot give
+        self._details: dict[str, tuple[Any, ContainerRecord]] = {}
 
     # ------------------------------------------------------------------ containers
 
@@ -52,11 +63,36 @@ class DockerEngine:
         return state.container_record(c.attrs) if c is not None else None
 
     def containers(self, labels: Sequence[str] = (), all: bool = False) -> list[ContainerRecord]:
+        """One list call; an inspect only for a container on an ingress network that this engine
+        object has not inspected with the same network endpoints yet (aliases are not in the list)."""
         filters: dict[str, Any] = {"label": list(labels)}
         if not all:
             filters["status"] = "running"
-        cs = self.dc.containers.list(all=all, filters=filters, ignore_removed=True)
-        return [state.container_record(c.attrs) for c in cs]
+        return self._records(self.dc.api.containers(all=all, filters=filters))
+
+    def _records(self, rows: list[dict[str, Any]]) -> list[ContainerRecord]:
+        if len(self._details) > 20000:  # a long-running process: forget containers long gone
+            self._details.clear()
+        todo = [row["Id"] for row in rows
+                if self._detail(row) is None and any(n.endswith(INGRESS_SUFFIX) for n in state.row_networks(row))]
+        fresh = {}
+        if todo:  # a few inspects at once: round trips the engine answers in parallel
+            with ThreadPoolExecutor(max_workers=min(INSPECT_WORKERS, len(todo))) as pool:
+                fresh = dict(zip(todo, pool.map(self._get, todo)))
+        out = []
+        for row in rows:
+            if row["Id"] in fresh:
+                c = fresh[row["Id"]]
+                if c is None:
+                    continue  # removed since the list
+                self._details[row["Id"]] = (state.row_signature(row), state.container_record(c.attrs))
+            out.append(state.row_record(row, self._detail(row)))
+        return out
+
+    def _detail(self, row: dict[str, Any]) -> ContainerRecord | None:
+        """The inspect of this listed container, if one was made with its current endpoints."""
+        cached = self._details.get(row["Id"])
+        return cached[1] if cached is not None and cached[0] == state.row_signature(row) else None
 
     def create(self, spec: ContainerSpec) -> ContainerRecord:
         errors = _errors()
@@ -183,18 +219,17 @@ class DockerEngine:
             return None
 
     def networks(self, labels: Sequence[str] = ()) -> list[NetworkRecord]:
-        """Networks carrying these labels, with their attached containers.
-
-        Listed, then inspected one by one: a network removed in between (another project's
-        ``down``) is simply not there, never an error (``greedy=True`` raised NotFound)."""
-        errors = _errors()
-        out = []
-        for n in self.dc.api.networks(filters={"label": list(labels)}):
-            try:
-                out.append(state.network_record(self.dc.api.inspect_network(n["Id"])))
-            except errors.NotFound:
-                continue
-        return out
+        """Networks carrying these labels, with their attached containers: one list of the networks
+        and one of the containers on them (no inspect of each network)."""
+        nets = self.dc.api.networks(filters={"label": list(labels)})
+        if not nets:
+            return []
+        members: dict[str, list[str]] = {n["Id"]: [] for n in nets}
+        for row in self.dc.api.containers(all=True, filters={"network": list(members)}):
+            for n in ((row.get("NetworkSettings") or {}).get("Networks") or {}).values():
+                if (n or {}).get("EndpointID") and n.get("NetworkID") in members:  # attached now
+                    members[n["NetworkID"]].append(row["Id"])
+        return [state.network_record({**n, "Containers": dict.fromkeys(members[n["Id"]], {})}) for n in nets]
 
     def connect(self, network: str, container: str) -> None:
         """Attach a container to a network; already attached is fine."""

@@ -3,6 +3,9 @@
 Events are read on a thread of their own (reconnecting with backoff when the engine goes
 away); the main loop debounces them and runs one sync at a time, and a full sync every
 ``resync_every`` seconds of quiet catches anything an event stream could have missed.
+A pass costs a few list calls whatever the number of projects: the controller's engine keeps
+its inspects and repeats one only for a container whose network endpoints changed (a new,
+restarted or reconnected container), so what an event changed is all that is re-read.
 """
 
 from __future__ import annotations

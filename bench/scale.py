@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+"""Many projects on one server: what a change costs at N projects (issue 19).
+
+On a PRIVATE engine (tests/support/private_engine.py: its own dockerd, its own address pool
+10.254.0.0/16 in /24s, so 100 projects fit), brings up N projects (each two routed
+single-replica services and one unrouted one) and prints per N:
+
+* deploy: ``luma-compose deploy`` of one more project; redeploy: of one existing project;
+* sync: one ``proxy sync`` pass with nothing changed and with one route changed (in-process,
+  a fresh engine object each time as a CLI call has), and the config bytes its load sent;
+* convergence: ``docker compose up -d`` of one more project returning -> first 200 through
+  the proxy, with ``proxy run`` active (median and worst of --conv-runs);
+* Caddy's RSS;
+* a quiet project under load (closed-loop, --clients connections) while another project is
+  redeployed --redeploys times: failed requests and requests slower than 0.5 s, without and
+  with CPU load (``stress --cpu 2``).
+
+Run as root, under the machine-wide lock (the private engine uses fixed names)::
+
+    flock /tmp/luma-private-engine.lock .venv/bin/python bench/scale.py --n 1 25 50 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import _load
+from _proxykit import ROOT, RUN, SELECT, images, sh
+from support.private_engine import PrivateEngine
+from support.processes import background
+
+from luma_compose.engine.docker_engine import DockerEngine
+from luma_compose.proxy import caddy_config
+from luma_compose.proxy.container import ProxyContainer
+from luma_compose.proxy.controller import Controller
+
+SELECT_KEY = SELECT.split("=")[0]
+PROXY = f"lumascale{RUN}"
+LUMA = [sys.executable, "-m", "luma_compose.cli"]
+WORK = Path(tempfile.mkdtemp(prefix="luma-bench-scale-"))
+
+
+def source(project: str, image: str, version: str = "a") -> str:
+    from ruamel.yaml import YAML
+
+    def svc(name: str, routed: bool) -> dict:
+        s = {"image": image, "environment": {"PROJECT": project, "SERVICE": f"{name}-{version}"},
+             "stop_grace_period": "1s", "labels": {SELECT_KEY: RUN}}
+        if routed:
+            hosts = [f"{name}.{project}.bench.test"] + ([f"{name}-{version}.{project}.bench.test"]
+                                                       if version.startswith("h") else [])
+            s["x-luma"] = {"hosts": hosts, "port": 3000, "health": "/up"}
+        return s
+
+    doc = {"name": project, "services": {"web": svc("web", True), "api": svc("api", True),
+                                         "worker": svc("worker", False)}}
+    buf = io.StringIO()
+    YAML().dump(doc, buf)
+    return buf.getvalue()
+
+
+def write(project: str, image: str, version: str = "a") -> Path:
+    f = WORK / project / "compose.yaml"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(source(project, image, version))
+    return f
+
+
+def deploy(project: str, image: str, version: str = "a") -> float:
+    f = write(project, image, version)
+    t0 = time.monotonic()
+    sh(*LUMA, "deploy", "-f", str(f), "--drain", "1", "--timeout", "120", "--proxy-name", PROXY)
+    return time.monotonic() - t0
+
+
+def compose_up(project: str, image: str, version: str = "a", *services: str) -> float:
+    """Render and ``docker compose up -d`` (no deploy): the plain Compose path; returns up's time."""
+    f = write(project, image, version)
+    r = WORK / project / "rendered.yaml"
+    r.write_text(sh(*LUMA, "render", "-f", str(f)))
+    t0 = time.monotonic()
+    sh("docker", "compose", "-p", project, "-f", str(r), "up", "-d", "--quiet-pull", *services)
+    return time.monotonic() - t0
+
+
+def compose_down(project: str) -> None:
+    sh(*LUMA, "down", "-p", project, "--proxy-name", PROXY, check=False)
+
+
+def status(addr: tuple[str, int], host: str) -> int:
+    import http.client
+
+    c = http.client.HTTPConnection(*addr, timeout=5)
+    try:
+        c.request("GET", "/", headers={"Host": host})
+        r = c.getresponse()
+        r.read()
+        return r.status
+    except OSError:
+        return 0
+    finally:
+        c.close()
+
+
+class LoadCounter:
+    """Counts the bytes of every config load in this process."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+        orig = ProxyContainer.load
+        counter = self
+
+        def load(self_, config):  # type: ignore[no-untyped-def]
+            counter.sizes.append(len(caddy_config.dumps(config).encode()))
+            return orig(self_, config)
+
+        ProxyContainer.load = load  # type: ignore[method-assign]
+
+
+def timed_sync() -> float:
+    t0 = time.monotonic()
+    Controller(DockerEngine(), PROXY).sync()
+    return time.monotonic() - t0
+
+
+def cli_sync(root: Path) -> float:
+    """Wall time of ``luma-compose proxy sync`` run from the code in ``root`` (its own process,
+    Python's start included)."""
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "luma_compose.cli", "proxy", "sync", "--name", PROXY], cwd=root,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"proxy sync ({root}) failed: {p.stderr}")
+    return time.monotonic() - t0
+
+
+def compare_cli_sync(baseline: Path | None) -> str:
+    """``proxy sync`` with nothing changed, this code and ``baseline``'s, alternating (same state)."""
+    if baseline is None:
+        return ""
+    here, there = [], []
+    for _ in range(3):
+        here.append(cli_sync(ROOT))
+        there.append(cli_sync(baseline))
+    return (f"\nproxy sync CLI, nothing changed  this code {statistics.median(here) * 1000:.0f} ms, "
+            f"baseline ({baseline}) {statistics.median(there) * 1000:.0f} ms (medians of 3, alternating)")
+
+
+def measure_sync(counter: LoadCounter, image: str, changed_project: str, round_: int) -> tuple[float, float, int]:
+    """(nothing changed, one route changed, bytes loaded for that change); proxy run is not running."""
+    timed_sync()  # settle
+    idle = statistics.median(timed_sync() for _ in range(3))
+    # one change: one routed service gets one more host (Compose recreates its container)
+    compose_up(changed_project, image, f"h{round_}", "web")
+    before = len(counter.sizes)
+    one = timed_sync()
+    sent = sum(counter.sizes[before:])
+    return idle, one, sent
+
+
+def convergence(addr: tuple[str, int], image: str, runs: int, n: int) -> list[float]:
+    out = []
+    for i in range(runs):
+        p = f"conv{RUN}n{n}r{i}"
+        host = f"web.{p}.bench.test"
+        compose_up(p, image)
+        t0 = time.monotonic()
+        while status(addr, host) != 200:
+            if time.monotonic() - t0 > 60:
+                raise SystemExit(f"convergence: no 200 for {host} within 60 s")
+            time.sleep(0.005)
+        out.append(time.monotonic() - t0)
+        compose_down(p)
+    return out
+
+
+def caddy_rss() -> str:
+    out = sh("docker", "exec", PROXY, "sh", "-c", "grep VmRSS /proc/1/status", check=False)
+    return out.split(":", 1)[-1].strip() or "?"
+
+
+def quiet_under_load(addr: tuple[str, int], quiet: str, busy: str, image: str, redeploys: int,
+                     clients: int, stress: bool) -> str:
+    """Load quiet's web while busy is redeployed; '<failed> failed, <slow> slow of <n>'."""
+    host = f"web.{quiet}.bench.test"
+    stop = threading.Event()
+    res: list = []
+    t = threading.Thread(target=lambda: res.append(_load.run(addr, host, clients, 3600, stop=stop)))
+    cpu = background(["stress", "--cpu", "2"], capture=False) if stress else contextlib.nullcontext()
+    with cpu:
+        t.start()
+        time.sleep(1)
+        for i in range(redeploys):
+            deploy(busy, image, version=f"v{i}{'s' if stress else ''}")
+        time.sleep(1)
+        stop.set()
+        t.join()
+    results, secs = res[0]
+    failed = sum(1 for r in results if r.status != 200)
+    slow = sum(1 for r in results if r.latency > 0.5)
+    worst = max((r.latency for r in results), default=0)
+    return f"{failed} failed, {slow} slow (>0.5 s) of {len(results)} (worst {worst * 1000:.0f} ms)"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, nargs="+", default=[1, 25, 50, 100])
+    ap.add_argument("--conv-runs", type=int, default=5)
+    ap.add_argument("--redeploys", type=int, default=3)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--engine", default="lumascale", help="private engine name (at most 11 characters)")
+    ap.add_argument("--baseline", type=Path, help="a checkout of another version (e.g. `git worktree add "
+                    "/tmp/base main`): its `proxy sync` is timed beside this one's on the same projects")
+    args = ap.parse_args()
+    counter = LoadCounter()
+    with images() as (bb, cd), PrivateEngine.started(args.engine) as eng, contextlib.ExitStack() as stack:
+        eng.load_image(bb)
+        eng.load_image(cd)
+        before = os.environ.get("DOCKER_HOST")
+        # every CLI and SDK call below: the private engine; images() then cleans up on the shared one
+        stack.callback(lambda: os.environ.update(DOCKER_HOST=before) if before else os.environ.pop("DOCKER_HOST"))
+        os.environ["DOCKER_HOST"] = eng.host
+        sh(*LUMA, "proxy", "up", "--name", PROXY, "--image", cd, "--http-port", "0", "--tls", "off",
+           "--select", SELECT)
+        port = int(sh("docker", "inspect", "-f", '{{(index (index .NetworkSettings.Ports "80/tcp") 0).HostPort}}',
+                      PROXY).strip())
+        addr = (eng.ns_ip, port)
+        have = 0
+        print(f"private engine {eng.name}; proxy {PROXY} at {addr[0]}:{addr[1]}", flush=True)
+        for n in sorted(args.n):
+            t0 = time.monotonic()
+            while have < n - 1:  # the bulk: plain compose (deploy of the last one is measured)
+                compose_up(f"s{RUN}p{have}", bb)
+                have += 1
+            timed_sync()
+            bulk = time.monotonic() - t0
+            first = deploy(f"s{RUN}p{have}", bb)
+            have += 1
+            redeploy = deploy(f"s{RUN}p{have - 1}", bb, version="b")
+            # measure_sync needs the rendered file of a plain-compose project
+            changed = f"s{RUN}p0" if have > 1 else None
+            if changed is None:
+                compose_up(f"s{RUN}extra", bb)
+                changed = f"s{RUN}extra"
+            idle, one, sent = measure_sync(counter, bb, changed, n)
+            versus = compare_cli_sync(args.baseline)
+            with background([*LUMA, "proxy", "run", "--name", PROXY], capture=False):
+                time.sleep(2)
+                conv = convergence(addr, bb, args.conv_runs, n)
+                quiet = f"s{RUN}p{have - 1}"
+                busy = f"s{RUN}p0" if have > 1 else f"s{RUN}extra"
+                calm = quiet_under_load(addr, quiet, busy, bb, args.redeploys, args.clients, stress=False)
+                loaded = quiet_under_load(addr, quiet, busy, bb, args.redeploys, args.clients, stress=True)
+            print(f"\n== N = {n} projects ({3 * n} containers; bulk setup {bulk:.0f} s)\n"
+                  f"deploy (one more project)      {first:6.2f} s\n"
+                  f"redeploy (one project)         {redeploy:6.2f} s\n"
+                  f"sync, nothing changed          {idle * 1000:6.0f} ms\n"
+                  f"sync, one route changed        {one * 1000:6.0f} ms   config sent {sent} B{versus}\n"
+                  f"convergence (compose up -d)    median {statistics.median(conv) * 1000:.0f} ms, "
+                  f"worst {max(conv) * 1000:.0f} ms (target < 1000 ms)\n"
+                  f"Caddy RSS                      {caddy_rss()}\n"
+                  f"quiet project, {args.redeploys} redeploys of another:\n"
+                  f"  no CPU load                  {calm}\n"
+                  f"  stress --cpu 2               {loaded}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
