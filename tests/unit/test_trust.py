@@ -235,17 +235,24 @@ class _NotFound(Exception):
 
 
 class _FlakyApi:
-    """docker-py's low-level API: lists three networks, the middle one is gone at inspect."""
+    """docker-py's low-level API: lists three networks; n2 is removed before the containers are listed
+    (the engine then lists no container on it; no network is inspected)."""
 
     def networks(self, filters=None):
-        return [{"Id": "n1"}, {"Id": "n2"}, {"Id": "n3"}]
+        return [{"Id": n, "Name": f"net-{n}", "Labels": {}, "Created": T} for n in ("n1", "n2", "n3")]
 
-    def inspect_network(self, nid):
+    def inspect_network(self, nid):  # pragma: no cover - must not be needed
         from docker.errors import NotFound
 
-        if nid == "n2":
-            raise NotFound("network n2 not found")
-        return {"Id": nid, "Name": f"net-{nid}", "Labels": {}, "Containers": {"c1": {}}, "Created": T}
+        raise NotFound(f"network {nid} not found")
+
+    def containers(self, all=False, filters=None):
+        rows = []
+        for n in filters["network"]:
+            if n != "n2":
+                rows.append({"Id": f"c-{n}", "NetworkSettings": {"Networks": {
+                    f"net-{n}": {"NetworkID": n, "EndpointID": "e"}}}})
+        return rows
 
 
 class _Client:
@@ -254,4 +261,5 @@ class _Client:
 
 def test_a_network_removed_between_list_and_inspect_is_not_an_error():
     eng = DockerEngine(Endpoint("unix:///nowhere"), client=_Client())
-    assert [n.name for n in eng.networks(["luma.ingress=true"])] == ["net-n1", "net-n3"]
+    nets = {n.name: n.containers for n in eng.networks(["luma.ingress=true"])}
+    assert nets == {"net-n1": ("c-n1",), "net-n2": (), "net-n3": ("c-n3",)}
