@@ -428,9 +428,11 @@ def build_table(
                                 tuple(members), oldest, withheld=withheld))
     # Incumbent routes of live projects that have no container left hold their hosts.
     present = {r.key for r in candidates}
+    # ... except a host another service of the same project now claims (a service renamed in the file).
+    claimed = {(r.project, h) for r in candidates for h in r.hosts}
     held_hosts: dict[str, list[str]] = {}
     for h, k in sorted(incumbents.items()):
-        if k not in present:
+        if k not in present and (k.partition("/")[0], h) not in claimed:
             held_hosts.setdefault(k, []).append(h)
     for k, hosts in held_hosts.items():
         project, service = parse_route_id(k)  # type: ignore[misc]
