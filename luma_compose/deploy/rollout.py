@@ -221,7 +221,8 @@ class Deployer:
         """What :meth:`deploy` would do, read from the engine and ``docker compose config``; changes nothing."""
         running = self.engine.containers([f"{contract.LABEL_MANAGED}=true"])
         pc = self.ctrl.proxy.container()
-        conflicts = owned_elsewhere(self.project, list(self.routed.values()), self.ctrl.table(pc)[0])
+        table = self.ctrl.table(pc)[0]
+        conflicts = owned_elsewhere(self.project, list(self.routed.values()), table)
         proxy_action = "start" if pc is None else ("restart" if pc.state != "running" else "keep")
         cfg = json.loads(self.compose.run("config", "--format", "json"))
         hashes = parse_hashes(self.compose.run("config", "--hash", "*"))
@@ -235,8 +236,7 @@ class Deployer:
                                 self.engine.image_id(image) if image and mine else "", mine)
             plans.append((plan, s in self.routed))
         conflicts += fixed_name_refusals(cfg, [p for p, routed in plans if routed])
-        conflicts += shadow_refusals(self.project, cfg, self.ctrl.table(pc)[0] if pc is not None else self.ctrl.table()[0],
-                                     list(pc.networks) if pc is not None else [])
+        conflicts += shadow_refusals(self.project, cfg, table, list(pc.networks) if pc is not None else [])
         orphans = [c.name for c in orphans_of(existing, list(services))]
         return DryRun(self.project, self.engine.endpoint.to_json(), self.ctrl.proxy.name, proxy_action, plans,
                       host_changes(self.project, list(self.routed.values()), running), conflicts, orphans)
