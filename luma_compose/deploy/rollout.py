@@ -198,10 +198,7 @@ class Deployer:
             plan = self._plan(cfg, hashes, s)
             res.plans.append(plan)
             self._apply(plan)
-        orphans = orphans_of(self.containers(), services)
-        if orphans:
-            with self.progress.step(f"Remove {len(orphans)} orphan container(s) (their service left the file)"):
-                self._remove([c.id for c in orphans], graceful=True)
+        self._retire_orphans(services)
         with self.progress.step("Sync the proxy"):
             self._sync()
         with self.progress.step("Check every host through the proxy"):
@@ -374,6 +371,22 @@ class Deployer:
                 back_out()
                 raise DeployFailed(f"service {s}: new container {dead} stopped after traffic moved to it; "
                                    "the old containers serve again", f"see: docker compose logs {s}")
+
+    def _retire_orphans(self, services: list[str]) -> None:
+        """Containers of services that left the file (the list ``--dry-run`` shows): like old containers
+        in a roll, marked draining (their hosts move to the service that now claims them), drained,
+        then removed."""
+        orphans = orphans_of(self.containers(), services)
+        if not orphans:
+            return
+        live = [c for c in orphans if c.running and not c.draining]
+        with self.progress.step(f"Retire {len(orphans)} orphan container(s) (their service left the file)"):
+            for c in live:
+                self.engine.rename(c.id, draining_name(c.name))
+            if live:
+                self._sync()
+                self.sleep(self.drain)
+            self._remove([c.id for c in orphans], graceful=True)
 
     def _watch(self, ids: Sequence[str], seconds: float) -> str:
         """Watch containers for ``seconds``: "" if all kept running and healthy, else the name of one

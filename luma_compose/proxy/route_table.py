@@ -64,7 +64,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import contract, validate
-from ..records import ContainerRecord, NetworkRecord
+from ..records import ContainerRecord, NetworkRecord, is_draining
 
 
 @dataclass(frozen=True)
@@ -371,6 +371,16 @@ def _shadowing(records: list[ContainerRecord], routed: list[tuple[ContainerRecor
     return refused, victims
 
 
+def _hand_over(r: Route, candidates: list[Route]) -> Route:
+    """A route whose containers all drain (deploy retires a service renamed in the file) gives up
+    the hosts another service of its project claims, so they move before its containers stop."""
+    if r.held or not r.members or not all(is_draining(m.name) for m in r.members):
+        return r
+    others = {h for c in candidates if c.project == r.project and c.service != r.service and not c.held
+              for h in c.hosts}
+    return replace(r, hosts=tuple(h for h in r.hosts if h not in others))
+
+
 def build_table(
     containers: Iterable[ContainerRecord],
     incumbents: Mapping[str, str] | None = None,
@@ -438,6 +448,8 @@ def build_table(
         project, service = parse_route_id(k)  # type: ignore[misc]
         candidates.append(Route(project, service, tuple(hosts), 0, contract.DEFAULT_HEALTH_PATH,
                                 contract.ingress_network(project), (), "", held=True))
+
+    candidates = [_hand_over(r, candidates) for r in candidates]
 
     def age(r: Route) -> tuple[int, str]:
         if nets is not None and r.network in nets:

@@ -181,7 +181,10 @@ def test_a_new_version_that_dies_after_traffic_moved_brings_the_old_one_back(fen
     names = dk.docker("ps", "-a", "--filter", f"label=com.docker.compose.project={project}", "--format", "{{.Names}}")
     assert "draining" not in names and len(names.split()) == 2, names
     assert {b.rsplit("/", 1)[0] for _, b in bodies(fenv, host, 10)} == {f"{project}/web-v1"}
-    assert not own(project, t.outcomes) or set(own(project, t.outcomes)) <= {502, 503}, t.outcomes
+    # the new version died with requests in flight to it: those may wait and get 503 (one client: one
+    # request at a time), until the old version is back; never another project's answer
+    failed = own(project, t.outcomes)
+    assert all(str(k).startswith(("502", "503")) for k in failed) and sum(failed.values()) <= 2, t.outcomes
 
 
 def test_a_routed_service_renamed_in_the_file_moves_its_host_and_leaves_no_orphan(fenv, busybox_image):

@@ -211,7 +211,9 @@ def test_a_renamed_routed_service_keeps_its_host_and_the_orphan_goes_as_the_plan
     plan = deployer(e, routed=(WWW,)).dry_run()
     assert sorted(plan.orphans) == old
     assert [(h.host, h.change) for h in plan.hosts] == [("mail.test", "move")]
+    bad = never_pull_the_rug(e)
     deployer(e, routed=(WWW,)).deploy()
+    assert bad == []  # the host moved to www before the orphans were stopped
     assert names(e) == []  # what the plan said would be removed, was
     assert dials(e) == set(names(e, "www")) and len(names(e, "www")) == 2
     again = deployer(e, routed=(WWW,)).dry_run()
@@ -219,6 +221,18 @@ def test_a_renamed_routed_service_keeps_its_host_and_the_orphan_goes_as_the_plan
     deployer(e, routed=(WWW,)).deploy()  # and the next deploy works
     redeploy = [c for c in e.compose_log if "up" in c.argv and "--remove-orphans" in c.argv]
     assert len(redeploy) == 1  # only the first deploy's plain `up`: deploy removes orphans itself
+
+
+def test_a_route_whose_containers_all_drain_hands_its_hosts_to_another_service_of_its_project():
+    web = routed_record("p", "web", 1, hosts=("a.test", "b.test"), name="p-web-1--luma-draining")
+    www = routed_record("p", "www", 1, hosts=("a.test",), created="2026-02-01T00:00:00Z")
+    table = build_table([web, www], incumbents={"a.test": "p/web", "b.test": "p/web"})
+    assert table.host_map() == {"a.test": "p/www", "b.test": "p/web"}
+    # not while web has a live container, and never across projects
+    live = routed_record("p", "web", 2, hosts=("a.test",))
+    assert build_table([web, live, www], incumbents={"a.test": "p/web"}).host_map()["a.test"] == "p/web"
+    other = routed_record("q", "www", 1, hosts=("a.test",), created="2026-02-01T00:00:00Z")
+    assert build_table([web, other], incumbents={"a.test": "p/web"}).host_map()["a.test"] == "p/web"
 
 
 def test_orphans_of_is_every_container_of_a_service_that_left_the_file():
