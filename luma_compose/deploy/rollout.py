@@ -14,7 +14,9 @@ A routed service is rolled like this (measured on Compose v2.40; see the README)
    the new ones. ``up --scale S=N`` then finds exactly N and changes nothing.
 
 If a new container fails, the new containers are removed and the old ones (never
-renamed, never out of the pool) keep serving. The Deployer takes its engine as a
+renamed, never out of the pool) keep serving; one that dies during the drain (watched at
+least ``--settle`` seconds) brings the old ones back. A redeploy starts by syncing the proxy
+with whatever an interrupted deploy left, and removes leftovers only once nothing dials them. The Deployer takes its engine as a
 parameter, so its decisions are unit-tested on a fake engine.
 """
 
