@@ -147,8 +147,8 @@ def _network_names(config: dict[str, Any], svc: dict[str, Any]) -> dict[str, tup
 
 def shadow_refusals(project: str, config: dict[str, Any], table: "RouteTable",
                     proxy_networks: Sequence[str] = ()) -> list[str]:
-    """Names this project's containers would answer to (service name, ``container_name``, network
-    aliases), on a network the proxy joins or may join, that the proxy dials for another route:
+    """Names this project's containers would answer to (service name, ``container_name``, ``hostname``,
+    network aliases), on a network the proxy joins or may join, that the proxy dials for another route:
     known from the file before ``up``, so deploy refuses before the proxy goes near such a network.
     Docker's DNS ignores case, and so does this comparison."""
     dials: dict[str, tuple[str, str]] = {}
@@ -163,7 +163,7 @@ def shadow_refusals(project: str, config: dict[str, Any], table: "RouteTable",
         for net, aliases in _network_names(config, svc).items():
             if net not in watched and not net.endswith("_" + contract.NETWORK_KEY):
                 continue
-            for name in {service, svc.get("container_name") or "", *aliases} - {""}:
+            for name in {service, svc.get("container_name") or "", svc.get("hostname") or "", *aliases} - {""}:
                 owner = dials.get(name.lower())
                 if owner is None or owner == (project, service):
                     continue

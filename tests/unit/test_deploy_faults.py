@@ -337,9 +337,11 @@ def test_shadow_refusals_compare_names_as_the_resolver_does_and_ignore_networks_
     cfg = {"name": "evil", "networks": {"luma": {"name": "evil_luma"}, "back": {"name": "evil_back"}},
            "services": {"a": {"networks": {"back": {"aliases": [dialled]}}},
                         "b": {"networks": {"luma": {"aliases": [dialled.upper()]}}},
-                        "c": {"networks": ["luma"], "container_name": dialled + "x"}}}
+                        "c": {"networks": ["luma"], "container_name": dialled + "x"},
+                        "d": {"networks": ["luma"], "hostname": dialled}}}
     got = shadow_refusals("evil", cfg, table)
-    assert len(got) == 1 and got[0].startswith(f"service b would answer to {dialled.upper()} on evil_luma")
+    assert len(got) == 2 and got[0].startswith(f"service b would answer to {dialled.upper()} on evil_luma")
+    assert got[1].startswith(f"service d would answer to {dialled} on evil_luma")
     assert shadow_refusals("evil", cfg, table, proxy_networks=["evil_back"])[0].startswith("service a")
     # its own container name on its own service is not a shadow
     assert shadow_refusals("victim", {"name": "victim", "services": {"web": {"networks": ["luma"],
