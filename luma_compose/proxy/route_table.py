@@ -63,8 +63,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..records import is_draining
+
 from .. import contract, validate
-from ..records import ContainerRecord, NetworkRecord, is_draining
+from ..records import ContainerRecord, NetworkRecord
 
 
 @dataclass(frozen=True)
