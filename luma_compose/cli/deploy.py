@@ -44,6 +44,12 @@ def _render(files, project, project_directory):
                    "how long the stack may take to converge (default 300).")
 @click.option("--drain", type=click.FloatRange(min=0), default=10, show_default=True, metavar="SECONDS",
               help="How long old containers keep running for in-flight requests after traffic left them.")
+@click.option("--settle", type=click.FloatRange(min=0), default=5, show_default=True, metavar="SECONDS",
+              help="How long new containers must keep running after traffic moved to them (watched during the "
+                   "drain, at least this long); one that stops brings the old ones back and deploy exits 1.")
+@click.option("--force-unlock", is_flag=True,
+              help="Remove the project's deploy lock first, whoever holds it (a deploy that died on another "
+                   "machine); says whose it was.")
 @click.option("--dry-run", "--plan", "dry_run", is_flag=True,
               help="Print what deploy would do and change nothing. Exit 0: nothing to do, 1: problems "
                    "(deploy would refuse), 4: changes pending.")
@@ -56,7 +62,8 @@ def _render(files, project, project_directory):
 @click.option("--proxy-nodes", default=None, metavar="all|label=KEY=VALUE",
               help="--target swarm only, when deploy starts the proxy: every node (default), or the nodes with this "
                    "node label.")
-def deploy(files, project, project_directory, target, swarm_flag, timeout, drain, dry_run, fmt, proxy_name,
+def deploy(files, project, project_directory, target, swarm_flag, timeout, drain, settle, force_unlock, dry_run, fmt,
+           proxy_name,
            proxy_image, proxy_http_port, proxy_https_port, proxy_tls, proxy_select, resolve_image,
            proxy_nodes) -> None:
     """Render, check and deploy a project behind the proxy, without downtime.
@@ -69,7 +76,7 @@ def deploy(files, project, project_directory, target, swarm_flag, timeout, drain
     --target swarm: render for Swarm and deploy as a stack, as `luma-compose swarm deploy`.
     """
     target = resolve_target(target, swarm_flag,
-                            compose_only=("drain", "dry_run", "fmt", "proxy_https_port", "proxy_tls", "proxy_select"),
+                            compose_only=("drain", "settle", "force_unlock", "dry_run", "fmt", "proxy_https_port", "proxy_tls", "proxy_select"),
                             swarm_only=("resolve_image", "proxy_nodes"))
     if target == "swarm":
         _swarm_deploy(files, project, project_directory, timeout, proxy_name, proxy_image, proxy_http_port,
@@ -101,7 +108,7 @@ def deploy(files, project, project_directory, target, swarm_flag, timeout, drain
     engine = DockerEngine(ep)
     d = Deployer(engine, result.project, result.project_directory, result.text, result.routes,
                  ProxyOptions(proxy_name, proxy_image, proxy_http_port, proxy_https_port, proxy_tls, proxy_select),
-                 timeout=timeout, drain=drain, progress=progress)
+                 timeout=timeout, drain=drain, progress=progress, settle=settle, force_unlock=force_unlock)
     res = d.deploy()
     for w in res.warnings:
         click.echo(f"warning: {w}", err=True)
@@ -166,7 +173,10 @@ def _dry_run(files, project, project_directory, fmt, proxy_name) -> int:
 @click.option("--proxy-name", default=None, metavar="NAME",
               help="Proxy container (default luma-proxy, or $LUMA_PROXY_NAME); with --target swarm, the proxy "
                    "service (default luma-proxy).")
-def down(files, project, project_directory, target, swarm_flag, volumes, proxy_name) -> None:
+@click.option("--force-unlock", is_flag=True,
+              help="Remove the project's deploy lock first, whoever holds it (a deploy that died on another "
+                   "machine); says whose it was.")
+def down(files, project, project_directory, target, swarm_flag, volumes, proxy_name, force_unlock) -> None:
     """Unroute a project, docker compose down, and remove its ingress network.
 
     Other projects keep serving. Volumes are kept unless --volumes. --target swarm: docker
@@ -176,7 +186,7 @@ def down(files, project, project_directory, target, swarm_flag, volumes, proxy_n
     from ..deploy.progress import Progress
     from ..deploy.teardown import down as teardown
 
-    target = resolve_target(target, swarm_flag, compose_only=("volumes",))
+    target = resolve_target(target, swarm_flag, compose_only=("volumes", "force_unlock"))
     project, directory, text = _project_of(files, project, project_directory)
     if target == "swarm":
         from .swarm import DEFAULTS, run_down
@@ -184,7 +194,8 @@ def down(files, project, project_directory, target, swarm_flag, volumes, proxy_n
         run_down(project, DEFAULTS["proxy_name"] if proxy_name is None else proxy_name)
         return
     progress = Progress()
-    for w in teardown(docker_engine(), project, directory, text, proxy_name, volumes, progress):
+    for w in teardown(docker_engine(), project, directory, text, proxy_name, volumes, progress,
+                      force_unlock=force_unlock):
         click.echo(f"warning: {w}", err=True)
     click.echo(f"{project} is down", err=True)
 

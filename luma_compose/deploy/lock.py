@@ -106,8 +106,22 @@ class ProjectLock:
             if time.monotonic() >= deadline:
                 raise LumaError(f"another deploy of {self.project} is still running ({self._holder()}) "
                                 f"after {self.timeout:.0f}s; nothing was changed",
-                                f"wait for it, or if no deploy is running: docker rm {self.name}")
+                                "wait for it, or if no deploy or down of it is running anywhere: run the same command "
+                                f"again with --force-unlock (it removes {self.name} and says whose it was)")
             self.sleep(0.5)
+
+    def force(self, note: list[str] | None = None) -> str:
+        """``--force-unlock``: remove the lock whoever holds it (a deploy that died on another machine);
+        says whose it was. "" when there was none."""
+        holder = self._holder()
+        if holder:
+            self.engine.remove(self.name)
+            msg = f"removed the lock {self.name} held by {holder} (--force-unlock)"
+            if self.progress is not None:
+                self.progress.line(f"   {msg}")
+            if note is not None:
+                note.append("(forced)")
+        return holder
 
     def release(self) -> None:
         if self.held:

@@ -11,13 +11,16 @@ from .. import contract
 from ..compose.rules import replicas_value
 from ..contract import RoutedService
 from ..errors import LumaError, UsageError
-from ..records import COMPOSE_PROJECT_LABEL, ContainerRecord, is_draining
+from ..records import COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, ContainerRecord, is_draining
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..proxy.route_table import RouteTable
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_DRAIN = 10.0
+#: How long the new containers must keep running after traffic moved to them (deploy --settle);
+#: they are watched for max(--drain, --settle) before the old ones are removed.
+DEFAULT_SETTLE = 5.0
 STOP_TIMEOUT = 10
 LOG_TAIL = 15
 
@@ -119,6 +122,53 @@ def owned_elsewhere(project: str, routed: Sequence[RoutedService], table: "Route
         if route.project != project and route.alias in wanted_alias:
             out.add(f"target alias {route.alias} (service {wanted_alias[route.alias]}) is already used by project "
                     f"{route.project} (service {route.service}); the proxy could not tell them apart")
+    return sorted(out)
+
+
+def orphans_of(containers: Sequence[ContainerRecord], services: Sequence[str]) -> list[ContainerRecord]:
+    """Containers of the project whose service left the file (any state): deploy removes them, and
+    ``--dry-run`` lists them; one definition for both."""
+    return sorted((c for c in containers if c.labels.get(COMPOSE_SERVICE_LABEL) not in set(services)),
+                  key=lambda c: (c.name, c.id))
+
+
+def _network_names(config: dict[str, Any], svc: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    """{network name: the aliases the service asks for there} for one service of a compose config."""
+    nets = svc.get("networks")
+    if isinstance(nets, list):
+        nets = {k: None for k in nets}
+    declared = config.get("networks") or {}
+    out = {}
+    for key, opts in (nets or {}).items():
+        name = ((declared.get(key) or {}).get("name")) or f"{config.get('name', '')}_{key}"
+        out[name] = tuple(str(a) for a in ((opts or {}).get("aliases") or ()))
+    return out
+
+
+def shadow_refusals(project: str, config: dict[str, Any], table: "RouteTable",
+                    proxy_networks: Sequence[str] = ()) -> list[str]:
+    """Names this project's containers would answer to (service name, ``container_name``, ``hostname``,
+    network aliases), on a network the proxy joins or may join, that the proxy dials for another route:
+    known from the file before ``up``, so deploy refuses before the proxy goes near such a network.
+    Docker's DNS ignores case, and so does this comparison."""
+    dials: dict[str, tuple[str, str]] = {}
+    for r in table.routes:
+        for m in r.members:
+            if m.name:
+                dials.setdefault(m.name.lower(), (r.project, r.service))
+    watched = set(proxy_networks) | {contract.ingress_network(project)}
+    out = set()
+    for service, svc in (config.get("services") or {}).items():
+        svc = svc or {}
+        for net, aliases in _network_names(config, svc).items():
+            if net not in watched and not net.endswith("_" + contract.NETWORK_KEY):
+                continue
+            for name in {service, svc.get("container_name") or "", svc.get("hostname") or "", *aliases} - {""}:
+                owner = dials.get(name.lower())
+                if owner is None or owner == (project, service):
+                    continue
+                out.add(f"service {service} would answer to {name} on {net}, the name the proxy dials for "
+                        f"{owner[0]}/{owner[1]}: its traffic could reach this project")
     return sorted(out)
 
 
@@ -227,7 +277,7 @@ class DryRun:
     services: list[tuple[ServicePlan, bool]]  # (plan, routed?)
     hosts: list[HostChange]
     conflicts: list[str]
-    orphans: list[str]  # running containers of services no longer in the file (compose removes them)
+    orphans: list[str]  # containers of services no longer in the file (deploy removes them: plan.orphans_of)
 
     @property
     def changes(self) -> bool:

@@ -14,7 +14,9 @@ A routed service is rolled like this (measured on Compose v2.40; see the README)
    the new ones. ``up --scale S=N`` then finds exactly N and changes nothing.
 
 If a new container fails, the new containers are removed and the old ones (never
-renamed, never out of the pool) keep serving. The Deployer takes its engine as a
+renamed, never out of the pool) keep serving; one that dies during the drain (watched at
+least ``--settle`` seconds) brings the old ones back. A redeploy starts by syncing the proxy
+with whatever an interrupted deploy left, and removes leftovers only once nothing dials them. The Deployer takes its engine as a
 parameter, so its decisions are unit-tested on a fake engine.
 """
 
@@ -29,12 +31,13 @@ from typing import TYPE_CHECKING
 
 from .. import contract
 from ..contract import RoutedService
-from ..errors import LumaError
+from ..errors import LumaError, UnavailableError
 from ..proxy.controller import Controller
 from ..records import COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, ContainerRecord, draining_name, is_draining
 from .checks import Checks
 from .plan import (
     DEFAULT_DRAIN,
+    DEFAULT_SETTLE,
     DEFAULT_TIMEOUT,
     STOP_TIMEOUT,
     DeployFailed,
@@ -43,10 +46,12 @@ from .plan import (
     fixed_name_refusals,
     grace_seconds,
     host_changes,
+    orphans_of,
     owned_elsewhere,
     parse_hashes,
     plan_service,
     replicas_of,
+    shadow_refusals,
 )
 from .lock import ProjectLock
 from .progress import Progress
@@ -77,7 +82,8 @@ class Deployer:
     def __init__(self, engine: "Engine", project: str, directory: str, text: str, routed: Sequence[RoutedService],
                  proxy: ProxyOptions | None = None, timeout: float = DEFAULT_TIMEOUT,
                  drain: float = DEFAULT_DRAIN, progress: Progress | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, settle: float = DEFAULT_SETTLE,
+                 force_unlock: bool = False):
         self.engine = engine
         self.project = project
         self.network = contract.ingress_network(project)
@@ -85,6 +91,8 @@ class Deployer:
         self.routed = {r.service: r for r in routed}
         self.popts = proxy or ProxyOptions()
         self.drain = drain
+        self.settle = settle
+        self.force_unlock = force_unlock
         self.sleep = sleep
         self.progress = progress or Progress()
         self.ctrl = Controller(engine, self.popts.name)
@@ -109,7 +117,8 @@ class Deployer:
             # The proxy's own ownership rule decides (the route served while its project is up,
             # else the older ingress network): a project that only claims one of our hosts, and
             # loses it to us, does not stop our deploy.
-            table, _ = self.ctrl.table(self.ctrl.proxy.container())
+            pc = self.ctrl.proxy.container()
+            table, _ = self.ctrl.table(pc)
             conflicts = owned_elsewhere(self.project, list(self.routed.values()), table)
             if conflicts:
                 raise LumaError("refusing to deploy, nothing was changed:\n  " + "\n  ".join(conflicts),
@@ -121,6 +130,11 @@ class Deployer:
                           for name, svc in (cfg.get("services") or {}).items()}
         services = list((cfg.get("services") or {}).keys())
         plain = [s for s in services if s not in self.routed]
+        shadows = shadow_refusals(self.project, cfg, table, list(pc.networks) if pc is not None else [])
+        if shadows:
+            raise LumaError("refusing to deploy, nothing was changed:\n  " + "\n  ".join(shadows),
+                            "rename the service, or drop the container_name or alias: the proxy never joins a "
+                            "network where a name it dials answers for another container")
         existing = self.containers()
         if existing:
             refusals = fixed_name_refusals(cfg, [self._plan(cfg, hashes, s) for s in self.routed])
@@ -132,20 +146,50 @@ class Deployer:
         with self.progress.step("Proxy") as note:
             self._ensure_proxy(note)
         with self.progress.step("Lock the project on the engine") as note:
+            if self.force_unlock:
+                self.lock.force(note)
             self.lock.acquire(note)
         try:
-            return self._deploy_locked(res, cfg, hashes, plain)
+            return self._deploy_locked(res, cfg, hashes, plain, services)
+        except BaseException as e:
+            self._after_failure()
+            if isinstance(e, UnavailableError) and not self._proxy_running():
+                raise UnavailableError(
+                    f"the proxy container {self.ctrl.proxy.name} stopped during the deploy ({e.message}); "
+                    "new containers that were not serving yet were removed",
+                    "start the proxy (luma-compose proxy up) and deploy again: the next deploy takes over "
+                    "whatever this one left") from None
+            raise
         finally:
             self.lock.release()
 
-    def _deploy_locked(self, res: DeployResult, cfg: dict, hashes: dict[str, str], plain: list[str]) -> DeployResult:
+    def _proxy_running(self) -> bool:
+        try:
+            c = self.ctrl.proxy.container()
+        except LumaError:
+            return False
+        return c is not None and c.running
+
+    def _after_failure(self) -> None:
+        """Every failure path: the routes again follow what exists, and the proxy leaves the
+        networks the route table refuses (sync detaches them). Best effort: the proxy may be gone."""
+        try:
+            self._sync()
+        except LumaError:
+            pass
+
+    def _deploy_locked(self, res: DeployResult, cfg: dict, hashes: dict[str, str], plain: list[str],
+                       services: list[str]) -> DeployResult:
         existing = self.containers()  # again: another deploy of the project may have run meanwhile
+        if existing:
+            with self.progress.step("Bring the routes up to date (what the last deploy left)"):
+                self._recover()
         if not existing:
             with self.progress.step(f"Create project {self.project} (docker compose up -d)"):
                 self.compose.run("up", "-d", "--remove-orphans")
         elif plain:
             with self.progress.step(f"Update {', '.join(plain)} (docker compose up -d)"):
-                self.compose.run("up", "-d", "--no-deps", "--remove-orphans", *plain)
+                self.compose.run("up", "-d", "--no-deps", *plain)
         self._attach_proxy()
         if not existing:
             for s, r in self.routed.items():
@@ -156,6 +200,7 @@ class Deployer:
             plan = self._plan(cfg, hashes, s)
             res.plans.append(plan)
             self._apply(plan)
+        self._retire_orphans(services)
         with self.progress.step("Sync the proxy"):
             self._sync()
         with self.progress.step("Check every host through the proxy"):
@@ -175,7 +220,8 @@ class Deployer:
         """What :meth:`deploy` would do, read from the engine and ``docker compose config``; changes nothing."""
         running = self.engine.containers([f"{contract.LABEL_MANAGED}=true"])
         pc = self.ctrl.proxy.container()
-        conflicts = owned_elsewhere(self.project, list(self.routed.values()), self.ctrl.table(pc)[0])
+        table = self.ctrl.table(pc)[0]
+        conflicts = owned_elsewhere(self.project, list(self.routed.values()), table)
         proxy_action = "start" if pc is None else ("restart" if pc.state != "running" else "keep")
         cfg = json.loads(self.compose.run("config", "--format", "json"))
         hashes = parse_hashes(self.compose.run("config", "--hash", "*"))
@@ -189,8 +235,8 @@ class Deployer:
                                 self.engine.image_id(image) if image and mine else "", mine)
             plans.append((plan, s in self.routed))
         conflicts += fixed_name_refusals(cfg, [p for p, routed in plans if routed])
-        orphans = sorted(c.name for c in existing if c.running and not is_draining(c.name)
-                         and c.labels.get(COMPOSE_SERVICE_LABEL) not in services)
+        conflicts += shadow_refusals(self.project, cfg, table, list(pc.networks) if pc is not None else [])
+        orphans = [c.name for c in orphans_of(existing, list(services))]
         return DryRun(self.project, self.engine.endpoint.to_json(), self.ctrl.proxy.name, proxy_action, plans,
                       host_changes(self.project, list(self.routed.values()), running), conflicts, orphans)
 
@@ -209,9 +255,28 @@ class Deployer:
             note.append(f"{name}: running")
 
     def _attach_proxy(self) -> None:
-        """The proxy joins the ingress network now: the health probes run from its namespace."""
-        if self.routed:
+        """The proxy joins the ingress network now: the health probes run from its namespace. Never
+        where a name it dials answers for another container (the route table's shadow check)."""
+        if not self.routed:
+            return
+        table, _ = self.ctrl.table(self.ctrl.proxy.container())
+        if self.network in table.refused_networks:
+            why = [p for p in table.problems if f" on {self.network}" in p] or list(table.problems)
+            raise LumaError(f"refusing to attach the proxy to {self.network}:\n  " + "\n  ".join(why),
+                            f"remove or rename that container, then deploy again")
+        if self.network not in set(self.ctrl.proxy.running().networks):
             self.ctrl.attach(self.network)
+
+    def _recover(self) -> None:
+        """Routes first, containers after: sync the proxy with what an interrupted deploy left, and
+        bring back into the pool draining containers the proxy still serves (the new ones of that
+        deploy never took over). Leftovers are removed later, once nothing dials them."""
+        res = self._sync()
+        pooled = {m.id for r in res.table.routes if r.project == self.project for m in r.members if m.in_pool}
+        back = [c.id for s in self.routed for c in self.containers(s) if c.draining and c.id in pooled]
+        if back:
+            self._unrename(back)
+            self._sync()
 
     def _sync(self):
         res = self.ctrl.sync()
@@ -220,8 +285,8 @@ class Deployer:
 
     def _apply(self, plan: ServicePlan) -> None:
         s, n = plan.service, plan.replicas
-        if plan.leftovers:
-            self._remove(plan.leftovers)
+        if plan.leftovers:  # stopped, or draining and out of the pool since _recover's sync
+            self._remove(plan.leftovers, graceful=True, grace=self.grace.get(s, STOP_TIMEOUT))
         if plan.action == "keep":
             self.progress.line(f"   {s}: {n} replica(s) up to date")
             return
@@ -251,12 +316,32 @@ class Deployer:
                                "the running version was kept; see docker compose ps")
 
         def back_out() -> None:
+            self._unrename(old)
             self._remove(new)
             try:
                 self._sync()
             except LumaError:
                 pass
 
+        try:
+            self._switch(plan, old, new, back_out)
+        except DeployFailed:
+            raise
+        except BaseException:
+            back_out()  # the proxy died, Ctrl-C, ...: the old version serves, nothing new is left
+            raise
+        with self.progress.step(f"Stop and remove {len(old)} old container(s) of {s}"):
+            self._remove(old, graceful=True, grace=self.grace.get(s, STOP_TIMEOUT))
+        with self.progress.step(f"Reconcile {s} at {n} replica(s)"):
+            self.compose.run("up", "-d", "--no-deps", "--no-recreate", "--scale", f"{s}={n}", s)
+            left = [c.id for c in self.containers(s) if c.running]
+            if sorted(left) != sorted(new):
+                self.warnings.append(f"service {s}: after the rollout {len(left)} container(s) run, expected the "
+                                     f"{len(new)} new one(s)")
+
+    def _switch(self, plan: ServicePlan, old: list[str], new: list[str], back_out: Callable[[], None]) -> None:
+        """Health-check the new containers, move traffic to them, then watch them through the drain."""
+        s = plan.service
         with self.progress.step(f"Wait for {s}: each new container healthy on its own"):
             self.checks.wait_healthy(self.routed[s], new, on_failure=back_out)
         with self.progress.step(f"Move traffic of {s} to the new containers"):
@@ -269,7 +354,6 @@ class Deployer:
             want = {c.id for c in self.containers(s) if c.id in set(new)}
             pooled = {m.id for m in route.members if m.in_pool} if route else set()
             if pooled != want:
-                self._unrename(old)
                 back_out()
                 raise DeployFailed(f"service {s}: the proxy did not route to exactly the new containers "
                                    f"(pooled {len(pooled)}, new {len(want)})", "the running version was kept")
@@ -277,19 +361,47 @@ class Deployer:
                 for h in self.routed[s].hosts:
                     self.checks.check_host(h, self.routed[s].health_path)
             except LumaError as e:
-                self._unrename(old)
+                if not self._proxy_running():
+                    raise
                 back_out()
                 raise DeployFailed(f"service {s}: {e.message}; rolled back to the running version", e.hint) from None
-        with self.progress.step(f"Drain {len(old)} old container(s) of {s} ({self.drain:g}s)"):
-            self.sleep(self.drain)
-        with self.progress.step(f"Stop and remove {len(old)} old container(s) of {s}"):
-            self._remove(old, graceful=True, grace=self.grace.get(s, STOP_TIMEOUT))
-        with self.progress.step(f"Reconcile {s} at {n} replica(s)"):
-            self.compose.run("up", "-d", "--no-deps", "--no-recreate", "--scale", f"{s}={n}", s)
-            left = [c.id for c in self.containers(s) if c.running]
-            if sorted(left) != sorted(new):
-                self.warnings.append(f"service {s}: after the rollout {len(left)} container(s) run, expected the "
-                                     f"{len(new)} new one(s)")
+        watch = max(self.drain, self.settle)
+        with self.progress.step(f"Drain {len(old)} old container(s) of {s} ({self.drain:g}s), "
+                                f"watching the new ones ({watch:g}s)"):
+            dead = self._watch(new, watch)
+            if dead:
+                back_out()
+                raise DeployFailed(f"service {s}: new container {dead} stopped after traffic moved to it; "
+                                   "the old containers serve again", f"see: docker compose logs {s}")
+
+    def _retire_orphans(self, services: list[str]) -> None:
+        """Containers of services that left the file (the list ``--dry-run`` shows): like old containers
+        in a roll, marked draining (their hosts move to the service that now claims them), drained,
+        then removed."""
+        orphans = orphans_of(self.containers(), services)
+        if not orphans:
+            return
+        live = [c for c in orphans if c.running and not c.draining]
+        with self.progress.step(f"Retire {len(orphans)} orphan container(s) (their service left the file)"):
+            for c in live:
+                self.engine.rename(c.id, draining_name(c.name))
+            if live:
+                self._sync()
+                self.sleep(self.drain)
+            self._remove([c.id for c in orphans], graceful=True)
+
+    def _watch(self, ids: Sequence[str], seconds: float) -> str:
+        """Watch containers for ``seconds``: "" if all kept running and healthy, else the name of one
+        that stopped, restarted (a non-zero last exit code) or turned unhealthy."""
+        step = 0.5
+        for i in range(int(seconds / step) + 2):
+            for cid in ids:
+                c = self.engine.container(cid)
+                if c is None or not c.running or c.health == "unhealthy" or c.exit_code not in (None, 0):
+                    return c.name if c is not None else cid[:12]
+            if i * step < seconds:
+                self.sleep(min(step, seconds - i * step))
+        return ""
 
     def _unrename(self, ids: Sequence[str]) -> None:
         for cid in ids:

@@ -16,16 +16,20 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def down(engine: "Engine", project: str, directory: str, text: str, proxy_name: str | None = None,
-         volumes: bool = False, progress: Progress | None = None, lock_timeout: float = 300) -> list[str]:
+         volumes: bool = False, progress: Progress | None = None, lock_timeout: float = 60,
+         force_unlock: bool = False) -> list[str]:
     """Other projects keep serving. Returns warnings."""
     progress = progress or Progress()
     ctrl = Controller(engine, proxy_name)
     pc = ctrl.proxy.container()
     # One deploy or down of a project at a time. The lock container uses the proxy's image (local by
-    # construction); with no proxy there is no deploy to collide with.
+    # construction); with no proxy there is no deploy to collide with. A lock still held after
+    # lock_timeout (60 s, deploy's minimum) is named with the --force-unlock hint.
     lock = ProjectLock(engine, project, ctrl.proxy.name, timeout=lock_timeout, progress=progress) if pc is not None else None
     if lock is not None:
         with progress.step("Lock the project on the engine") as note:
+            if force_unlock:
+                lock.force(note)
             lock.acquire(note)
     try:
         return _down(engine, ctrl, project, engine.compose(project, directory, text), bool(text), volumes,

@@ -159,7 +159,10 @@ class DockerEngine:
 
     def exec(self, ref: str, argv: Sequence[str]) -> tuple[int, str, str]:
         c = self._require(ref)
-        r = c.exec_run(list(argv), demux=True)
+        try:
+            r = c.exec_run(list(argv), demux=True)
+        except _errors().APIError as e:  # 409: the container stopped (or was killed) meanwhile
+            raise EngineError(f"could not run {argv[0]} in {c.name}: {getattr(e, 'explanation', None) or e}") from None
         out, err = r.output if isinstance(r.output, tuple) else (r.output, b"")
         return r.exit_code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
 

@@ -71,6 +71,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from ..records import is_draining
+
 from .. import contract, validate
 from ..records import ContainerRecord, NetworkRecord
 from .neighbours import intruders, shadowing
@@ -376,6 +378,16 @@ def _wildcard_overlaps(routes: list[Route]) -> list[Conflict]:
             for h, owner in under.get(w[2:], ()) if owner.project != r.project and covers(w, h)]
 
 
+def _hand_over(r: Route, candidates: list[Route]) -> Route:
+    """A route whose containers all drain (deploy retires a service renamed in the file) gives up
+    the hosts another service of its project claims, so they move before its containers stop."""
+    if r.held or not r.members or not all(is_draining(m.name) for m in r.members):
+        return r
+    others = {h for c in candidates if c.project == r.project and c.service != r.service and not c.held
+              for h in c.hosts}
+    return replace(r, hosts=tuple(h for h in r.hosts if h not in others))
+
+
 def build_table(
     containers: Iterable[ContainerRecord],
     incumbents: Mapping[str, str] | None = None,
@@ -434,14 +446,18 @@ def build_table(
                                 tuple(members), oldest, withheld=withheld))
     # Incumbent routes of live projects that have no container left hold their hosts.
     present = {r.key for r in candidates}
+    # ... except a host another service of the same project now claims (a service renamed in the file).
+    claimed = {(r.project, h) for r in candidates for h in r.hosts}
     held_hosts: dict[str, list[str]] = {}
     for h, k in sorted(incumbents.items()):
-        if k not in present:
+        if k not in present and (k.partition("/")[0], h) not in claimed:
             held_hosts.setdefault(k, []).append(h)
     for k, hosts in held_hosts.items():
         project, service = parse_route_id(k)  # type: ignore[misc]
         candidates.append(Route(project, service, tuple(hosts), 0, contract.DEFAULT_HEALTH_PATH,
                                 contract.ingress_network(project), (), "", held=True))
+
+    candidates = [_hand_over(r, candidates) for r in candidates]
 
     def age(r: Route) -> tuple[int, str]:
         if nets is not None and r.network in nets:

@@ -145,6 +145,8 @@ class FakeEngine:
 
     def exec(self, ref: str, argv: Sequence[str]) -> tuple[int, str, str]:
         c = self._require(ref)
+        if c.state != "running":  # what the real engine answers (409), as DockerEngine raises it
+            raise EngineError(f"could not run {argv[0]} in {c.name}: container {c.id} is not running")
         argv = list(argv)
         if argv[:1] == ["timeout"]:
             argv = argv[2:]
@@ -240,6 +242,7 @@ class FakeService:
     routed: contract.RoutedService | None = None
     health: str | None = None  # the Docker health a new container reports (None: no health check)
     container_name: str = ""
+    aliases: tuple[str, ...] = ()  # extra network aliases on the ingress network
 
 
 @dataclasses.dataclass
@@ -270,10 +273,15 @@ class FakeCompose:
             assert spec is not None, f"the test gave no FakeProject for {self.project}"
             if "--hash" in args:
                 return "".join(f"{s} {v.config_hash}\n" for s, v in spec.services.items())
+            # as Compose prints it: routed services join the ingress network (render puts them there)
             return json.dumps({"name": self.project, "services": {
                 s: {"image": v.image, "deploy": {"replicas": v.replicas},
+                    "networks": {"default": None, **({contract.NETWORK_KEY: {"aliases": list(v.aliases)} if v.aliases
+                                                      else None} if v.routed else {})},
                     **({"container_name": v.container_name} if v.container_name else {})}
-                for s, v in spec.services.items()}})
+                for s, v in spec.services.items()},
+                "networks": {"default": {"name": f"{self.project}_default"},
+                             contract.NETWORK_KEY: {"name": contract.ingress_network(self.project)}}})
         if args[:1] == ("up",):
             assert spec is not None
             scale = dict(a.split("=") for a in _values(args, "--scale"))
@@ -302,7 +310,8 @@ class FakeCompose:
             net = contract.ingress_network(self.project)
             if net not in e.nets:
                 e.add_network(net, {contract.NETWORK_OWNER_LABEL: "true", COMPOSE_PROJECT_LABEL: self.project})
-            nets[net] = NetworkAttachment(f"10.2.0.{next(_ids) % 250}", (contract.alias(self.project, service), service))
+            nets[net] = NetworkAttachment(f"10.2.0.{next(_ids) % 250}",
+                                          (contract.alias(self.project, service), service, *svc.aliases))
         name = f"{self.project}-{service}-{number}"
         while e._find(name) is not None:
             number += 1

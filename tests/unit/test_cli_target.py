@@ -285,7 +285,7 @@ def test_deploy_and_down_target_compose_is_the_default(files, monkeypatch):
     monkeypatch.chdir(files)
     monkeypatch.setattr(cli_deploy, "_dry_run", lambda *a: calls.append(("dry-run", a)) or 4)
     monkeypatch.setattr(cli_deploy, "docker_engine", lambda: "engine")
-    monkeypatch.setattr(teardown, "down", lambda *a: calls.append(("down", a[:-1])) or [])  # not the Progress
+    monkeypatch.setattr(teardown, "down", lambda *a, **kw: calls.append(("down", a[:-1])) or [])  # not the Progress
     for args in (["deploy", "--dry-run", "-f", "good.yaml", "--format", "json", "--proxy-name", "p"],
                  ["down", "-f", "good.yaml", "-v", "--proxy-name", "p"], ["down", "-p", "x"]):
         ref = run(*args)
