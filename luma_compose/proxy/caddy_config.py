@@ -51,7 +51,8 @@ HEALTH_TIMEOUT = "1s"
 #: booting one) before it gets 503: a `docker restart` of a busy machine's only replica took up
 #: to ~6 s from the first failed request to the first answer (measured under hey load: 4 of
 #: 3,043 requests got 503 with 5 s, none with 10 s).
-TRY_DURATION = "10s"
+TRY_DURATION_MS = 10_000
+TRY_DURATION = f"{TRY_DURATION_MS}ms"
 #: Wait between two tries of one request (after a failed dial, or while no container is up).
 TRY_INTERVAL = "50ms"
 #: Every upstream is a container on a bridge of this host: it answers a SYN in well under
@@ -199,6 +200,40 @@ UNAVAILABLE_ERRORS = {
     }],
 }
 
+#: Replays a request whose proxying a config load cut short, through Caddy's own listener on
+#: loopback, so the config that now runs serves it. Every load provisions every route's
+#: reverse_proxy handler anew and then cancels the old config's context; a request still in the
+#: old handler's retry loop (a dropped SYN, the only container skipped for FAIL_DURATION after
+#: one) ends at once with its last error (``tryAgain`` selects on the handler's context). That
+#: made 3-13 requests of *other* projects fail per load (issue 19). Only a dial error or "no
+#: upstreams available" before TRY_DURATION is such a request: its request never reached a
+#: container (safe for any method; its body is unread), and no other way ends a retry loop
+#: that early. A request that waited the whole TRY_DURATION is not replayed.
+REPLAY_MATCH = ("{http.reverse_proxy.duration_ms} < %d.0 && ({http.error.message} == 'no upstreams available'"
+                " || {http.error.message}.startsWith('dial '))" % TRY_DURATION_MS)
+LOOPBACK = "127.0.0.1"
+
+
+def unavailable_errors(tls: str, http_port: int, https_port: int) -> dict[str, Any]:
+    """The main server's error routes: replay what a config load cut short (``REPLAY_MATCH``),
+    503 for the rest. With TLS the replay speaks TLS to Caddy itself (the host's own name as
+    SNI; the peer is this process, so its certificate is not verified)."""
+    transport: dict[str, Any] = {"protocol": "http", "compression": False, "versions": ["1.1"]}
+    if tls != "off":
+        transport["tls"] = {"server_name": "{http.request.host}", "insecure_skip_verify": True}
+    replay = {
+        "match": [{"expression": REPLAY_MATCH}],
+        "handle": [{
+            "handler": "reverse_proxy",
+            "upstreams": [{"dial": f"{LOOPBACK}:{http_port if tls == 'off' else https_port}"}],
+            "transport": transport,
+            "stream_close_delay": STREAM_CLOSE_DELAY,
+        }],
+        "terminal": True,
+    }
+    return {"routes": [replay, *UNAVAILABLE_ERRORS["routes"]]}
+
+
 NOT_FOUND = {
     "handle": [
         {
@@ -219,7 +254,13 @@ def build_config(table: RouteTable, **options: Any) -> dict[str, Any]:
     # across routes exact hosts must win over wildcards, so sort wildcard routes last.
     routes = sorted(table.routes, key=lambda r: (all(h.startswith("*") for h in r.hosts), r.key))
     hosts = sorted({h for r in table.routes for h in r.hosts})
-    return assemble([_route(r) for r in routes], hosts, **options)
+    config = assemble([_route(r) for r in routes], hosts, **options)
+    server = config["apps"]["http"]["servers"][SERVER_NAME]
+    server["errors"] = unavailable_errors(options.get("tls", "acme"), options.get("http_port", 80),
+                                          options.get("https_port", 443))
+    # A replayed request comes from loopback: keep the client's X-Forwarded-For it carries.
+    server["trusted_proxies"] = {"source": "static", "ranges": [f"{LOOPBACK}/32"]}
+    return config
 
 
 def assemble(
