@@ -227,6 +227,8 @@ def unavailable_errors(tls: str, http_port: int, https_port: int) -> dict[str, A
             "handler": "reverse_proxy",
             "upstreams": [{"dial": f"{LOOPBACK}:{http_port if tls == 'off' else https_port}"}],
             "transport": transport,
+            # Caddy sets Host to the upstream's address when it speaks TLS to it: keep the client's.
+            "headers": {"request": {"set": {"Host": ["{http.request.hostport}"]}}},
             "stream_close_delay": STREAM_CLOSE_DELAY,
         }],
         "terminal": True,

@@ -9,11 +9,20 @@ retries at once with a 503 (the old handler's context is cancelled when a load r
 
 from __future__ import annotations
 
+import socket
+import ssl
+import threading
+import time
+
 import pytest
 
 import dockerkit as dk
-from luma_compose.proxy.container import LIVE_PATH
-from test_deploy import SELECT, Traffic, env, new_project, source  # noqa: F401  (env: fixture)
+from proxykit import wait_for
+from test_deploy import Traffic, env, new_project, source  # noqa: F401  (env: fixture)
+from test_proxy import compose_text, proxy_container
+
+#: The config Caddy runs, as it saved it (what `caddy reload --force` of an unchanged config loads).
+AUTOSAVE = "/data/config/caddy/autosave.json"
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +44,7 @@ def test_other_projects_redeploys_syncs_and_reloads_fail_no_request_of_a_quiet_p
             env.deploy(other, source(other, busybox_image, other_host, f"v{i + 1}", replicas=1))
             dk.run([*dk.luma_compose_cmd(), "proxy", "sync", "--name", env.proxy], timeout=120)
         for _ in range(RELOADS):  # a load that changes nothing replaces every handler all the same
-            dk.docker("exec", env.proxy, "caddy", "reload", "--config", LIVE_PATH, "--force")
+            dk.docker("exec", env.proxy, "caddy", "reload", "--config", AUTOSAVE, "--force")
     finally:
         for c in clients:
             c.__exit__(None, None, None)
@@ -45,3 +54,43 @@ def test_other_projects_redeploys_syncs_and_reloads_fail_no_request_of_a_quiet_p
     assert outcomes[ok] > 100 * CLIENTS, outcomes  # the load ran the whole time
     assert not failed, f"requests of the quiet project failed: {failed} (answered: {outcomes[ok]})"
     assert env.get(other_host)[0] == 200
+
+
+def _fetch(port: int, host: str, tls: bool) -> tuple[int, str]:
+    """One GET on a new connection (HTTPS without verification: the point is the proxy's answer)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=40)
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        raw = ctx.wrap_socket(raw, server_hostname=host)
+    with raw:
+        raw.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := raw.recv(65536):
+            data += chunk
+    head, _, body = data.decode().partition("\r\n\r\n")
+    return int(head.split()[1]), body.strip()
+
+
+@pytest.mark.parametrize("tls", ["off", "internal"])
+def test_a_request_waiting_for_its_container_survives_a_config_load(busybox_image, caddy_image, tmp_path, tls):
+    """A request that waits for a stopped single replica (the route keeps it as standby) is still
+    answered by it once it is back, although a config load replaced its handler meanwhile."""
+    name = dk.unique("waitld")
+    host = f"{name}.example.test"
+    f = dk.write(tmp_path / "compose.yaml", compose_text(name, busybox_image, {"web": {"hosts": [host]}}))
+    with dk.compose_project(name, f), proxy_container(caddy_image, "--tls", tls) as proxy:
+        proxy.sync()
+        port = proxy.port if tls == "off" else proxy.https_port()
+        assert wait_for(lambda: _fetch(port, host, tls != "off")[0] == 200, timeout=30)
+        container = f"{name}-web-1"
+        dk.docker("stop", "-t", "1", container)
+        got: list[tuple[int, str]] = []
+        waiting = threading.Thread(target=lambda: got.append(_fetch(port, host, tls != "off")))
+        waiting.start()
+        time.sleep(1.5)  # the request is in the retry loop of the handler the load replaces
+        dk.docker("exec", proxy.name, "caddy", "reload", "--config", AUTOSAVE, "--force")
+        time.sleep(1)
+        dk.docker("start", container)
+        waiting.join(60)
+        assert got and got[0][0] == 200 and got[0][1].startswith(f"{name}/web/"), got
