@@ -8,7 +8,8 @@ skips the one that failed for a moment), or on the same one once it is back,
 for ``TRY_DURATION``. Any other host gets 404. A route with no upstream at all
 answers 503 rather than falling through to 404, and so does a route whose
 upstreams did not answer within the retry window: a host never silently
-reaches something else.
+reaches something else. A request whose retries a config load cut short (the old handler's
+context is cancelled) is served again by the config that now runs (``REPLAY_MATCH``).
 
 Upstreams are container *names* on the project's ingress network
 (``gmail-web-1:3000``), resolved by Docker's DNS when Caddy dials: an address
@@ -205,12 +206,15 @@ UNAVAILABLE_ERRORS = {
 #: reverse_proxy handler anew and then cancels the old config's context; a request still in the
 #: old handler's retry loop (a dropped SYN, the only container skipped for FAIL_DURATION after
 #: one) ends at once with its last error (``tryAgain`` selects on the handler's context). That
-#: made 3-13 requests of *other* projects fail per load (issue 19). Only a dial error or "no
-#: upstreams available" before TRY_DURATION is such a request: its request never reached a
-#: container (safe for any method; its body is unread), and no other way ends a retry loop
-#: that early. A request that waited the whole TRY_DURATION is not replayed.
-REPLAY_MATCH = ("{http.reverse_proxy.duration_ms} < %d.0 && ({http.error.message} == 'no upstreams available'"
-                " || {http.error.message}.startsWith('dial '))" % TRY_DURATION_MS)
+#: made 3-13 requests of *other* projects fail per load (issue 19). Replayed is what Caddy itself
+#: would have tried again had the load not ended its loop: a GET after any transport error, any
+#: method after a dial error or "no upstreams available" (the request never reached a container;
+#: its body is unread), and only before TRY_DURATION ran out (a loop that ended earlier was cut
+#: short; one that waited the whole window is not replayed). The error route runs only before
+#: anything was written to the client (a failed response body aborts the connection instead).
+REPLAY_MATCH = ("{http.reverse_proxy.duration_ms} < %d.0 && ({http.request.method} == 'GET'"
+                " || {http.error.message} == 'no upstreams available' || {http.error.message}.startsWith('dial '))"
+                % TRY_DURATION_MS)
 LOOPBACK = "127.0.0.1"
 
 
