@@ -206,7 +206,7 @@ UNAVAILABLE_ERRORS = {
 #: reverse_proxy handler anew and then cancels the old config's context; a request still in the
 #: old handler's retry loop (a dropped SYN, the only container skipped for FAIL_DURATION after
 #: one) ends at once with its last error (``tryAgain`` selects on the handler's context). That
-#: made 3-13 requests of *other* projects fail per load (issue 19). Replayed is what Caddy itself
+#: made 5-15 requests of *other* projects fail per load (issue 19). Replayed is what Caddy itself
 #: would have tried again had the load not ended its loop: a GET after any transport error, any
 #: method after a dial error or "no upstreams available" (the request never reached a container;
 #: its body is unread), and only before TRY_DURATION ran out (a loop that ended earlier was cut
