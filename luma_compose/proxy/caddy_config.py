@@ -8,7 +8,8 @@ skips the one that failed for a moment), or on the same one once it is back,
 for ``TRY_DURATION``. Any other host gets 404. A route with no upstream at all
 answers 503 rather than falling through to 404, and so does a route whose
 upstreams did not answer within the retry window: a host never silently
-reaches something else.
+reaches something else. A request whose retries a config load cut short (the old handler's
+context is cancelled) is served again by the config that now runs (``REPLAY_MATCH``).
 
 Upstreams are container *names* on the project's ingress network
 (``gmail-web-1:3000``), resolved by Docker's DNS when Caddy dials: an address
@@ -53,7 +54,8 @@ HEALTH_TIMEOUT = "1s"
 #: booting one) before it gets 503: a `docker restart` of a busy machine's only replica took up
 #: to ~6 s from the first failed request to the first answer (measured under hey load: 4 of
 #: 3,043 requests got 503 with 5 s, none with 10 s).
-TRY_DURATION = "10s"
+TRY_DURATION_MS = 10_000
+TRY_DURATION = f"{TRY_DURATION_MS}ms"
 #: Wait between two tries of one request (after a failed dial, or while no container is up).
 TRY_INTERVAL = "50ms"
 #: Every upstream is a container on a bridge of this host: it answers a SYN in well under
@@ -203,6 +205,45 @@ UNAVAILABLE_ERRORS = {
     }],
 }
 
+#: Replays a request whose proxying a config load cut short, through Caddy's own listener on
+#: loopback, so the config that now runs serves it. Every load provisions every route's
+#: reverse_proxy handler anew and then cancels the old config's context; a request still in the
+#: old handler's retry loop (a dropped SYN, the only container skipped for FAIL_DURATION after
+#: one) ends at once with its last error (``tryAgain`` selects on the handler's context). That
+#: made 5-15 requests of *other* projects fail per load (issue 19). Replayed is what Caddy itself
+#: would have tried again had the load not ended its loop: a GET after any transport error, any
+#: method after a dial error or "no upstreams available" (the request never reached a container;
+#: its body is unread), and only before TRY_DURATION ran out (a loop that ended earlier was cut
+#: short; one that waited the whole window is not replayed). The error route runs only before
+#: anything was written to the client (a failed response body aborts the connection instead).
+REPLAY_MATCH = ("{http.reverse_proxy.duration_ms} < %d.0 && ({http.request.method} == 'GET'"
+                " || {http.error.message} == 'no upstreams available' || {http.error.message}.startsWith('dial '))"
+                % TRY_DURATION_MS)
+LOOPBACK = "127.0.0.1"
+
+
+def unavailable_errors(tls: str, http_port: int, https_port: int) -> dict[str, Any]:
+    """The main server's error routes: replay what a config load cut short (``REPLAY_MATCH``),
+    503 for the rest. With TLS the replay speaks TLS to Caddy itself (the host's own name as
+    SNI; the peer is this process, so its certificate is not verified)."""
+    transport: dict[str, Any] = {"protocol": "http", "compression": False, "versions": ["1.1"]}
+    if tls != "off":
+        transport["tls"] = {"server_name": "{http.request.host}", "insecure_skip_verify": True}
+    replay = {
+        "match": [{"expression": REPLAY_MATCH}],
+        "handle": [{
+            "handler": "reverse_proxy",
+            "upstreams": [{"dial": f"{LOOPBACK}:{http_port if tls == 'off' else https_port}"}],
+            "transport": transport,
+            # Caddy sets Host to the upstream's address when it speaks TLS to it: keep the client's.
+            "headers": {"request": {"set": {"Host": ["{http.request.hostport}"]}}},
+            "stream_close_delay": STREAM_CLOSE_DELAY,
+        }],
+        "terminal": True,
+    }
+    return {"routes": [replay, *UNAVAILABLE_ERRORS["routes"]]}
+
+
 NOT_FOUND = {
     "handle": [
         {
@@ -219,7 +260,13 @@ NOT_FOUND = {
 def build_config(table: RouteTable, **options: Any) -> dict[str, Any]:
     """The complete Caddy config for a route table (load it with ``POST /load``); ``options`` are
     assemble's (tls, email, ports, ACME CA, HTTP/3)."""
-    return assemble(host_routes(table.routes), sorted({h for r in table.routes for h in r.hosts}), **options)
+    config = assemble(host_routes(table.routes), sorted({h for r in table.routes for h in r.hosts}), **options)
+    server = config["apps"]["http"]["servers"][SERVER_NAME]
+    server["errors"] = unavailable_errors(options.get("tls", "acme"), options.get("http_port", 80),
+                                          options.get("https_port", 443))
+    # A replayed request comes from loopback: keep the client's X-Forwarded-For it carries.
+    server["trusted_proxies"] = {"source": "static", "ranges": [f"{LOOPBACK}/32"]}
+    return config
 
 
 def host_routes(routes: Iterable[Route]) -> list[dict[str, Any]]:

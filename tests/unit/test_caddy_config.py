@@ -79,7 +79,7 @@ def test_a_route_without_any_upstream_answers_503_instead_of_falling_through():
     (route, _404) = server_routes(cfg)
     assert [u["dial"] for u in route["handle"][0]["upstreams"]] == ["tcp4/a-web-1.:3000"]
     errors = cfg["apps"]["http"]["servers"]["luma"]["errors"]["routes"]
-    assert errors[0]["handle"][0]["status_code"] == 503
+    assert errors[-1]["handle"][0]["status_code"] == 503 and "match" not in errors[-1]
 
 
 def test_websockets_survive_config_loads():
@@ -614,3 +614,51 @@ class _OkHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *a):
         pass
+
+
+@pytest.mark.parametrize("tls, port", [("off", 8080), ("internal", 8443)])
+def test_what_a_config_load_cut_short_is_replayed_through_caddy_itself_and_nothing_else(tls, port):
+    cfg = build_config(build_table([rec("a", "web", ["a.test"], "10.0.0.2", 3000)]), tls=tls,
+                       http_port=8080, https_port=8443)
+    server = cfg["apps"]["http"]["servers"]["luma"]
+    replay, unavailable = server["errors"]["routes"]
+    expr = replay["match"][0]["expression"]
+    # what Caddy retries (any GET; other methods only when they never reached a container), and only
+    # when the retry window had not run out
+    assert "'no upstreams available'" in expr and ".startsWith('dial ')" in expr and "< 10000.0" in expr
+    assert "{http.request.method} == 'GET'" in expr
+    rp = replay["handle"][0]
+    assert rp["upstreams"] == [{"dial": f"127.0.0.1:{port}"}]
+    assert rp["headers"]["request"]["set"]["Host"] == ["{http.request.hostport}"]
+    assert ("tls" in rp["transport"]) == (tls != "off")
+    assert unavailable["handle"][0]["status_code"] == 503
+    assert server["trusted_proxies"] == {"source": "static", "ranges": ["127.0.0.1/32"]}
+
+
+@needs_caddy
+def test_a_request_waiting_for_its_upstream_survives_a_config_load(tmp_path):
+    """Issue 19: a load replaces every handler and cancels the old one's context, which ended its
+    requests' retry loops at once (503); the errors route hands them to the config that now runs."""
+    port = free_port()  # nothing listens there yet: the container is restarting
+    http_port, admin_port = free_port(), free_port()
+    cfg = build_config(build_table([rec("a", "web", ["a.test"], "127.0.0.1", port)]), tls="off", http_port=http_port)
+    p = _start_caddy(tmp_path, cfg, http_port, admin_port)
+    up = None
+    try:
+        got: list[tuple[int, str]] = []
+        waiting = threading.Thread(target=lambda: got.append(get(http_port, "a.test", timeout=15)))
+        waiting.start()
+        time.sleep(1)
+        _load(admin_port, http_port, build_config(build_table([rec("a", "web", ["a.test", "b.test"], "127.0.0.1",
+                                                                    port)]), tls="off", http_port=http_port), tmp_path)
+        time.sleep(0.5)
+        up = http.server.ThreadingHTTPServer(("127.0.0.1", port), _OkHandler)
+        threading.Thread(target=up.serve_forever, daemon=True).start()
+        waiting.join(20)
+        assert got == [(200, "ok")], (tmp_path / "caddy.log").read_text()[-3000:]
+    finally:
+        p.terminate()
+        p.wait(10)
+        if up is not None:
+            up.shutdown()
+            up.server_close()
