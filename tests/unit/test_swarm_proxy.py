@@ -46,9 +46,11 @@ def service_ops(fake: FakeSwarm) -> list[tuple[str, str]]:
     return out
 
 
-def served_hosts(fake: FakeSwarm) -> list[str]:
+def served_hosts(fake: FakeSwarm, handler: str = "reverse_proxy") -> list[str]:
+    """Hosts the edges send to a gateway (handler static_response: the hosts held at 404)."""
     server = edge_config(fake)["apps"]["http"]["servers"]["luma"]
-    return sorted(h for r in server["routes"][:-1] for m in r["match"] for h in m["host"])
+    return sorted(h for r in server["routes"][:-1] for m in r["match"] for h in m["host"]
+                  if r["handle"][0]["handler"] == handler)
 
 
 def test_up_creates_edge_config_server_and_a_gateway_per_project_none_with_the_socket():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from luma_compose import api
 from luma_compose.compose.source import parse
-from luma_compose.swarm import routes, stack
+from luma_compose.swarm import routes, shadow, stack
 
 SRC = """\
 name: shop
@@ -124,7 +124,7 @@ def test_only_a_service_a_gateway_or_an_edge_could_resolve_can_shadow_a_project(
     base = routes.table([gmail, evil])
 
     def routed(*extra):
-        t = routes.drop_shadowed(base, [gmail, evil, *extra], nets, "px")
+        t = shadow.drop_shadowed(base, [gmail, evil, *extra], nets, "px")
         return sorted(r.project for r in t.routes), t.conflicts
 
     assert routed() == (["evil", "gmail"], [])
