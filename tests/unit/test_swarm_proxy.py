@@ -140,3 +140,61 @@ def test_swarm_proxy_install_writes_a_unit_that_runs_swarm_proxy_run(tmp_path):
     assert h.returncode == 0 and "Keep the proxy equal" in h.stdout, h.stderr
     # the single host's unit is unchanged by the swarm variant
     assert service_unit.exec_start(service_unit.unit_text(["lc"], "px"))[1:] == ["proxy", "run", "--name", "px"]
+
+
+def test_the_watch_joins_every_routed_overlay_and_a_plain_container_there_withholds_its_project():
+    fake = FakeSwarm()
+    fake.add_stack_service("shop", "web", "shop.test")
+    fake.add_stack_service("blog", "web", "blog.test")
+    p = up(fake)
+    watch = fake.containers["px-watch"]
+    assert set(watch["NetworkSettings"]["Networks"]) == {"shop_luma", "blog_luma"}
+    assert "--mount" not in watch["Args"] and "-v" not in watch["Args"], "no socket, no mount"
+    assert served_hosts(fake) == ["blog.test", "shop.test"]
+    # `docker run --network shop_luma --network-alias shop-web` on another node
+    fake.plain["shop_luma"] = ["sneaky"]
+    res = p.sync()
+    assert served_hosts(fake) == ["blog.test"] and served_hosts(fake, "static_response") == ["shop.test"]
+    assert any("container sneaky" in c and "10.0.0.2" in c and "routes of shop are withheld" in c
+               for c in res.conflicts), res.conflicts
+    fake.plain.clear()
+    assert p.sync().conflicts == [] and served_hosts(fake) == ["blog.test", "shop.test"]
+    # a project gone: the watch leaves its overlay (so the overlay can be removed)
+    fake.remove_stack("blog")
+    p.sync()
+    assert set(watch["NetworkSettings"]["Networks"]) == {"shop_luma"}
+
+
+def test_an_overlay_the_watch_cannot_see_into_is_not_trusted():
+    fake = FakeSwarm()
+    fake.add_stack_service("shop", "web", "shop.test")
+    p = up(fake)
+    fake.run("rm", "-f", "px-watch")
+    # a read-only look (swarm routes) does not recreate it, and says what it cannot see
+    t = p.served()
+    assert not t.routes and any("cannot see who is attached to shop_luma" in c for c in t.conflicts)
+    # a sync brings it back
+    assert p.sync().conflicts == [] and served_hosts(fake) == ["shop.test"]
+    assert "shop_luma" in fake.containers["px-watch"]["NetworkSettings"]["Networks"]
+
+
+def test_sync_recreates_a_missing_config_server_and_a_lost_key():
+    fake = FakeSwarm()
+    fake.add_stack_service("shop", "web", "shop.test")
+    p = up(fake)
+    fake.run("service", "rm", "px-config")
+    fake.calls.clear()
+    res = p.sync()
+    assert res.changed and ("create", "px-config") in service_ops(fake)
+    assert served_hosts(fake) == ["shop.test"]
+    assert not p.sync().changed, "converged: the next sync does nothing"
+    # the key's secret gone too: a new pair, and the edges pin the new certificate
+    fake.run("service", "rm", "px-config")
+    for s in list(fake.secrets):
+        fake.run("secret", "rm", s)
+    p.sync()
+    key = next(iter(fake.secrets))
+    cert = key.removesuffix("-key")
+    assert p._config_names(fake.services_["px"])[routes.CONTROL_CERT_TARGET] == cert
+    assert p._config_names(fake.services_["px-config"])[routes.CONTROL_CERT_TARGET] == cert
+    assert not p.sync().changed
