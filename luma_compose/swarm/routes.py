@@ -215,7 +215,9 @@ def _dynamic_proxy(name: str, port: str, request_headers: dict[str, Any]) -> dic
     skipped for a while (passive)."""
     return {
         "handler": "reverse_proxy",
-        "dynamic_upstreams": {"source": "a", "name": name, "port": port, "refresh": REFRESH},
+        # the absolute name (trailing dot): no search domain of the node's resolv.conf is ever tried,
+        # so the query never leaves Docker's DNS for a name someone else answers (as dial_address)
+        "dynamic_upstreams": {"source": "a", "name": name + ".", "port": port, "refresh": REFRESH},
         "headers": {"request": request_headers},
         "transport": caddy_config.upstream_transport(),
         "stream_close_delay": caddy_config.STREAM_CLOSE_DELAY,

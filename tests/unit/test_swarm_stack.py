@@ -65,7 +65,7 @@ def test_routes_conflicts_and_config() -> None:
     server = cfg["apps"]["http"]["servers"]["luma"]
     h = server["routes"][0]["handle"][0]
     # the edge sends a's hosts to a's gateway, naming the target; nothing else is routed
-    assert h["dynamic_upstreams"] == {"source": "a", "name": "px-gw-a", "port": "8080", "refresh": "1s"}
+    assert h["dynamic_upstreams"] == {"source": "a", "name": "px-gw-a.", "port": "8080", "refresh": "1s"}
     assert h["headers"]["request"]["set"] == {"Luma-Alias": ["a-web"], "Luma-Port": ["3000"]}
     assert server["routes"][0]["match"] == [{"host": ["x.test", "y.test"]}]
     assert server["routes"][-1]["handle"][0]["status_code"] == 404
@@ -287,7 +287,7 @@ def test_exact_hosts_win_over_wildcards_whichever_route_they_are_in():
         order = _edge_hosts(routes.edge_config(routes.table([victim, evil]), 8080, "px"))
         first_wild = next(i for i, (hosts, _) in enumerate(order) if any(h.startswith("*.") for h in hosts))
         assert all(not h.startswith("*.") for hosts, _ in order[:first_wild] for h in hosts)
-        assert (["app.example.test"], "px-gw-victim") in order[:first_wild], order
+        assert (["app.example.test"], "px-gw-victim.") in order[:first_wild], order
         assert all(h.startswith("*.") for hosts, _ in order[first_wild:] for h in hosts), order
     # a host written in upper case is the same host: it clashes, and the older claim keeps it
     t = routes.table([victim, _svc("aaa_web", "aaa", "web", "APP.example.test", "2")])
@@ -296,4 +296,4 @@ def test_exact_hosts_win_over_wildcards_whichever_route_they_are_in():
     t = routes.table([victim, _svc("aaa_web", "aaa", "web", "*.example.test", "2")])
     t = routes.Table([r for r in t.routes if r.project != "victim"], [], [r for r in t.routes if r.project == "victim"])
     assert _edge_hosts(routes.edge_config(t, 8080, "px")) == [(["app.example.test"], 404),
-                                                            (["*.example.test"], "px-gw-aaa")]
+                                                            (["*.example.test"], "px-gw-aaa.")]
