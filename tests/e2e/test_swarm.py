@@ -687,10 +687,14 @@ networks:
 def victim(swarm, tmp_path_factory, busybox_image) -> Iterator[str]:
     """One victim project for the hostile-neighbour tests: 2 replicas, host app.<victim>.test."""
     name = dockerkit.unique("victim")
-    with project(swarm, tmp_path_factory.mktemp("victim"), name, f"app.{name}.test", busybox_image):
+    with project(swarm, tmp_path_factory.mktemp("victim"), name, f"app.{name}.test", busybox_image) as f:
         for node in swarm.nodes:
             wait_served(swarm, node, f"app.{name}.test", f"{name}/web/")
+        _VICTIM_FILE[name] = f
         yield name
+
+
+_VICTIM_FILE: dict[str, Path] = {}
 
 
 def _withheld_then_served_again(c: clusterkit.Cluster, victim: str, why: str, remove) -> None:
@@ -742,6 +746,10 @@ def test_a_plain_container_on_the_victims_overlay_withholds_it_on_any_node(swarm
         name = unique("sneaky")
         node.docker("run", "-d", "--name", name, "--network", f"{victim}_luma", "--network-alias", alias,
                      "-e", "PROJECT=evil", "-e", "SERVICE=sneaky", busybox_image)
+        if node is c.manager:  # the victim's own deploy says it is not routed, and why
+            p = luma(c, "deploy", "--swarm", "-f", str(_VICTIM_FILE[victim]), "-p", victim, "--resolve-image",
+                     "never", group=False, check=False)
+            assert p.returncode == 1 and "does not route it" in p.stderr and f"container {name}" in p.stderr, p.stderr
         _withheld_then_served_again(c, victim, f"container {name}",
                                     lambda: node.docker("rm", "-f", name, check=False))
 
