@@ -105,16 +105,16 @@ class SwarmEngine:
         return self.inspect("config", self.run(*args).stdout.split())
 
     def network_endpoints(self, name: str) -> dict[str, Any] | None:
-        """``Services`` of ``docker network inspect --verbose NAME``: service name -> its tasks, plain
-        containers under "", every node's, but only while this node has an endpoint there itself;
-        None if the network is gone."""
+        """``docker network inspect --verbose NAME``: ``Containers``, this node's endpoints, and
+        ``Services``, service name -> its tasks on every node (plain containers under ""), known
+        only while this node has an endpoint there itself; None if the network is gone."""
         p = self.run("network", "inspect", "--verbose", name, check=False)
         if p.returncode != 0:
             if "not found" in p.stderr.lower() or "no such" in p.stderr.lower():
                 return None
             raise SwarmError(f"network inspect {name} failed: {p.stderr.strip()}")
         data = json.loads(p.stdout or "[]")
-        return (data[0].get("Services") or {}) if data else None
+        return {"Containers": data[0].get("Containers") or {}, "Services": data[0].get("Services") or {}} if data else None
 
     def container(self, name: str) -> dict[str, Any] | None:
         """``docker container inspect`` on this node, or None."""

@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 from ..engine.swarm import SwarmEngine
 
+#: After the watch joins an overlay, time for the other nodes' endpoints to reach this one (gossip).
+GOSSIP = 1.0
 #: The watch's role label value (on ROLE_LABEL, with PROXY_LABEL naming its proxy).
 ROLE = "watch"
 
@@ -26,6 +28,8 @@ class Watch:
         self.name = f"{proxy}-watch"
         self.labels = labels
         self.log = log
+        #: converge joined a network just now
+        self.joined = False
 
     def converge(self, networks: set[str], image: str) -> list[str]:
         """Attach the watch to exactly ``networks`` (creating it if missing); the networks it could
@@ -44,6 +48,7 @@ class Watch:
                 self.log(f"watch: cannot start {self.name}: {p.stderr.strip()}")
                 return want
             have: set[str] = {want[0]}
+            self.joined = True
         else:
             have = set((info.get("NetworkSettings") or {}).get("Networks") or {})
         failed = []
@@ -52,6 +57,7 @@ class Watch:
                 failed.append(net)
         for net in sorted(have - networks):
             self.engine.run("network", "disconnect", "--force", net, self.name, check=False)
+        self.joined = self.joined or bool(set(want) - have - set(failed))
         return failed
 
     def remove(self) -> None:
@@ -66,12 +72,13 @@ class Watch:
         found: dict[str, list[str]] = {}
         blind: list[str] = []
         for net in sorted(networks):
-            services = self.engine.network_endpoints(net)
-            if services is None:
+            seen = self.engine.network_endpoints(net)
+            if seen is None:
                 continue  # gone: nothing routes there
-            tasks: list[dict[str, Any]] = [t for s in services.values() for t in s.get("Tasks") or []]
-            if not mine.get(net) or not any(t.get("EndpointID") == mine[net] for t in tasks):
+            local: list[dict[str, Any]] = list(seen["Containers"].values())
+            if not mine.get(net) or not any(c.get("EndpointID") == mine[net] for c in local):
                 blind.append(net)
+            services = seen["Services"]
             plain = [t for t in (services.get("") or {}).get("Tasks") or [] if t.get("EndpointID") != mine.get(net)]
             if plain:
                 found[net] = [f"container {t.get('Name', '?')} (not a swarm task; on the node "
@@ -82,7 +89,9 @@ class Watch:
         """network -> the plain containers on it, or why nobody can tell. With ``image``, the watch
         is first brought onto exactly ``networks``; without it (a read-only look), what it sees now."""
         failed = self.converge(networks, image) if image else []
-        for _ in range(10 if image else 1):  # a network just joined: its endpoints arrive by gossip
+        if self.joined:
+            time.sleep(GOSSIP)  # a network just joined: the other nodes' endpoints arrive by gossip
+        for _ in range(10 if image else 1):
             found, blind = self.plain_containers(networks)
             if not blind:
                 break

@@ -226,9 +226,9 @@ class FakeSwarm:
                   "Info": {"Host IP": "10.0.0.1"}}
                  for c, v in self.containers.items() if name in v["NetworkSettings"]["Networks"]]
         if not local:
-            return {}
+            return {"Containers": {}, "Services": {}}
         remote = [{"Name": c, "EndpointID": f"far-{c}", "Info": {"Host IP": "10.0.0.2"}} for c in self.plain.get(name, [])]
-        return {"": {"Tasks": local + remote}}
+        return {"Containers": {f"id-{t['Name']}": t for t in local}, "Services": {"": {"Tasks": local + remote}}}
 
     def configs(self, *filters: str) -> list[dict[str, Any]]:
         return [c for c in self.cfgs.values() if _matches(filters, c["Spec"]["Name"], c["Spec"]["Labels"])]

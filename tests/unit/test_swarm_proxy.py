@@ -16,11 +16,13 @@ from support.fake_swarm import FakeSwarm  # noqa: E402
 from luma_compose.engine.swarm import SwarmError  # noqa: E402
 from luma_compose.swarm import proxy as swarm_proxy  # noqa: E402
 from luma_compose.swarm import routes  # noqa: E402
+from luma_compose.swarm import watch as swarm_watch  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def no_sleep(monkeypatch):
     monkeypatch.setattr(swarm_proxy.time, "sleep", lambda s: None)
+    monkeypatch.setattr(swarm_watch.time, "sleep", lambda s: None)
 
 
 def up(fake: FakeSwarm, **kw) -> swarm_proxy.SwarmProxy:
