@@ -99,3 +99,9 @@ def container_name_problem(name: str) -> str | None:
 def safe_for_caddy(value: str) -> bool:
     """The last line of defence: a string that can never be a Caddy placeholder."""
     return not any(ch in value for ch in "${}\\\"'") and value.isprintable() and not any(ch.isspace() for ch in value)
+
+
+def dns_name_key(name: str) -> str:
+    """A name as Docker's embedded DNS compares it: case-insensitive, a trailing dot ignored
+    (``VICTIM-WEB.`` and ``victim-web`` answer the same query)."""
+    return name.rstrip(".").lower()

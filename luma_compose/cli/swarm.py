@@ -240,20 +240,25 @@ def proxy_down(proxy_name) -> None:
 
 @swarm.command("routes")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def routes(fmt) -> None:
-    """host -> target of every routed swarm service, and conflicts."""
-    from .. import contract
-    from ..swarm import routes as sr
+@click.option("--proxy-name", default=DEFAULTS["proxy_name"], show_default=True)
+def routes(fmt, proxy_name) -> None:
+    """host -> target of what the edges serve (exact hosts before wildcards), what is withheld, and
+    conflicts."""
+    from ..swarm.proxy import SwarmProxy
 
     eng = _engine()
     eng.require_manager()
-    t = sr.table(eng.services(f"label={contract.LABEL_MANAGED}=true"))
+    t = SwarmProxy(eng, proxy_name, log=lambda s: None).served()
     if fmt == "json":
-        click.echo(json.dumps({"routes": [{"hosts": list(r.hosts), "target": r.target, "project": r.project,
-                                           "service": r.service} for r in t.routes], "conflicts": t.conflicts}))
+        def rows(rs):
+            return [{"hosts": list(r.hosts), "target": r.target, "project": r.project, "service": r.service}
+                    for r in rs]
+        click.echo(json.dumps({"routes": rows(t.routes), "withheld": rows(t.held), "conflicts": t.conflicts}))
     else:
         for r in t.routes:
             click.echo(f"{','.join(r.hosts)} -> {r.target} ({r.project}/{r.service})")
+        for r in t.held:
+            click.echo(f"{','.join(r.hosts)} -> withheld, 404 ({r.project}/{r.service})")
         for c in t.conflicts:
             click.echo(f"conflict: {c}", err=True)
     sys.exit(1 if t.conflicts else 0)

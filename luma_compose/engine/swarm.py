@@ -103,3 +103,21 @@ class SwarmEngine:
         for f in filters:
             args += ["--filter", f]
         return self.inspect("config", self.run(*args).stdout.split())
+
+    def network_endpoints(self, name: str) -> dict[str, Any] | None:
+        """``docker network inspect --verbose NAME``: ``Containers``, this node's endpoints, and
+        ``Services``, service name -> its tasks on every node (plain containers under ""), known
+        only while this node has an endpoint there itself; None if the network is gone."""
+        p = self.run("network", "inspect", "--verbose", name, check=False)
+        if p.returncode != 0:
+            if "not found" in p.stderr.lower() or "no such" in p.stderr.lower():
+                return None
+            raise SwarmError(f"network inspect {name} failed: {p.stderr.strip()}")
+        data = json.loads(p.stdout or "[]")
+        return {"Containers": data[0].get("Containers") or {}, "Services": data[0].get("Services") or {}} if data else None
+
+    def container(self, name: str) -> dict[str, Any] | None:
+        """``docker container inspect`` on this node, or None."""
+        p = self.run("container", "inspect", name, check=False)
+        data = json.loads(p.stdout or "[]") if p.returncode == 0 else []
+        return data[0] if data else None

@@ -64,10 +64,14 @@ def deploy(engine: SwarmEngine, project: str, stack_text: str, routed: list[cont
     log(f"services converged: {time.monotonic() - t0:.1f}s")
     proxy = SwarmProxy(engine, proxy_name, log=log)
     if engine.service(proxy_name) is None:
-        proxy.up(proxy_image, proxy_http_port, proxy_nodes)
+        synced = proxy.up(proxy_image, proxy_http_port, proxy_nodes)
     else:
-        proxy.sync()
+        synced = proxy.sync()
     log(f"proxy in sync: {time.monotonic() - t0:.1f}s")
+    if routed and project not in {r.project for r in synced.routes}:
+        why = [c for c in synced.conflicts if f"{project}/" in c or f"routes of {project} " in c]
+        raise SwarmError(f"{project} is deployed, but the proxy does not route it: {'; '.join(why) or 'see above'}",
+                         "remove what the message names, then luma-compose swarm proxy sync")
     res = StackResult(project)
     for r in routed:
         res.urls += [f"http://{h}/" for h in r.hosts]

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import contract
-from . import control_tls
+from . import control_tls, shadow
+from .options import TLS_LABELS, _placement_args, _storage_mount, tls_of
+from .watch import ROLE as WATCH_ROLE, Watch
 from . import routes as swarm_routes
 from ..engine.swarm import SwarmEngine, SwarmError
 
@@ -41,9 +43,6 @@ GATEWAY_OF_LABEL = "luma.proxy.gateway-of"
 CONFIG_LABEL = "luma.proxy.config"
 HTTP_PORT_LABEL = "luma.proxy.http-port"
 NODES_LABEL = "luma.proxy.nodes"
-#: The edge's TLS settings, as labels on the edge service: every sync builds the same config from them.
-TLS_LABELS = {"mode": "luma.proxy.tls", "https_port": "luma.proxy.https-port", "email": "luma.proxy.email",
-              "acme_ca": "luma.proxy.acme-ca", "acme_root": "luma.proxy.acme-root"}
 STORAGE_LABEL = "luma.proxy.storage"
 GATEWAY_REPLICAS = 2
 GATEWAY_CONFIG_TARGET = "/etc/luma/gateway.json"
@@ -60,28 +59,6 @@ class SyncResult:
     conflicts: list[str]
     config: str
     removed_networks: list[str]
-
-
-def _storage_mount(storage: str) -> str:
-    """``--storage`` -> a ``--mount`` value: an absolute path is bound, anything else is a volume."""
-    if storage.startswith("/"):
-        return f"type=bind,source={storage},target={swarm_routes.STORAGE_TARGET}"
-    if not storage.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise SwarmError(f"--storage {storage}: want an absolute path or a volume name")
-    return f"type=volume,source={storage},target={swarm_routes.STORAGE_TARGET}"
-
-
-def _placement_args(nodes: str) -> list[str]:
-    """``all`` or ``label=KEY=VALUE`` (a node label) -> docker service create arguments."""
-    if nodes in ("", "all"):
-        return []
-    if nodes.startswith("label="):
-        kv = nodes[len("label="):]
-        if "=" not in kv:
-            raise SwarmError(f"--nodes {nodes}: want label=KEY=VALUE")
-        k, v = kv.split("=", 1)
-        return ["--constraint", f"node.labels.{k}=={v}"]
-    raise SwarmError(f"--nodes {nodes}: want all or label=KEY=VALUE")
 
 
 class SwarmProxy:
@@ -111,8 +88,13 @@ class SwarmProxy:
 
     # ------------------------------------------------------------------ state
 
-    def desired(self, http_port: int, tls: swarm_routes.EdgeTLS = swarm_routes.EdgeTLS()
+    def desired(self, http_port: int, tls: swarm_routes.EdgeTLS = swarm_routes.EdgeTLS(), image: str | None = None
                 ) -> tuple[swarm_routes.Table, str]:
+        table = self.served(image)
+        return table, swarm_routes.dumps(swarm_routes.edge_config(table, http_port, self.name, tls))
+
+    def served(self, image: str | None = None) -> swarm_routes.Table:
+        """What the edges are to serve (with ``image``, the watch joins the routed overlays first)."""
         everything = self.engine.services()
         managed = [s for s in everything
                    if ((s.get("Spec") or {}).get("Labels") or {}).get(contract.LABEL_MANAGED) == "true"]
@@ -120,9 +102,10 @@ class SwarmProxy:
         overlays = self.engine.networks("driver=overlay")
         self._net_names = {n["Id"]: n["Name"] for n in overlays}  # for this pass: no inspect per service
         existing = {n["Name"] for n in overlays}
+        table.held = [r for r in table.routes if r.network not in existing]
         table.routes = [r for r in table.routes if r.network in existing]
-        table = swarm_routes.drop_shadowed(table, everything, {n["Id"]: n["Name"] for n in overlays}, self.name)
-        return table, swarm_routes.dumps(swarm_routes.edge_config(table, http_port, self.name, tls))
+        plain = Watch(self.engine, self.name, self._labels(WATCH_ROLE), self.log).look(set(table.networks), image)
+        return shadow.drop_shadowed(table, everything, self._net_names, self.name, plain)
 
     def gateways(self) -> dict[str, dict[str, Any]]:
         """Our gateway services by name."""
@@ -167,14 +150,14 @@ class SwarmProxy:
             if labels.get(PROXY_LABEL) != self.name:
                 raise SwarmError(f"the service {self.name} is not a luma-compose proxy of this version",
                                  "luma-compose swarm proxy down, then up")
-            have = (int(labels.get(HTTP_PORT_LABEL, "80")), self._tls_of(existing), labels.get(STORAGE_LABEL, ""))
+            have = (int(labels.get(HTTP_PORT_LABEL, "80")), tls_of(existing), labels.get(STORAGE_LABEL, ""))
             if have != (http_port, tls, storage):
                 raise SwarmError(f"the proxy {self.name} runs with other ports, TLS or storage settings "
                                  f"(port {have[0]}, tls {have[1].mode}); they are fixed while it runs",
                                  "luma-compose swarm proxy down, then up with the new settings")
         self._ensure_edge_network()
         cert_cfg, key_secret = self._ensure_control_tls()
-        table, text = self.desired(http_port, tls)
+        table, text = self.desired(http_port, tls, image)
         for c in table.conflicts:
             self.log(f"conflict: {c}")
         self._ensure_config_server(image, cert_cfg, key_secret, text)
@@ -211,35 +194,46 @@ class SwarmProxy:
         self._gc()
         return SyncResult(True, table.routes, table.conflicts, text, [])
 
-    def _tls_of(self, edge: dict[str, Any]) -> swarm_routes.EdgeTLS:
-        labels = edge["Spec"].get("Labels") or {}
-        mode = labels.get(TLS_LABELS["mode"], "off")
-        if mode == "off":
-            return swarm_routes.EdgeTLS()
-        return swarm_routes.EdgeTLS(mode, int(labels.get(TLS_LABELS["https_port"], "443")),
-                                    labels.get(TLS_LABELS["email"], ""), labels.get(TLS_LABELS["acme_ca"], ""),
-                                    labels.get(TLS_LABELS["acme_root"]) == "1")
-
     def sync(self, wait: bool = True) -> SyncResult:
         svc = self.engine.service(self.name)
         if svc is None:
             raise SwarmError(f"no proxy service {self.name} on this swarm", "luma-compose swarm proxy up")
         http_port = int((svc["Spec"].get("Labels") or {}).get(HTTP_PORT_LABEL, "80"))
-        table, text = self.desired(http_port, self._tls_of(svc))
+        image = self._image(svc)
+        table, text = self.desired(http_port, tls_of(svc), image)
         for c in table.conflicts:
             self.log(f"conflict: {c}")
-        image = self._image(svc)
         # New projects' gateways first (served before the edges route to them), then the config,
         # then the gateways of projects no longer routed (the edges have stopped using them).
         created = self._converge_gateways(table, image, remove=False, wait=wait)
+        repaired = self._repair(svc, image, text, wait)
         published = self._publish(text, wait=wait)
         removed = self._converge_gateways(table, image, remove=True, wait=wait)
-        changed = bool(created or published or removed)
+        changed = bool(created or repaired or published or removed)
         if changed:
             self.log(f"proxy: {len(table.routes)} routes; gateways +{created} -{removed}"
+                     + (f"; recreated {', '.join(repaired)}" if repaired else "")
                      + ("; config published" if published else ""))
             self._gc()
         return SyncResult(changed, table.routes, table.conflicts, text, self._gc_networks(set(table.networks)))
+
+    def _repair(self, edge: dict[str, Any], image: str, text: str, wait: bool) -> list[str]:
+        """Parts of the proxy gone missing, made again (without the config server a starting edge answers
+        503 for good). The edge holds the proxy's settings: without it, ``swarm proxy up``."""
+        done = []
+        if not self.engine.networks(f"name={self.edge}", "driver=overlay"):
+            self._ensure_edge_network()
+            done.append(self.edge)
+        cert_cfg, key_secret = self._ensure_control_tls()
+        if self.engine.service(self.config_server) is None:
+            self._ensure_config_server(image, cert_cfg, key_secret, text)
+            done.append(self.config_server)
+            if wait:
+                self._wait_converged(self.config_server)
+        if self._config_names(edge).get(swarm_routes.CONTROL_CERT_TARGET) != cert_cfg:  # a new key pair
+            self._update(edge, image, {swarm_routes.CONTROL_CERT_TARGET: cert_cfg}, None, wait=wait)
+            done.append(self.name)
+        return done
 
     def run(self, interval: float = 1.0) -> None:  # pragma: no cover - exercised by the e2e tests
         """Converge forever: polling a manager survives its restarts and needs no event stream."""
@@ -253,6 +247,7 @@ class SwarmProxy:
     def down(self) -> None:
         for name in [self.name, self.config_server, *self.gateways()]:
             self.engine.run("service", "rm", name, check=False)
+        Watch(self.engine, self.name, [], self.log).remove()
         time.sleep(1)
         for _ in range(20):
             self._gc(everything=True)
@@ -274,8 +269,9 @@ class SwarmProxy:
         label = f"{CONFIG_LABEL}.control={self.name}"
         certs = self.engine.configs(f"label={label}")
         secrets = self.engine.run("secret", "ls", "--format", "{{.Name}}", "--filter", f"label={label}").stdout.split()
-        if certs and secrets:
-            return certs[0]["Spec"]["Name"], secrets[0]
+        for c in sorted(certs, key=lambda c: c.get("CreatedAt", ""), reverse=True):
+            if f"{c['Spec']['Name']}-key" in secrets:  # a certificate with its key (each made with one)
+                return c["Spec"]["Name"], f"{c['Spec']['Name']}-key"
         cert, key = control_tls.make(self.config_server)
         name = swarm_routes.config_name(f"{self.name}-control", cert)
         self.engine.run("config", "create", "--label", f"{CONFIG_LABEL}={self.name}", "--label", label,

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import contract
+from .. import contract, validate
 from ..proxy import caddy_config
 
 #: DNS re-resolution interval of a route's upstreams.
@@ -46,6 +46,9 @@ class SwarmRoute:
 class Table:
     routes: list[SwarmRoute] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    #: Routes withheld (DNS shadowing, network missing): not served, but their hosts stay theirs
+    #: (404), so no other project's wildcard takes them meanwhile.
+    held: list[SwarmRoute] = field(default_factory=list)
 
     @property
     def networks(self) -> list[str]:
@@ -63,8 +66,6 @@ def route_of(service: dict[str, Any]) -> SwarmRoute | None:
         return None
     # The same strict rules as check and the container proxy (luma_compose.validate): no label
     # value that could be a Caddy placeholder ({...}) or anything but a DNS name reaches Caddy.
-    from .. import validate
-
     checks = (validate.project_problem(labels.get(contract.LABEL_PROJECT, "")),
               validate.service_problem(labels.get(contract.LABEL_SERVICE, "")),
               validate.port_problem(labels.get(contract.LABEL_PORT, "")),
@@ -75,7 +76,8 @@ def route_of(service: dict[str, Any]) -> SwarmRoute | None:
     try:
         port = int(labels.get(contract.LABEL_PORT, ""))
         project, svc = labels[contract.LABEL_PROJECT], labels[contract.LABEL_SERVICE]
-        hosts = tuple(contract.parse_hosts(labels[contract.LABEL_HOSTS]))
+        # host names are case-insensitive (the edges' matcher too): compared and served lower case
+        hosts = tuple(h.lower() for h in contract.parse_hosts(labels[contract.LABEL_HOSTS]))
     except (KeyError, ValueError):
         return None
     if not hosts or not (0 < port < 65536):
@@ -96,20 +98,26 @@ def table(services: list[dict[str, Any]]) -> Table:
     hosts: dict[str, SwarmRoute] = {}
     aliases: dict[str, SwarmRoute] = {}
     for r in candidates:
+        own = contract.ingress_network(r.project)
+        if r.network != own:
+            out.conflicts.append(f"{r.project}/{r.service} asks for the network {r.network} (label "
+                                 f"{contract.LABEL_NETWORK}); a project is routed on its own {own} only: not routed")
+            continue
         clash = [h for h in r.hosts if h in hosts]
         if clash:
             o = hosts[clash[0]]
             out.conflicts.append(f"{r.project}/{r.service} claims {', '.join(clash)}, already routed to "
                                  f"{o.project}/{o.service}: not routed")
             continue
-        if r.alias in aliases:
-            o = aliases[r.alias]
+        alias = validate.dns_name_key(r.alias)  # `a-Web` and `a-web` are one name to Docker's DNS
+        if alias in aliases:
+            o = aliases[alias]
             out.conflicts.append(f"{r.project}/{r.service} has the target alias {r.alias} of "
                                  f"{o.project}/{o.service}: not routed")
             continue
         for h in r.hosts:
             hosts[h] = r
-        aliases[r.alias] = r
+        aliases[alias] = r
         out.routes.append(r)
     return out
 
@@ -167,15 +175,37 @@ def _loader(proxy: str) -> dict[str, Any]:
         "load_delay": LOAD_DELAY}}
 
 
-def _edge_route(proxy: str, r: SwarmRoute) -> dict[str, Any]:
+def _edge_route(proxy: str, r: SwarmRoute, hosts: list[str], key: str) -> dict[str, Any]:
     return {
-        "@id": caddy_config.route_handle_id(f"{r.project}/{r.service}"),
-        "match": [{"host": [caddy_config.safe(h) for h in r.hosts]}],
+        "@id": caddy_config.route_handle_id(key),
+        "match": [{"host": [caddy_config.safe(h) for h in hosts]}],
         "handle": [_dynamic_proxy(
             gateway_name(proxy, r.project), str(GATEWAY_PORT),
             {"set": {HEADER_ALIAS: [caddy_config.safe(r.alias)], HEADER_PORT: [str(r.port)]}})],
         "terminal": True,
     }
+
+
+def _is_wildcard(host: str) -> bool:
+    return host.startswith("*.")
+
+
+def _edge_routes(proxy: str, t: Table, not_found: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every exact host before any wildcard, whatever route it is in (Caddy takes the first route that
+    matches): a wildcard never covers a host another project owns, even one whose route is withheld
+    (its hosts answer 404 while it is)."""
+    out: list[dict[str, Any]] = []
+    for wild in (False, True):
+        for r in sorted(t.routes, key=lambda r: (r.project, r.service)):
+            hosts = [h for h in r.hosts if _is_wildcard(h) == wild]
+            if hosts:
+                out.append(_edge_route(proxy, r, hosts, f"{r.project}/{r.service}" + ("/*" if wild else "")))
+        for r in sorted(t.held, key=lambda r: (r.project, r.service)):
+            hosts = [h for h in r.hosts if _is_wildcard(h) == wild]
+            if hosts:
+                out.append({"match": [{"host": [caddy_config.safe(h) for h in hosts]}],
+                            "handle": not_found["handle"], "terminal": True})
+    return out
 
 
 def _dynamic_proxy(name: str, port: str, request_headers: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +215,9 @@ def _dynamic_proxy(name: str, port: str, request_headers: dict[str, Any]) -> dic
     skipped for a while (passive)."""
     return {
         "handler": "reverse_proxy",
-        "dynamic_upstreams": {"source": "a", "name": name, "port": port, "refresh": REFRESH},
+        # the absolute name (trailing dot): no search domain of the node's resolv.conf is ever tried,
+        # so the query never leaves Docker's DNS for a name someone else answers (as dial_address)
+        "dynamic_upstreams": {"source": "a", "name": name + ".", "port": port, "refresh": REFRESH},
         "headers": {"request": request_headers},
         "transport": caddy_config.upstream_transport(),
         "stream_close_delay": caddy_config.STREAM_CLOSE_DELAY,
@@ -235,11 +267,10 @@ def edge_config(t: Table, http_port: int = 80, proxy: str = "luma-proxy",
                 tls: EdgeTLS = EdgeTLS()) -> dict[str, Any]:
     """What every edge pulls: host -> the owning project's gateway, unknown hosts 404; with TLS,
     the same certificates and redirects as one host's proxy (``caddy_config.assemble``)."""
-    routes = sorted(t.routes, key=lambda r: (all(h.startswith("*") for h in r.hosts), r.project, r.service))
-    body = [_edge_route(proxy, r) for r in routes]
+    body = _edge_routes(proxy, t, caddy_config.NOT_FOUND)
     version = hashlib.sha256(dumps({"r": body, "p": http_port, "tls": tls.__dict__}).encode()).hexdigest()[:12]
     cfg = caddy_config.assemble(
-        body, sorted({h for r in routes for h in r.hosts}), tls=tls.mode, email=tls.email or None,
+        body, sorted({h for r in t.routes for h in r.hosts}), tls=tls.mode, email=tls.email or None,
         http_port=http_port, https_port=tls.https_port, acme_ca=tls.acme_ca or None,
         acme_ca_root=ACME_ROOT_TARGET if tls.acme_root else None,
         # the CA validates TLS-ALPN-01 on 443 only
@@ -314,57 +345,3 @@ def dumps(config: dict[str, Any]) -> str:
 def config_name(prefix: str, text: str) -> str:
     """Swarm configs are immutable: each content gets its own name."""
     return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
-
-
-def dns_names(service: dict[str, Any], net_names: dict[str, str]) -> dict[str, set[str]]:
-    """network name -> the names a service answers to in DNS there: its name, its stack's short
-    name for it, and its network aliases."""
-    spec = service.get("Spec") or {}
-    name = spec.get("Name") or ""
-    ns = (spec.get("Labels") or {}).get(STACK_NAMESPACE_LABEL)
-    base = {name} | ({name[len(ns) + 1:]} if ns and name.startswith(ns + "_") else set())
-    out: dict[str, set[str]] = {}
-    for n in (spec.get("TaskTemplate") or {}).get("Networks") or []:
-        net = net_names.get(n.get("Target", ""), n.get("Target", ""))
-        out.setdefault(net, set()).update(base | set(n.get("Aliases") or []))
-    return out
-
-
-def drop_shadowed(t: Table, services: list[dict[str, Any]], net_names: dict[str, str],
-                  proxy: str = "luma-proxy") -> Table:
-    """Who could receive a project's traffic by answering to one of its names in DNS.
-
-    Project P's gateway resolves P's target aliases on P_luma and on the edge network; the edges
-    resolve P's gateway name on the edge network. A service that answers to one of those names
-    there (and is not the one it names) would get P's requests: P's routes are withheld and the
-    intruder is reported -- a 404 rather than another service's answer. Anything on other
-    projects' overlays is out of every gateway's reach and harmless. A service posing as the
-    config server on the edge network is reported too (the edges verify its certificate).
-    """
-    edge = f"{proxy}_edge"
-    cs = config_server_name(proxy)
-    ours = {gateway_name(proxy, r.project) for r in t.routes} | {cs, proxy}
-    # (network, DNS name) -> (project, the service that may answer to it, what the name is)
-    watched: dict[tuple[str, str], tuple[str, str, str]] = {}
-    for r in t.routes:
-        for net in (r.network, edge):
-            watched[(net, r.alias)] = (r.project, r.swarm_service, f"the target of {r.project}/{r.service}")
-        gw = gateway_name(proxy, r.project)
-        watched[(edge, gw)] = (r.project, gw, f"the gateway of {r.project}")
-    withheld: dict[str, str] = {}
-    conflicts = list(t.conflicts)
-    for svc in services:
-        spec_name = (svc.get("Spec") or {}).get("Name") or ""
-        for net, names in dns_names(svc, net_names).items():
-            for name in sorted(names):
-                project, owner, what = watched.get((net, name), ("", spec_name, ""))
-                if owner != spec_name:
-                    withheld.setdefault(project, f"service {spec_name} answers to {name} ({what}) on {net}")
-            if net == edge and cs in names and spec_name not in ours:
-                conflicts.append(f"service {spec_name} answers to {cs} on {net}: the proxies do not trust it "
-                                 "(it cannot show the config server's certificate); remove it")
-    if not withheld:
-        return Table(list(t.routes), conflicts)
-    kept = [r for r in t.routes if r.project not in withheld]
-    conflicts += [f"{why}: the routes of {p} are withheld (DNS shadowing)" for p, why in sorted(withheld.items())]
-    return Table(kept, conflicts)

@@ -38,6 +38,10 @@ class FakeSwarm:
         self.nets: dict[str, dict[str, Any]] = {}
         self.cfgs: dict[str, dict[str, Any]] = {}
         self.secrets: dict[str, dict[str, str]] = {}
+        #: plain containers on this manager (docker run): name -> inspect record
+        self.containers: dict[str, dict[str, Any]] = {}
+        #: plain containers on any node (docker run elsewhere): network name -> [container name]
+        self.plain: dict[str, list[str]] = {}
         self._n = 0
 
     # --------------------------------------------------------------- setup helpers
@@ -119,6 +123,20 @@ class FakeSwarm:
             rc = 1 if (nid is None or used) else 0
             if rc == 0:
                 del self.nets[nid]
+        elif kind == "run":
+            a = list(args)
+            name, net = a[a.index("--name") + 1], a[a.index("--network") + 1]
+            self.containers[name] = {"Name": name, "State": {"Running": True}, "Args": a,
+                                     "NetworkSettings": {"Networks": {}}}
+            self._connect(net, name)
+        elif kind == "rm":
+            rc = 0 if self.containers.pop(args[-1], None) else 1
+        elif kind == "network" and verb in ("connect", "disconnect"):
+            net, name = args[-2], args[-1]
+            if verb == "connect":
+                rc = self._connect(net, name)
+            else:
+                self.containers[name]["NetworkSettings"]["Networks"].pop(net, None)
         else:
             raise AssertionError(f"unexpected docker call in the fake: {args}")
         if check and rc:
@@ -189,6 +207,28 @@ class FakeSwarm:
 
     def network_names(self, ids):
         return {i: self.nets[i]["Name"] for i in ids if i in self.nets}
+
+    def _connect(self, net: str, name: str) -> int:
+        if not any(n["Name"] == net for n in self.nets.values()):
+            return 1
+        self._n += 1
+        self.containers[name]["NetworkSettings"]["Networks"][net] = {"EndpointID": f"ep{self._n}"}
+        return 0
+
+    def container(self, name: str) -> dict[str, Any] | None:
+        return self.containers.get(name)
+
+    def network_endpoints(self, name: str) -> dict[str, Any] | None:
+        """What a manager sees of an overlay: every node's endpoints while it has one there itself."""
+        if not any(n["Name"] == name for n in self.nets.values()):
+            return None
+        local = [{"Name": c, "EndpointID": v["NetworkSettings"]["Networks"][name]["EndpointID"],
+                  "Info": {"Host IP": "10.0.0.1"}}
+                 for c, v in self.containers.items() if name in v["NetworkSettings"]["Networks"]]
+        if not local:
+            return {"Containers": {}, "Services": {}}
+        remote = [{"Name": c, "EndpointID": f"far-{c}", "Info": {"Host IP": "10.0.0.2"}} for c in self.plain.get(name, [])]
+        return {"Containers": {f"id-{t['Name']}": t for t in local}, "Services": {"": {"Tasks": local + remote}}}
 
     def configs(self, *filters: str) -> list[dict[str, Any]]:
         return [c for c in self.cfgs.values() if _matches(filters, c["Spec"]["Name"], c["Spec"]["Labels"])]

@@ -16,11 +16,13 @@ from support.fake_swarm import FakeSwarm  # noqa: E402
 from luma_compose.engine.swarm import SwarmError  # noqa: E402
 from luma_compose.swarm import proxy as swarm_proxy  # noqa: E402
 from luma_compose.swarm import routes  # noqa: E402
+from luma_compose.swarm import watch as swarm_watch  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def no_sleep(monkeypatch):
     monkeypatch.setattr(swarm_proxy.time, "sleep", lambda s: None)
+    monkeypatch.setattr(swarm_watch.time, "sleep", lambda s: None)
 
 
 def up(fake: FakeSwarm, **kw) -> swarm_proxy.SwarmProxy:
@@ -46,9 +48,11 @@ def service_ops(fake: FakeSwarm) -> list[tuple[str, str]]:
     return out
 
 
-def served_hosts(fake: FakeSwarm) -> list[str]:
+def served_hosts(fake: FakeSwarm, handler: str = "reverse_proxy") -> list[str]:
+    """Hosts the edges send to a gateway (handler static_response: the hosts held at 404)."""
     server = edge_config(fake)["apps"]["http"]["servers"]["luma"]
-    return sorted(h for r in server["routes"][:-1] for m in r["match"] for h in m["host"])
+    return sorted(h for r in server["routes"][:-1] for m in r["match"] for h in m["host"]
+                  if r["handle"][0]["handler"] == handler)
 
 
 def test_up_creates_edge_config_server_and_a_gateway_per_project_none_with_the_socket():
@@ -138,3 +142,61 @@ def test_swarm_proxy_install_writes_a_unit_that_runs_swarm_proxy_run(tmp_path):
     assert h.returncode == 0 and "Keep the proxy equal" in h.stdout, h.stderr
     # the single host's unit is unchanged by the swarm variant
     assert service_unit.exec_start(service_unit.unit_text(["lc"], "px"))[1:] == ["proxy", "run", "--name", "px"]
+
+
+def test_the_watch_joins_every_routed_overlay_and_a_plain_container_there_withholds_its_project():
+    fake = FakeSwarm()
+    fake.add_stack_service("shop", "web", "shop.test")
+    fake.add_stack_service("blog", "web", "blog.test")
+    p = up(fake)
+    watch = fake.containers["px-watch"]
+    assert set(watch["NetworkSettings"]["Networks"]) == {"shop_luma", "blog_luma"}
+    assert "--mount" not in watch["Args"] and "-v" not in watch["Args"], "no socket, no mount"
+    assert served_hosts(fake) == ["blog.test", "shop.test"]
+    # `docker run --network shop_luma --network-alias shop-web` on another node
+    fake.plain["shop_luma"] = ["sneaky"]
+    res = p.sync()
+    assert served_hosts(fake) == ["blog.test"] and served_hosts(fake, "static_response") == ["shop.test"]
+    assert any("container sneaky" in c and "10.0.0.2" in c and "routes of shop are withheld" in c
+               for c in res.conflicts), res.conflicts
+    fake.plain.clear()
+    assert p.sync().conflicts == [] and served_hosts(fake) == ["blog.test", "shop.test"]
+    # a project gone: the watch leaves its overlay (so the overlay can be removed)
+    fake.remove_stack("blog")
+    p.sync()
+    assert set(watch["NetworkSettings"]["Networks"]) == {"shop_luma"}
+
+
+def test_an_overlay_the_watch_cannot_see_into_is_not_trusted():
+    fake = FakeSwarm()
+    fake.add_stack_service("shop", "web", "shop.test")
+    p = up(fake)
+    fake.run("rm", "-f", "px-watch")
+    # a read-only look (swarm routes) does not recreate it, and says what it cannot see
+    t = p.served()
+    assert not t.routes and any("cannot see who is attached to shop_luma" in c for c in t.conflicts)
+    # a sync brings it back
+    assert p.sync().conflicts == [] and served_hosts(fake) == ["shop.test"]
+    assert "shop_luma" in fake.containers["px-watch"]["NetworkSettings"]["Networks"]
+
+
+def test_sync_recreates_a_missing_config_server_and_a_lost_key():
+    fake = FakeSwarm()
+    fake.add_stack_service("shop", "web", "shop.test")
+    p = up(fake)
+    fake.run("service", "rm", "px-config")
+    fake.calls.clear()
+    res = p.sync()
+    assert res.changed and ("create", "px-config") in service_ops(fake)
+    assert served_hosts(fake) == ["shop.test"]
+    assert not p.sync().changed, "converged: the next sync does nothing"
+    # the key's secret gone too: a new pair, and the edges pin the new certificate
+    fake.run("service", "rm", "px-config")
+    for s in list(fake.secrets):
+        fake.run("secret", "rm", s)
+    p.sync()
+    key = next(iter(fake.secrets))
+    cert = key.removesuffix("-key")
+    assert p._config_names(fake.services_["px"])[routes.CONTROL_CERT_TARGET] == cert
+    assert p._config_names(fake.services_["px-config"])[routes.CONTROL_CERT_TARGET] == cert
+    assert not p.sync().changed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from luma_compose import api
 from luma_compose.compose.source import parse
-from luma_compose.swarm import routes, stack
+from luma_compose.swarm import routes, shadow, stack
 
 SRC = """\
 name: shop
@@ -65,7 +65,7 @@ def test_routes_conflicts_and_config() -> None:
     server = cfg["apps"]["http"]["servers"]["luma"]
     h = server["routes"][0]["handle"][0]
     # the edge sends a's hosts to a's gateway, naming the target; nothing else is routed
-    assert h["dynamic_upstreams"] == {"source": "a", "name": "px-gw-a", "port": "8080", "refresh": "1s"}
+    assert h["dynamic_upstreams"] == {"source": "a", "name": "px-gw-a.", "port": "8080", "refresh": "1s"}
     assert h["headers"]["request"]["set"] == {"Luma-Alias": ["a-web"], "Luma-Port": ["3000"]}
     assert server["routes"][0]["match"] == [{"host": ["x.test", "y.test"]}]
     assert server["routes"][-1]["handle"][0]["status_code"] == 404
@@ -124,7 +124,7 @@ def test_only_a_service_a_gateway_or_an_edge_could_resolve_can_shadow_a_project(
     base = routes.table([gmail, evil])
 
     def routed(*extra):
-        t = routes.drop_shadowed(base, [gmail, evil, *extra], nets, "px")
+        t = shadow.drop_shadowed(base, [gmail, evil, *extra], nets, "px")
         return sorted(r.project for r in t.routes), t.conflicts
 
     assert routed() == (["evil", "gmail"], [])
@@ -226,3 +226,74 @@ def test_tls_on_a_swarm_needs_shared_storage():
     assert proxy._storage_mount("luma-certs") == "type=volume,source=luma-certs,target=/data"
     with pytest.raises(SwarmError):
         proxy._storage_mount("a,b=c")
+
+
+def test_a_name_shadows_whatever_its_case_or_trailing_dot():
+    """Docker's DNS answers `VICTIM-WEB.` for `victim-web`: so does the shadow check, for the target
+    alias on P_luma and on the edge network and for the gateway name on the edge network."""
+    nets = {f"id-{n}": n for n in ("gmail_luma", "px_edge")}
+    gmail = _stack_svc("gmail", "web", "mail.test", [("gmail_luma", ["gmail-web"])])
+    base = routes.table([gmail])
+    for net, name in [("gmail_luma", "gmail-web"), ("px_edge", "gmail-web"), ("px_edge", "px-gw-gmail")]:
+        for spelled in (name.upper(), name.title(), name + ".", name.upper() + ".", name[0].upper() + name[1:]):
+            intruder = _stack_svc("evil", "x", None, [(net, [spelled])])
+            t = shadow.drop_shadowed(base, [gmail, intruder], nets, "px")
+            assert not t.routes, (net, spelled)
+            assert [r.project for r in t.held] == ["gmail"]
+            assert any(f"evil_x answers to {spelled}" in c and "withheld" in c for c in t.conflicts), t.conflicts
+    # a service *named* like the target (its stack's short name is its DNS name) counts as well
+    named = _stack_svc("evil", "GMAIL-WEB", None, [("gmail_luma", [])])
+    assert not shadow.drop_shadowed(base, [gmail, named], nets, "px").routes
+    # two services whose aliases differ in case only are one name: the later one is not routed
+    t = routes.table([_svc("a_web", "a", "web", "x.test", "1"), _svc("a_Web", "a", "Web", "y.test", "2")])
+    assert [r.service for r in t.routes] == ["web"] and "target alias a-Web" in t.conflicts[0]
+
+
+def test_a_plain_container_on_the_overlay_withholds_the_project_and_is_named():
+    nets = {f"id-{n}": n for n in ("gmail_luma", "evil_luma", "px_edge")}
+    gmail = _stack_svc("gmail", "web", "mail.test", [("gmail_luma", ["gmail-web"])])
+    evil = _stack_svc("evil", "web", "evil.test", [("evil_luma", ["evil-web"])])
+    base = routes.table([gmail, evil])
+    t = shadow.drop_shadowed(base, [gmail, evil], nets, "px", {"gmail_luma": ["container sneaky is attached"]})
+    assert [r.project for r in t.routes] == ["evil"] and [r.project for r in t.held] == ["gmail"]
+    assert any("container sneaky" in c and "routes of gmail are withheld" in c for c in t.conflicts)
+    # one on the edge network could answer to any gateway's name: every project is withheld
+    t = shadow.drop_shadowed(base, [gmail, evil], nets, "px", {"px_edge": ["container x is attached"]})
+    assert not t.routes and sorted(r.project for r in t.held) == ["evil", "gmail"]
+
+
+def test_a_route_on_another_projects_network_is_refused():
+    bad = _svc("evil_web", "evil", "web", "evil.test", "1")
+    bad["Spec"]["Labels"]["luma.network"] = "gmail_luma"
+    t = routes.table([_svc("gmail_web", "gmail", "web", "mail.test", "2"), bad])
+    assert [r.project for r in t.routes] == ["gmail"]
+    assert "evil/web asks for the network gmail_luma" in t.conflicts[0] and "evil_luma only" in t.conflicts[0]
+
+
+def _edge_hosts(cfg):
+    """[(hosts, gateway or 404)] in the order the edge matches them."""
+    out = []
+    for r in cfg["apps"]["http"]["servers"]["luma"]["routes"][:-1]:
+        h = r["handle"][0]
+        out.append((r["match"][0]["host"], h["dynamic_upstreams"]["name"] if "dynamic_upstreams" in h
+                    else h["status_code"]))
+    return out
+
+
+def test_exact_hosts_win_over_wildcards_whichever_route_they_are_in():
+    victim = _svc("victim_web", "victim", "web", "app.example.test", "1")
+    for evil_hosts in ("*.example.test,evil.example.test", "evil.example.test,*.example.test", "*.example.test"):
+        evil = _svc("aaa_web", "aaa", "web", evil_hosts, "2")  # sorts before the victim
+        order = _edge_hosts(routes.edge_config(routes.table([victim, evil]), 8080, "px"))
+        first_wild = next(i for i, (hosts, _) in enumerate(order) if any(h.startswith("*.") for h in hosts))
+        assert all(not h.startswith("*.") for hosts, _ in order[:first_wild] for h in hosts)
+        assert (["app.example.test"], "px-gw-victim.") in order[:first_wild], order
+        assert all(h.startswith("*.") for hosts, _ in order[first_wild:] for h in hosts), order
+    # a host written in upper case is the same host: it clashes, and the older claim keeps it
+    t = routes.table([victim, _svc("aaa_web", "aaa", "web", "APP.example.test", "2")])
+    assert [r.project for r in t.routes] == ["victim"] and "claims app.example.test" in t.conflicts[0]
+    # a withheld owner keeps its hosts (404), before any wildcard
+    t = routes.table([victim, _svc("aaa_web", "aaa", "web", "*.example.test", "2")])
+    t = routes.Table([r for r in t.routes if r.project != "victim"], [], [r for r in t.routes if r.project == "victim"])
+    assert _edge_hosts(routes.edge_config(t, 8080, "px")) == [(["app.example.test"], 404),
+                                                            (["*.example.test"], "px-gw-aaa.")]
