@@ -49,6 +49,8 @@ from .plan import (
     replicas_of,
 )
 from .lock import ProjectLock
+from .networks import prepared as networks_prepared
+from .subnets import IngressPool, default_pool
 from .progress import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,8 +79,9 @@ class Deployer:
     def __init__(self, engine: "Engine", project: str, directory: str, text: str, routed: Sequence[RoutedService],
                  proxy: ProxyOptions | None = None, timeout: float = DEFAULT_TIMEOUT,
                  drain: float = DEFAULT_DRAIN, progress: Progress | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, ingress_pool: IngressPool | None = None):
         self.engine = engine
+        self.ingress_pool = ingress_pool or default_pool()
         self.project = project
         self.network = contract.ingress_network(project)
         self.compose = engine.compose(project, directory, text)
@@ -140,12 +143,14 @@ class Deployer:
 
     def _deploy_locked(self, res: DeployResult, cfg: dict, hashes: dict[str, str], plain: list[str]) -> DeployResult:
         existing = self.containers()  # again: another deploy of the project may have run meanwhile
-        if not existing:
-            with self.progress.step(f"Create project {self.project} (docker compose up -d)"):
-                self.compose.run("up", "-d", "--remove-orphans")
-        elif plain:
-            with self.progress.step(f"Update {', '.join(plain)} (docker compose up -d)"):
-                self.compose.run("up", "-d", "--no-deps", "--remove-orphans", *plain)
+        # P_luma on a subnet of our own range; out of Docker's pools: the fix named, nothing left behind
+        with networks_prepared(self.engine, self.compose, self.project, cfg, self.ingress_pool, self.progress):
+            if not existing:
+                with self.progress.step(f"Create project {self.project} (docker compose up -d)"):
+                    self.compose.run("up", "-d", "--remove-orphans")
+            elif plain:
+                with self.progress.step(f"Update {', '.join(plain)} (docker compose up -d)"):
+                    self.compose.run("up", "-d", "--no-deps", "--remove-orphans", *plain)
         self._attach_proxy()
         if not existing:
             for s, r in self.routed.items():
