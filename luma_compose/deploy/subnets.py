@@ -38,19 +38,21 @@ STOCK_POOLS: tuple[tuple[str, int], ...] = tuple((f"172.{n}.0.0/16", 16) for n i
 #: Warn when fewer default pools than this are left after a deploy.
 LOW_WATER = 5
 
-#: The fix for exhausted default pools: ranges the stock pools use anyway, cut into /24s (docker0 keeps
-#: 172.17.0.0/16): 1 + 512 + 256 = 769 networks instead of 31. Proven on a real dockerd by
-#: tests/e2e/test_address_pools.py.
+#: The fix for exhausted default pools: Docker's own ranges cut into /24s (docker0 keeps 172.17.0.0/16),
+#: and one range Docker never used, whose 256 networks are free at once, even while the existing
+#: networks still hold the stock ranges: 1 + 512 + 256 + 256 = 1025 networks instead of 31. Applied
+#: to a real dockerd (restart included) by tests/e2e/test_address_pools.py.
 DAEMON_JSON_EXAMPLE = ('{"default-address-pools": [{"base": "172.17.0.0/16", "size": 16}, '
-                       '{"base": "172.18.0.0/15", "size": 24}, {"base": "192.168.0.0/16", "size": 24}]}')
+                       '{"base": "172.18.0.0/15", "size": 24}, {"base": "192.168.0.0/16", "size": 24}, '
+                       '{"base": "10.200.0.0/16", "size": 24}]}')
 
 
 def daemon_json_fix() -> str:
     return ("give Docker more, smaller default address pools: in /etc/docker/daemon.json set (merged with what "
             f"the file already holds)\n    {DAEMON_JSON_EXAMPLE}\n"
             "  then restart the engine (sudo systemctl restart docker; containers with a restart policy come back, "
-            "existing networks keep their subnets). The example uses only ranges Docker uses already, cut into "
-            "/24s: 769 networks instead of 31")
+            "existing networks keep their subnets). That is 1025 networks instead of 31; 10.200.0.0/16 is new "
+            "address space, free at once: if your network uses it, choose another private range")
 
 
 @dataclass(frozen=True)

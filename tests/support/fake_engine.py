@@ -278,6 +278,8 @@ class FakeProject:
     services: dict[str, FakeService]
     #: more keys of the ``luma`` network in ``docker compose config`` (a user's ipam, driver, ...)
     luma_network: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: more top-level networks of the file, as ``docker compose config`` shows them
+    networks: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class FakeCompose:
@@ -335,7 +337,7 @@ class FakeCompose:
         if any(v.routed for v in spec.services.values()):
             nets[contract.NETWORK_KEY] = {"name": contract.ingress_network(self.project), "ipam": {},
                                           "labels": {contract.NETWORK_OWNER_LABEL: "true"}, **spec.luma_network}
-        return nets
+        return {**nets, **spec.networks}
 
     def _up_networks(self, spec: FakeProject) -> None:
         """Compose creates the project's missing networks first, each from the default pools (modelled only

@@ -81,6 +81,8 @@ class PrivateEngine:
         #: True: dockerd's own defaults for docker0 and the address pools (172.17.0.0/16 for docker0,
         #: then 172.18-31.0.0/16 and 192.168.0.0/16 in /20s: 30 networks), as on a fresh install
         self.stock_pools = stock_pools
+        #: the text of a daemon.json for the next start (``--config-file``), e.g. to apply a fix and restart
+        self.daemon_json: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -118,6 +120,9 @@ class PrivateEngine:
         # its own bridge range: never confusable with the shared engine's in a log
         pools = [] if self.stock_pools else ["--bip", "10.253.0.1/24",
                                              "--default-address-pool", "base=10.254.0.0/16,size=24"]
+        if self.stock_pools or self.daemon_json is not None:  # never the host's /etc/docker/daemon.json
+            (self.root / "daemon.json").write_text(self.daemon_json or "{}")
+            pools.append(f"--config-file={self.root / 'daemon.json'}")
         self.proc = subprocess.Popen(
             ["nsenter", f"--net=/var/run/netns/{self.netns}", "setsid", "dockerd",
              "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),

@@ -116,12 +116,12 @@ def test_the_warning_comes_before_the_pools_run_out_and_names_the_fix():
     assert subnets.DAEMON_JSON_EXAMPLE in fail and "systemctl restart docker" in fail
 
 
-def test_the_daemon_json_example_is_valid_json_with_more_pools_than_stock():
+def test_the_daemon_json_example_is_valid_json_with_room_at_once_even_when_the_stock_ranges_are_full():
     doc = json.loads(subnets.DAEMON_JSON_EXAMPLE)
     pools = [(p["base"], p["size"]) for p in doc["default-address-pools"]]
-    assert default_pool_usage(pools, []) == (769, 0)
-    # only address space the stock pools use already (nothing new to clash with)
-    stock = [ipaddress.ip_network(b) for b, _ in subnets.STOCK_POOLS]
-    for b, _ in pools:
-        mine = ipaddress.ip_network(b)
-        assert sum(s.num_addresses for s in stock if s.subnet_of(mine)) == mine.num_addresses, b
+    assert default_pool_usage(pools, []) == (1025, 0)
+    # a server whose 30 networks fill every stock block still gets 256 new networks
+    full = ["172.17.0.0/16"] + [f"172.{n}.0.0/16" for n in range(18, 32)] + [f"192.168.{16 * i}.0/20" for i in range(16)]
+    assert default_pool_usage(None, full) == (31, 31)
+    assert default_pool_usage(pools, full) == (1025, 1025 - 256)
+    assert pools[0] == ("172.17.0.0/16", 16)  # docker0 keeps its stock range
