@@ -223,6 +223,7 @@ def test_twenty_projects_deploy_on_stock_pools_and_running_out_names_the_fix_and
     # the fix, as the error gives it: daemon.json, engine restarted; the same deploy then works
     eng.daemon_json = subnets.DAEMON_JSON_EXAMPLE
     eng.restart()
+    de = DockerEngine(Endpoint(eng.host))
     r = deploy("toomany")
     assert r.returncode == 0, r.stderr
     default = de.network_subnets()["toomany_default"]
