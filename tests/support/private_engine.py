@@ -133,11 +133,18 @@ class PrivateEngine:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise EngineError(f"private dockerd exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}")
-            if self.sock.exists() and _run(["docker", "-H", self.host, "version", "--format", "{{.Server.Version}}"],
-                                           check=False, timeout=10).returncode == 0:
+            if self.sock.exists() and self._answers():
                 return
             time.sleep(0.2)
         raise EngineError(f"private dockerd did not answer within {timeout}s:\n{self.log.read_text()[-3000:]}")
+
+    def _answers(self) -> bool:
+        """dockerd answers an API call (a slow answer while it restores its state is "not yet")."""
+        try:
+            return _run(["docker", "-H", self.host, "version", "--format", "{{.Server.Version}}"],
+                        check=False, timeout=10).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
 
     def stop(self, timeout: float = 60) -> None:
         """Stop dockerd by its pid (SIGTERM; it stops its containers and its containerd)."""
