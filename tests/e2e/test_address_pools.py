@@ -222,7 +222,8 @@ def test_twenty_projects_deploy_on_stock_pools_and_running_out_names_the_fix_and
 
     # the fix, as the error gives it: daemon.json, engine restarted; the same deploy then works
     eng.daemon_json = subnets.DAEMON_JSON_EXAMPLE
-    eng.restart()
+    eng.stop()
+    eng.start(timeout=240)  # it restores 30 networks on a loaded machine
     de = DockerEngine(Endpoint(eng.host))
     r = deploy("toomany")
     assert r.returncode == 0, r.stderr
