@@ -56,6 +56,9 @@ def _render(files, project, project_directory):
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="With --dry-run: json is the shape in schemas/deploy-plan.schema.json.")
 @_proxy_options
+@click.option("--ingress-pool", default=None, metavar="base=CIDR,size=N",
+              help="Where each project's ingress network gets its subnet (default base=172.16.0.0/16,size=26, "
+                   "or $LUMA_INGRESS_POOL); it then takes none of Docker's default address pools.")
 @click.option("--resolve-image", type=click.Choice(["always", "changed", "never"]), default=None,
               help="--target swarm only, passed to docker stack deploy (default always; never: images already on "
                    "every node).")
@@ -63,8 +66,8 @@ def _render(files, project, project_directory):
               help="--target swarm only, when deploy starts the proxy: every node (default), or the nodes with this "
                    "node label.")
 def deploy(files, project, project_directory, target, swarm_flag, timeout, drain, settle, force_unlock, dry_run, fmt,
-           proxy_name,
-           proxy_image, proxy_http_port, proxy_https_port, proxy_tls, proxy_select, resolve_image,
+           proxy_name, proxy_image, proxy_http_port, proxy_https_port, proxy_tls, proxy_select, ingress_pool,
+           resolve_image,
            proxy_nodes) -> None:
     """Render, check and deploy a project behind the proxy, without downtime.
 
@@ -76,7 +79,8 @@ def deploy(files, project, project_directory, target, swarm_flag, timeout, drain
     --target swarm: render for Swarm and deploy as a stack, as `luma-compose swarm deploy`.
     """
     target = resolve_target(target, swarm_flag,
-                            compose_only=("drain", "settle", "force_unlock", "dry_run", "fmt", "proxy_https_port", "proxy_tls", "proxy_select"),
+                            compose_only=("drain", "settle", "force_unlock", "dry_run", "fmt", "proxy_https_port",
+                                          "proxy_tls", "proxy_select", "ingress_pool"),
                             swarm_only=("resolve_image", "proxy_nodes"))
     if target == "swarm":
         _swarm_deploy(files, project, project_directory, timeout, proxy_name, proxy_image, proxy_http_port,
@@ -90,6 +94,7 @@ def deploy(files, project, project_directory, target, swarm_flag, timeout, drain
     timeout = 120 if timeout is None else timeout
     if fmt == "json" and not dry_run:
         raise UsageError("--format json is for --dry-run (deploy itself prints progress lines)", "add --dry-run")
+    pool = _ingress_pool(ingress_pool)
     if dry_run:
         sys.exit(_dry_run(files, project, project_directory, fmt, proxy_name))
     t0 = time.monotonic()
@@ -108,13 +113,24 @@ def deploy(files, project, project_directory, target, swarm_flag, timeout, drain
     engine = DockerEngine(ep)
     d = Deployer(engine, result.project, result.project_directory, result.text, result.routes,
                  ProxyOptions(proxy_name, proxy_image, proxy_http_port, proxy_https_port, proxy_tls, proxy_select),
-                 timeout=timeout, drain=drain, progress=progress, settle=settle, force_unlock=force_unlock)
+                 timeout=timeout, drain=drain, progress=progress, settle=settle, force_unlock=force_unlock,
+                 ingress_pool=pool)
     res = d.deploy()
     for w in res.warnings:
         click.echo(f"warning: {w}", err=True)
     click.echo(f"deployed {res.project} in {time.monotonic() - t0:.1f}s", err=True)
     for u in res.urls:
         click.echo(u)
+
+
+def _ingress_pool(option: str | None):
+    """--ingress-pool, else $LUMA_INGRESS_POOL, else the default range."""
+    from ..deploy import subnets
+
+    if option is not None:
+        return subnets.parse_pool(option, subnets.POOL_OPTION)
+    env = os.environ.get(subnets.POOL_ENV, "").strip()
+    return subnets.parse_pool(env, "$" + subnets.POOL_ENV) if env else subnets.default_pool()
 
 
 def _swarm_deploy(files, project, project_directory, timeout, proxy_name, proxy_image, proxy_http_port,
@@ -162,7 +178,20 @@ def _dry_run(files, project, project_directory, fmt, proxy_name) -> int:
                  ProxyOptions(proxy_name))
     plan: DryRun = d.dry_run()
     click.echo(json.dumps(plan.to_json(), indent=2) if fmt == "json" else plan.text())
+    _pools_warning(d)
     return plan.exit_code()
+
+
+def _pools_warning(d) -> None:
+    """Warn (stderr, the plan's output unchanged) when Docker's default address pools are nearly used up."""
+    import json
+
+    from ..deploy import networks
+
+    cfg = json.loads(d.compose.run("config", "--format", "json"))
+    w = networks.pools_warning(d.engine, networks.default_pool_networks(d.engine, cfg, d.project))
+    if w:
+        click.echo(f"warning: {w}", err=True)
 
 
 @click.command()

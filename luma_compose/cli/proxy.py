@@ -124,10 +124,21 @@ def run(name) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def status(name, fmt) -> None:
     """The proxy container and its live route table. Exit 1 on conflicts or drift, 3 when it is down."""
-    st = _controller(name).status()
+    ctrl = _controller(name)
+    st = ctrl.status()
     reporter(fmt).status(st)
+    _pools_warning(ctrl.engine)
     if st.table.conflicts or st.table.problems or not st.in_sync:
         sys.exit(EXIT_PROBLEMS)
+
+
+def _pools_warning(engine) -> None:
+    """Warn (stderr) when Docker's default address pools are nearly used up: new projects would fail."""
+    from ..deploy.networks import pools_warning
+
+    w = pools_warning(engine)
+    if w:
+        click.echo(f"warning: {w}", err=True)
 
 
 @proxy.command()

@@ -54,6 +54,8 @@ from .plan import (
     shadow_refusals,
 )
 from .lock import ProjectLock
+from .networks import prepared as networks_prepared
+from .subnets import IngressPool, default_pool
 from .progress import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -83,8 +85,9 @@ class Deployer:
                  proxy: ProxyOptions | None = None, timeout: float = DEFAULT_TIMEOUT,
                  drain: float = DEFAULT_DRAIN, progress: Progress | None = None,
                  sleep: Callable[[float], None] = time.sleep, settle: float = DEFAULT_SETTLE,
-                 force_unlock: bool = False):
+                 force_unlock: bool = False, ingress_pool: IngressPool | None = None):
         self.engine = engine
+        self.ingress_pool = ingress_pool or default_pool()
         self.project = project
         self.network = contract.ingress_network(project)
         self.compose = engine.compose(project, directory, text)
@@ -184,12 +187,14 @@ class Deployer:
         if existing:
             with self.progress.step("Bring the routes up to date (what the last deploy left)"):
                 self._recover()
-        if not existing:
-            with self.progress.step(f"Create project {self.project} (docker compose up -d)"):
-                self.compose.run("up", "-d", "--remove-orphans")
-        elif plain:
-            with self.progress.step(f"Update {', '.join(plain)} (docker compose up -d)"):
-                self.compose.run("up", "-d", "--no-deps", *plain)
+        # P_luma on a subnet of our own range; out of Docker's pools: the fix named, nothing left behind
+        with networks_prepared(self.engine, self.compose, self.project, cfg, self.ingress_pool, self.progress):
+            if not existing:
+                with self.progress.step(f"Create project {self.project} (docker compose up -d)"):
+                    self.compose.run("up", "-d", "--remove-orphans")
+            elif plain:
+                with self.progress.step(f"Update {', '.join(plain)} (docker compose up -d)"):
+                    self.compose.run("up", "-d", "--no-deps", *plain)
         self._attach_proxy()
         if not existing:
             for s, r in self.routed.items():

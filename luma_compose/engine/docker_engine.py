@@ -37,6 +37,10 @@ class EngineError(UnavailableError):
     """The engine refused an operation (exit 3, like every "Docker unavailable")."""
 
 
+class SubnetTaken(EngineError):
+    """The subnet asked for overlaps one of the engine's networks (one created meanwhile, maybe)."""
+
+
 def _errors():
     from docker import errors
 
@@ -233,6 +237,39 @@ class DockerEngine:
                 if (n or {}).get("EndpointID") and n.get("NetworkID") in members:  # attached now
                     members[n["NetworkID"]].append(row["Id"])
         return [state.network_record({**n, "Containers": dict.fromkeys(members[n["Id"]], {})}) for n in nets]
+
+    def network_subnets(self, labels: Sequence[str] = ()) -> dict[str, tuple[str, ...]]:
+        """Each network's subnets by name, of the networks carrying these labels (one list call,
+        no inspect per network)."""
+        nets = self.dc.api.networks(filters={"label": list(labels)} if labels else None)
+        return {n.get("Name") or "": tuple(c["Subnet"] for c in ((n.get("IPAM") or {}).get("Config") or [])
+                                            if c.get("Subnet")) for n in nets}
+
+    def create_network(self, name: str, labels: dict[str, str], subnet: str) -> NetworkRecord:
+        """A bridge network on ``subnet`` (the engine's default driver, as Compose creates it); one of
+        that name already there is returned as it is. SubnetTaken when the subnet overlaps another."""
+        from docker.types import IPAMConfig, IPAMPool
+
+        errors = _errors()
+        try:
+            self.dc.networks.create(name, labels=dict(labels), check_duplicate=True,
+                                    ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)]))
+        except errors.APIError as e:
+            text = str(e).lower()
+            if "overlap" in text:
+                raise SubnetTaken(f"cannot create network {name} on {subnet}: {short_error(e)}") from e
+            if "already exists" not in text:
+                raise EngineError(f"cannot create network {name}: {short_error(e)}") from e
+        rec = self.network(name)
+        if rec is None:
+            raise EngineError(f"network {name} vanished right after it was created")
+        return rec
+
+    def address_pools(self) -> list[tuple[str, int]] | None:
+        """The engine's default address pools as (base, size), as ``docker info`` reports them; None when
+        it reports none (an engine on dockerd's built-in pools)."""
+        pools = self.dc.info().get("DefaultAddressPools")
+        return [(p["Base"], int(p["Size"])) for p in pools] if pools else None
 
     def connect(self, network: str, container: str) -> None:
         """Attach a container to a network; already attached is fine."""

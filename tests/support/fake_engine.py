@@ -11,6 +11,7 @@ and plays just enough of ``docker compose`` (``config``, ``up --scale``, ``down`
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import itertools
 import json
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 from luma_compose import contract
 from luma_compose.engine.client import Endpoint
 from luma_compose.engine.compose_cli import ComposeCommand
-from luma_compose.engine.docker_engine import EngineError
+from luma_compose.engine.docker_engine import EngineError, SubnetTaken
 from luma_compose.errors import LumaError
 from luma_compose.records import (
     COMPOSE_PROJECT_LABEL,
@@ -51,6 +52,15 @@ class FakeEngine:
         #: health probe from inside the proxy: (url, host header) -> ok?
         self.http_ok: Callable[[str, str | None], bool] = lambda url, host: True
         self.clock = itertools.count(1)
+        #: network name -> its subnets (only the networks given one: create_network, add_network)
+        self.subnets: dict[str, tuple[str, ...]] = {}
+        #: what ``docker info`` reports as DefaultAddressPools (None: dockerd's built-in ones)
+        self.pools: list[tuple[str, int]] | None = None
+        #: how many more networks compose may take from the default pools (None: no limit, and compose's
+        #: own networks are not modelled); at 0, compose's network creation fails as dockerd's does
+        self.default_pools_left: int | None = None
+        #: subnets taken on the engine but not listed by network_subnets (another deploy, a moment later)
+        self.hidden_subnets: list[str] = []
 
     # ------------------------------------------------------------------ helpers for tests
 
@@ -61,8 +71,10 @@ class FakeEngine:
             self.nets[net] = dataclasses.replace(n, containers=tuple(dict.fromkeys((*n.containers, rec.id))))
         return rec
 
-    def add_network(self, name: str, labels: dict[str, str] | None = None) -> None:
+    def add_network(self, name: str, labels: dict[str, str] | None = None, subnet: str = "") -> None:
         self.nets[name] = NetworkRecord(name, f"net-{name}", dict(labels or {}))
+        if subnet:
+            self.subnets[name] = (subnet,)
 
     def _now(self) -> str:
         return f"2026-01-01T00:00:{next(self.clock):02d}.000000000Z"
@@ -195,6 +207,24 @@ class FakeEngine:
 
         return [n for n in self.nets.values() if match(n)]
 
+    def network_subnets(self, labels: Sequence[str] = ()) -> dict[str, tuple[str, ...]]:
+        return {n.name: self.subnets.get(n.name, ()) for n in self.networks(labels)}
+
+    def create_network(self, name: str, labels: dict[str, str], subnet: str) -> NetworkRecord:
+        if name in self.nets:
+            return self.nets[name]
+        want = ipaddress.ip_network(subnet)
+        taken = [*(s for subs in self.subnets.values() for s in subs), *self.hidden_subnets]
+        if any(want.overlaps(ipaddress.ip_network(t)) for t in taken):
+            raise SubnetTaken(f"cannot create network {name} on {subnet}: Pool overlaps with other one on this "
+                              "address space")
+        self.calls.append(("create network", name, subnet))
+        self.add_network(name, labels, subnet)
+        return self.nets[name]
+
+    def address_pools(self) -> list[tuple[str, int]] | None:
+        return self.pools
+
     def connect(self, network: str, container: str) -> None:
         c = self._require(container)
         n = self.nets.get(network)
@@ -223,6 +253,7 @@ class FakeEngine:
             raise EngineError(f"cannot remove network {name}: it has active endpoints")
         self.calls.append(("remove network", name))
         del self.nets[name]
+        self.subnets.pop(name, None)
         return True
 
     def events(self, stop: threading.Event, since: int) -> Iterator[dict[str, Any]]:
@@ -248,6 +279,10 @@ class FakeService:
 @dataclasses.dataclass
 class FakeProject:
     services: dict[str, FakeService]
+    #: more keys of the ``luma`` network in ``docker compose config`` (a user's ipam, driver, ...)
+    luma_network: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: more top-level networks of the file, as ``docker compose config`` shows them
+    networks: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class FakeCompose:
@@ -269,6 +304,8 @@ class FakeCompose:
         e.compose_log.append(self.command(*args, with_file=with_file))
         e.calls.append(("compose", *args))
         spec = e.projects.get(self.project)
+        if args[:1] == ("version",):
+            return "2.40.3\n"
         if args[:1] == ("config",):
             assert spec is not None, f"the test gave no FakeProject for {self.project}"
             if "--hash" in args:
@@ -279,11 +316,10 @@ class FakeCompose:
                     "networks": {"default": None, **({contract.NETWORK_KEY: {"aliases": list(v.aliases)} if v.aliases
                                                       else None} if v.routed else {})},
                     **({"container_name": v.container_name} if v.container_name else {})}
-                for s, v in spec.services.items()},
-                "networks": {"default": {"name": f"{self.project}_default"},
-                             contract.NETWORK_KEY: {"name": contract.ingress_network(self.project)}}})
+                for s, v in spec.services.items()}, "networks": self._networks(spec)})
         if args[:1] == ("up",):
             assert spec is not None
+            self._up_networks(spec)
             scale = dict(a.split("=") for a in _values(args, "--scale"))
             names = [a for a in args[1:] if not a.startswith("-") and a not in _values(args, "--scale")]
             for s in names or list(spec.services):
@@ -300,6 +336,32 @@ class FakeCompose:
         if check:
             raise LumaError(f"fake compose: {' '.join(args)} is not played")
         return ""
+
+    def _networks(self, spec: FakeProject) -> dict[str, Any]:
+        """``networks`` of ``docker compose config --format json`` for a rendered file."""
+        nets: dict[str, Any] = {"default": {"name": f"{self.project}_default", "ipam": {}}}
+        if any(v.routed for v in spec.services.values()):
+            nets[contract.NETWORK_KEY] = {"name": contract.ingress_network(self.project), "ipam": {},
+                                          "labels": {contract.NETWORK_OWNER_LABEL: "true"}, **spec.luma_network}
+        return {**nets, **spec.networks}
+
+    def _up_networks(self, spec: FakeProject) -> None:
+        """Compose creates the project's missing networks first, each from the default pools (modelled only
+        when the test sets ``default_pools_left``); out of pools, it fails as Compose does, leaving the ones made."""
+        e = self.engine
+        if e.default_pools_left is None:
+            return
+        for key, net in self._networks(spec).items():
+            if net["name"] in e.nets:
+                continue
+            if e.default_pools_left == 0:
+                raise LumaError(f"`docker compose up` failed (exit 1):\nfailed to create network {net['name']}: Error "
+                                "response from daemon: could not find an available, non-overlapping IPv4 address "
+                                "pool among the defaults to assign to the network", "fix what Compose reports")
+            e.default_pools_left -= 1
+            e.calls.append(("compose creates network", net["name"]))
+            e.add_network(net["name"], {COMPOSE_PROJECT_LABEL: self.project, **net.get("labels", {})},
+                          f"192.168.{e.default_pools_left * 16}.0/20")
 
     def _new_container(self, service: str, svc: FakeService, number: int) -> None:
         e = self.engine

@@ -6,7 +6,7 @@ a private /24, with its own data root, exec root (and so its own managed contain
 and pid file. Restarting it is a reboot in miniature: its containers stop, and come back by
 their restart policies when it starts again.
 
-    with PrivateEngine.started("lumape") as eng:
+    with PrivateEngine.started("lumape") as eng:                # stock_pools=True: dockerd's defaults
         eng.load_image("luma-e2e-busybox:abc")         # docker save | docker -H ... load
         eng.docker("ps")
         eng.restart()
@@ -57,7 +57,7 @@ def _alive(pid: int) -> bool:
 
 
 class PrivateEngine:
-    def __init__(self, name: str):
+    def __init__(self, name: str, stock_pools: bool = False):
         if len(name) > 11:
             raise ValueError("name must be at most 11 characters (interface names are at most 15)")
         self.name = name
@@ -78,13 +78,18 @@ class PrivateEngine:
         self.log = self.root / "dockerd.log"
         self.host = f"unix://{self.sock}"
         self.proc: subprocess.Popen | None = None
+        #: True: dockerd's own defaults for docker0 and the address pools (172.17.0.0/16 for docker0,
+        #: then 172.18-31.0.0/16 and 192.168.0.0/16 in /20s: 30 networks), as on a fresh install
+        self.stock_pools = stock_pools
+        #: the text of a daemon.json for the next start (``--config-file``), e.g. to apply a fix and restart
+        self.daemon_json: str | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     @classmethod
     @contextlib.contextmanager
-    def started(cls, name: str) -> Iterator["PrivateEngine"]:
-        eng = cls(name)
+    def started(cls, name: str, stock_pools: bool = False) -> Iterator["PrivateEngine"]:
+        eng = cls(name, stock_pools)
         try:
             eng.setup_network()
             eng.start()
@@ -112,24 +117,34 @@ class PrivateEngine:
         self.data_root.mkdir(parents=True, exist_ok=True)
         self.exec_root.mkdir(parents=True, exist_ok=True)
         log = open(self.log, "ab")
+        # its own bridge range: never confusable with the shared engine's in a log
+        pools = [] if self.stock_pools else ["--bip", "10.253.0.1/24",
+                                             "--default-address-pool", "base=10.254.0.0/16,size=24"]
+        if self.stock_pools or self.daemon_json is not None:  # never the host's /etc/docker/daemon.json
+            (self.root / "daemon.json").write_text(self.daemon_json or "{}")
+            pools.append(f"--config-file={self.root / 'daemon.json'}")
         self.proc = subprocess.Popen(
             ["nsenter", f"--net=/var/run/netns/{self.netns}", "setsid", "dockerd",
              "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
-             "-H", self.host, "--pidfile", str(self.pidfile),
-             # its own bridge range: never confusable with the shared engine's in a log
-             "--bip", "10.253.0.1/24", "--default-address-pool", "base=10.254.0.0/16,size=24",
-             "--log-level", "warn"],
+             "-H", self.host, "--pidfile", str(self.pidfile), *pools, "--log-level", "warn"],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise EngineError(f"private dockerd exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}")
-            if self.sock.exists() and _run(["docker", "-H", self.host, "version", "--format", "{{.Server.Version}}"],
-                                           check=False, timeout=10).returncode == 0:
+            if self.sock.exists() and self._answers():
                 return
             time.sleep(0.2)
         raise EngineError(f"private dockerd did not answer within {timeout}s:\n{self.log.read_text()[-3000:]}")
+
+    def _answers(self) -> bool:
+        """dockerd answers an API call (a slow answer while it restores its state is "not yet")."""
+        try:
+            return _run(["docker", "-H", self.host, "version", "--format", "{{.Server.Version}}"],
+                        check=False, timeout=10).returncode == 0
+        except subprocess.TimeoutExpired:
+            return False
 
     def stop(self, timeout: float = 60) -> None:
         """Stop dockerd by its pid (SIGTERM; it stops its containers and its containerd)."""

@@ -10,7 +10,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[2] / "luma_compose"
 PURE = sorted([*PKG.glob("compose/*.py"), PKG / "records.py", PKG / "contract.py", PKG / "errors.py",
                PKG / "proxy" / "route_table.py", PKG / "proxy" / "caddy_config.py", PKG / "deploy" / "plan.py",
-               PKG / "swarm" / "stack.py", PKG / "swarm" / "routes.py"])
+               PKG / "deploy" / "subnets.py", PKG / "swarm" / "stack.py", PKG / "swarm" / "routes.py"])
 
 
 def imported_modules(path: Path) -> set[str]:
