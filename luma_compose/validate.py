@@ -104,4 +104,4 @@ def safe_for_caddy(value: str) -> bool:
 def dns_name_key(name: str) -> str:
     """A name as Docker's embedded DNS compares it: case-insensitive, a trailing dot ignored
     (``VICTIM-WEB.`` and ``victim-web`` answer the same query)."""
-    return name.rstrip(".").lower()
+    return name.strip().rstrip(".").lower()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import contract
+from .. import contract, validate
 from ..compose.rules import replicas_value
 from ..contract import RoutedService
 from ..errors import LumaError, UsageError
@@ -150,12 +150,12 @@ def shadow_refusals(project: str, config: dict[str, Any], table: "RouteTable",
     """Names this project's containers would answer to (service name, ``container_name``, ``hostname``,
     network aliases), on a network the proxy joins or may join, that the proxy dials for another route:
     known from the file before ``up``, so deploy refuses before the proxy goes near such a network.
-    Docker's DNS ignores case, and so does this comparison."""
+    Names are compared as Docker's DNS compares them (``validate.dns_name_key``: any case, a trailing dot ignored)."""
     dials: dict[str, tuple[str, str]] = {}
     for r in table.routes:
         for m in r.members:
             if m.name:
-                dials.setdefault(m.name.lower(), (r.project, r.service))
+                dials.setdefault(validate.dns_name_key(m.name), (r.project, r.service))
     watched = set(proxy_networks) | {contract.ingress_network(project)}
     out = set()
     for service, svc in (config.get("services") or {}).items():
@@ -164,7 +164,7 @@ def shadow_refusals(project: str, config: dict[str, Any], table: "RouteTable",
             if net not in watched and not net.endswith("_" + contract.NETWORK_KEY):
                 continue
             for name in {service, svc.get("container_name") or "", svc.get("hostname") or "", *aliases} - {""}:
-                owner = dials.get(name.lower())
+                owner = dials.get(validate.dns_name_key(name))
                 if owner is None or owner == (project, service):
                     continue
                 out.add(f"service {service} would answer to {name} on {net}, the name the proxy dials for "

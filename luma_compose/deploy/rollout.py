@@ -268,7 +268,7 @@ class Deployer:
         if self.network in table.refused_networks:
             why = [p for p in table.problems if f" on {self.network}" in p] or list(table.problems)
             raise LumaError(f"refusing to attach the proxy to {self.network}:\n  " + "\n  ".join(why),
-                            f"remove or rename that container, then deploy again")
+                            "remove or rename that container, then deploy again")
         if self.network not in set(self.ctrl.proxy.running().networks):
             self.ctrl.attach(self.network)
 

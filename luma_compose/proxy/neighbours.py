@@ -12,13 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .. import contract
+from .. import contract, validate
 from ..records import ContainerRecord
 
 
-def dns_name(name: str) -> str:
-    """A name as Docker's embedded DNS compares it: case-insensitive, no trailing dot."""
-    return name.strip().rstrip(".").lower()
+dns_name = validate.dns_name_key  # one rule for both targets
 
 
 def answers_to(c: ContainerRecord, network: str, name: bool = True) -> frozenset[str]:
