@@ -44,3 +44,13 @@ def test_the_check_sees_relative_imports():
     # a file of proxy/ importing ..engine must be seen, or the test above proves nothing
     mods = imported_modules(PKG / "proxy" / "controller.py")
     assert "luma_compose.proxy.caddy_config" in mods and "luma_compose.records" in mods
+
+
+def test_every_test_module_has_a_name_of_its_own():
+    # tests/ has no __init__.py files: pytest imports test modules by basename, and two files of one
+    # name (say tests/unit/test_x.py and tests/e2e/test_x.py) stop the whole run at collection.
+    tests = Path(__file__).resolve().parents[1]
+    names: dict[str, list[str]] = {}
+    for p in tests.rglob("test_*.py"):
+        names.setdefault(p.name, []).append(str(p.relative_to(tests)))
+    assert {n: ps for n, ps in names.items() if len(ps) > 1} == {}
