@@ -33,17 +33,16 @@ def render(files: Sequence[str] = (), project: str | None = None, project_direct
     project_dir = inputs.project_dir_of(found, project_directory)
     if len(found) == 1:
         name, text = inputs.read_file(found[0], stdin)
+        result = render_text(name, text, project, project_dir, environ)
     else:
         from .engine import compose_cli
 
         inputs.check_mergeable(found)
-        name = "<merged: " + ", ".join(found) + ">"
-        text, note = compose_cli.merge_files_checked(found, project, project_directory, environ)
-    result = render_text(name, text, project, project_dir, environ)
-    if len(found) > 1 and note:
-        result.warnings.insert(0, Problem(name, 0, 0, note, "write the values as Compose reads them before "
-                                          "merging (e.g. the long volume syntax with `type: bind`) to keep ${...}",
-                                          "merge"))
+
+        def render_merged(name: str, text: str, interpolated: bool) -> Result:
+            return render_text(name, text, project, project_dir, environ, interpolated=interpolated)
+
+        result = compose_cli.MergedRender(found, project, project_dir, environ, render_merged).run()
     result.project_directory = os.path.abspath(project_dir)
     return result
 
