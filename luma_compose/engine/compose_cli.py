@@ -153,6 +153,8 @@ class MergedRender:
         for kind in _MERGES:
             merged = raw if kind == "raw" else self._run(kind)
             if merged.returncode != 0:
+                if kind == "raw":  # Compose refuses the merge with `${VAR}` kept (`depends_on: ["${DB:-db}"]`)
+                    continue
                 self._refuse_input(merged)
             result = self.render(self.name, merged.stdout, kind != "raw")
             first = first or result

@@ -1,0 +1,182 @@
+"""Several -f files (issue 20): whichever merge render uses, Compose's model of the output must be its model
+of the files, every profile active, plus exactly the contract's additions. Compose is the oracle here (the
+real binary, no engine: see support/compose_oracle.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from support.compose_oracle import assert_compose_runs_input_plus_contract, compose_model
+from luma_compose import api, contract
+from luma_compose.compose import readback
+from luma_compose.engine import compose_cli
+
+ALL_PROFILES = {"COMPOSE_PROFILES": "*"}
+LUMA = os.path.join(os.path.dirname(sys.executable), "luma-compose")
+
+PROFILES = """\
+services:
+  web:
+    image: nginx
+    volumes: ["${DATA:-./data}:/srv"]
+    depends_on: {admin: {condition: service_started, required: false}}
+    x-luma: {hosts: web.example.com, port: 80}
+  admin:
+    image: nginx
+    profiles: [admin]
+    x-luma: {hosts: admin.example.com, port: 80}
+"""
+RESTART = "services: {web: {restart: always}}\n"
+
+
+def write(tmp_path, *texts: str) -> list[str]:
+    files = []
+    for i, text in enumerate(texts):
+        path = tmp_path / f"f{i}.yaml"
+        path.write_text(text)
+        files.append(str(path))
+    return files
+
+
+def render_files(tmp_path, *texts: str, env: dict | None = None):
+    files = write(tmp_path, *texts)
+    r = api.render(files, "p", None, None, env or {})
+    return files, r
+
+
+def test_services_in_profiles_are_kept(tmp_path):
+    files, r = render_files(tmp_path, PROFILES, RESTART)
+    assert r.ok, r.problems
+    assert {x.service for x in r.routes} == {"web", "admin"}
+    assert_compose_runs_input_plus_contract("", r.text, str(tmp_path), "p", {"web": ("web.example.com", 80),
+                                            "admin": ("admin.example.com", 80)}, env=ALL_PROFILES, in_files=files)
+    rc, model = compose_model(r.text, str(tmp_path))  # no profile active: Compose still accepts the output
+    assert rc == 0, model
+
+
+def test_a_renamed_default_network_keeps_its_name(tmp_path):
+    a = PROFILES.replace("    profiles: [admin]\n", "") + "networks: {default: {name: shared}}\n"
+    files, r = render_files(tmp_path, a, RESTART)
+    assert r.ok, r.problems
+    assert_compose_runs_input_plus_contract("", r.text, str(tmp_path), "p", {"web": ("web.example.com", 80),
+                                            "admin": ("admin.example.com", 80)}, env=ALL_PROFILES, in_files=files)
+    rc, model = compose_model(r.text, str(tmp_path))
+    assert rc == 0 and model["networks"]["default"]["name"] == "shared"
+
+
+@pytest.mark.parametrize("env, port", [({}, 8080), ({"PORT": "9000"}, 9000)])
+def test_a_port_from_a_variable_renders_as_from_one_file(tmp_path, env, port):
+    a = PROFILES.replace("x-luma: {hosts: web.example.com, port: 80}", "x-luma:\n      hosts: web.example.com\n      port: ${PORT:-8080}")
+    files, r = render_files(tmp_path, a, RESTART, env=env)
+    assert r.ok, r.problems
+    assert [x.port for x in r.routes if x.service == "web"] == [port]
+    assert_compose_runs_input_plus_contract("", r.text, str(tmp_path), "p", {"web": ("web.example.com", port),
+                                            "admin": ("admin.example.com", 80)}, env={**ALL_PROFILES, **env},
+                                            in_files=files)
+    single = api.render_text("a.yaml", a, "p", str(tmp_path), env)
+    assert single.ok and [x.port for x in single.routes if x.service == "web"] == [port]
+
+
+@pytest.mark.parametrize("env, port", [({}, 8080), ({"NGINX_PORT": "9000"}, 9000)])
+@pytest.mark.parametrize("entry", ["${NGINX_PORT:-8080}", "${NGINX_PORT:-8080}/tcp"])
+def test_the_port_from_expose_with_a_variable(tmp_path, env, port, entry):
+    text = (f'services:\n  web:\n    image: nginx\n    expose: ["{entry}"]\n'
+            "    x-luma: {hosts: web.example.com}\n")
+    r = api.render_text("compose.yaml", text, "p", str(tmp_path), env)
+    assert r.ok, r.problems
+    assert r.routes[0].port == port
+    assert 'luma.port: "${NGINX_PORT:-8080}"' in r.text  # kept for Compose to interpolate at `up`, as `port: ${...}`
+    assert_compose_runs_input_plus_contract(text, r.text, str(tmp_path), "p", {"web": ("web.example.com", port)},
+                                            env=env)
+
+
+def test_an_unknown_variable_in_expose_warns_as_in_port(tmp_path):
+    text = 'services:\n  web:\n    image: nginx\n    expose: ["${NGINX_PORT}"]\n    x-luma: {hosts: web.example.com}\n'
+    r = api.render_text("compose.yaml", text, "p", str(tmp_path), {})
+    assert r.ok and [w.rule for w in r.warnings] == ["x-luma"] and "NGINX_PORT" in r.warnings[0].message
+
+
+def test_a_variable_in_expose_that_is_no_port_is_refused(tmp_path):
+    text = 'services:\n  web:\n    image: nginx\n    expose: ["${P:-80-90}"]\n    x-luma: {hosts: web.example.com}\n'
+    r = api.render_text("compose.yaml", text, "p", str(tmp_path), {})
+    assert not r.ok and "not a single TCP port" in r.problems[0].message
+
+
+def test_a_merge_that_keeps_variables_needs_one_compose_run_for_the_read_back(tmp_path, monkeypatch):
+    files = write(tmp_path, "services:\n  web:\n    image: a\n    environment: {A: '${A:-x}'}\n",
+                  "services:\n  web:\n    x-luma: {hosts: a.example.com, port: 80}\n")
+    kinds = []
+    real = compose_cli.MergedRender._run
+
+    def counting(self, kind, *args):
+        kinds.append(kind)
+        return real(self, kind, *args)
+
+    monkeypatch.setattr(compose_cli.MergedRender, "_run", counting)
+    r = api.render(files, "p", None, None, {})
+    assert r.ok and "${A:-x}" in r.text and r.warnings == []
+    assert sorted(kinds) == ["model", "model", "raw"]
+
+
+def test_a_merge_that_never_reads_back_is_refused_naming_where(tmp_path):
+    """Whatever merge is tried, a render whose output Compose reads differently is never returned."""
+    files = write(tmp_path, PROFILES, RESTART)
+
+    def lossy(name, text, interpolated):
+        r = api.render_text(name, text, "p", str(tmp_path), {}, interpolated=interpolated)
+        r.text = r.text.replace("restart: always", "restart: on-failure")
+        return r
+
+    r = compose_cli.MergedRender(files, "p", str(tmp_path), {}, lossy).run()
+    assert not r.ok and r.text is None
+    assert [p.rule for p in r.problems] == ["merge"]
+    assert "services.web.restart: 'always' in the files, 'on-failure' in the merged file" in r.problems[0].message
+
+
+def test_the_cli_prints_nothing_for_a_refused_merge(tmp_path):
+    files = write(tmp_path, "services:\n  web:\n    image: a\n    x-luma: {hosts: a.example.com, port: 80}\n",
+                  "services:\n  web:\n    image: b\n")
+    p = subprocess.run([LUMA, "render", "-f", files[0], "-f", files[1], "-p", "P"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 2 and p.stdout == "" and "Traceback" not in p.stderr  # -p P is no valid project name
+
+
+def test_compose_refusing_the_files_is_a_usage_error(tmp_path):
+    files = write(tmp_path, "services:\n  web:\n    image: a\n    depends_on: [nothere]\n", RESTART)
+    p = subprocess.run([LUMA, "render", "-f", files[0], "-f", files[1]], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stdout == "" and "could not merge" in p.stderr and "nothere" in p.stderr
+
+
+# ---- the comparison itself (pure)
+
+def _route(service: str) -> contract.RoutedService:
+    return contract.RoutedService(service, ("a.example.com",), 80, "/up")
+
+
+def _model(extra_labels: dict | None = None, alias: str = "p-web") -> dict:
+    labels = {"team": "x", **(extra_labels or {})}
+    return {"name": "p", "services": {"web": {"image": "a", "labels": labels,
+                                              "networks": {"default": None, "luma": {"aliases": [alias]}}}},
+            "networks": {"default": {"name": "p_default"}, "luma": {"name": "p_luma"}}}
+
+
+def test_difference_accepts_exactly_the_contract():
+    model_in = {"name": "p", "services": {"web": {"image": "a", "labels": {"team": "x"},
+                                                  "networks": {"default": None}}},
+                "networks": {"default": {"name": "p_default"}}}
+    labels = contract.route_labels("p", "web", ["a.example.com"], 80, "/up")
+    assert readback.difference(model_in, _model(labels), "p", [_route("web")]) is None
+    assert "labels" in readback.difference(model_in, _model({**labels, "luma.port": "81"}), "p", [_route("web")])
+    assert readback.difference(model_in, _model({**labels, "luma.port": "81"}), "p", [_route("web")],
+                               exact_labels=False) is None
+    assert "networks.luma" in readback.difference(model_in, _model(labels, "x"), "p", [_route("web")])
+    changed = _model(labels)
+    changed["services"]["web"]["image"] = "b"
+    assert readback.difference(model_in, changed, "p", [_route("web")]) == \
+        "services.web.image: 'a' in the files, 'b' in the merged file"
+    del changed["services"]["web"]
+    assert "services.web" in readback.difference(model_in, changed, "p", [_route("web")])
