@@ -149,13 +149,12 @@ class MergedRender:
         if model.returncode != 0:
             self._refuse_input(model)
         model_in = json.loads(model.stdout)
-        first = where = None
+        first = where = failed = None
         for kind in _MERGES:
             merged = raw if kind == "raw" else self._run(kind)
-            if merged.returncode != 0:
-                if kind == "raw":  # Compose refuses the merge with `${VAR}` kept (`depends_on: ["${DB:-db}"]`)
-                    continue
-                self._refuse_input(merged)
+            if merged.returncode != 0:  # Compose refuses this merge of files it reads (`depends_on: ["${DB:-db}"]`
+                failed = merged           # with `${VAR}` kept; a `default` network left out when not normalized)
+                continue
             result = self.render(self.name, merged.stdout, kind != "raw")
             first = first or result
             if not result.ok:
@@ -166,6 +165,8 @@ class MergedRender:
                     result.warnings.insert(0, Problem(self.name, 0, 0, _INTERPOLATED_NOTE, _KEEP_VARIABLES, "merge"))
                 return result
             where = where if kind == "raw" and where else found
+        if first is None:
+            self._refuse_input(failed)
         if where is None:  # no merge rendered: the problems of the one closest to the files
             return first
         first.problems = [Problem(self.name, 0, 0, "these files cannot be merged into one file that Compose reads "
