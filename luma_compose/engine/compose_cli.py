@@ -114,8 +114,8 @@ class MergedRender:
     The merge keeps ``${VAR}`` (``--no-interpolate``) when that reads back right; merging before
     interpolation can change the meaning (Compose reads ``${DATA:-./data}:/srv`` as a named volume, and
     refuses ``depends_on: ["${DB:-db}"]``), then the merge is interpolated (a warning says so). A merge that
-    reads back differently either way is refused, naming where. Compose runs at most twice in a row: the
-    merge beside the model of the files, then the model of the output.
+    reads back differently either way is refused, naming where. When the first merge reads back right,
+    Compose runs twice in a row: the merge beside the model of the files, then the model of the output.
 
     ``render(name, text, interpolated)`` renders one text (a pipeline Result); ``environ``: the environment
     Compose sees (default: this process's); given, ``COMPOSE_*`` variables of this process do not leak into it.
@@ -130,7 +130,8 @@ class MergedRender:
         self.compose = compose_binary(docker)
         self.name = "<merged: " + ", ".join(self.files) + ">"
 
-    def _run(self, kind: str, files: Sequence[str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    def _run(self, kind: str, files: Sequence[str] | None = None,
+             stdin: str | None = None) -> subprocess.CompletedProcess:
         cmd = config_command(self.files if files is None else files, self.project, self.directory,
                              kind, stdin, self.compose, self.env)
         proc = run(cmd, timeout=120)
@@ -164,7 +165,8 @@ class MergedRender:
                 if kind != "raw":
                     result.warnings.insert(0, Problem(self.name, 0, 0, _INTERPOLATED_NOTE, _KEEP_VARIABLES, "merge"))
                 return result
-            where = where if kind == "raw" and where else found
+            if where is None or kind == "interpolated":  # the interpolated merge's difference says most
+                where = found
         if first is None:
             self._refuse_input(failed)
         if where is None:  # no merge rendered: the problems of the one closest to the files
