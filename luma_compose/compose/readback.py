@@ -9,7 +9,8 @@ two differ (None when they do not); the engine runs Compose (:mod:`..engine.comp
 from __future__ import annotations
 
 import copy
-from typing import Any
+import re
+from typing import Any, Mapping
 
 from .. import contract
 
@@ -95,3 +96,29 @@ def difference(model_in: dict, model_out: dict, project: str, routes: list[contr
         return wrong
     routed = {r.service for r in routes}
     return first_difference(without_contract(model_in, routed), without_contract(model_out, routed))
+
+
+#: `${VAR:-./dir}`: a variable whose default is a path (a bind mount's source, in a volume)
+PATH_DEFAULT = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-[.~/]")
+
+
+def binds_read_as_volumes(merged: str, variables: Mapping[str, str]) -> bool:
+    """Does a merge made before interpolation read a bind mount as a named volume? Compose reads the short
+    syntax ``${DATA:-./data}:/srv`` of an uninterpolated merge as a volume named ``${DATA:-./data}``, which
+    is a path once interpolated: that merge cannot read back right (so its read-back need not run)."""
+    from ruamel.yaml import YAML
+
+    from .inputs import interpolate
+
+    try:
+        data = YAML(typ="safe").load(merged)
+    except Exception:  # noqa: BLE001 - not readable: the read-back says why
+        return False
+    services = data.get("services") if isinstance(data, dict) else None
+    for svc in services.values() if isinstance(services, dict) else ():
+        for vol in (svc.get("volumes") or []) if isinstance(svc, dict) else ():
+            source = vol.get("source") if isinstance(vol, dict) and vol.get("type") == "volume" else None
+            if isinstance(source, str) and "$" in source \
+                    and interpolate(source, variables, strict=False).startswith((".", "/", "~")):
+                return True
+    return False

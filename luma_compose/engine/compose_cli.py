@@ -143,16 +143,28 @@ class MergedRender:
                          "fix the files as it says")
 
     def run(self):
-        with ThreadPoolExecutor(2) as pool:
-            raw_f = pool.submit(self._run, "raw")
+        from ..compose import inputs, readback
+
+        texts = []
+        for f in self.files:
+            with open(f, encoding="utf-8", errors="replace") as fh:
+                texts.append(fh.read())
+        # a `${VAR:-./dir}` bind mount: the merge keeping ${VAR} will likely not read back; merge interpolated too
+        likely = any(readback.PATH_DEFAULT.search(t) for t in texts)
+        with ThreadPoolExecutor(3) as pool:
+            merges = {kind: pool.submit(self._run, kind) for kind in ("raw", "interpolated")[:1 + likely]}
             model = self._run("model")
-            raw = raw_f.result()
+            merges = {kind: f.result() for kind, f in merges.items()}
         if model.returncode != 0:
             self._refuse_input(model)
         model_in = json.loads(model.stdout)
+        variables = inputs.dotenv(self.directory, os.environ if self.env is None else self.env) if likely else {}
         first = where = failed = None
         for kind in _MERGES:
-            merged = raw if kind == "raw" else self._run(kind)
+            merged = merges[kind] if kind in merges else self._run(kind)
+            if kind == "raw" and likely and merged.returncode == 0 \
+                    and readback.binds_read_as_volumes(merged.stdout, variables):
+                continue
             if merged.returncode != 0:  # Compose refuses this merge of files it reads (`depends_on: ["${DB:-db}"]`
                 failed = merged           # with `${VAR}` kept; a `default` network left out when not normalized)
                 continue

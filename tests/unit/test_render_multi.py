@@ -122,6 +122,32 @@ def test_a_merge_that_keeps_variables_needs_one_compose_run_for_the_read_back(tm
     assert sorted(kinds) == ["model", "model", "raw"]
 
 
+def test_a_bind_mount_from_a_variable_goes_straight_to_the_interpolated_merge(tmp_path, monkeypatch):
+    """`${DATA:-./data}:/srv` merged uninterpolated reads as a named volume: that merge is made beside the
+    model of the files, seen not to read back (no Compose run), and the interpolated one is read back."""
+    files = write(tmp_path, PROFILES, RESTART)
+    kinds = []
+    real = compose_cli.MergedRender._run
+
+    def counting(self, kind, *args):
+        kinds.append(kind)
+        return real(self, kind, *args)
+
+    monkeypatch.setattr(compose_cli.MergedRender, "_run", counting)
+    r = api.render(files, "p", None, None, {"DATA": "/srv/data"})
+    assert r.ok and [w.rule for w in r.warnings] == ["merge"] and "source: /srv/data" in r.text
+    assert sorted(kinds) == ["interpolated", "model", "model", "raw"]
+
+
+def test_a_named_volume_from_a_variable_keeps_the_variable(tmp_path):
+    files = write(tmp_path, "services:\n  web:\n    image: a\n    volumes: ['${VOL:-./x}:/srv']\nvolumes: {data: {}}\n",
+                  "services:\n  web:\n    x-luma: {hosts: a.example.com, port: 80}\n")
+    r = api.render(files, "p", None, None, {"VOL": "data"})  # a name, not a path: the raw merge is right
+    assert r.ok and "${VOL:-./x}" in r.text and r.warnings == []
+    assert_compose_runs_input_plus_contract("", r.text, str(tmp_path), "p", {"web": ("a.example.com", 80)},
+                                            env={"VOL": "data"}, in_files=files)
+
+
 def test_a_merge_that_never_reads_back_is_refused_naming_where(tmp_path):
     """Whatever merge is tried, a render whose output Compose reads differently is never returned."""
     files = write(tmp_path, PROFILES, RESTART)
