@@ -5,8 +5,9 @@
 >>> result.ok, result.project, result.text[:40]    # doctest: +SKIP
 
 A façade: the input is found as Compose finds it (:mod:`.compose.inputs`), several
-``-f`` files are merged by ``docker compose config`` (:mod:`.engine.compose_cli`, no
-engine needed), and the text is rendered by :mod:`.compose.pipeline`.
+``-f`` files are merged (:mod:`.compose.merge`, else ``docker compose config``) and read back by
+Compose (:mod:`.engine.compose_cli`, no engine needed), and the text is rendered by
+:mod:`.compose.pipeline`.
 """
 
 from __future__ import annotations

@@ -108,10 +108,12 @@ _KEEP_VARIABLES = ("write the values as Compose reads them before merging (e.g. 
 
 
 class MergedRender:
-    """Render several ``-f`` files: Compose merges them, render edits the merged text, and Compose's model of
+    """Render several ``-f`` files: they are merged, render edits the merged text, and Compose's model of
     the output must be its model of the files (every profile) plus exactly the contract's additions.
 
-    The merge keeps ``${VAR}`` (``--no-interpolate``) when that reads back right; merging before
+    First the merge made in Python (:mod:`..compose.merge`): rendered while Compose makes its model of the
+    files, then read back by Compose, so Compose runs twice, side by side. When that merge does not handle the
+    files, or its render does not read back right, Compose merges them. Compose's merge keeps ``${VAR}`` (``--no-interpolate``) when that reads back right; merging before
     interpolation can change the meaning (Compose reads ``${DATA:-./data}:/srv`` as a named volume, and
     refuses ``depends_on: ["${DB:-db}"]``), then the merge is interpolated (a warning says so). A merge that
     reads back differently either way is refused, naming where. When the first merge reads back right,
@@ -143,18 +145,36 @@ class MergedRender:
                          "fix the files as it says")
 
     def run(self):
-        from ..compose import inputs, readback
+        from ..compose import merge
 
         texts = []
         for f in self.files:
             with open(f, encoding="utf-8", errors="replace") as fh:
                 texts.append(fh.read())
+        merged = merge.merge_texts(texts)
+        with ThreadPoolExecutor(3) as pool:
+            model_f = pool.submit(self._run, "model")
+            if merged is None:
+                return self._merged_by_compose(texts, pool, model_f)
+            result = self.render(self.name, merged, False)  # beside Compose's model of the files
+            out_f = pool.submit(self._run, "model", ["-"], result.text) if result.ok else None
+            model = model_f.result()
+            if model.returncode != 0:
+                self._refuse_input(model)
+            model_in = json.loads(model.stdout)
+            if out_f is not None and self._difference(result, model_in, out_f.result()) is None:
+                return result
+            return self._merged_by_compose(texts, pool, model_f)  # this merge was wrong: Compose's is not
+
+    def _merged_by_compose(self, texts: list[str], pool: ThreadPoolExecutor, model_f):
+        """Compose merges the files (its merge made beside the model of the files, when that still runs)."""
+        from ..compose import inputs, readback
+
         # a `${VAR:-./dir}` bind mount: the merge keeping ${VAR} will likely not read back; merge interpolated too
         likely = any(readback.PATH_DEFAULT.search(t) for t in texts)
-        with ThreadPoolExecutor(3) as pool:
-            merges = {kind: pool.submit(self._run, kind) for kind in ("raw", "interpolated")[:1 + likely]}
-            model = self._run("model")
-            merges = {kind: f.result() for kind, f in merges.items()}
+        merges = {kind: pool.submit(self._run, kind) for kind in ("raw", "interpolated")[:1 + likely]}
+        model = model_f.result()
+        merges = {kind: f.result() for kind, f in merges.items()}
         if model.returncode != 0:
             self._refuse_input(model)
         model_in = json.loads(model.stdout)
@@ -190,11 +210,12 @@ class MergedRender:
         first.text = None
         return first
 
-    def _difference(self, result, model_in: dict) -> str | None:
-        """Where Compose's model of the rendered text is not the files' model plus the contract (None: equal)."""
+    def _difference(self, result, model_in: dict, out: subprocess.CompletedProcess | None = None) -> str | None:
+        """Where Compose's model of the rendered text (``out``: already run) is not the files' model plus the
+        contract (None: equal)."""
         from ..compose import readback
 
-        out = self._run("model", ["-"], result.text)
+        out = out or self._run("model", ["-"], result.text)
         if out.returncode != 0:
             return f"Compose refuses the merged file: {out.stderr.strip()}"
         exact = not any(w.rule == "x-luma" for w in result.warnings)

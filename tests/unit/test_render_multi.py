@@ -12,7 +12,7 @@ import pytest
 
 from support.compose_oracle import assert_compose_runs_input_plus_contract, compose_model
 from luma_compose import api, contract
-from luma_compose.compose import readback
+from luma_compose.compose import merge, readback
 from luma_compose.engine import compose_cli
 
 ALL_PROFILES = {"COMPOSE_PROFILES": "*"}
@@ -106,37 +106,74 @@ def test_a_variable_in_expose_that_is_no_port_is_refused(tmp_path):
     assert not r.ok and "not a single TCP port" in r.problems[0].message
 
 
-def test_a_merge_that_keeps_variables_needs_one_compose_run_for_the_read_back(tmp_path, monkeypatch):
+@pytest.fixture
+def compose_runs(monkeypatch) -> list[str]:
+    """The kinds of the Compose runs of a merged render (model, raw, interpolated, normalized)."""
+    kinds: list[str] = []
+    real = compose_cli.MergedRender._run
+
+    def counting(self, kind, *args):
+        kinds.append(kind)
+        return real(self, kind, *args)
+
+    monkeypatch.setattr(compose_cli.MergedRender, "_run", counting)
+    return kinds
+
+
+def test_a_merge_that_keeps_variables_needs_one_round_of_compose_runs(tmp_path, compose_runs):
+    """Merged here: Compose runs twice, side by side (the model of the files, the model of the output)."""
     files = write(tmp_path, "services:\n  web:\n    image: a\n    environment: {A: '${A:-x}'}\n",
                   "services:\n  web:\n    x-luma: {hosts: a.example.com, port: 80}\n")
-    kinds = []
-    real = compose_cli.MergedRender._run
-
-    def counting(self, kind, *args):
-        kinds.append(kind)
-        return real(self, kind, *args)
-
-    monkeypatch.setattr(compose_cli.MergedRender, "_run", counting)
     r = api.render(files, "p", None, None, {})
     assert r.ok and "${A:-x}" in r.text and r.warnings == []
-    assert sorted(kinds) == ["model", "model", "raw"]
+    assert compose_runs == ["model", "model"]
 
 
-def test_a_bind_mount_from_a_variable_goes_straight_to_the_interpolated_merge(tmp_path, monkeypatch):
-    """`${DATA:-./data}:/srv` merged uninterpolated reads as a named volume: that merge is made beside the
-    model of the files, seen not to read back (no Compose run), and the interpolated one is read back."""
+def test_a_bind_mount_from_a_variable_is_merged_here_keeping_the_variable(tmp_path, compose_runs):
+    """`${DATA:-./data}:/srv` stays short syntax in the merge made here, so it is still a bind mount."""
     files = write(tmp_path, PROFILES, RESTART)
-    kinds = []
-    real = compose_cli.MergedRender._run
+    r = api.render(files, "p", None, None, {"DATA": "/srv/data"})
+    assert r.ok and r.warnings == [] and '"${DATA:-./data}:/srv"' in r.text
+    assert compose_runs == ["model", "model"]
+    assert_compose_runs_input_plus_contract("", r.text, str(tmp_path), "p", {"web": ("web.example.com", 80),
+                                            "admin": ("admin.example.com", 80)},
+                                            env={**ALL_PROFILES, "DATA": "/srv/data"}, in_files=files)
 
-    def counting(self, kind, *args):
-        kinds.append(kind)
-        return real(self, kind, *args)
 
-    monkeypatch.setattr(compose_cli.MergedRender, "_run", counting)
+def test_a_bind_mount_from_a_variable_goes_straight_to_the_interpolated_merge(tmp_path, compose_runs, monkeypatch):
+    """When Compose merges: `${DATA:-./data}:/srv` merged uninterpolated reads as a named volume: that merge is
+    made beside the model of the files, seen not to read back (no Compose run), and the interpolated one is read
+    back."""
+    monkeypatch.setattr(merge, "merge_texts", lambda texts: None)
+    files = write(tmp_path, PROFILES, RESTART)
     r = api.render(files, "p", None, None, {"DATA": "/srv/data"})
     assert r.ok and [w.rule for w in r.warnings] == ["merge"] and "source: /srv/data" in r.text
-    assert sorted(kinds) == ["interpolated", "model", "model", "raw"]
+    assert sorted(compose_runs) == ["interpolated", "model", "model", "raw"]
+
+
+def test_a_merge_here_that_does_not_read_back_falls_back_to_compose(tmp_path, compose_runs, monkeypatch):
+    """Correctness never rests on the merge made here: a wrong one (here: the override file forgotten) is
+    read back, seen to differ, and Compose merges the files."""
+    monkeypatch.setattr(merge, "merge_texts", lambda texts: texts[0])
+    files = write(tmp_path, "services:\n  web:\n    image: a\n    x-luma: {hosts: a.example.com, port: 80}\n",
+                  RESTART)
+    r = api.render(files, "p", None, None, {})
+    assert r.ok and "restart: always" in r.text
+    assert compose_runs == ["model", "model", "raw", "model"]
+    assert_compose_runs_input_plus_contract("", r.text, str(tmp_path), "p", {"web": ("a.example.com", 80)},
+                                            env=ALL_PROFILES, in_files=files)
+
+
+@pytest.mark.parametrize("interpolate", [False, True])
+def test_the_bench_sets_take_the_one_round_path(tmp_path, compose_runs, interpolate):
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
+    try:
+        import render_speed
+    finally:
+        sys.path.pop(0)
+    files = write(tmp_path, *render_speed.generated_set(20, interpolate))
+    r = api.render(files, "p", None, None, {})
+    assert r.ok and r.warnings == [] and compose_runs == ["model", "model"]
 
 
 def test_a_named_volume_from_a_variable_keeps_the_variable(tmp_path):
