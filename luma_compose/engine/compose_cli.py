@@ -111,9 +111,13 @@ class MergedRender:
     """Render several ``-f`` files: they are merged, render edits the merged text, and Compose's model of
     the output must be its model of the files (every profile) plus exactly the contract's additions.
 
-    First the merge made in Python (:mod:`..compose.merge`): rendered while Compose makes its model of the
-    files, then read back by Compose, so Compose runs twice, side by side. When that merge does not handle the
-    files, or its render does not read back right, Compose merges them. Compose's merge keeps ``${VAR}`` (``--no-interpolate``) when that reads back right; merging before
+    First the merge made in Python (:mod:`..compose.merge`): Compose's model of the merged text must be exactly
+    its model of the files, and that text is rendered as one file is (render verifies its own output against
+    the text's data plus the contract's additions). Both Compose runs and the render run side by side (one round
+    of Compose runs). When that merge does not handle the files, or does not read back exactly, Compose merges
+    them and Compose reads the output back (below).
+
+    Compose's merge keeps ``${VAR}`` (``--no-interpolate``) when that reads back right; merging before
     interpolation can change the meaning (Compose reads ``${DATA:-./data}:/srv`` as a named volume, and
     refuses ``depends_on: ["${DB:-db}"]``), then the merge is interpolated (a warning says so). A merge that
     reads back differently either way is refused, naming where. When the first merge reads back right,
@@ -146,23 +150,25 @@ class MergedRender:
 
     def run(self):
         from ..compose import merge
+        from ..compose.readback import first_difference
 
-        texts = []
-        for f in self.files:
-            with open(f, encoding="utf-8", errors="replace") as fh:
-                texts.append(fh.read())
-        merged = merge.merge_texts(texts)
         with ThreadPoolExecutor(3) as pool:
-            model_f = pool.submit(self._run, "model")
+            model_f = pool.submit(self._run, "model")  # first: the longest run
+            texts = []
+            for f in self.files:
+                with open(f, encoding="utf-8", errors="replace") as fh:
+                    texts.append(fh.read())
+            merged = merge.merge_texts(texts)
             if merged is None:
                 return self._merged_by_compose(texts, pool, model_f)
-            result = self.render(self.name, merged, False)  # beside Compose's model of the files
-            out_f = pool.submit(self._run, "model", ["-"], result.text) if result.ok else None
+            merged_f = pool.submit(self._run, "model", ["-"], merged)
+            result = self.render(self.name, merged, False)  # beside both Compose runs
             model = model_f.result()
             if model.returncode != 0:
                 self._refuse_input(model)
             model_in = json.loads(model.stdout)
-            if out_f is not None and self._difference(result, model_in, out_f.result()) is None:
+            read = merged_f.result()
+            if result.ok and read.returncode == 0 and first_difference(model_in, json.loads(read.stdout)) is None:
                 return result
             return self._merged_by_compose(texts, pool, model_f)  # this merge was wrong: Compose's is not
 

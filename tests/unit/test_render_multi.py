@@ -121,7 +121,7 @@ def compose_runs(monkeypatch) -> list[str]:
 
 
 def test_a_merge_that_keeps_variables_needs_one_round_of_compose_runs(tmp_path, compose_runs):
-    """Merged here: Compose runs twice, side by side (the model of the files, the model of the output)."""
+    """Merged here: Compose runs twice, side by side (the model of the files, the model of the merged text)."""
     files = write(tmp_path, "services:\n  web:\n    image: a\n    environment: {A: '${A:-x}'}\n",
                   "services:\n  web:\n    x-luma: {hosts: a.example.com, port: 80}\n")
     r = api.render(files, "p", None, None, {})
@@ -153,7 +153,7 @@ def test_a_bind_mount_from_a_variable_goes_straight_to_the_interpolated_merge(tm
 
 def test_a_merge_here_that_does_not_read_back_falls_back_to_compose(tmp_path, compose_runs, monkeypatch):
     """Correctness never rests on the merge made here: a wrong one (here: the override file forgotten) is
-    read back, seen to differ, and Compose merges the files."""
+    read by Compose, seen to differ from the files, and Compose merges the files."""
     monkeypatch.setattr(merge, "merge_texts", lambda texts: texts[0])
     files = write(tmp_path, "services:\n  web:\n    image: a\n    x-luma: {hosts: a.example.com, port: 80}\n",
                   RESTART)
@@ -174,6 +174,9 @@ def test_the_bench_sets_take_the_one_round_path(tmp_path, compose_runs, interpol
     files = write(tmp_path, *render_speed.generated_set(20, interpolate))
     r = api.render(files, "p", None, None, {})
     assert r.ok and r.warnings == [] and compose_runs == ["model", "model"]
+    routes = {x.service: (",".join(x.hosts), x.port) for x in r.routes}
+    assert len(routes) == 10
+    assert_compose_runs_input_plus_contract("", r.text, str(tmp_path), "p", routes, env=ALL_PROFILES, in_files=files)
 
 
 def test_a_named_volume_from_a_variable_keeps_the_variable(tmp_path):
@@ -185,8 +188,9 @@ def test_a_named_volume_from_a_variable_keeps_the_variable(tmp_path):
                                             env={"VOL": "data"}, in_files=files)
 
 
-def test_a_merge_that_never_reads_back_is_refused_naming_where(tmp_path):
-    """Whatever merge is tried, a render whose output Compose reads differently is never returned."""
+def test_a_merge_that_never_reads_back_is_refused_naming_where(tmp_path, monkeypatch):
+    """Whatever merge Compose makes, a render whose output Compose reads differently is never returned."""
+    monkeypatch.setattr(merge, "merge_texts", lambda texts: None)
     files = write(tmp_path, PROFILES, RESTART)
 
     def lossy(name, text, interpolated):
@@ -203,6 +207,7 @@ def test_a_merge_that_never_reads_back_is_refused_naming_where(tmp_path):
 def test_a_refused_merge_prints_nothing_and_exits_1(tmp_path, monkeypatch, capsys):
     from luma_compose.cli import commands
 
+    monkeypatch.setattr(merge, "merge_texts", lambda texts: None)
     files = write(tmp_path, PROFILES, RESTART)
     real = api.render_text
 
