@@ -43,10 +43,23 @@ class Override:
 def _loader():
     from ruamel.yaml import YAML
     from ruamel.yaml.constructor import SafeConstructor
-    from ruamel.yaml.nodes import MappingNode, SequenceNode
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+    from ruamel.yaml.resolver import VersionedResolver
 
     class Constructor(SafeConstructor):
         pass
+
+    class Resolver(VersionedResolver):
+        """Resolves each distinct plain scalar once per file (keys repeat: most of a file's resolving time)."""
+
+        def resolve(self, kind, value, implicit):
+            if kind is not ScalarNode or not implicit[0] or implicit[1]:
+                return super().resolve(kind, value, implicit)
+            cache = self.__dict__.setdefault("_plain_tags", {})
+            tag = cache.get(value)
+            if tag is None:
+                tag = cache[value] = super().resolve(kind, value, implicit)
+            return tag
 
     def reset(constructor, node):
         return Reset()
@@ -61,7 +74,7 @@ def _loader():
     Constructor.add_constructor("!reset", reset)
     Constructor.add_constructor("!override", override)
     yaml = YAML(typ="safe")
-    yaml.Constructor = Constructor
+    yaml.Constructor, yaml.Resolver = Constructor, Resolver
     return yaml
 
 
