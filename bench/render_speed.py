@@ -7,7 +7,8 @@ For each example in examples/ and a generated file with --services services
 (default 2,000; half of them routed), runs both commands N times (default 15,
 after one warm-up run each), and prints the medians and the ratio
 render / compose. Targets: typical files <= 1.0x, the big file <= 2.0x, and generated three-file
-sets (``-f a -f b -f c``, --set-services services; one that Compose must merge interpolated) <= 1.5x.
+sets (``-f a -f b -f c``, --set-services services; one with a ``${VAR:-./dir}`` bind mount, which Compose's own
+merge would have to interpolate) <= 1.5x.
 Both are whole processes, as a user runs them (interpreter start included). The CPU ratio (user + system
 time of the processes, Compose's own runs included) is the same comparison, less sensitive to a loaded machine.
 
@@ -45,7 +46,7 @@ def generated(n: int) -> str:
 
 def generated_set(n: int, interpolate: bool) -> list[str]:
     """Three files as a project splits them (base, override, an extra): ~n services; ``interpolate`` puts a
-    `${VAR:-./dir}` bind mount in the base, which Compose must merge interpolated."""
+    `${VAR:-./dir}` bind mount in the base, which Compose's own merge would have to interpolate."""
     base = generated(n).replace("networks:\n  back:\n", "")
     if interpolate:
         base = base.replace("    environment:\n", '    volumes: ["${DATA:-./data}:/srv"]\n    environment:\n', 1)

@@ -138,8 +138,11 @@ class MergedRender:
 
     def _run(self, kind: str, files: Sequence[str] | None = None,
              stdin: str | None = None) -> subprocess.CompletedProcess:
+        # a short run: Go's collector at 4x its default target saves a fifth of Compose's CPU (measured on the
+        # bench's 30 kB sets: 0.17 s -> 0.14 s), for about twice the memory
+        env = {"GOGC": os.environ.get("GOGC", "400"), **(self.env or {})}
         cmd = config_command(self.files if files is None else files, self.project, self.directory,
-                             kind, stdin, self.compose, self.env)
+                             kind, stdin, self.compose, env)
         proc = run(cmd, timeout=120)
         check_v2(proc, "merging several -f files")
         return proc
