@@ -258,3 +258,16 @@ def test_difference_accepts_exactly_the_contract():
         "services.web.image: 'a' in the files, 'b' in the merged file"
     del changed["services"]["web"]
     assert "services.web" in readback.difference(model_in, changed, "p", [_route("web")])
+
+
+def test_compose_config_runs_with_a_lazier_collector_unless_gogc_is_set(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(compose_cli, "run", lambda cmd, timeout: seen.append(cmd.env) or
+                        subprocess.CompletedProcess(cmd.argv, 0, "{}", ""))
+    m = compose_cli.MergedRender(["a.yaml", "b.yaml"], "p", str(tmp_path), None, None)
+    m._run("model")
+    monkeypatch.setenv("GOGC", "150")
+    m._run("model")
+    m = compose_cli.MergedRender(["a.yaml", "b.yaml"], "p", str(tmp_path), {"GOGC": "90"}, None)
+    m._run("model")
+    assert [e["GOGC"] for e in seen] == ["400", "150", "90"]
