@@ -5,8 +5,9 @@
 >>> result.ok, result.project, result.text[:40]    # doctest: +SKIP
 
 A façade: the input is found as Compose finds it (:mod:`.compose.inputs`), several
-``-f`` files are merged by ``docker compose config`` (:mod:`.engine.compose_cli`, no
-engine needed), and the text is rendered by :mod:`.compose.pipeline`.
+``-f`` files are merged (:mod:`.compose.merge`, else ``docker compose config``) and read back by
+Compose (:mod:`.engine.compose_cli`, no engine needed), and the text is rendered by
+:mod:`.compose.pipeline`.
 """
 
 from __future__ import annotations
@@ -33,17 +34,16 @@ def render(files: Sequence[str] = (), project: str | None = None, project_direct
     project_dir = inputs.project_dir_of(found, project_directory)
     if len(found) == 1:
         name, text = inputs.read_file(found[0], stdin)
+        result = render_text(name, text, project, project_dir, environ)
     else:
         from .engine import compose_cli
 
         inputs.check_mergeable(found)
-        name = "<merged: " + ", ".join(found) + ">"
-        text, note = compose_cli.merge_files_checked(found, project, project_directory, environ)
-    result = render_text(name, text, project, project_dir, environ)
-    if len(found) > 1 and note:
-        result.warnings.insert(0, Problem(name, 0, 0, note, "write the values as Compose reads them before "
-                                          "merging (e.g. the long volume syntax with `type: bind`) to keep ${...}",
-                                          "merge"))
+
+        def render_merged(name: str, text: str, interpolated: bool) -> Result:
+            return render_text(name, text, project, project_dir, environ, interpolated=interpolated)
+
+        result = compose_cli.MergedRender(found, project, project_dir, environ, render_merged).run()
     result.project_directory = os.path.abspath(project_dir)
     return result
 

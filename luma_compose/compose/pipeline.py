@@ -42,8 +42,11 @@ class Result:
 
 
 def render_text(name: str, text: str, project: str | None = None, project_dir: str = ".",
-                environ: dict[str, str] | None = None) -> Result:
-    """Render compose text already in memory (``name`` is used in messages)."""
+                environ: dict[str, str] | None = None, interpolated: bool = False) -> Result:
+    """Render compose text already in memory (``name`` is used in messages).
+
+    ``interpolated``: the text is a merge Compose interpolated (its `${VAR}` already replaced, so a number
+    from a variable, as in `port: ${PORT:-8080}`, is written as a quoted string)."""
     result = Result(name)
     result.input_text = text
     src, problems = parse(name, text)
@@ -64,7 +67,7 @@ def render_text(name: str, text: str, project: str | None = None, project_dir: s
                                             project_dir, environ)
     warnings: list[Problem] = []
     routes, route_problems = find_routes(src, data, inputs.dotenv(project_dir, os.environ if environ is None
-                                                                  else environ), warnings)
+                                                                  else environ), warnings, interpolated)
     result.routes = [r.spec() for r in routes]
     problems += route_problems
     problems += rules.check(src, data, result.project, routes)

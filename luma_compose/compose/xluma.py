@@ -87,11 +87,14 @@ def _interpolate_for_check(src: Source, xnode: Node, service: str, xdata: Any, v
 
 
 def find_routes(src: Source, data: dict, variables: Mapping[str, str] | None = None,
-                warnings: list[Problem] | None = None) -> tuple[list[MarkedService], list[Problem]]:
+                warnings: list[Problem] | None = None,
+                interpolated: bool = False) -> tuple[list[MarkedService], list[Problem]]:
     """The routed services, with their x-luma settings; problems with x-luma itself.
 
     ``variables``: what Compose interpolates with (the environment and .env), for `${VAR}` in x-luma;
     ``warnings`` gets a warning for each `${VAR}` that cannot be checked because it is unknown.
+    ``interpolated``: Compose already interpolated the text (a merge), so `port: ${PORT:-8080}` reads
+    as the string "8080": a port written as digits is taken as the number, as it is from one file.
     """
     from . import schemas
 
@@ -110,6 +113,9 @@ def find_routes(src: Source, data: dict, variables: Mapping[str, str] | None = N
         builder = DataBuilder(src)
         written = builder.build(xnode)
         xdata = _interpolate_for_check(src, xnode, name, written, variables, warnings)
+        if interpolated and isinstance(xdata, dict) and isinstance(xdata.get("port"), str) \
+                and xdata["port"].isascii() and xdata["port"].isdigit():
+            xdata = {**xdata, "port": int(xdata["port"])}
         errs = schemas.errors("xluma", xdata)
         if errs:
             for e in errs:
@@ -118,8 +124,9 @@ def find_routes(src: Source, data: dict, variables: Mapping[str, str] | None = N
         hosts = xdata["hosts"]
         hosts = [hosts] if isinstance(hosts, str) else list(hosts)
         port = xdata.get("port")
+        expose_label = ""
         if port is None:
-            port, problem = _port_from_expose(src, snode, knode, name, data)
+            port, expose_label, problem = _port_from_expose(src, knode, name, data, variables, warnings)
             if problem:
                 problems.append(problem)
                 continue
@@ -139,24 +146,35 @@ def find_routes(src: Source, data: dict, variables: Mapping[str, str] | None = N
         label_hosts = tuple(h if "$" in h else h.lower() for h in text_hosts)
         text_port = written.get("port")
         routes.append(MarkedService(name, snode, knode, xnode, [h.lower() for h in hosts], port, health,
-                                    label_hosts, str(text_port) if isinstance(text_port, str) else "",
+                                    label_hosts, str(text_port) if isinstance(text_port, str) else expose_label,
                                     str(written.get("health", health))))
     return routes, problems
 
 
-def _port_from_expose(src: Source, snode, knode, name: str, data: dict) -> tuple[int | None, Problem | None]:
+def _port_from_expose(src: Source, knode, name: str, data: dict, variables: Mapping[str, str],
+                      warnings: list[Problem]) -> tuple[int | None, str, Problem | None]:
+    """(port, label text, problem) from the service's one `expose` entry. A `${VAR}` there is taken as in
+    `port: ${VAR}`: interpolated to check it (a placeholder, with a warning, when unknown), and kept in the
+    labels for Compose to interpolate at `up`."""
     svc = (data.get("services") or {}).get(name) or {}
     expose = svc.get("expose") if isinstance(svc, dict) else None
     hint = ("add `port: <container port>` under x-luma, or give the service exactly one `expose` entry")
     if not isinstance(expose, list) or len(expose) != 1:
         n = len(expose) if isinstance(expose, list) else 0
         why = "it has no `expose` entry" if n == 0 else f"it has {n} `expose` entries"
-        return None, src.problem(knode, f"service '{name}': x-luma needs `port` ({why} to take it from)", hint, "x-luma")
-    m = re.fullmatch(r"(\d+)(?:/tcp)?", str(expose[0]))
+        return None, "", src.problem(knode, f"service '{name}': x-luma needs `port` ({why} to take it from)", hint,
+                                     "x-luma")
+    written = str(expose[0])
+    text = re.sub(r"/tcp$", "", written)
+    value = text
+    if "$" in text:
+        checked = _interpolate_for_check(src, knode, name, {"port": text}, variables, warnings)["port"]
+        value = str(checked)
+    m = re.fullmatch(r"(\d+)(?:/tcp)?", value)
     if not m or not 1 <= int(m.group(1)) <= 65535:
-        return None, src.problem(knode, f"service '{name}': x-luma cannot take the port from `expose: {expose[0]}`"
-                                 " (not a single TCP port)", hint, "x-luma")
-    return int(m.group(1)), None
+        return None, "", src.problem(knode, f"service '{name}': x-luma cannot take the port from `expose: "
+                                     f"{written}` (not a single TCP port)", hint, "x-luma")
+    return int(m.group(1)), text if "$" in text else "", None
 
 
 def _xluma_problem(src: Source, xnode: Node, service: str, xdata: Any, e) -> Problem:
