@@ -7,7 +7,6 @@ that use it fail (never skip): render's correctness is judged by Compose itself.
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import json
 import os
@@ -18,6 +17,7 @@ from functools import lru_cache
 import pytest
 
 from luma_compose import contract
+from luma_compose.compose.readback import without_contract
 
 
 @lru_cache(maxsize=1)
@@ -50,24 +50,6 @@ def compose_model(text: str, project_dir: str, project: str | None = None, env: 
     if p.returncode != 0:
         return p.returncode, p.stderr
     return 0, json.loads(p.stdout)
-
-
-def without_contract(model: dict, routed: set[str]) -> dict:
-    """Compose's model of a rendered file minus exactly what the contract adds."""
-    model = copy.deepcopy(model)
-    for name in routed:
-        svc = model["services"][name]
-        labels = svc.get("labels") or {}
-        for k in [k for k in labels if k.startswith(contract.LABEL_PREFIX)]:
-            del labels[k]
-        if "labels" in svc and not labels:
-            del svc["labels"]
-        (svc.get("networks") or {}).pop(contract.NETWORK_KEY, None)
-    nets = model.get("networks") or {}
-    nets.pop(contract.NETWORK_KEY, None)
-    if "networks" in model and not nets:
-        del model["networks"]
-    return model
 
 
 def contract_additions_ok(model_out: dict, project: str, routes: dict[str, tuple[str, int]]) -> list[str]:
