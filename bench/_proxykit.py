@@ -119,8 +119,8 @@ class Project:
         sh("docker", "network", "rm", contract.ingress_network(self.name), check=False)
 
 
-def status(port: int, host: str) -> int:
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+def status(port: int, host: str, ip: str = "127.0.0.1") -> int:
+    c = http.client.HTTPConnection(ip, port, timeout=5)
     try:
         c.request("GET", "/", headers={"Host": host})
         r = c.getresponse()

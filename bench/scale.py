@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import _load
-from _proxykit import ROOT, RUN, SELECT, images, sh
+from _proxykit import ROOT, RUN, SELECT, images, sh, status
 from support.private_engine import PrivateEngine
 from support.processes import background
 
@@ -95,21 +95,6 @@ def compose_up(project: str, image: str, version: str = "a", *services: str) -> 
 
 def compose_down(project: str) -> None:
     sh(*LUMA, "down", "-p", project, "--proxy-name", PROXY, check=False)
-
-
-def status(addr: tuple[str, int], host: str) -> int:
-    import http.client
-
-    c = http.client.HTTPConnection(*addr, timeout=5)
-    try:
-        c.request("GET", "/", headers={"Host": host})
-        r = c.getresponse()
-        r.read()
-        return r.status
-    except OSError:
-        return 0
-    finally:
-        c.close()
 
 
 class LoadCounter:
@@ -175,7 +160,7 @@ def convergence(addr: tuple[str, int], image: str, runs: int, n: int) -> list[fl
         host = f"web.{p}.bench.test"
         compose_up(p, image)
         t0 = time.monotonic()
-        while status(addr, host) != 200:
+        while status(addr[1], host, addr[0]) != 200:
             if time.monotonic() - t0 > 60:
                 raise SystemExit(f"convergence: no 200 for {host} within 60 s")
             time.sleep(0.005)
