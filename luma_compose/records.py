@@ -119,3 +119,5 @@ class ContainerSpec:
     #: resolv.conf options (``ndots:1``: Docker's DNS then answers an unknown single-label name
     #: at once instead of forwarding it to the host's resolvers)
     dns_options: tuple[str, ...] = ()
+    #: namespaced kernel settings of the container (``net.*``)
+    sysctls: Mapping[str, str] = field(default_factory=dict)

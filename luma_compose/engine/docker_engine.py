@@ -107,6 +107,8 @@ class DockerEngine:
                   ports=ports, environment=dict(spec.environment), detach=True)
         if spec.dns_options:
             kw["dns_opt"] = list(spec.dns_options)
+        if spec.sysctls:
+            kw["sysctls"] = dict(spec.sysctls)
         try:
             c = self.dc.containers.create(spec.image, **kw)
         except errors.ImageNotFound:
@@ -270,6 +272,10 @@ class DockerEngine:
         it reports none (an engine on dockerd's built-in pools)."""
         pools = self.dc.info().get("DefaultAddressPools")
         return [(p["Base"], int(p["Size"])) for p in pools] if pools else None
+
+    def kernel_version(self) -> str:
+        """The engine's kernel version, as ``docker info`` reports it."""
+        return str(self.dc.info().get("KernelVersion") or "")
 
     def connect(self, network: str, container: str) -> None:
         """Attach a container to a network; already attached is fine."""

@@ -67,6 +67,11 @@ class SwarmEngine:
             raise UnavailableError(f"{self.endpoint.describe()} is a swarm worker: services are read and "
                                    "changed on a manager", "point DOCKER_HOST (or the docker context) at a manager")
 
+    def kernel_version(self) -> str:
+        """The kernel of the engine we talk to (a manager), as ``docker info`` reports it."""
+        p = self.run("info", "--format", "{{.KernelVersion}}", check=False, timeout=30)
+        return p.stdout.strip() if p.returncode == 0 else ""
+
     def services(self, *filters: str) -> list[dict[str, Any]]:
         args = ["service", "ls", "-q"]
         for f in filters:

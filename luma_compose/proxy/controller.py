@@ -41,7 +41,7 @@ CONFIG_HOME = "/data/config"
 KEPT_SUFFIX = "--luma-previous"
 from ..errors import LumaError, UsageError
 from ..records import COMPOSE_PROJECT_LABEL, ContainerRecord, ContainerSpec
-from . import caddy_config
+from . import caddy_config, handover
 from .container import (
     ACME_ROOT_PATH,
     BOOTSTRAP_PATH,
@@ -108,8 +108,8 @@ def bootstrap_config(tls: str) -> dict[str, Any]:
                                      https_port=INTERNAL_HTTPS_PORT)
 
 
-def proxy_spec(name: str, image: str, settings: Settings, volume: str) -> ContainerSpec:
-    """The proxy container to create for these settings."""
+def proxy_spec(name: str, image: str, settings: Settings, volume: str, kernel: str = "") -> ContainerSpec:
+    """The proxy container to create for these settings, on an engine with this kernel."""
     ports = {HTTP_KEY: parse_publish(settings.http, "--http-port")}
     if settings.tls != "off":
         ports[HTTPS_KEY] = parse_publish(settings.https, "--https-port")
@@ -126,7 +126,9 @@ def proxy_spec(name: str, image: str, settings: Settings, volume: str) -> Contai
         # With ndots set, Docker answers such a single-label name at once (no such host: Caddy
         # retries until it is back) instead of forwarding it to the host's resolvers, which can
         # take seconds or never answer.
-        dns_options=("ndots:1",))
+        dns_options=("ndots:1",),
+        # a config load resets no connection waiting to be accepted (proxy/handover.py)
+        sysctls=handover.listener_sysctls(kernel))
 
 
 class Controller:
@@ -164,7 +166,7 @@ class Controller:
         if want.tls not in caddy_config.TLS_MODES:
             raise UsageError(f"--tls {want.tls!r} is not one of {', '.join(caddy_config.TLS_MODES)}")
         vol = volume or os.environ.get(ENV_VOLUME) or f"{self.proxy.name}-data"
-        spec = proxy_spec(self.proxy.name, image, want, vol)  # validates the ports before anything changes
+        spec = proxy_spec(self.proxy.name, image, want, vol, self.engine.kernel_version())  # validates the ports before anything changes
         missing_ports = c is not None and c.state == "running" and bool(set(spec.ports) - set(c.ports))
         same = (c is not None and c.image_ref == image and cur == want and vol in c.volumes and not missing_ports
                 and c.labels.get(PROXY_LAYOUT_LABEL) == PROXY_LAYOUT)

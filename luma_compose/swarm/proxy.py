@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import contract
+from ..proxy import handover
 from . import control_tls, shadow
 from .options import TLS_LABELS, _placement_args, _storage_mount, tls_of
 from .watch import ROLE as WATCH_ROLE, Watch
@@ -65,6 +66,7 @@ class SwarmProxy:
     def __init__(self, engine: SwarmEngine, name: str = DEFAULT_NAME, log: Callable[[str], None] | None = None):
         self.engine = engine
         self.name = name
+        self._kernel: str | None = None
         self.log = log or (lambda s: print(s, file=sys.stderr))
         #: overlay id -> name, as read by the current pass (desired)
         self._net_names: dict[str, str] = {}
@@ -173,7 +175,7 @@ class SwarmProxy:
                     "--publish", f"mode=host,target={http_port},published={http_port},protocol=tcp",
                     "--update-order", "stop-first", "--update-parallelism", "1", "--update-delay", "1s",
                     "--update-failure-action", "rollback", "--restart-condition", "any",
-                    "--network", self.edge, *_placement_args(nodes)]
+                    "--network", self.edge, *_placement_args(nodes), *self._sysctl_args()]
             if tls.on:
                 for key, label in TLS_LABELS.items():
                     value = getattr(tls, key)
@@ -188,7 +190,7 @@ class SwarmProxy:
             self.log(f"proxy: created global service {self.name} ({len(table.routes)} routes, tls {tls.mode})")
             self._wait_converged(self.name)
         else:
-            self._update(existing, image, configs, {self.edge}, nodes)
+            self._update(existing, image, configs, {self.edge}, nodes, sysctls=self._sysctls())
         self._wait_converged(self.config_server)
         time.sleep(PROPAGATION)
         self._gc()
@@ -338,7 +340,7 @@ class SwarmProxy:
                         "--replicas", str(GATEWAY_REPLICAS), "--placement-pref", "spread=node.id",
                         "--endpoint-mode", "dnsrr", "--update-order", "start-first",
                         "--update-failure-action", "rollback", "--restart-condition", "any",
-                        "--network", self.edge, "--network", r.network,
+                        "--network", self.edge, "--network", r.network, *self._sysctl_args(),
                         "--config", f"source={cfg},target={GATEWAY_CONFIG_TARGET},mode=0444",
                         image, "caddy", "run", "--config", GATEWAY_CONFIG_TARGET]
                 self.engine.run(*args)
@@ -353,10 +355,13 @@ class SwarmProxy:
         return done
 
     def _update(self, svc: dict[str, Any], image: str, configs: dict[str, str], networks: set[str] | None,
-                nodes: str | None = None, wait: bool = True) -> bool:
-        """Bring one of our services to this image / these configs (by target) / networks."""
+                nodes: str | None = None, wait: bool = True, sysctls: dict[str, str] | None = None) -> bool:
+        """Bring one of our services to this image / these configs (by target) / networks / sysctls."""
         name = svc["Spec"]["Name"]
         args: list[str] = []
+        have_sysctls = svc["Spec"].get("TaskTemplate", {}).get("ContainerSpec", {}).get("Sysctls") or {}
+        args += [x for k, v in sorted((sysctls or {}).items()) if have_sysctls.get(k) != v
+                 for x in ("--sysctl-add", f"{k}={v}")]
         if self._image(svc) != image:
             args += ["--image", image]
         have_cfgs = self._config_names(svc)
@@ -384,6 +389,16 @@ class SwarmProxy:
         return True
 
     # ------------------------------------------------------------------ helpers
+
+    def _sysctls(self) -> dict[str, str]:
+        """The edges' and gateways' kernel settings: a config load resets no waiting connection
+        (proxy/handover.py). Decided by the manager's kernel: give every node the same one."""
+        if self._kernel is None:
+            self._kernel = self.engine.kernel_version()
+        return handover.listener_sysctls(self._kernel)
+
+    def _sysctl_args(self) -> list[str]:
+        return [x for k, v in sorted(self._sysctls().items()) for x in ("--sysctl", f"{k}={v}")]
 
     def _ensure_config(self, text: str, kind: str) -> str:
         name = swarm_routes.config_name(f"{self.name}-{kind}", text)

@@ -56,6 +56,7 @@ class FakeEngine:
         self.subnets: dict[str, tuple[str, ...]] = {}
         #: what ``docker info`` reports as DefaultAddressPools (None: dockerd's built-in ones)
         self.pools: list[tuple[str, int]] | None = None
+        self.kernel = "6.1.0-fake"
         #: how many more networks compose may take from the default pools (None: no limit, and compose's
         #: own networks are not modelled); at 0, compose's network creation fails as dockerd's does
         self.default_pools_left: int | None = None
@@ -224,6 +225,9 @@ class FakeEngine:
 
     def address_pools(self) -> list[tuple[str, int]] | None:
         return self.pools
+
+    def kernel_version(self) -> str:
+        return self.kernel
 
     def connect(self, network: str, container: str) -> None:
         c = self._require(container)

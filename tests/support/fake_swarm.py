@@ -43,6 +43,7 @@ class FakeSwarm:
         #: plain containers on any node (docker run elsewhere): network name -> [container name]
         self.plain: dict[str, list[str]] = {}
         self._n = 0
+        self.kernel = "6.1.0-fake"
 
     # --------------------------------------------------------------- setup helpers
 
@@ -147,6 +148,7 @@ class FakeSwarm:
         labels: dict[str, str] = {}
         nets: list[tuple[str, list[str]]] = []
         configs: list[dict[str, Any]] = []
+        sysctls: dict[str, str] = {}
         name = ""
         i = 0
         while i < len(a):
@@ -167,8 +169,13 @@ class FakeSwarm:
             elif flag == "--config":
                 kv = _kv(value)
                 configs.append({"ConfigName": kv["source"], "File": {"Name": kv["target"]}})
+            elif flag == "--sysctl":
+                k, v = value.split("=", 1)
+                sysctls[k] = v
             i += 2
         self.services_[name] = self._svc(name, labels, a[i], nets, configs)
+        if sysctls:
+            self.services_[name]["Spec"]["TaskTemplate"]["ContainerSpec"]["Sysctls"] = sysctls
         self.services_[name]["Spec"]["Args"] = a[i:]
         self.services_[name]["CreateArgs"] = a
 
@@ -185,12 +192,18 @@ class FakeSwarm:
             elif flag == "--config-add":
                 kv = _kv(value)
                 tmpl["ContainerSpec"]["Configs"].append({"ConfigName": kv["source"], "File": {"Name": kv["target"]}})
+            elif flag == "--sysctl-add":
+                k, v = value.split("=", 1)
+                tmpl["ContainerSpec"].setdefault("Sysctls", {})[k] = v
             elif flag == "--network-add":
                 tmpl["Networks"].append({"Target": self._net_id(value), "Aliases": []})
             elif flag == "--network-rm":
                 nid = self._net_id(value)
                 tmpl["Networks"] = [n for n in tmpl["Networks"] if n["Target"] != nid]
         svc["UpdateStatus"] = {"State": "completed", "StartedAt": str(len(self.calls))}
+
+    def kernel_version(self) -> str:
+        return self.kernel
 
     def services(self, *filters: str) -> list[dict[str, Any]]:
         return [s for s in self.services_.values()

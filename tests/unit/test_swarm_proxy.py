@@ -200,3 +200,36 @@ def test_sync_recreates_a_missing_config_server_and_a_lost_key():
     assert p._config_names(fake.services_["px"])[routes.CONTROL_CERT_TARGET] == cert
     assert p._config_names(fake.services_["px-config"])[routes.CONTROL_CERT_TARGET] == cert
     assert not p.sync().changed
+
+
+def _sysctls(fake: FakeSwarm, name: str) -> dict:
+    return fake.services_[name]["Spec"]["TaskTemplate"]["ContainerSpec"].get("Sysctls") or {}
+
+
+@pytest.mark.parametrize("kernel, want", [("6.1.0-18-amd64", {"net.ipv4.tcp_migrate_req": "1"}),
+                                          ("5.10.0-28-amd64", {})])
+def test_edges_and_gateways_hand_waiting_connections_over_across_config_loads(kernel, want):
+    """Every config load binds a new listening socket and closes the old one: with tcp_migrate_req
+    the connections waiting on the old one move to the new one instead of being reset. A kernel
+    without the setting is never asked for it (the task would not start)."""
+    fake = FakeSwarm()
+    fake.kernel = kernel
+    fake.add_stack_service("shop", "web", "shop.test")
+    up(fake)
+    assert _sysctls(fake, "px") == want
+    assert _sysctls(fake, "px-gw-shop") == want
+
+
+def test_an_edge_created_without_the_setting_gets_it_from_the_next_up():
+    fake = FakeSwarm()
+    fake.kernel = "4.19.0"
+    fake.add_stack_service("shop", "web", "shop.test")
+    up(fake)
+    assert _sysctls(fake, "px") == {}
+    fake.kernel = "6.1.0"
+    fake.calls.clear()
+    up(fake)
+    assert _sysctls(fake, "px") == {"net.ipv4.tcp_migrate_req": "1"}
+    fake.calls.clear()
+    up(fake)  # and then nothing changes
+    assert ("update", "px") not in service_ops(fake)
