@@ -7,7 +7,6 @@ Each test has its own proxy (``--select`` on this run's label) and its own proje
 from __future__ import annotations
 
 import contextlib
-import time
 from pathlib import Path
 
 import pytest
@@ -67,7 +66,9 @@ def test_a_hand_started_container_with_copied_labels_never_joins_the_pool(gmail,
         intruder, busybox_image, *args, "--health-cmd", "true", "--health-interval", "1s",
         networks=[net], aliases={net: [contract.alias(proj.name, "web")]},
         env={"PROJECT": "intruder", "SERVICE": "web"}))
-    time.sleep(2)  # its health check has passed: "healthy", and the newest container
+    # its health check has passed ("healthy", and the newest container), however slow the machine
+    assert pk.wait_for(lambda: dk.inspect(intruder)["State"].get("Health", {}).get("Status") == "healthy",
+                       timeout=60)
     proxy.sync()
     # never the intruder; being a foreign container on gmail_luma, it withholds gmail (503) until it leaves
     assert pk.serves(proxy, host, "luma-compose", 30) == {(503, "luma-compose"): 30}
