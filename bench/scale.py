@@ -15,6 +15,10 @@ single-replica services and one unrouted one) and prints per N:
   redeployed --redeploys times: failed requests and requests slower than 0.5 s, without and
   with CPU load (``stress --cpu 2``).
 
+``--profile RUNS``: RUNS more convergences with ``proxy run``'s loop in this process, every engine
+call, config load, sync and Docker event printed with its time from ``compose up -d``'s return
+(bench/_syncprofile.py): where a convergence goes.
+
 Run as root, under the machine-wide lock (the private engine uses fixed names)::
 
     flock /tmp/luma-private-engine.lock .venv/bin/python bench/scale.py --n 1 25 50 100
