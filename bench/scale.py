@@ -215,12 +215,14 @@ def quiet_under_load(addr: tuple[str, int], quiet: str, busy: str, image: str, r
     cpu = background(["stress", "--cpu", "2"], capture=False) if stress else contextlib.nullcontext()
     with cpu:
         t.start()
-        time.sleep(1)
-        for i in range(redeploys):
-            deploy(busy, image, version=f"v{i}{'s' if stress else ''}")
-        time.sleep(1)
-        stop.set()
-        t.join()
+        try:
+            time.sleep(1)
+            for i in range(redeploys):
+                deploy(busy, image, version=f"v{i}{'s' if stress else ''}")
+            time.sleep(1)
+        finally:  # a failed deploy too: the load stops (else the process waits for it, holding the lock)
+            stop.set()
+            t.join()
     results, secs = res[0]
     failed = sum(1 for r in results if r.status != 200)
     slow = sum(1 for r in results if r.latency > 0.5)
