@@ -15,6 +15,10 @@ single-replica services and one unrouted one) and prints per N:
   redeployed --redeploys times: failed requests and requests slower than 0.5 s, without and
   with CPU load (``stress --cpu 2``).
 
+``--profile RUNS``: RUNS more convergences with ``proxy run``'s loop in this process, every engine
+call, config load, sync and Docker event printed with its time from ``compose up -d``'s return
+(bench/_syncprofile.py): where a convergence goes.
+
 Run as root, under the machine-wide lock (the private engine uses fixed names)::
 
     flock /tmp/luma-private-engine.lock .venv/bin/python bench/scale.py --n 1 25 50 100
@@ -32,9 +36,11 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import _load
+import _syncprofile
 from _proxykit import ROOT, RUN, SELECT, images, sh, status
 from support.private_engine import PrivateEngine
 from support.processes import background
@@ -169,6 +175,31 @@ def convergence(addr: tuple[str, int], image: str, runs: int, n: int) -> list[fl
     return out
 
 
+def profile_convergence(addr: tuple[str, int], image: str, runs: int, n: int) -> str:
+    """Convergence with ``proxy run`` in this process, every engine call and event timestamped."""
+    out = []
+    with _syncprofile.ProfiledRun(PROXY) as prof:
+        time.sleep(3)
+        for i in range(runs):
+            p = f"prof{RUN}n{n}r{i}"
+            host = f"web.{p}.bench.test"
+            write(p, image)
+            r = WORK / p / "rendered.yaml"
+            r.write_text(sh(*LUMA, "render", "-f", str(WORK / p / "compose.yaml")))
+            t_up = time.monotonic()
+            sh("docker", "compose", "-p", p, "-f", str(r), "up", "-d", "--quiet-pull")
+            t0 = time.monotonic()
+            while status(addr[1], host, addr[0]) != 200:
+                if time.monotonic() - t0 > 60:
+                    raise SystemExit(f"profile: no 200 for {host} within 60 s")
+                time.sleep(0.005)
+            served = time.monotonic()
+            time.sleep(1)
+            out.append(f"profile run {i} (N = {n}):\n" + prof.report(t_up, t0, served))
+            compose_down(p)
+    return "\n".join(out)
+
+
 def caddy_rss() -> str:
     out = sh("docker", "exec", PROXY, "sh", "-c", "grep VmRSS /proc/1/status", check=False)
     return out.split(":", 1)[-1].strip() or "?"
@@ -184,12 +215,14 @@ def quiet_under_load(addr: tuple[str, int], quiet: str, busy: str, image: str, r
     cpu = background(["stress", "--cpu", "2"], capture=False) if stress else contextlib.nullcontext()
     with cpu:
         t.start()
-        time.sleep(1)
-        for i in range(redeploys):
-            deploy(busy, image, version=f"v{i}{'s' if stress else ''}")
-        time.sleep(1)
-        stop.set()
-        t.join()
+        try:
+            time.sleep(1)
+            for i in range(redeploys):
+                deploy(busy, image, version=f"v{i}{'s' if stress else ''}")
+            time.sleep(1)
+        finally:  # a failed deploy too: the load stops (else the process waits for it, holding the lock)
+            stop.set()
+            t.join()
     results, secs = res[0]
     failed = sum(1 for r in results if r.status != 200)
     slow = sum(1 for r in results if r.latency > 0.5)
@@ -203,6 +236,9 @@ def main() -> None:
     ap.add_argument("--conv-runs", type=int, default=5)
     ap.add_argument("--redeploys", type=int, default=3)
     ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--profile", type=int, default=0, metavar="RUNS",
+                    help="also time every engine call, load and event of RUNS convergences (proxy run in-process)")
+    ap.add_argument("--no-quiet", action="store_true", help="skip the quiet-project-under-load part")
     ap.add_argument("--engine", default="lumascale", help="private engine name (at most 11 characters)")
     ap.add_argument("--baseline", type=Path, help="a checkout of another version (e.g. `git worktree add "
                     "/tmp/base main`): its `proxy sync` is timed beside this one's on the same projects")
@@ -224,9 +260,10 @@ def main() -> None:
         print(f"private engine {eng.name}; proxy {PROXY} at {addr[0]}:{addr[1]}", flush=True)
         for n in sorted(args.n):
             t0 = time.monotonic()
-            while have < n - 1:  # the bulk: plain compose (deploy of the last one is measured)
-                compose_up(f"s{RUN}p{have}", bb)
-                have += 1
+            # the bulk: plain compose, a few at a time (deploy of the last one is measured)
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                list(pool.map(lambda i: compose_up(f"s{RUN}p{i}", bb), range(have, n - 1)))
+            have = max(have, n - 1)
             timed_sync()
             bulk = time.monotonic() - t0
             first = deploy(f"s{RUN}p{have}", bb)
@@ -239,13 +276,17 @@ def main() -> None:
                 changed = f"s{RUN}extra"
             idle, one, sent = measure_sync(counter, bb, changed, n)
             versus = compare_cli_sync(args.baseline)
+            if args.profile:
+                print(profile_convergence(addr, bb, args.profile, n), flush=True)
+            calm = loaded = "skipped (--no-quiet)"
             with background([*LUMA, "proxy", "run", "--name", PROXY], capture=False):
                 time.sleep(2)
                 conv = convergence(addr, bb, args.conv_runs, n)
                 quiet = f"s{RUN}p{have - 1}"
                 busy = f"s{RUN}p0" if have > 1 else f"s{RUN}extra"
-                calm = quiet_under_load(addr, quiet, busy, bb, args.redeploys, args.clients, stress=False)
-                loaded = quiet_under_load(addr, quiet, busy, bb, args.redeploys, args.clients, stress=True)
+                if not args.no_quiet:
+                    calm = quiet_under_load(addr, quiet, busy, bb, args.redeploys, args.clients, stress=False)
+                    loaded = quiet_under_load(addr, quiet, busy, bb, args.redeploys, args.clients, stress=True)
             print(f"\n== N = {n} projects ({3 * n} containers; bulk setup {bulk:.0f} s)\n"
                   f"deploy (one more project)      {first:6.2f} s\n"
                   f"redeploy (one project)         {redeploy:6.2f} s\n"

@@ -178,10 +178,19 @@ class ProxyContainer:
             raise UnavailableError(f"Caddy's admin API in {self.name} returned no JSON: {e}") from e
         return cfg if isinstance(cfg, dict) else None
 
-    def load(self, config: dict[str, Any]) -> None:
-        """Atomic ``POST /load`` of a whole config, through ``caddy reload`` in the container."""
+    def load(self, config: dict[str, Any], attempts: int = 3) -> None:
+        """Atomic ``POST /load`` of a whole config, through ``caddy reload`` in the container.
+
+        Caddy replaces its admin server on every load and closes the old one's connections: a load
+        from another process (a deploy beside ``proxy run``) can see its request reset unanswered.
+        Such a load is sent again (an identical config is a no-op for Caddy)."""
         self.engine.put_file(self.name, LIVE_PATH, caddy_config.dumps(config).encode())
-        code, out, err = self.exec(["caddy", "reload", "--config", LIVE_PATH, "--address", caddy_config.ADMIN_LISTEN])
+        for attempt in range(attempts):
+            code, out, err = self.exec(["caddy", "reload", "--config", LIVE_PATH, "--address",
+                                        caddy_config.ADMIN_LISTEN])
+            if code == 0 or not _unanswered(err or out) or attempt == attempts - 1:
+                break
+            time.sleep(0.2)
         if code != 0:
             msg = (err or out).strip().splitlines()
             raise LumaError(f"Caddy in {self.name} rejected the config: {msg[-1] if msg else f'exit {code}'}",
@@ -202,3 +211,12 @@ class ProxyContainer:
             time.sleep(0.1)
         raise UnavailableError(f"Caddy's admin API in {self.name} did not come up within {timeout:.0f}s: {last}",
                                "see: docker logs " + self.name)
+
+
+#: How ``caddy reload`` reports a request that got no answer (the admin server it reached was being
+#: replaced by another process's load): "performing request: ... <one of these>".
+_UNANSWERED = ("connection reset by peer", "connection refused", "EOF")
+
+
+def _unanswered(text: str) -> bool:
+    return "performing request" in text and any(w in text for w in _UNANSWERED)

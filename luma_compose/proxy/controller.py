@@ -137,6 +137,10 @@ class Controller:
         self.proxy = ProxyContainer(engine, proxy_name(name))
         self._loaded: dict[str, Any] | None = None  # last config known to be in Caddy (for run)
         self._loaded_for: str = ""  # container id it was loaded into
+        self._loaded_text: str = ""  # caddy_config.dumps(self._loaded): compared on every sync
+        #: The proxy container's id as of the last look (the watcher skips the network events its
+        #: own attaching and detaching cause: the sync that made them already accounted for them).
+        self.proxy_id: str = ""
         self.settings = Settings()  # as of the last look at the proxy container
         self._ports: dict[str, tuple[str, int]] = {}  # its published ports, as of that look
 
@@ -245,6 +249,7 @@ class Controller:
         before stopping it)."""
         current = None
         if c is not None:
+            self.proxy_id = c.id
             self.settings = settings_of(c)
             self._ports = dict(c.ports)
             if c.state == "running":
@@ -316,7 +321,14 @@ class Controller:
             return self._loaded
         cfg = self.proxy.get_config()
         self._loaded, self._loaded_for = cfg, c.id
+        self._loaded_text = caddy_config.dumps(cfg) if cfg is not None else ""
         return cfg
+
+    def _dumped(self, current: dict[str, Any]) -> str:
+        """``caddy_config.dumps(current)``, without re-encoding the config this process loaded last."""
+        if current is self._loaded:
+            return self._loaded_text
+        return caddy_config.dumps(current)
 
     def forget(self) -> None:
         self._loaded = None
@@ -338,12 +350,13 @@ class Controller:
         if res.connected:
             # Docker may publish ephemeral ports anew when a network is connected: the alt-svc port follows.
             again = self.proxy.container()
-            if again is not None:
+            if again is not None and dict(again.ports) != self._ports:
                 self._ports = dict(again.ports)
                 desired = self.desired(table)
-        if current is None or caddy_config.dumps(current) != caddy_config.dumps(desired):
+        text = caddy_config.dumps(desired)
+        if current is None or self._dumped(current) != text:
             self.proxy.load(desired)
-            self._loaded, self._loaded_for = json.loads(caddy_config.dumps(desired)), c.id
+            self._loaded, self._loaded_for, self._loaded_text = json.loads(text), c.id, text
             res.changed = True
         self._prune(table, attached, res)
         return res

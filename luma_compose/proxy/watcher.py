@@ -96,9 +96,10 @@ def classify(ctl: Controller, ev: dict) -> str | None:
     if ev.get("Type") == "network":
         # A container attached to an ingress network (by hand): it may answer to a routed
         # container's name there (DNS shadowing), which sync detects.
-        if action in ("connect", "disconnect") and (attrs.get("name") or "").endswith("_" + contract.NETWORK_KEY):
-            return "managed"
-        return None
+        if action not in ("connect", "disconnect") or not (attrs.get("name") or "").endswith("_" + contract.NETWORK_KEY):
+            return None
+        # The proxy's own attach or detach: the sync that made it has accounted for it already.
+        return None if ctl.proxy_id and attrs.get("container") == ctl.proxy_id else "managed"
     if action not in RELEVANT_ACTIONS:
         return None
     if attrs.get("name") == ctl.proxy.name:

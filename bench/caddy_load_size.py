@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Does a Caddy config load cost what the change is, or what the config holds? (issue 19 item 3)
+
+Starts the caddy binary on this machine (no Docker) with our generated config for R routes (each
+with one upstream: a local HTTP server answering the health path) and times, per R:
+
+* ``POST /load`` of the whole config with one route's upstream changed (what ``proxy sync`` does);
+* ``PATCH /config/.../routes/<i>`` of that one route only (the "load only what changed" alternative);
+* the same ``POST /load`` with the active health checks left out (what part of a load they are).
+
+Medians of --rounds. Caddy's admin API re-provisions the whole config on every change, a PATCH of one
+route included (caddy's admin.go -> changeConfig -> unsyncedDecodeAndRun: the new config is decoded
+and every app provisioned and started afresh, then the old one stopped), so both grow with R.
+
+    .venv/bin/python bench/caddy_load_size.py [--routes 2 50 100 200 400] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import http.server
+import json
+import os
+import socket
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import _proxykit  # noqa: F401  (puts the project on sys.path)
+
+from luma_compose.proxy import caddy_config
+from luma_compose.proxy.route_table import Member, Route, RouteTable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Ok(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a: object) -> None:
+        pass
+
+
+def config(routes: int, backend: int, admin: int, http_port: int, version: int, health: bool = True) -> dict:
+    rs = []
+    for i in range(routes):
+        dial = f"127.0.0.1:{backend}"
+        m = Member(f"p{i}-web-1", f"id{i}", dial, "none", True, "", f"h{version if i == 0 else 0}", "running")
+        rs.append(Route(f"p{i}", "web", (f"web{'-v%d' % version if i == 0 else ''}.p{i}.test",), 3000, "/up",
+                        f"p{i}_luma", (m,), "2026-01-01T00:00:00Z"))
+    cfg = caddy_config.build_config(RouteTable(tuple(rs)), tls="off", http_port=http_port, https_port=free_port(),
+                                    http3=False)
+    cfg["admin"] = {"listen": f"127.0.0.1:{admin}"}
+    cfg["storage"] = {"module": "file_system", "root": tempfile.mkdtemp(prefix="luma-caddy-size-")}
+    if not health:
+        for server in cfg["apps"]["http"]["servers"].values():
+            for r in server.get("routes", []):
+                _strip_health(r)
+    return cfg
+
+
+def _strip_health(node: object) -> None:
+    if isinstance(node, dict):
+        hc = node.get("health_checks")
+        if isinstance(hc, dict):
+            hc.pop("active", None)
+        for v in node.values():
+            _strip_health(v)
+    elif isinstance(node, list):
+        for v in node:
+            _strip_health(v)
+
+
+def request(admin: int, method: str, path: str, body: bytes) -> float:
+    c = http.client.HTTPConnection("127.0.0.1", admin, timeout=60)
+    t0 = time.monotonic()
+    c.request(method, path, body=body, headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    text = r.read()
+    secs = time.monotonic() - t0
+    c.close()
+    if r.status != 200:
+        raise SystemExit(f"{method} {path}: {r.status} {text[:300]!r}")
+    return secs
+
+
+def first_route(cfg: dict) -> tuple[str, dict]:
+    """The config path of the first host route (ids hold a slash, which /id/ paths cannot) and the route."""
+    for name, server in cfg["apps"]["http"]["servers"].items():
+        for i, r in enumerate(server.get("routes", [])):
+            if str(r.get("@id", "")).startswith(caddy_config.ROUTE_ID_PREFIX):
+                return f"/config/apps/http/servers/{name}/routes/{i}", r
+    raise SystemExit("no route with an @id in the generated config")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--routes", type=int, nargs="+", default=[2, 50, 100, 200, 400])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--caddy", default="caddy")
+    args = ap.parse_args()
+    backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    admin, http_port = free_port(), free_port()
+    boot = Path(tempfile.mkdtemp(prefix="luma-caddy-size-")) / "boot.json"
+    boot.write_text(json.dumps(config(1, backend.server_port, admin, http_port, 0)))
+    env = {**os.environ, "XDG_DATA_HOME": str(boot.parent), "XDG_CONFIG_HOME": str(boot.parent)}
+    proc = subprocess.Popen([args.caddy, "run", "--config", str(boot)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                request(admin, "GET", "/config/", b"")
+                break
+            except (OSError, SystemExit):
+                time.sleep(0.1)
+        print(f"{'routes':>6} {'config':>9} {'POST /load':>11} {'PATCH 1 route':>14} {'load, no active hc':>19}")
+        v = 1
+        for n in args.routes:
+            full, patch, bare = [], [], []
+            for _ in range(args.rounds):
+                cfg = config(n, backend.server_port, admin, http_port, v)
+                body = caddy_config.dumps(cfg).encode()
+                full.append(request(admin, "POST", "/load", body))
+                v += 1
+                # one route only: that route replaced in place
+                path, route = first_route(config(n, backend.server_port, admin, http_port, v))
+                patch.append(request(admin, "PATCH", path, json.dumps(route).encode()))
+                v += 1
+                bare.append(request(admin, "POST", "/load", caddy_config.dumps(
+                    config(n, backend.server_port, admin, http_port, v, health=False)).encode()))
+                v += 1
+            print(f"{n:>6} {len(body) / 1024:>7.1f}kB {statistics.median(full) * 1000:>9.0f}ms "
+                  f"{statistics.median(patch) * 1000:>12.0f}ms {statistics.median(bare) * 1000:>17.0f}ms", flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        backend.shutdown()
+
+
+if __name__ == "__main__":
+    main()
