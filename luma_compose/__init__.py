@@ -1,6 +1,6 @@
 """luma-compose: route many Docker Compose projects behind one reverse proxy.
 
-The Python API lives in :mod:`luma_compose.api` (see README, "Python API")::
+The Python API lives in :mod:`luma_compose.api` (see docs/python-api.md)::
 
     from luma_compose.api import render, check
     result = render(["compose.yaml"], project="gmail")

@@ -1,4 +1,4 @@
-"""The import direction the README's "Code map" promises: the pure core never reaches the engine."""
+"""The import direction the "Code map" of CONTRIBUTING.md promises: the pure core never reaches the engine."""
 
 from __future__ import annotations
 
