@@ -55,7 +55,7 @@ def deploy(engine: SwarmEngine, project: str, stack_text: str, routed: list[cont
     if clash:
         raise SwarmError("refusing to deploy, nothing changed: " + "; ".join(clash))
     before = {s["Spec"]["Name"]: s["Version"]["Index"]
-              for s in engine.services(f"label=com.docker.stack.namespace={project}")}
+              for s in engine.services(f"label={contract.STACK_NAMESPACE_LABEL}={project}")}
     t0 = time.monotonic()
     engine.run("stack", "deploy", "--detach=true", "--resolve-image", resolve_image, "--prune", "-c", "-", project,
                input=stack_text, timeout=timeout)
@@ -84,7 +84,7 @@ def wait_stack(engine: SwarmEngine, project: str, before: dict[str, int], timeou
     pending: list[str] = []
     while time.monotonic() < deadline:
         pending = []
-        for s in engine.services(f"label=com.docker.stack.namespace={project}"):
+        for s in engine.services(f"label={contract.STACK_NAMESPACE_LABEL}={project}"):
             name = s["Spec"]["Name"]
             st = s.get("UpdateStatus") or {}
             state = st.get("State", "")
@@ -122,7 +122,7 @@ def down(engine: SwarmEngine, project: str, proxy_name: str = "luma-proxy", time
     engine.require_manager()
     engine.run("stack", "rm", project, check=False)
     deadline = time.monotonic() + timeout
-    while engine.services(f"label=com.docker.stack.namespace={project}"):
+    while engine.services(f"label={contract.STACK_NAMESPACE_LABEL}={project}"):
         if time.monotonic() > deadline:
             raise SwarmError(f"services of {project} still there after {timeout:.0f}s")
         time.sleep(0.5)
@@ -130,7 +130,7 @@ def down(engine: SwarmEngine, project: str, proxy_name: str = "luma-proxy", time
         SwarmProxy(engine, proxy_name, log=log).sync()
     # Networks go once their tasks are gone (the proxy has left P_luma now).
     while True:
-        left = [n["Name"] for n in engine.networks(f"label=com.docker.stack.namespace={project}")]
+        left = [n["Name"] for n in engine.networks(f"label={contract.STACK_NAMESPACE_LABEL}={project}")]
         for n in left:
             engine.run("network", "rm", n, check=False)
         if not left or time.monotonic() > deadline:

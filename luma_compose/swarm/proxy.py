@@ -36,15 +36,13 @@ from ..engine.swarm import SwarmEngine, SwarmError
 
 DEFAULT_NAME = "luma-proxy"
 DEFAULT_IMAGE = "caddy:2"
-#: On every part: its role (edge, gateway, config) ...
-ROLE_LABEL = "luma.proxy.swarm"
-#: ... and the proxy it belongs to.
-PROXY_LABEL = "luma.proxy.name"
-GATEWAY_OF_LABEL = "luma.proxy.gateway-of"
-CONFIG_LABEL = "luma.proxy.config"
-HTTP_PORT_LABEL = "luma.proxy.http-port"
-NODES_LABEL = "luma.proxy.nodes"
-STORAGE_LABEL = "luma.proxy.storage"
+ROLE_LABEL = contract.SWARM_ROLE_LABEL
+PROXY_LABEL = contract.SWARM_PROXY_LABEL
+GATEWAY_OF_LABEL = contract.SWARM_GATEWAY_OF_LABEL
+CONFIG_LABEL = contract.SWARM_CONFIG_LABEL
+HTTP_PORT_LABEL = contract.PROXY_HTTP_LABEL
+NODES_LABEL = contract.SWARM_NODES_LABEL
+STORAGE_LABEL = contract.SWARM_STORAGE_LABEL
 GATEWAY_REPLICAS = 2
 GATEWAY_CONFIG_TARGET = "/etc/luma/gateway.json"
 CONTROL_CONFIG_TARGET = "/etc/luma/control.json"
@@ -428,10 +426,10 @@ class SwarmProxy:
         removed = []
         for n in self.engine.networks(f"label={contract.NETWORK_OWNER_LABEL}=true", "driver=overlay"):
             name = n["Name"]
-            stack = (n.get("Labels") or {}).get("com.docker.stack.namespace")
+            stack = (n.get("Labels") or {}).get(contract.STACK_NAMESPACE_LABEL)
             if name in routed or not stack:
                 continue
-            if self.engine.services(f"label=com.docker.stack.namespace={stack}"):
+            if self.engine.services(f"label={contract.STACK_NAMESPACE_LABEL}={stack}"):
                 continue
             if self.engine.run("network", "rm", name, check=False).returncode == 0:
                 removed.append(name)
