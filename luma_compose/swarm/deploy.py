@@ -15,7 +15,9 @@ from typing import Callable
 
 from .. import contract
 from ..errors import LumaError
-from . import routes as swarm_routes
+from ..deploy.plan import live_urls, owned_elsewhere
+from .options import tls_of
+from .routes import EdgeTLS
 from ..engine.swarm import SwarmEngine, SwarmError
 from .proxy import SwarmProxy
 
@@ -31,19 +33,10 @@ class StackResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _conflicts(engine: SwarmEngine, project: str, routed: list[contract.RoutedService]) -> list[str]:
-    mine = {h for r in routed for h in r.hosts}
-    aliases = {contract.alias(project, r.service) for r in routed}
-    out = []
-    for r in swarm_routes.table(engine.services(f"label={contract.LABEL_MANAGED}=true")).routes:
-        if r.project == project:
-            continue
-        clash = sorted(set(r.hosts) & mine)
-        if clash:
-            out.append(f"host {', '.join(clash)} is routed by project {r.project} (service {r.service})")
-        if r.alias in aliases:
-            out.append(f"target alias {r.alias} is used by project {r.project}")
-    return out
+def _conflicts(engine: SwarmEngine, project: str, routed: list[contract.RoutedService], proxy_name: str) -> list[str]:
+    """Hosts or target aliases another project owns in the table the edges serve (one host's check)."""
+    table = SwarmProxy(engine, proxy_name, log=lambda s: None).served()
+    return owned_elsewhere(project, routed, table)
 
 
 def deploy(engine: SwarmEngine, project: str, stack_text: str, routed: list[contract.RoutedService], *,
@@ -51,7 +44,7 @@ def deploy(engine: SwarmEngine, project: str, stack_text: str, routed: list[cont
            proxy_nodes: str = "all", resolve_image: str = "always", timeout: float = 300,
            log: Callable[[str], None] = print) -> StackResult:
     engine.require_manager()
-    clash = _conflicts(engine, project, routed)
+    clash = _conflicts(engine, project, routed, proxy_name)
     if clash:
         raise SwarmError("refusing to deploy, nothing changed: " + "; ".join(clash))
     before = {s["Spec"]["Name"]: s["Version"]["Index"]
@@ -68,13 +61,16 @@ def deploy(engine: SwarmEngine, project: str, stack_text: str, routed: list[cont
     else:
         synced = proxy.sync()
     log(f"proxy in sync: {time.monotonic() - t0:.1f}s")
-    if routed and project not in {r.project for r in synced.routes}:
-        why = [c for c in synced.conflicts if f"{project}/" in c or f"routes of {project} " in c]
+    if routed and project not in {r.project for r in synced.table.serving}:
+        why = [c for c in synced.table.messages if f"{project}/" in c or f"routes of {project} " in c]
         raise SwarmError(f"{project} is deployed, but the proxy does not route it: {'; '.join(why) or 'see above'}",
                          "remove what the message names, then luma-compose swarm proxy sync")
     res = StackResult(project)
-    for r in routed:
-        res.urls += [f"http://{h}/" for h in r.hosts]
+    edge = engine.service(proxy_name)
+    tls = tls_of(edge) if edge is not None else EdgeTLS()
+    http_port = int(((edge or {}).get("Spec", {}).get("Labels") or {}).get(contract.PROXY_HTTP_LABEL, proxy_http_port))
+    for r in routed:  # what the edges serve, as one host's deploy says it
+        res.urls += live_urls(r.hosts, tls.mode, http_port, tls.https_port)
     return res
 
 

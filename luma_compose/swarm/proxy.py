@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import contract
 from ..proxy import handover
+from ..routing import services as swarm_claims
+from ..routing.claims import RouteTable, SyncResult
 from . import control_tls, shadow
 from .options import TLS_LABELS, _placement_args, _storage_mount, tls_of
 from .watch import ROLE as WATCH_ROLE, Watch
@@ -49,15 +50,6 @@ CONTROL_CONFIG_TARGET = "/etc/luma/control.json"
 #: After the config server serves a new config, every edge has pulled it within this: LOAD_DELAY
 #: (1 s), plus at most one pull that timed out (1 s) on the task just replaced.
 PROPAGATION = 3.0
-
-
-@dataclass
-class SyncResult:
-    changed: bool
-    routes: list[swarm_routes.SwarmRoute]
-    conflicts: list[str]
-    config: str
-    removed_networks: list[str]
 
 
 class SwarmProxy:
@@ -89,22 +81,18 @@ class SwarmProxy:
     # ------------------------------------------------------------------ state
 
     def desired(self, http_port: int, tls: swarm_routes.EdgeTLS = swarm_routes.EdgeTLS(), image: str | None = None
-                ) -> tuple[swarm_routes.Table, str]:
+                ) -> tuple[RouteTable, str]:
         table = self.served(image)
         return table, swarm_routes.dumps(swarm_routes.edge_config(table, http_port, self.name, tls))
 
-    def served(self, image: str | None = None) -> swarm_routes.Table:
-        """What the edges are to serve (with ``image``, the watch joins the routed overlays first)."""
+    def served(self, image: str | None = None) -> RouteTable:
+        """The route table the edges are to serve: what ``swarm routes``, ``deploy``'s refusal and every
+        sync read (with ``image``, the watch joins the routed overlays first)."""
         everything = self.engine.services()
-        managed = [s for s in everything
-                   if ((s.get("Spec") or {}).get("Labels") or {}).get(contract.LABEL_MANAGED) == "true"]
-        table = swarm_routes.table(managed)
         overlays = self.engine.networks("driver=overlay")
         self._net_names = {n["Id"]: n["Name"] for n in overlays}  # for this pass: no inspect per service
-        existing = {n["Name"] for n in overlays}
-        table.held = [r for r in table.routes if r.network not in existing]
-        table.routes = [r for r in table.routes if r.network in existing]
-        plain = Watch(self.engine, self.name, self._labels(WATCH_ROLE), self.log).look(set(table.networks), image)
+        table = swarm_claims.table(everything, {n["Name"] for n in overlays})
+        plain = Watch(self.engine, self.name, self._labels(WATCH_ROLE), self.log).look(_networks(table), image)
         return shadow.drop_shadowed(table, everything, self._net_names, self.name, plain)
 
     def gateways(self) -> dict[str, dict[str, Any]]:
@@ -158,7 +146,7 @@ class SwarmProxy:
         self._ensure_edge_network()
         cert_cfg, key_secret = self._ensure_control_tls()
         table, text = self.desired(http_port, tls, image)
-        for c in table.conflicts:
+        for c in table.messages:
             self.log(f"conflict: {c}")
         self._ensure_config_server(image, cert_cfg, key_secret, text)
         self._converge_gateways(table, image)
@@ -185,14 +173,14 @@ class SwarmProxy:
             for target, name in configs.items():
                 args += ["--config", f"source={name},target={target},mode=0444"]
             self.engine.run(*args, image, "caddy", "run", "--config", swarm_routes.BOOT_TARGET)
-            self.log(f"proxy: created global service {self.name} ({len(table.routes)} routes, tls {tls.mode})")
+            self.log(f"proxy: created global service {self.name} ({len(table.serving)} routes, tls {tls.mode})")
             self._wait_converged(self.name)
         else:
             self._update(existing, image, configs, {self.edge}, nodes, sysctls=self._sysctls())
         self._wait_converged(self.config_server)
         time.sleep(PROPAGATION)
         self._gc()
-        return SyncResult(True, table.routes, table.conflicts, text, [])
+        return SyncResult(table, True, config=text)
 
     def sync(self, wait: bool = True) -> SyncResult:
         svc = self.engine.service(self.name)
@@ -201,7 +189,7 @@ class SwarmProxy:
         http_port = int((svc["Spec"].get("Labels") or {}).get(HTTP_PORT_LABEL, "80"))
         image = self._image(svc)
         table, text = self.desired(http_port, tls_of(svc), image)
-        for c in table.conflicts:
+        for c in table.messages:
             self.log(f"conflict: {c}")
         # New projects' gateways first (served before the edges route to them), then the config,
         # then the gateways of projects no longer routed (the edges have stopped using them).
@@ -211,11 +199,11 @@ class SwarmProxy:
         removed = self._converge_gateways(table, image, remove=True, wait=wait)
         changed = bool(created or repaired or published or removed)
         if changed:
-            self.log(f"proxy: {len(table.routes)} routes; gateways +{created} -{removed}"
+            self.log(f"proxy: {len(table.serving)} routes; gateways +{created} -{removed}"
                      + (f"; recreated {', '.join(repaired)}" if repaired else "")
                      + ("; config published" if published else ""))
             self._gc()
-        return SyncResult(changed, table.routes, table.conflicts, text, self._gc_networks(set(table.networks)))
+        return SyncResult(table, changed, removed_networks=self._gc_networks(_networks(table)), config=text)
 
     def _repair(self, edge: dict[str, Any], image: str, text: str, wait: bool) -> list[str]:
         """Parts of the proxy gone missing, made again (without the config server a starting edge answers
@@ -319,11 +307,11 @@ class SwarmProxy:
             time.sleep(PROPAGATION)
         return True
 
-    def _converge_gateways(self, table: swarm_routes.Table, image: str, remove: bool | None = None,
+    def _converge_gateways(self, table: RouteTable, image: str, remove: bool | None = None,
                            wait: bool = True) -> list[str]:
         """Create (remove is not True) / update / remove (remove is not False) the gateways; the
         names created or removed."""
-        want = {self.gateway(r.project): r for r in table.routes}
+        want = {self.gateway(r.project): r for r in table.serving}
         have = self.gateways()
         done: list[str] = []
         if remove is not True:
@@ -460,3 +448,8 @@ class SwarmProxy:
         tasks = [t for t in self.engine.tasks(name) if t.get("DesiredState") == "running"]
         return bool(tasks) and all(t["Status"]["State"] == "running" for t in tasks)
 
+
+
+def _networks(table: RouteTable) -> set[str]:
+    """The overlays of the routes served: the gateways' and the watch's."""
+    return {r.network for r in table.serving}
