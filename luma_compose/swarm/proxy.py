@@ -31,6 +31,7 @@ from ..routing import services as swarm_claims
 from ..routing.claims import RouteTable, SyncResult
 from . import control_tls, shadow
 from .options import TLS_LABELS, _placement_args, _storage_mount, tls_of
+from .converge import wait_converged
 from .watch import ROLE as WATCH_ROLE, Watch
 from . import routes as swarm_routes
 from ..engine.swarm import SwarmEngine, SwarmError
@@ -174,10 +175,10 @@ class SwarmProxy:
                 args += ["--config", f"source={name},target={target},mode=0444"]
             self.engine.run(*args, image, "caddy", "run", "--config", swarm_routes.BOOT_TARGET)
             self.log(f"proxy: created global service {self.name} ({len(table.serving)} routes, tls {tls.mode})")
-            self._wait_converged(self.name)
+            wait_converged(self.engine, self.name)
         else:
             self._update(existing, image, configs, {self.edge}, nodes, sysctls=self._sysctls())
-        self._wait_converged(self.config_server)
+        wait_converged(self.engine, self.config_server)
         time.sleep(PROPAGATION)
         self._gc()
         return SyncResult(table, True, config=text)
@@ -217,7 +218,7 @@ class SwarmProxy:
             self._ensure_config_server(image, cert_cfg, key_secret, text)
             done.append(self.config_server)
             if wait:
-                self._wait_converged(self.config_server)
+                wait_converged(self.engine, self.config_server)
         if self._config_names(edge).get(swarm_routes.CONTROL_CERT_TARGET) != cert_cfg:  # a new key pair
             self._update(edge, image, {swarm_routes.CONTROL_CERT_TARGET: cert_cfg}, None, wait=wait)
             done.append(self.name)
@@ -333,7 +334,7 @@ class SwarmProxy:
                 done.append(name)
             if wait:
                 for name in done:
-                    self._wait_converged(name)
+                    wait_converged(self.engine, name)
         if remove is not False:
             for name in sorted(set(have) - set(want)):
                 self.engine.run("service", "rm", name, check=False)
@@ -371,7 +372,7 @@ class SwarmProxy:
         started = (svc.get("UpdateStatus") or {}).get("StartedAt")
         self.engine.run("service", "update", "--detach", *args, name)
         if wait:
-            self._wait_converged(name, previous=started)
+            wait_converged(self.engine, name, previous=started)
         return True
 
     # ------------------------------------------------------------------ helpers
@@ -422,32 +423,6 @@ class SwarmProxy:
             if self.engine.run("network", "rm", name, check=False).returncode == 0:
                 removed.append(name)
         return removed
-
-    def _wait_converged(self, name: str, timeout: float = 120, previous: str | None = "") -> None:
-        """Until the (latest) rollout of service ``name`` is done. ``previous``: StartedAt of the
-        update before ours, which the service shows until Swarm starts ours."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            svc = self.engine.service(name)
-            st = (svc or {}).get("UpdateStatus") or {}
-            state = st.get("State", "")
-            if previous != "" and st.get("StartedAt") == previous:
-                time.sleep(0.3)
-                continue
-            if state in ("", "completed", "rollback_completed"):
-                if self._tasks_running(name):
-                    if state == "rollback_completed":
-                        raise SwarmError(f"the update of {name} rolled back: {st.get('Message', '')}")
-                    return
-            elif state in ("paused", "rollback_paused"):
-                raise SwarmError(f"the update of {name} is {state}: {st.get('Message', '')}")
-            time.sleep(0.3)
-        raise SwarmError(f"the proxy's service {name} did not converge within {timeout:.0f}s")
-
-    def _tasks_running(self, name: str) -> bool:
-        tasks = [t for t in self.engine.tasks(name) if t.get("DesiredState") == "running"]
-        return bool(tasks) and all(t["Status"]["State"] == "running" for t in tasks)
-
 
 
 def _networks(table: RouteTable) -> set[str]:
