@@ -54,7 +54,7 @@ def test_both_adapters_make_the_same_claim_and_the_same_table():
 
 
 @pytest.mark.parametrize("kind, mine, theirs", [
-    ("host", ("a.test", "b.test"), ("b.test",)),
+    ("host", ("a.test", "b.test"), ("b.test", "c.test")),
     ("alias", ("a.test",), ("c.test",)),
 ])
 def test_a_conflict_is_one_type_with_one_verdict_on_both_targets(kind, mine, theirs):
@@ -67,6 +67,8 @@ def test_a_conflict_is_one_type_with_one_verdict_on_both_targets(kind, mine, the
     assert list(one_host.conflicts) == list(swarm.conflicts) == [expected]
     assert one_host.messages == swarm.messages
     assert [claim(r) for r in one_host.routes] == [claim(r) for r in swarm.routes]
+    if kind == "host":  # per host: the younger claim keeps the hosts nobody else claims
+        assert one_host.host_map() == swarm.host_map() == {"a.test": "a/web", "b.test": "a/web", "c.test": "z/web"}
 
 
 def test_the_one_rule_incumbent_then_age_then_id_whatever_the_order():
