@@ -44,7 +44,7 @@ def claim(service: dict[str, Any]) -> tuple[Route | None, str]:
                       f"{contract.stack_service(project, svc)} of the stack {project} may; ignored")
     problem = contract_problem(labels)
     if problem:
-        return None, f"{problem}: not routed"
+        return None, f"{where}: {problem}; ignored"
     return Route(project, svc, hosts_of(labels), int(labels[contract.LABEL_PORT]),
                  labels.get(contract.LABEL_HEALTH_PATH, contract.DEFAULT_HEALTH_PATH),
                  contract.ingress_network(project), created=service.get("CreatedAt", "")), ""
