@@ -17,7 +17,6 @@ from .. import contract
 from ..errors import LumaError
 from ..deploy.plan import live_urls, owned_elsewhere
 from .options import tls_of
-from .routes import EdgeTLS
 from ..engine.swarm import SwarmEngine, SwarmError
 from .proxy import SwarmProxy
 
@@ -65,13 +64,17 @@ def deploy(engine: SwarmEngine, project: str, stack_text: str, routed: list[cont
         why = [c for c in synced.table.messages if f"{project}/" in c or f"routes of {project} " in c]
         raise SwarmError(f"{project} is deployed, but the proxy does not route it: {'; '.join(why) or 'see above'}",
                          "remove what the message names, then luma-compose swarm proxy sync")
-    res = StackResult(project)
+    return StackResult(project, urls(engine, proxy_name, routed))
+
+
+def urls(engine: SwarmEngine, proxy_name: str, routed: list[contract.RoutedService]) -> list[str]:
+    """The URLs the edges serve the hosts at (https with TLS on), as one host's deploy says them."""
     edge = engine.service(proxy_name)
-    tls = tls_of(edge) if edge is not None else EdgeTLS()
-    http_port = int(((edge or {}).get("Spec", {}).get("Labels") or {}).get(contract.PROXY_HTTP_LABEL, proxy_http_port))
-    for r in routed:  # what the edges serve, as one host's deploy says it
-        res.urls += live_urls(r.hosts, tls.mode, http_port, tls.https_port)
-    return res
+    if edge is None:
+        return []
+    tls = tls_of(edge)
+    http_port = int((edge["Spec"].get("Labels") or {}).get(contract.PROXY_HTTP_LABEL, "80"))
+    return [u for r in routed for u in live_urls(r.hosts, tls.mode, http_port, tls.https_port)]
 
 
 def wait_stack(engine: SwarmEngine, project: str, before: dict[str, int], timeout: float) -> None:

@@ -146,3 +146,14 @@ def test_a_swarm_deploy_is_refused_by_the_table_the_proxy_serves():
     assert got == owned_elsewhere("evil", mine, p.served()) == [
         "host shop.test (service web) is already routed by project shop (service web), which owns it while it is up"]
     assert swarm_deploy._conflicts(fake, "shop", mine, "px") == []
+
+
+def test_a_swarm_deploy_names_the_urls_the_edges_serve():
+    fake = FakeSwarm()
+    mine = [contract.RoutedService("web", ("shop.test",), 3000, "/up")]
+    swarm_proxy.SwarmProxy(fake, "px", log=lambda s: None).up("caddy:test", 8080)
+    assert swarm_deploy.urls(fake, "px", mine) == ["http://shop.test:8080/"]
+    tls = FakeSwarm()
+    swarm_proxy.SwarmProxy(tls, "px", log=lambda s: None).up(
+        "caddy:test", 80, tls=edge_layout.EdgeTLS("acme", 443), storage="/srv/shared")
+    assert swarm_deploy.urls(tls, "px", mine) == ["https://shop.test/"]
