@@ -56,6 +56,24 @@ PROXY_SELECT_LABEL = "luma.proxy.select"
 PROXY_ACME_CA_LABEL = "luma.proxy.acme-ca"
 PROXY_ACME_ROOT_LABEL = "luma.proxy.acme-ca-root"
 
+#: Layout version of the single-host proxy container (a proxy of another layout is recreated).
+PROXY_LAYOUT_LABEL = "luma.proxy.layout"
+
+# Labels of the swarm proxy's parts (swarm/proxy.py). On every part: its role (edge, gateway,
+# config) and the proxy it belongs to (not ``luma.proxy``, which marks the single-host proxy).
+SWARM_ROLE_LABEL = "luma.proxy.swarm"
+SWARM_PROXY_LABEL = "luma.proxy.name"
+SWARM_GATEWAY_OF_LABEL = "luma.proxy.gateway-of"
+#: On the proxy's config objects and secrets (``<this>.control`` on the control TLS pair).
+SWARM_CONFIG_LABEL = "luma.proxy.config"
+SWARM_NODES_LABEL = "luma.proxy.nodes"
+SWARM_STORAGE_LABEL = "luma.proxy.storage"
+#: The edge's TLS settings (``--acme-ca-root`` as a flag: the PEM is a Swarm config).
+SWARM_ACME_ROOT_LABEL = "luma.proxy.acme-root"
+
+#: Docker's label on every service and network of a stack: the stack (project) name.
+STACK_NAMESPACE_LABEL = "com.docker.stack.namespace"
+
 # Labels of the per-project deploy lock (deploy/lock.py): a container created, never started.
 LOCK_LABEL = "luma.lock.project"
 LOCK_HOST_LABEL = "luma.lock.host"
@@ -74,6 +92,11 @@ DRAINING_SUFFIX = "--luma-draining"
 def ingress_network(project: str) -> str:
     """The real (engine) name of a project's ingress network: compose prefixes the key."""
     return f"{project}_{NETWORK_KEY}"
+
+
+def stack_service(project: str, service: str) -> str:
+    """The name ``docker stack deploy P`` gives service S on a swarm."""
+    return f"{project}_{service}"
 
 
 def alias(project: str, service: str) -> str:

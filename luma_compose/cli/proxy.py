@@ -11,7 +11,7 @@ import click
 
 from ..errors import EXIT_PROBLEMS
 from ..proxy import caddy_config
-from ..proxy.route_table import RouteTable
+from ..routing.claims import RouteTable
 from .report import reporter
 
 NAME_OPTION = click.option("--name", default=None, metavar="NAME",

@@ -203,7 +203,7 @@ def proxy_sync(proxy_name) -> None:
     eng = _engine()
     eng.require_manager()
     res = SwarmProxy(eng, proxy_name).sync()
-    sys.exit(1 if res.conflicts else 0)
+    sys.exit(1 if res.table.messages else 0)
 
 
 @proxy.command("run")
@@ -253,12 +253,12 @@ def routes(fmt, proxy_name) -> None:
         def rows(rs):
             return [{"hosts": list(r.hosts), "target": r.target, "project": r.project, "service": r.service}
                     for r in rs]
-        click.echo(json.dumps({"routes": rows(t.routes), "withheld": rows(t.held), "conflicts": t.conflicts}))
+        click.echo(json.dumps({"routes": rows(t.serving), "withheld": rows(t.withheld), "conflicts": t.messages}))
     else:
-        for r in t.routes:
+        for r in t.serving:
             click.echo(f"{','.join(r.hosts)} -> {r.target} ({r.project}/{r.service})")
-        for r in t.held:
+        for r in t.withheld:
             click.echo(f"{','.join(r.hosts)} -> withheld, 404 ({r.project}/{r.service})")
-        for c in t.conflicts:
+        for c in t.messages:
             click.echo(f"conflict: {c}", err=True)
-    sys.exit(1 if t.conflicts else 0)
+    sys.exit(1 if t.messages else 0)

@@ -14,7 +14,7 @@ from ..errors import LumaError, UsageError
 from ..records import COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, ContainerRecord, is_draining
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..proxy.route_table import RouteTable
+    from ..routing.claims import RouteTable
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_DRAIN = 10.0
@@ -80,34 +80,9 @@ def parse_hashes(text: str) -> dict[str, str]:
     return out
 
 
-def claim_conflicts(project: str, routed: Sequence[RoutedService],
-                    running: Sequence[ContainerRecord]) -> list[str]:
-    """Hosts or target aliases this project wants that another project's running containers route."""
-    wanted_hosts = {h.lower(): r.service for r in routed for h in r.hosts}
-    wanted_alias = {contract.alias(project, r.service): r.service for r in routed}
-    out: set[str] = set()
-    for c in running:
-        lb = c.labels
-        if c.state != "running" or lb.get(contract.LABEL_MANAGED) != "true":
-            continue
-        other = lb.get(contract.LABEL_PROJECT) or lb.get(COMPOSE_PROJECT_LABEL) or ""
-        svc = lb.get(contract.LABEL_SERVICE, "")
-        if not other or other == project:
-            continue
-        for h in contract.parse_hosts(lb.get(contract.LABEL_HOSTS, "")):
-            if h.lower() in wanted_hosts:
-                out.add(f"host {h.lower()} (service {wanted_hosts[h.lower()]}) is already routed by project "
-                        f"{other} (service {svc})")
-        al = contract.alias(other, svc)
-        if al in wanted_alias:
-            out.add(f"target alias {al} (service {wanted_alias[al]}) is already used by project {other} "
-                    f"(service {svc}); the proxy could not tell them apart")
-    return sorted(out)
-
-
 def owned_elsewhere(project: str, routed: Sequence[RoutedService], table: "RouteTable") -> list[str]:
     """Hosts or target aliases this project wants that another project *owns* by the proxy's
-    ownership rule (route_table): a host the other project only claims, and loses to this
+    ownership rule (routing.ownership): a host the other project only claims, and loses to this
     project, does not stop this project's deploy."""
     out: set[str] = set()
     owners = table.host_map()

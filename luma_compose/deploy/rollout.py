@@ -5,7 +5,7 @@ A routed service is rolled like this (measured on Compose v2.40; see the README)
 1. ``up -d --no-deps --no-recreate --scale S=OLD+N S`` starts N new containers beside
    the old ones (Compose gives them the new config-hash, and never touches the old).
 2. Each new container must pass its own check (:mod:`.checks`). Until then the pool
-   (proxy.route_table.build_table) keeps serving the old containers only.
+   (routing.containers.build_table) keeps serving the old containers only.
 3. The old containers are renamed ``NAME--luma-draining``. That rename is the marker:
    from then on every sync, from any process (``proxy run`` too), routes only the new
    containers. deploy syncs the proxy itself and checks each host through it.

@@ -22,7 +22,7 @@ project's deploy (or any ``sync``) never disconnects another's clients; a
 drained container closes its own when deploy removes it.
 
 Label values reach this module only after :mod:`luma_compose.validate` passed
-them (``route_table``); ``build_config`` checks again that no value it writes
+them (``routing``); ``build_config`` checks again that no value it writes
 where Caddy expands placeholders (host matchers, dial addresses, health URIs)
 could hold one.
 
@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .. import validate
-from .route_table import Route, RouteTable
+from ..routing.claims import Route, RouteTable
 
 TLS_MODES = ("acme", "internal", "off")
 ADMIN_LISTEN = "localhost:2019"

@@ -29,11 +29,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import contract
-from ..contract import PROXY_LABEL
+from ..contract import PROXY_LABEL, PROXY_LAYOUT_LABEL
 
 #: Label on the proxy container: the layout of the container luma-compose creates. A proxy
 #: of an older layout (no --resume, config not on the volume) is recreated by ``up``.
-PROXY_LAYOUT_LABEL = "luma.proxy.layout"
 PROXY_LAYOUT = "3"
 #: Where Caddy autosaves the config it runs: on the volume, so a recreated container resumes it.
 CONFIG_HOME = "/data/config"
@@ -59,7 +58,8 @@ from .container import (
     proxy_name,
     settings_of,
 )
-from .route_table import RouteTable, build_table
+from ..routing.claims import RouteTable, SyncResult
+from ..routing.containers import build_table
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine.docker_engine import DockerEngine as Engine
@@ -90,16 +90,6 @@ class ProxyStatus:
         if self.tls != "off":
             proxy["certificates"] = [c.to_json() for c in self.certificates]
         return {"version": 1, "proxy": proxy, **self.table.to_json()}
-
-
-@dataclass
-class SyncResult:
-    table: RouteTable
-    changed: bool
-    connected: list[str] = field(default_factory=list)
-    disconnected: list[str] = field(default_factory=list)
-    removed_networks: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
 
 
 def bootstrap_config(tls: str) -> dict[str, Any]:
@@ -282,7 +272,7 @@ class Controller:
                     networks.remove(n)
         return build_table(records, served, networks, bystanders=others.values()), current
 
-    def desired(self, table: RouteTable, c: ContainerRecord | None = None) -> dict[str, Any]:
+    def desired(self, table: RouteTable) -> dict[str, Any]:
         s = self.settings
         udp = self._ports.get(HTTPS_UDP_KEY)
         try:
@@ -304,7 +294,7 @@ class Controller:
         """The running proxy, its route table, and whether Caddy's loaded config matches the labels."""
         c = self.proxy.running()
         table, current = self.table(c)
-        in_sync = current is not None and caddy_config.dumps(current) == caddy_config.dumps(self.desired(table, c))
+        in_sync = current is not None and caddy_config.dumps(current) == caddy_config.dumps(self.desired(table))
         ports = {k: f"{ip or '*'}:{port}" for k, (ip, port) in c.ports.items()}
         certificates = []
         if self.settings.tls != "off":
@@ -338,7 +328,7 @@ class Controller:
     def sync(self, exclude_projects: frozenset[str] = frozenset()) -> SyncResult:
         c = self.proxy.running()
         table, current = self.table(c, exclude_projects)
-        desired = self.desired(table, c)
+        desired = self.desired(table)
         res = SyncResult(table, changed=False)
         attached = set(c.networks)
         for net in sorted(table.networks() - attached):

@@ -15,7 +15,8 @@ from typing import Callable
 
 from .. import contract
 from ..errors import LumaError
-from . import routes as swarm_routes
+from ..deploy.plan import live_urls, owned_elsewhere
+from .options import tls_of
 from ..engine.swarm import SwarmEngine, SwarmError
 from .proxy import SwarmProxy
 
@@ -31,19 +32,10 @@ class StackResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _conflicts(engine: SwarmEngine, project: str, routed: list[contract.RoutedService]) -> list[str]:
-    mine = {h for r in routed for h in r.hosts}
-    aliases = {contract.alias(project, r.service) for r in routed}
-    out = []
-    for r in swarm_routes.table(engine.services(f"label={contract.LABEL_MANAGED}=true")).routes:
-        if r.project == project:
-            continue
-        clash = sorted(set(r.hosts) & mine)
-        if clash:
-            out.append(f"host {', '.join(clash)} is routed by project {r.project} (service {r.service})")
-        if r.alias in aliases:
-            out.append(f"target alias {r.alias} is used by project {r.project}")
-    return out
+def _conflicts(engine: SwarmEngine, project: str, routed: list[contract.RoutedService], proxy_name: str) -> list[str]:
+    """Hosts or target aliases another project owns in the table the edges serve (one host's check)."""
+    table = SwarmProxy(engine, proxy_name, log=lambda s: None).served()
+    return owned_elsewhere(project, routed, table)
 
 
 def deploy(engine: SwarmEngine, project: str, stack_text: str, routed: list[contract.RoutedService], *,
@@ -51,11 +43,11 @@ def deploy(engine: SwarmEngine, project: str, stack_text: str, routed: list[cont
            proxy_nodes: str = "all", resolve_image: str = "always", timeout: float = 300,
            log: Callable[[str], None] = print) -> StackResult:
     engine.require_manager()
-    clash = _conflicts(engine, project, routed)
+    clash = _conflicts(engine, project, routed, proxy_name)
     if clash:
         raise SwarmError("refusing to deploy, nothing changed: " + "; ".join(clash))
     before = {s["Spec"]["Name"]: s["Version"]["Index"]
-              for s in engine.services(f"label=com.docker.stack.namespace={project}")}
+              for s in engine.services(f"label={contract.STACK_NAMESPACE_LABEL}={project}")}
     t0 = time.monotonic()
     engine.run("stack", "deploy", "--detach=true", "--resolve-image", resolve_image, "--prune", "-c", "-", project,
                input=stack_text, timeout=timeout)
@@ -68,14 +60,21 @@ def deploy(engine: SwarmEngine, project: str, stack_text: str, routed: list[cont
     else:
         synced = proxy.sync()
     log(f"proxy in sync: {time.monotonic() - t0:.1f}s")
-    if routed and project not in {r.project for r in synced.routes}:
-        why = [c for c in synced.conflicts if f"{project}/" in c or f"routes of {project} " in c]
+    if routed and project not in {r.project for r in synced.table.serving}:
+        why = [c for c in synced.table.messages if f"{project}/" in c or f"routes of {project} " in c]
         raise SwarmError(f"{project} is deployed, but the proxy does not route it: {'; '.join(why) or 'see above'}",
                          "remove what the message names, then luma-compose swarm proxy sync")
-    res = StackResult(project)
-    for r in routed:
-        res.urls += [f"http://{h}/" for h in r.hosts]
-    return res
+    return StackResult(project, urls(engine, proxy_name, routed))
+
+
+def urls(engine: SwarmEngine, proxy_name: str, routed: list[contract.RoutedService]) -> list[str]:
+    """The URLs the edges serve the hosts at (https with TLS on), as one host's deploy says them."""
+    edge = engine.service(proxy_name)
+    if edge is None:
+        return []
+    tls = tls_of(edge)
+    http_port = int((edge["Spec"].get("Labels") or {}).get(contract.PROXY_HTTP_LABEL, "80"))
+    return [u for r in routed for u in live_urls(r.hosts, tls.mode, http_port, tls.https_port)]
 
 
 def wait_stack(engine: SwarmEngine, project: str, before: dict[str, int], timeout: float) -> None:
@@ -84,7 +83,7 @@ def wait_stack(engine: SwarmEngine, project: str, before: dict[str, int], timeou
     pending: list[str] = []
     while time.monotonic() < deadline:
         pending = []
-        for s in engine.services(f"label=com.docker.stack.namespace={project}"):
+        for s in engine.services(f"label={contract.STACK_NAMESPACE_LABEL}={project}"):
             name = s["Spec"]["Name"]
             st = s.get("UpdateStatus") or {}
             state = st.get("State", "")
@@ -122,7 +121,7 @@ def down(engine: SwarmEngine, project: str, proxy_name: str = "luma-proxy", time
     engine.require_manager()
     engine.run("stack", "rm", project, check=False)
     deadline = time.monotonic() + timeout
-    while engine.services(f"label=com.docker.stack.namespace={project}"):
+    while engine.services(f"label={contract.STACK_NAMESPACE_LABEL}={project}"):
         if time.monotonic() > deadline:
             raise SwarmError(f"services of {project} still there after {timeout:.0f}s")
         time.sleep(0.5)
@@ -130,7 +129,7 @@ def down(engine: SwarmEngine, project: str, proxy_name: str = "luma-proxy", time
         SwarmProxy(engine, proxy_name, log=log).sync()
     # Networks go once their tasks are gone (the proxy has left P_luma now).
     while True:
-        left = [n["Name"] for n in engine.networks(f"label=com.docker.stack.namespace={project}")]
+        left = [n["Name"] for n in engine.networks(f"label={contract.STACK_NAMESPACE_LABEL}={project}")]
         for n in left:
             engine.run("network", "rm", n, check=False)
         if not left or time.monotonic() > deadline:

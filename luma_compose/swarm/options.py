@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import contract
 from . import routes as swarm_routes
 from ..engine.swarm import SwarmError
 
 #: The edge's TLS settings, as labels on the edge service: every sync builds the same config from them.
-TLS_LABELS = {"mode": "luma.proxy.tls", "https_port": "luma.proxy.https-port", "email": "luma.proxy.email",
-              "acme_ca": "luma.proxy.acme-ca", "acme_root": "luma.proxy.acme-root"}
+TLS_LABELS = {"mode": contract.PROXY_TLS_LABEL, "https_port": contract.PROXY_HTTPS_LABEL,
+              "email": contract.PROXY_EMAIL_LABEL, "acme_ca": contract.PROXY_ACME_CA_LABEL,
+              "acme_root": contract.SWARM_ACME_ROOT_LABEL}
 
 
 def _storage_mount(storage: str) -> str:

@@ -23,43 +23,34 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import contract
 from ..proxy import handover
+from ..routing import services as swarm_claims
+from ..routing.claims import RouteTable, SyncResult
 from . import control_tls, shadow
 from .options import TLS_LABELS, _placement_args, _storage_mount, tls_of
+from .converge import wait_converged
 from .watch import ROLE as WATCH_ROLE, Watch
 from . import routes as swarm_routes
 from ..engine.swarm import SwarmEngine, SwarmError
 
 DEFAULT_NAME = "luma-proxy"
 DEFAULT_IMAGE = "caddy:2"
-#: On every part: its role (edge, gateway, config) ...
-ROLE_LABEL = "luma.proxy.swarm"
-#: ... and the proxy it belongs to.
-PROXY_LABEL = "luma.proxy.name"
-GATEWAY_OF_LABEL = "luma.proxy.gateway-of"
-CONFIG_LABEL = "luma.proxy.config"
-HTTP_PORT_LABEL = "luma.proxy.http-port"
-NODES_LABEL = "luma.proxy.nodes"
-STORAGE_LABEL = "luma.proxy.storage"
+ROLE_LABEL = contract.SWARM_ROLE_LABEL
+PROXY_LABEL = contract.SWARM_PROXY_LABEL
+GATEWAY_OF_LABEL = contract.SWARM_GATEWAY_OF_LABEL
+CONFIG_LABEL = contract.SWARM_CONFIG_LABEL
+HTTP_PORT_LABEL = contract.PROXY_HTTP_LABEL
+NODES_LABEL = contract.SWARM_NODES_LABEL
+STORAGE_LABEL = contract.SWARM_STORAGE_LABEL
 GATEWAY_REPLICAS = 2
 GATEWAY_CONFIG_TARGET = "/etc/luma/gateway.json"
 CONTROL_CONFIG_TARGET = "/etc/luma/control.json"
 #: After the config server serves a new config, every edge has pulled it within this: LOAD_DELAY
 #: (1 s), plus at most one pull that timed out (1 s) on the task just replaced.
 PROPAGATION = 3.0
-
-
-@dataclass
-class SyncResult:
-    changed: bool
-    routes: list[swarm_routes.SwarmRoute]
-    conflicts: list[str]
-    config: str
-    removed_networks: list[str]
 
 
 class SwarmProxy:
@@ -91,22 +82,18 @@ class SwarmProxy:
     # ------------------------------------------------------------------ state
 
     def desired(self, http_port: int, tls: swarm_routes.EdgeTLS = swarm_routes.EdgeTLS(), image: str | None = None
-                ) -> tuple[swarm_routes.Table, str]:
+                ) -> tuple[RouteTable, str]:
         table = self.served(image)
         return table, swarm_routes.dumps(swarm_routes.edge_config(table, http_port, self.name, tls))
 
-    def served(self, image: str | None = None) -> swarm_routes.Table:
-        """What the edges are to serve (with ``image``, the watch joins the routed overlays first)."""
+    def served(self, image: str | None = None) -> RouteTable:
+        """The route table the edges are to serve: what ``swarm routes``, ``deploy``'s refusal and every
+        sync read (with ``image``, the watch joins the routed overlays first)."""
         everything = self.engine.services()
-        managed = [s for s in everything
-                   if ((s.get("Spec") or {}).get("Labels") or {}).get(contract.LABEL_MANAGED) == "true"]
-        table = swarm_routes.table(managed)
         overlays = self.engine.networks("driver=overlay")
         self._net_names = {n["Id"]: n["Name"] for n in overlays}  # for this pass: no inspect per service
-        existing = {n["Name"] for n in overlays}
-        table.held = [r for r in table.routes if r.network not in existing]
-        table.routes = [r for r in table.routes if r.network in existing]
-        plain = Watch(self.engine, self.name, self._labels(WATCH_ROLE), self.log).look(set(table.networks), image)
+        table = swarm_claims.table(everything, {n["Name"] for n in overlays})
+        plain = Watch(self.engine, self.name, self._labels(WATCH_ROLE), self.log).look(_networks(table), image)
         return shadow.drop_shadowed(table, everything, self._net_names, self.name, plain)
 
     def gateways(self) -> dict[str, dict[str, Any]]:
@@ -160,7 +147,7 @@ class SwarmProxy:
         self._ensure_edge_network()
         cert_cfg, key_secret = self._ensure_control_tls()
         table, text = self.desired(http_port, tls, image)
-        for c in table.conflicts:
+        for c in table.messages:
             self.log(f"conflict: {c}")
         self._ensure_config_server(image, cert_cfg, key_secret, text)
         self._converge_gateways(table, image)
@@ -187,14 +174,14 @@ class SwarmProxy:
             for target, name in configs.items():
                 args += ["--config", f"source={name},target={target},mode=0444"]
             self.engine.run(*args, image, "caddy", "run", "--config", swarm_routes.BOOT_TARGET)
-            self.log(f"proxy: created global service {self.name} ({len(table.routes)} routes, tls {tls.mode})")
-            self._wait_converged(self.name)
+            self.log(f"proxy: created global service {self.name} ({len(table.serving)} routes, tls {tls.mode})")
+            wait_converged(self.engine, self.name)
         else:
             self._update(existing, image, configs, {self.edge}, nodes, sysctls=self._sysctls())
-        self._wait_converged(self.config_server)
+        wait_converged(self.engine, self.config_server)
         time.sleep(PROPAGATION)
         self._gc()
-        return SyncResult(True, table.routes, table.conflicts, text, [])
+        return SyncResult(table, True, config=text)
 
     def sync(self, wait: bool = True) -> SyncResult:
         svc = self.engine.service(self.name)
@@ -203,7 +190,7 @@ class SwarmProxy:
         http_port = int((svc["Spec"].get("Labels") or {}).get(HTTP_PORT_LABEL, "80"))
         image = self._image(svc)
         table, text = self.desired(http_port, tls_of(svc), image)
-        for c in table.conflicts:
+        for c in table.messages:
             self.log(f"conflict: {c}")
         # New projects' gateways first (served before the edges route to them), then the config,
         # then the gateways of projects no longer routed (the edges have stopped using them).
@@ -213,11 +200,11 @@ class SwarmProxy:
         removed = self._converge_gateways(table, image, remove=True, wait=wait)
         changed = bool(created or repaired or published or removed)
         if changed:
-            self.log(f"proxy: {len(table.routes)} routes; gateways +{created} -{removed}"
+            self.log(f"proxy: {len(table.serving)} routes; gateways +{created} -{removed}"
                      + (f"; recreated {', '.join(repaired)}" if repaired else "")
                      + ("; config published" if published else ""))
             self._gc()
-        return SyncResult(changed, table.routes, table.conflicts, text, self._gc_networks(set(table.networks)))
+        return SyncResult(table, changed, removed_networks=self._gc_networks(_networks(table)), config=text)
 
     def _repair(self, edge: dict[str, Any], image: str, text: str, wait: bool) -> list[str]:
         """Parts of the proxy gone missing, made again (without the config server a starting edge answers
@@ -231,7 +218,7 @@ class SwarmProxy:
             self._ensure_config_server(image, cert_cfg, key_secret, text)
             done.append(self.config_server)
             if wait:
-                self._wait_converged(self.config_server)
+                wait_converged(self.engine, self.config_server)
         if self._config_names(edge).get(swarm_routes.CONTROL_CERT_TARGET) != cert_cfg:  # a new key pair
             self._update(edge, image, {swarm_routes.CONTROL_CERT_TARGET: cert_cfg}, None, wait=wait)
             done.append(self.name)
@@ -321,11 +308,11 @@ class SwarmProxy:
             time.sleep(PROPAGATION)
         return True
 
-    def _converge_gateways(self, table: swarm_routes.Table, image: str, remove: bool | None = None,
+    def _converge_gateways(self, table: RouteTable, image: str, remove: bool | None = None,
                            wait: bool = True) -> list[str]:
         """Create (remove is not True) / update / remove (remove is not False) the gateways; the
         names created or removed."""
-        want = {self.gateway(r.project): r for r in table.routes}
+        want = {self.gateway(r.project): r for r in table.serving}
         have = self.gateways()
         done: list[str] = []
         if remove is not True:
@@ -347,7 +334,7 @@ class SwarmProxy:
                 done.append(name)
             if wait:
                 for name in done:
-                    self._wait_converged(name)
+                    wait_converged(self.engine, name)
         if remove is not False:
             for name in sorted(set(have) - set(want)):
                 self.engine.run("service", "rm", name, check=False)
@@ -385,7 +372,7 @@ class SwarmProxy:
         started = (svc.get("UpdateStatus") or {}).get("StartedAt")
         self.engine.run("service", "update", "--detach", *args, name)
         if wait:
-            self._wait_converged(name, previous=started)
+            wait_converged(self.engine, name, previous=started)
         return True
 
     # ------------------------------------------------------------------ helpers
@@ -428,37 +415,16 @@ class SwarmProxy:
         removed = []
         for n in self.engine.networks(f"label={contract.NETWORK_OWNER_LABEL}=true", "driver=overlay"):
             name = n["Name"]
-            stack = (n.get("Labels") or {}).get("com.docker.stack.namespace")
+            stack = (n.get("Labels") or {}).get(contract.STACK_NAMESPACE_LABEL)
             if name in routed or not stack:
                 continue
-            if self.engine.services(f"label=com.docker.stack.namespace={stack}"):
+            if self.engine.services(f"label={contract.STACK_NAMESPACE_LABEL}={stack}"):
                 continue
             if self.engine.run("network", "rm", name, check=False).returncode == 0:
                 removed.append(name)
         return removed
 
-    def _wait_converged(self, name: str, timeout: float = 120, previous: str | None = "") -> None:
-        """Until the (latest) rollout of service ``name`` is done. ``previous``: StartedAt of the
-        update before ours, which the service shows until Swarm starts ours."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            svc = self.engine.service(name)
-            st = (svc or {}).get("UpdateStatus") or {}
-            state = st.get("State", "")
-            if previous != "" and st.get("StartedAt") == previous:
-                time.sleep(0.3)
-                continue
-            if state in ("", "completed", "rollback_completed"):
-                if self._tasks_running(name):
-                    if state == "rollback_completed":
-                        raise SwarmError(f"the update of {name} rolled back: {st.get('Message', '')}")
-                    return
-            elif state in ("paused", "rollback_paused"):
-                raise SwarmError(f"the update of {name} is {state}: {st.get('Message', '')}")
-            time.sleep(0.3)
-        raise SwarmError(f"the proxy's service {name} did not converge within {timeout:.0f}s")
 
-    def _tasks_running(self, name: str) -> bool:
-        tasks = [t for t in self.engine.tasks(name) if t.get("DesiredState") == "running"]
-        return bool(tasks) and all(t["Status"]["State"] == "running" for t in tasks)
-
+def _networks(table: RouteTable) -> set[str]:
+    """The overlays of the routes served: the gateways' and the watch's."""
+    return {r.network for r in table.serving}

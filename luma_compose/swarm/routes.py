@@ -1,4 +1,4 @@
-"""Swarm services -> routes -> Caddy config. Pure: no Docker.
+"""The swarm's Caddy layout: a route table (routing.services) -> the edges' config. Pure: no Docker.
 
 A route depends only on a service's labels (hosts -> ``P-S:port``): project P's gateway resolves
 the alias ``P-S`` on ``P_luma`` at request time (Caddy's ``dynamic_upstreams`` of source ``a``, re-resolved
@@ -14,112 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from .. import contract, validate
 from ..proxy import caddy_config
+from ..routing.claims import Route, RouteTable
 
 #: DNS re-resolution interval of a route's upstreams.
 REFRESH = "1s"
-CONFIG_TARGET = "/etc/luma/caddy.json"
-
-
-@dataclass(frozen=True)
-class SwarmRoute:
-    project: str
-    service: str          # compose service name (S)
-    swarm_service: str    # P_S
-    hosts: tuple[str, ...]
-    alias: str            # P-S
-    port: int
-    network: str          # P_luma
-    health_path: str
-    created: str = ""
-
-    @property
-    def target(self) -> str:
-        return f"{self.alias}:{self.port}"
-
-
-@dataclass
-class Table:
-    routes: list[SwarmRoute] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
-    #: Routes withheld (DNS shadowing, network missing): not served, but their hosts stay theirs
-    #: (404), so no other project's wildcard takes them meanwhile.
-    held: list[SwarmRoute] = field(default_factory=list)
-
-    @property
-    def networks(self) -> list[str]:
-        return sorted({r.network for r in self.routes})
-
-
-STACK_NAMESPACE_LABEL = "com.docker.stack.namespace"
-
-
-def route_of(service: dict[str, Any]) -> SwarmRoute | None:
-    """The route a ``docker service inspect`` record asks for, or None (not managed / invalid)."""
-    spec = service.get("Spec") or {}
-    labels = spec.get("Labels") or {}
-    if labels.get(contract.LABEL_MANAGED) != "true":
-        return None
-    # The same strict rules as check and the container proxy (luma_compose.validate): no label
-    # value that could be a Caddy placeholder ({...}) or anything but a DNS name reaches Caddy.
-    checks = (validate.project_problem(labels.get(contract.LABEL_PROJECT, "")),
-              validate.service_problem(labels.get(contract.LABEL_SERVICE, "")),
-              validate.port_problem(labels.get(contract.LABEL_PORT, "")),
-              validate.hosts_problem(labels.get(contract.LABEL_HOSTS, "").lower()),
-              validate.health_path_problem(labels.get(contract.LABEL_HEALTH_PATH, "/up")))
-    if any(checks):
-        return None
-    try:
-        port = int(labels.get(contract.LABEL_PORT, ""))
-        project, svc = labels[contract.LABEL_PROJECT], labels[contract.LABEL_SERVICE]
-        # host names are case-insensitive (the edges' matcher too): compared and served lower case
-        hosts = tuple(h.lower() for h in contract.parse_hosts(labels[contract.LABEL_HOSTS]))
-    except (KeyError, ValueError):
-        return None
-    if not hosts or not (0 < port < 65536):
-        return None
-    # A service routes only for its own stack: `docker stack deploy P` names it P_S and labels it with
-    # the namespace P. Service names are unique on a swarm, so no other stack can pass as P's S.
-    if spec.get("Name") != f"{project}_{svc}" or labels.get(STACK_NAMESPACE_LABEL) != project:
-        return None
-    return SwarmRoute(project, svc, spec.get("Name", ""), hosts, contract.alias(project, svc), port,
-                      labels.get(contract.LABEL_NETWORK) or contract.ingress_network(project),
-                      labels.get(contract.LABEL_HEALTH_PATH, "/up"), service.get("CreatedAt", ""))
-
-
-def table(services: list[dict[str, Any]]) -> Table:
-    """Routes of all managed services. A host (or alias) claimed twice stays with the older service."""
-    out = Table()
-    candidates = sorted((r for r in map(route_of, services) if r), key=lambda r: (r.created, r.swarm_service))
-    hosts: dict[str, SwarmRoute] = {}
-    aliases: dict[str, SwarmRoute] = {}
-    for r in candidates:
-        own = contract.ingress_network(r.project)
-        if r.network != own:
-            out.conflicts.append(f"{r.project}/{r.service} asks for the network {r.network} (label "
-                                 f"{contract.LABEL_NETWORK}); a project is routed on its own {own} only: not routed")
-            continue
-        clash = [h for h in r.hosts if h in hosts]
-        if clash:
-            o = hosts[clash[0]]
-            out.conflicts.append(f"{r.project}/{r.service} claims {', '.join(clash)}, already routed to "
-                                 f"{o.project}/{o.service}: not routed")
-            continue
-        alias = validate.dns_name_key(r.alias)  # `a-Web` and `a-web` are one name to Docker's DNS
-        if alias in aliases:
-            o = aliases[alias]
-            out.conflicts.append(f"{r.project}/{r.service} has the target alias {r.alias} of "
-                                 f"{o.project}/{o.service}: not routed")
-            continue
-        for h in r.hosts:
-            hosts[h] = r
-        aliases[alias] = r
-        out.routes.append(r)
-    return out
 
 
 # --------------------------------------------------------------------------- the proxy's parts
@@ -175,7 +77,7 @@ def _loader(proxy: str) -> dict[str, Any]:
         "load_delay": LOAD_DELAY}}
 
 
-def _edge_route(proxy: str, r: SwarmRoute, hosts: list[str], key: str) -> dict[str, Any]:
+def _edge_route(proxy: str, r: Route, hosts: list[str], key: str) -> dict[str, Any]:
     return {
         "@id": caddy_config.route_handle_id(key),
         "match": [{"host": [caddy_config.safe(h) for h in hosts]}],
@@ -190,17 +92,17 @@ def _is_wildcard(host: str) -> bool:
     return host.startswith("*.")
 
 
-def _edge_routes(proxy: str, t: Table, not_found: dict[str, Any]) -> list[dict[str, Any]]:
+def _edge_routes(proxy: str, t: RouteTable, not_found: dict[str, Any]) -> list[dict[str, Any]]:
     """Every exact host before any wildcard, whatever route it is in (Caddy takes the first route that
     matches): a wildcard never covers a host another project owns, even one whose route is withheld
     (its hosts answer 404 while it is)."""
     out: list[dict[str, Any]] = []
     for wild in (False, True):
-        for r in sorted(t.routes, key=lambda r: (r.project, r.service)):
+        for r in sorted(t.serving, key=lambda r: (r.project, r.service)):
             hosts = [h for h in r.hosts if _is_wildcard(h) == wild]
             if hosts:
                 out.append(_edge_route(proxy, r, hosts, f"{r.project}/{r.service}" + ("/*" if wild else "")))
-        for r in sorted(t.held, key=lambda r: (r.project, r.service)):
+        for r in sorted(t.withheld, key=lambda r: (r.project, r.service)):
             hosts = [h for h in r.hosts if _is_wildcard(h) == wild]
             if hosts:
                 out.append({"match": [{"host": [caddy_config.safe(h) for h in hosts]}],
@@ -263,14 +165,14 @@ class EdgeTLS:
         return self.mode != "off"
 
 
-def edge_config(t: Table, http_port: int = 80, proxy: str = "luma-proxy",
+def edge_config(t: RouteTable, http_port: int = 80, proxy: str = "luma-proxy",
                 tls: EdgeTLS = EdgeTLS()) -> dict[str, Any]:
     """What every edge pulls: host -> the owning project's gateway, unknown hosts 404; with TLS,
     the same certificates and redirects as one host's proxy (``caddy_config.assemble``)."""
     body = _edge_routes(proxy, t, caddy_config.NOT_FOUND)
     version = hashlib.sha256(dumps({"r": body, "p": http_port, "tls": tls.__dict__}).encode()).hexdigest()[:12]
     cfg = caddy_config.assemble(
-        body, sorted({h for r in t.routes for h in r.hosts}), tls=tls.mode, email=tls.email or None,
+        body, sorted({h for r in t.serving for h in r.hosts}), tls=tls.mode, email=tls.email or None,
         http_port=http_port, https_port=tls.https_port, acme_ca=tls.acme_ca or None,
         acme_ca_root=ACME_ROOT_TARGET if tls.acme_root else None,
         # the CA validates TLS-ALPN-01 on 443 only

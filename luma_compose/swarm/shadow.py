@@ -15,10 +15,12 @@ offline, though never take its traffic. That is reported with the intruder's nam
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from .. import validate
-from .routes import STACK_NAMESPACE_LABEL, Table, config_server_name, gateway_name
+from .. import contract, validate
+from ..routing.claims import RouteTable
+from .routes import config_server_name, gateway_name
 
 
 def dns_names(service: dict[str, Any], net_names: dict[str, str]) -> dict[str, set[str]]:
@@ -26,7 +28,7 @@ def dns_names(service: dict[str, Any], net_names: dict[str, str]) -> dict[str, s
     short name for it, and its network aliases."""
     spec = service.get("Spec") or {}
     name = spec.get("Name") or ""
-    ns = (spec.get("Labels") or {}).get(STACK_NAMESPACE_LABEL)
+    ns = (spec.get("Labels") or {}).get(contract.STACK_NAMESPACE_LABEL)
     base = {name} | ({name[len(ns) + 1:]} if ns and name.startswith(ns + "_") else set())
     out: dict[str, set[str]] = {}
     for n in (spec.get("TaskTemplate") or {}).get("Networks") or []:
@@ -35,28 +37,47 @@ def dns_names(service: dict[str, Any], net_names: dict[str, str]) -> dict[str, s
     return out
 
 
-def drop_shadowed(t: Table, services: list[dict[str, Any]], net_names: dict[str, str],
-                  proxy: str = "luma-proxy", containers: dict[str, list[str]] | None = None) -> Table:
-    """``t`` without the routes of projects whose names something else answers to.
+def drop_shadowed(t: RouteTable, services: list[dict[str, Any]], net_names: dict[str, str],
+                  proxy: str = "luma-proxy", containers: dict[str, list[str]] | None = None) -> RouteTable:
+    """``t`` with the routes of projects whose names something else answers to withheld (they keep
+    their hosts: 404).
 
     ``containers``: network name -> the plain containers (not swarm tasks) attached to it, as
     sentences (or why nobody can tell). Their aliases are not visible from a manager, so any one on P_luma withholds P,
     and any one on the edge network every project. A service posing as the config server on the
     edge network is reported too (the edges verify its certificate, so it gets nothing).
     """
+    serving = t.serving
+    withheld, problems = _intruders(serving, services, net_names, proxy)
+    edge = f"{proxy}_edge"
+    for net, found in sorted((containers or {}).items()):
+        for r in serving:
+            if found and net in (r.network, edge):
+                withheld.setdefault(r.project, f"{found[0]}: it may answer to any of {r.project}'s names there")
+    problems += [f"{why}: the routes of {p} are withheld (DNS shadowing); remove it to serve {p} again"
+                 for p, why in sorted(withheld.items())]
+    routes = tuple(replace(r, withheld=withheld[r.project]) if not r.withheld and r.project in withheld else r
+                   for r in t.routes)
+    return RouteTable(routes, t.conflicts, (*t.problems, *problems), t.refused_networks)
+
+
+def _intruders(serving: tuple, services: list[dict[str, Any]], net_names: dict[str, str],
+               proxy: str) -> tuple[dict[str, str], list[str]]:
+    """(project -> why its routes are withheld, problems) for the services that answer to a name
+    of a project's route or gateway where the gateway or the edges resolve it."""
     edge = f"{proxy}_edge"
     cs = validate.dns_name_key(config_server_name(proxy))
-    ours = {gateway_name(proxy, r.project) for r in t.routes} | {config_server_name(proxy), proxy}
+    ours = {gateway_name(proxy, r.project) for r in serving} | {config_server_name(proxy), proxy}
     # (network, DNS name key) -> (project, the service that may answer to it, what the name is)
     watched: dict[tuple[str, str], tuple[str, str, str]] = {}
-    for r in t.routes:
+    for r in serving:
         for net in (r.network, edge):
             watched[(net, validate.dns_name_key(r.alias))] = (r.project, r.swarm_service,
                                                               f"the target of {r.project}/{r.service}")
         gw = gateway_name(proxy, r.project)
         watched[(edge, validate.dns_name_key(gw))] = (r.project, gw, f"the gateway of {r.project}")
     withheld: dict[str, str] = {}
-    conflicts = list(t.conflicts)
+    problems: list[str] = []
     for svc in services:
         spec_name = (svc.get("Spec") or {}).get("Name") or ""
         for net, names in dns_names(svc, net_names).items():
@@ -65,16 +86,6 @@ def drop_shadowed(t: Table, services: list[dict[str, Any]], net_names: dict[str,
                 if owner != spec_name:
                     withheld.setdefault(project, f"service {spec_name} answers to {name} ({what}) on {net}")
             if net == edge and cs in {validate.dns_name_key(n) for n in names} and spec_name not in ours:
-                conflicts.append(f"service {spec_name} answers to {cs} on {net}: the proxies do not trust it "
-                                 "(it cannot show the config server's certificate); remove it")
-    for net, found in sorted((containers or {}).items()):
-        for r in t.routes:
-            if found and net in (r.network, edge):
-                withheld.setdefault(r.project, f"{found[0]}: it may answer to any of {r.project}'s names there")
-    if not withheld:
-        return Table(list(t.routes), conflicts, list(t.held))
-    kept = [r for r in t.routes if r.project not in withheld]
-    held = [r for r in t.routes if r.project in withheld]
-    conflicts += [f"{why}: the routes of {p} are withheld (DNS shadowing); remove it to serve {p} again"
-                  for p, why in sorted(withheld.items())]
-    return Table(kept, conflicts, [*t.held, *held])
+                problems.append(f"service {spec_name} answers to {cs} on {net}: the proxies do not trust it "
+                                "(it cannot show the config server's certificate); remove it")
+    return withheld, problems

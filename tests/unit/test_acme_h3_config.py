@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from luma_compose.proxy import caddy_config, certs
-from luma_compose.proxy.route_table import build_table
+from luma_compose.routing.containers import build_table
 from support.records import routed as routed_record
 
 

@@ -25,7 +25,7 @@ import pytest
 
 from luma_compose import contract
 from luma_compose.proxy.caddy_config import build_config, dumps, served_hosts
-from luma_compose.proxy.route_table import build_table
+from luma_compose.routing.containers import build_table
 from luma_compose.records import COMPOSE_PROJECT_LABEL, ContainerRecord, NetworkRecord
 from support.records import routed
 
@@ -100,7 +100,7 @@ def test_the_https_redirect_keeps_a_published_port_that_is_not_443(https_port, l
 
 def test_no_placeholder_ever_reaches_the_config_even_past_the_route_table():
     from luma_compose.proxy.caddy_config import UnsafeValue
-    from luma_compose.proxy.route_table import Route, RouteTable
+    from luma_compose.routing.claims import Route, RouteTable
 
     bad = Route("a", "web", ("{http.request.host}",), 3000, "/up", "a_luma", (), "")
     with pytest.raises(UnsafeValue):

@@ -18,7 +18,7 @@ from luma_compose.deploy.progress import Progress
 from luma_compose.deploy.rollout import Deployer, ProxyOptions
 from luma_compose.deploy.teardown import down
 from luma_compose.errors import LumaError, UnavailableError
-from luma_compose.proxy.route_table import build_table
+from luma_compose.routing.containers import build_table
 from luma_compose.records import (COMPOSE_PROJECT_LABEL, ContainerRecord, ContainerSpec, NetworkAttachment,
                                   draining_name, is_draining)
 from support.fake_engine import FakeEngine, FakeProject, FakeService

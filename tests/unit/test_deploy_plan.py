@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from luma_compose import contract
 from luma_compose.deploy.plan import (
     RoutedService,
-    claim_conflicts,
     failure_report,
     format_step,
     grace_seconds,
     live_urls,
+    owned_elsewhere,
     parse_hashes,
     plan_service,
     replicas_of,
 )
 from luma_compose.errors import UsageError
-from luma_compose.records import COMPOSE_PROJECT_LABEL, ContainerRecord
+from luma_compose.routing.containers import build_table
+from luma_compose.records import ContainerRecord
+from support.records import routed as routed_record
 from support.records import plain
 
 
@@ -51,25 +52,21 @@ def test_draining_leftovers_of_an_interrupted_deploy_are_removed_not_counted():
     assert (p.action, p.leftovers) == ("keep", ("1",))
 
 
-def routed(p: str, s: str, hosts: tuple[str, ...]) -> ContainerRecord:
-    lb = contract.route_labels(p, s, list(hosts), 3000, "/up")
-    lb[COMPOSE_PROJECT_LABEL] = p
-    return ContainerRecord(id=f"{p}{s}", name=f"{p}-{s}-1", labels=lb, created="")
-
-
 def test_claims_name_the_project_that_holds_a_host_or_alias():
+    """The one claim check (deploy's refusal on both targets) reads the route table the proxy serves."""
     mine = [RoutedService("web", ("Shop.test",), 3000, "/up"), RoutedService("b-c", ("x.test",), 3000, "/up")]
-    running = [routed("other", "web", ("shop.test",)), routed("a-b", "c", ("y.test",)), routed("a", "web", ("z.test",))]
-    got = claim_conflicts("a", mine, running)
+    running = [routed_record("other", "web", 1, hosts=("shop.test",)), routed_record("a-b", "c", 1, hosts=("y.test",)),
+               routed_record("a", "web", 1, hosts=("z.test",))]
+    got = owned_elsewhere("a", mine, build_table(running))
     assert got == [
-        "host shop.test (service web) is already routed by project other (service web)",
+        "host shop.test (service web) is already routed by project other (service web), which owns it while it is up",
         "target alias a-b-c (service b-c) is already used by project a-b (service c); the proxy could not tell them apart",
     ]
 
 
 def test_own_containers_are_no_conflict():
     mine = [RoutedService("web", ("shop.test",), 3000, "/up")]
-    assert claim_conflicts("a", mine, [routed("a", "web", ("shop.test",))]) == []
+    assert owned_elsewhere("a", mine, build_table([routed_record("a", "web", 1, hosts=("shop.test",))])) == []
 
 
 def test_replicas_and_hashes_from_compose_output():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from luma_compose.proxy.route_table import build_table
+from luma_compose.routing.containers import build_table
 from luma_compose.records import CONFIG_HASH_LABEL, ContainerRecord, draining_name, is_draining
 from support.records import routed
 

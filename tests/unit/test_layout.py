@@ -9,7 +9,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "luma_compose"
 PURE = sorted([*PKG.glob("compose/*.py"), PKG / "records.py", PKG / "contract.py", PKG / "errors.py",
-               PKG / "proxy" / "route_table.py", PKG / "proxy" / "caddy_config.py", PKG / "deploy" / "plan.py",
+               *PKG.glob("routing/*.py"), PKG / "proxy" / "caddy_config.py", PKG / "deploy" / "plan.py",
                PKG / "deploy" / "subnets.py", PKG / "swarm" / "stack.py", PKG / "swarm" / "routes.py"])
 
 

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from luma_compose import contract
-from luma_compose.proxy.route_table import build_table
+from luma_compose.routing.containers import build_table
 from luma_compose.records import (
     COMPOSE_PROJECT_LABEL,
     COMPOSE_SERVICE_LABEL,

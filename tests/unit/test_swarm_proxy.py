@@ -103,7 +103,7 @@ def test_an_impostor_on_the_edge_network_withholds_only_its_victim():
                                              [(edge, ["px-gw-shop", "decoy"])], [])
     res = p.sync()
     assert served_hosts(fake) == ["blog.test"]
-    assert any("evil_decoy answers to px-gw-shop" in c for c in res.conflicts)
+    assert any("evil_decoy answers to px-gw-shop" in c for c in res.table.messages)
     assert "px-gw-shop" not in fake.services_, "the victim's gateway is not kept either"
 
 
@@ -158,9 +158,9 @@ def test_the_watch_joins_every_routed_overlay_and_a_plain_container_there_withho
     res = p.sync()
     assert served_hosts(fake) == ["blog.test"] and served_hosts(fake, "static_response") == ["shop.test"]
     assert any("container sneaky" in c and "10.0.0.2" in c and "routes of shop are withheld" in c
-               for c in res.conflicts), res.conflicts
+               for c in res.table.messages), res.table.messages
     fake.plain.clear()
-    assert p.sync().conflicts == [] and served_hosts(fake) == ["blog.test", "shop.test"]
+    assert p.sync().table.messages == [] and served_hosts(fake) == ["blog.test", "shop.test"]
     # a project gone: the watch leaves its overlay (so the overlay can be removed)
     fake.remove_stack("blog")
     p.sync()
@@ -174,9 +174,9 @@ def test_an_overlay_the_watch_cannot_see_into_is_not_trusted():
     fake.run("rm", "-f", "px-watch")
     # a read-only look (swarm routes) does not recreate it, and says what it cannot see
     t = p.served()
-    assert not t.routes and any("cannot see who is attached to shop_luma" in c for c in t.conflicts)
+    assert not t.serving and any("cannot see who is attached to shop_luma" in c for c in t.messages)
     # a sync brings it back
-    assert p.sync().conflicts == [] and served_hosts(fake) == ["shop.test"]
+    assert p.sync().table.messages == [] and served_hosts(fake) == ["shop.test"]
     assert "shop_luma" in fake.containers["px-watch"]["NetworkSettings"]["Networks"]
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from luma_compose import api
 from luma_compose.compose.source import parse
+from luma_compose.routing import services
+from luma_compose.routing.claims import RouteTable
 from luma_compose.swarm import routes, shadow, stack
 
 SRC = """\
@@ -58,9 +62,9 @@ def _svc(name, project, service, hosts, created):
 
 
 def test_routes_conflicts_and_config() -> None:
-    t = routes.table([_svc("b_web", "b", "web", "x.test", "2"), _svc("a_web", "a", "web", "x.test,y.test", "1"),
+    t = services.table([_svc("b_web", "b", "web", "x.test", "2"), _svc("a_web", "a", "web", "x.test,y.test", "1"),
                       {"Spec": {"Name": "plain", "Labels": {}}}])
-    assert [r.project for r in t.routes] == ["a"] and "b/web claims x.test" in t.conflicts[0]
+    assert [r.project for r in t.serving] == ["a"] and "b/web claims x.test" in t.messages[0]
     cfg = routes.edge_config(t, 8080, "px")
     server = cfg["apps"]["http"]["servers"]["luma"]
     h = server["routes"][0]["handle"][0]
@@ -76,7 +80,7 @@ def test_routes_conflicts_and_config() -> None:
     assert load["tls"]["root_ca_pem_files"] == [routes.CONTROL_CERT_TARGET]
     assert routes.boot_config(8080, "px")["admin"] == cfg["admin"], "boot and pulled configs keep pulling"
     # the version names the routes: another table, another version
-    other = routes.edge_config(routes.table([_svc("b_web", "b", "web", "x.test", "2")]), 8080, "px")
+    other = routes.edge_config(services.table([_svc("b_web", "b", "web", "x.test", "2")]), 8080, "px")
     assert routes.edge_version(cfg) != routes.edge_version(other)
     assert routes.edge_version(cfg) == routes.edge_version(routes.edge_config(t, 8080, "px"))
     assert routes.config_name("p", "x") == routes.config_name("p", "x") != routes.config_name("p", "y")
@@ -84,7 +88,7 @@ def test_routes_conflicts_and_config() -> None:
 
 def test_swarm_routes_refuse_label_values_the_container_proxy_refuses():
     from luma_compose import contract
-    from luma_compose.swarm.routes import route_of
+    from luma_compose.routing.services import route_of
 
     labels = {**contract.route_labels("gmail", "web", ["mail.example.com"], 3000, "/up"),
               "com.docker.stack.namespace": "gmail"}
@@ -96,7 +100,7 @@ def test_swarm_routes_refuse_label_values_the_container_proxy_refuses():
 
 def test_a_swarm_service_routes_only_for_its_own_stack():
     from luma_compose import contract
-    from luma_compose.swarm.routes import route_of
+    from luma_compose.routing.services import route_of
 
     labels = {**contract.route_labels("gmail", "web", ["mail.example.com"], 3000, "/up"),
               "com.docker.stack.namespace": "gmail"}
@@ -121,11 +125,11 @@ def test_only_a_service_a_gateway_or_an_edge_could_resolve_can_shadow_a_project(
     nets = {f"id-{n}": n for n in ("gmail_luma", "evil_luma", "px_edge")}
     gmail = _stack_svc("gmail", "web", "mail.test", [("gmail_luma", ["gmail-web"])])
     evil = _stack_svc("evil", "web", "evil.test", [("evil_luma", ["evil-web"])])
-    base = routes.table([gmail, evil])
+    base = services.table([gmail, evil])
 
     def routed(*extra):
         t = shadow.drop_shadowed(base, [gmail, evil, *extra], nets, "px")
-        return sorted(r.project for r in t.routes), t.conflicts
+        return sorted(r.project for r in t.serving), t.messages
 
     assert routed() == (["evil", "gmail"], [])
     # On its own overlay, evil may call anything `gmail-web`: only evil's gateway resolves names
@@ -181,7 +185,7 @@ def test_control_certificate_names_the_config_server():
 def test_edge_tls_config_is_the_single_host_layout_with_shared_storage():
     from luma_compose.proxy import caddy_config
 
-    t = routes.table([_svc("a_web", "a", "web", "x.test,y.test", "1")])
+    t = services.table([_svc("a_web", "a", "web", "x.test,y.test", "1")])
     tls = routes.EdgeTLS("acme", 8443, "ops@x.test", "https://ca.test/dir", True)
     cfg = routes.edge_config(t, 8080, "px", tls)
     servers = cfg["apps"]["http"]["servers"]
@@ -206,7 +210,7 @@ def test_edge_tls_config_is_the_single_host_layout_with_shared_storage():
                                    not_found=servers["luma"]["routes"][-1], catch_all=True)
     assert single["apps"] == cfg["apps"]
     # with no host yet, the catch-all is there already: the first host's challenge can reach any edge
-    empty = routes.edge_config(routes.Table(), 8080, "px", tls)
+    empty = routes.edge_config(RouteTable(), 8080, "px", tls)
     assert empty["apps"]["tls"]["automation"]["policies"] == [catch_all]
     # TLS settings are part of the version; off has no storage and no tls app
     off = routes.edge_config(t, 8080, "px")
@@ -233,41 +237,41 @@ def test_a_name_shadows_whatever_its_case_or_trailing_dot():
     alias on P_luma and on the edge network and for the gateway name on the edge network."""
     nets = {f"id-{n}": n for n in ("gmail_luma", "px_edge")}
     gmail = _stack_svc("gmail", "web", "mail.test", [("gmail_luma", ["gmail-web"])])
-    base = routes.table([gmail])
+    base = services.table([gmail])
     for net, name in [("gmail_luma", "gmail-web"), ("px_edge", "gmail-web"), ("px_edge", "px-gw-gmail")]:
         for spelled in (name.upper(), name.title(), name + ".", name.upper() + ".", name[0].upper() + name[1:]):
             intruder = _stack_svc("evil", "x", None, [(net, [spelled])])
             t = shadow.drop_shadowed(base, [gmail, intruder], nets, "px")
-            assert not t.routes, (net, spelled)
-            assert [r.project for r in t.held] == ["gmail"]
-            assert any(f"evil_x answers to {spelled}" in c and "withheld" in c for c in t.conflicts), t.conflicts
+            assert not t.serving, (net, spelled)
+            assert [r.project for r in t.withheld] == ["gmail"]
+            assert any(f"evil_x answers to {spelled}" in c and "withheld" in c for c in t.messages), t.messages
     # a service *named* like the target (its stack's short name is its DNS name) counts as well
     named = _stack_svc("evil", "GMAIL-WEB", None, [("gmail_luma", [])])
-    assert not shadow.drop_shadowed(base, [gmail, named], nets, "px").routes
+    assert not shadow.drop_shadowed(base, [gmail, named], nets, "px").serving
     # two services whose aliases differ in case only are one name: the later one is not routed
-    t = routes.table([_svc("a_web", "a", "web", "x.test", "1"), _svc("a_Web", "a", "Web", "y.test", "2")])
-    assert [r.service for r in t.routes] == ["web"] and "target alias a-Web" in t.conflicts[0]
+    t = services.table([_svc("a_web", "a", "web", "x.test", "1"), _svc("a_Web", "a", "Web", "y.test", "2")])
+    assert [r.service for r in t.serving] == ["web"] and "target alias a-Web" in t.messages[0]
 
 
 def test_a_plain_container_on_the_overlay_withholds_the_project_and_is_named():
     nets = {f"id-{n}": n for n in ("gmail_luma", "evil_luma", "px_edge")}
     gmail = _stack_svc("gmail", "web", "mail.test", [("gmail_luma", ["gmail-web"])])
     evil = _stack_svc("evil", "web", "evil.test", [("evil_luma", ["evil-web"])])
-    base = routes.table([gmail, evil])
+    base = services.table([gmail, evil])
     t = shadow.drop_shadowed(base, [gmail, evil], nets, "px", {"gmail_luma": ["container sneaky is attached"]})
-    assert [r.project for r in t.routes] == ["evil"] and [r.project for r in t.held] == ["gmail"]
-    assert any("container sneaky" in c and "routes of gmail are withheld" in c for c in t.conflicts)
+    assert [r.project for r in t.serving] == ["evil"] and [r.project for r in t.withheld] == ["gmail"]
+    assert any("container sneaky" in c and "routes of gmail are withheld" in c for c in t.messages)
     # one on the edge network could answer to any gateway's name: every project is withheld
     t = shadow.drop_shadowed(base, [gmail, evil], nets, "px", {"px_edge": ["container x is attached"]})
-    assert not t.routes and sorted(r.project for r in t.held) == ["evil", "gmail"]
+    assert not t.serving and sorted(r.project for r in t.withheld) == ["evil", "gmail"]
 
 
 def test_a_route_on_another_projects_network_is_refused():
     bad = _svc("evil_web", "evil", "web", "evil.test", "1")
     bad["Spec"]["Labels"]["luma.network"] = "gmail_luma"
-    t = routes.table([_svc("gmail_web", "gmail", "web", "mail.test", "2"), bad])
-    assert [r.project for r in t.routes] == ["gmail"]
-    assert "evil/web asks for the network gmail_luma" in t.conflicts[0] and "evil_luma only" in t.conflicts[0]
+    t = services.table([_svc("gmail_web", "gmail", "web", "mail.test", "2"), bad])
+    assert [r.project for r in t.serving] == ["gmail"]
+    assert "evil/web asks for the network gmail_luma" in t.messages[0] and "evil_luma only" in t.messages[0]
 
 
 def _edge_hosts(cfg):
@@ -284,16 +288,16 @@ def test_exact_hosts_win_over_wildcards_whichever_route_they_are_in():
     victim = _svc("victim_web", "victim", "web", "app.example.test", "1")
     for evil_hosts in ("*.example.test,evil.example.test", "evil.example.test,*.example.test", "*.example.test"):
         evil = _svc("aaa_web", "aaa", "web", evil_hosts, "2")  # sorts before the victim
-        order = _edge_hosts(routes.edge_config(routes.table([victim, evil]), 8080, "px"))
+        order = _edge_hosts(routes.edge_config(services.table([victim, evil]), 8080, "px"))
         first_wild = next(i for i, (hosts, _) in enumerate(order) if any(h.startswith("*.") for h in hosts))
         assert all(not h.startswith("*.") for hosts, _ in order[:first_wild] for h in hosts)
         assert (["app.example.test"], "px-gw-victim.") in order[:first_wild], order
         assert all(h.startswith("*.") for hosts, _ in order[first_wild:] for h in hosts), order
     # a host written in upper case is the same host: it clashes, and the older claim keeps it
-    t = routes.table([victim, _svc("aaa_web", "aaa", "web", "APP.example.test", "2")])
-    assert [r.project for r in t.routes] == ["victim"] and "claims app.example.test" in t.conflicts[0]
+    t = services.table([victim, _svc("aaa_web", "aaa", "web", "APP.example.test", "2")])
+    assert [r.project for r in t.serving] == ["victim"] and "claims app.example.test" in t.messages[0]
     # a withheld owner keeps its hosts (404), before any wildcard
-    t = routes.table([victim, _svc("aaa_web", "aaa", "web", "*.example.test", "2")])
-    t = routes.Table([r for r in t.routes if r.project != "victim"], [], [r for r in t.routes if r.project == "victim"])
+    t = services.table([victim, _svc("aaa_web", "aaa", "web", "*.example.test", "2")])
+    t = RouteTable(tuple(replace(r, withheld="shadowed") if r.project == "victim" else r for r in t.routes))
     assert _edge_hosts(routes.edge_config(t, 8080, "px")) == [(["app.example.test"], 404),
                                                             (["*.example.test"], "px-gw-aaa.")]

@@ -14,8 +14,9 @@ from luma_compose.engine.docker_engine import DockerEngine
 from luma_compose.engine.client import Endpoint
 from luma_compose.proxy import caddy_config
 from luma_compose.proxy.controller import Controller
-from luma_compose.proxy.neighbours import answers_to, dns_name
-from luma_compose.proxy.route_table import build_table, covers
+from luma_compose.routing.neighbours import answers_to, dns_name
+from luma_compose.routing.claims import covers
+from luma_compose.routing.containers import build_table
 from luma_compose.records import (
     COMPOSE_PROJECT_LABEL,
     COMPOSE_SERVICE_LABEL,
