@@ -33,7 +33,7 @@ from pathlib import Path
 import _proxykit  # noqa: F401  (puts the project on sys.path)
 
 from luma_compose.proxy import caddy_config
-from luma_compose.proxy.route_table import Member, Route, RouteTable
+from luma_compose.routing.claims import Member, Route, RouteTable
 
 
 def free_port() -> int:
