@@ -71,7 +71,7 @@ def deploy(engine: SwarmEngine, project: str, stack_text: str, routed: list[cont
     if routed and project not in {r.project for r in synced.routes}:
         why = [c for c in synced.conflicts if f"{project}/" in c or f"routes of {project} " in c]
         raise SwarmError(f"{project} is deployed, but the proxy does not route it: {'; '.join(why) or 'see above'}",
-                         "remove what the message names, then luma-compose swarm proxy sync")
+                         "remove what the message names, then luma-compose proxy sync --swarm")
     res = StackResult(project)
     for r in routed:
         res.urls += [f"http://{h}/" for h in r.hosts]
