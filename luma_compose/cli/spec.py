@@ -8,13 +8,12 @@ so the two paths cannot accept different options.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple  # not dataclasses: it imports inspect, which the fast path would pay for
 
 TARGETS = ("compose", "swarm")
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     dest: str  # the parameter name the command function takes
     flags: tuple[str, ...]
     help: str
@@ -26,8 +25,7 @@ class Option:
     show_default: bool = False
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     name: str
     options: tuple[Option, ...]
     arguments: str = ""  # the dest of the command's PATH arguments, if it takes any
