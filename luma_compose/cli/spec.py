@@ -41,7 +41,8 @@ INPUT = (
 )
 
 TARGET = (
-    Option("target", ("--target",), "compose: one Docker host, with docker compose. swarm: a Docker Swarm stack.",
+    Option("target", ("--target",), "compose: one Docker host, with docker compose. swarm: a Docker Swarm (stacks, and the "
+           "proxy as swarm services; commands that talk to it run against a manager).",
            choices=TARGETS, default="compose", show_default=True),
     Option("swarm_flag", ("--swarm",), "Short for --target swarm.", kind="flag", default=False),
 )
