@@ -44,7 +44,7 @@ def render(files: Sequence[str] = (), project: str | None = None, project_direct
     if show_diff:
         echo(unified_diff(current or "", result.text, output, output + " (rendered)"), nl=False)
     if current != result.text:
-        _write_atomic(output, result.text)
+        write_text_atomic(output, result.text)
         if fail_if_changed:
             echo(f"{output} was out of date and has been rewritten", err=True)
             return EXIT_PROBLEMS
@@ -71,7 +71,7 @@ def _read_or_none(path: str) -> str | None:
         raise UsageError(f"{path}: cannot read it: {e}", "give a writable text file with -o") from None
 
 
-def _write_atomic(path: str, text: str) -> None:
+def write_text_atomic(path: str, text: str) -> None:
     try:
         write_atomic(path, text.encode("utf-8"))
     except OSError as e:

@@ -9,7 +9,8 @@ import time
 import click
 
 from ..proxy import caddy_config
-from .main import docker_engine, endpoint, input_options, resolve_target, target_options
+from . import swarm as on_swarm
+from .options import docker_engine, endpoint, input_options, resolve_target, target_options
 from ..errors import UsageError
 
 _TLS = click.Choice(caddy_config.TLS_MODES)
@@ -50,7 +51,7 @@ def _render(files, project, project_directory):
 @click.option("--force-unlock", is_flag=True,
               help="Remove the project's deploy lock first, whoever holds it (a deploy that died on another "
                    "machine); says whose it was.")
-@click.option("--dry-run", "--plan", "dry_run", is_flag=True,
+@click.option("--dry-run", "dry_run", is_flag=True,
               help="Print what deploy would do and change nothing. Exit 0: nothing to do, 1: problems "
                    "(deploy would refuse), 4: changes pending.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -76,7 +77,8 @@ def deploy(files, project, project_directory, target, swarm_flag, timeout, drain
     moved, old ones drained and removed); a new container that fails leaves the old
     version serving and exits 1.
 
-    --target swarm: render for Swarm and deploy as a stack, as `luma-compose swarm deploy`.
+    --swarm: render for Swarm and deploy as a stack; Swarm rolls routed services
+    health-gated, with rollback.
     """
     target = resolve_target(target, swarm_flag,
                             compose_only=("drain", "settle", "force_unlock", "dry_run", "fmt", "proxy_https_port",
@@ -135,23 +137,14 @@ def _ingress_pool(option: str | None):
 
 def _swarm_deploy(files, project, project_directory, timeout, proxy_name, proxy_image, proxy_http_port,
                   resolve_image, proxy_nodes) -> None:
-    """deploy --target swarm: `swarm deploy`, its defaults for the options not given."""
-    from .swarm import DEFAULTS, PORT, run_deploy
-
-    if proxy_http_port is not None:  # a string here ([IP:]PORT for compose); swarm publishes a port number
-        try:
-            proxy_http_port = PORT.convert(proxy_http_port, None, None)
-        except click.BadParameter:
-            raise UsageError(f"--proxy-http-port {proxy_http_port}: with --target swarm it is a port number "
-                             "(1-65535), published on every proxy node", "give a port, e.g. --proxy-http-port 8080") \
-                from None
-
-    def pick(name, value):
-        return DEFAULTS[name] if value is None else value
-
-    run_deploy(files, project, project_directory, pick("resolve_image", resolve_image), pick("timeout", timeout),
-               pick("proxy_name", proxy_name), pick("proxy_image", proxy_image),
-               pick("proxy_http_port", proxy_http_port), pick("proxy_nodes", proxy_nodes))
+    """deploy --swarm: the swarm defaults for the options not given; bad values refused before any engine."""
+    pick = on_swarm.pick
+    http_port = on_swarm.port(proxy_http_port, "--proxy-http-port", on_swarm.DEFAULTS["proxy_http_port"])
+    nodes = on_swarm.nodes(proxy_nodes, "--proxy-nodes")
+    on_swarm.run_deploy(files, project, project_directory, pick("resolve_image", resolve_image),
+                        pick("timeout", timeout), on_swarm.proxy_name(proxy_name, "--proxy-name"),
+                        pick("proxy_image", proxy_image),
+                        http_port, nodes)
 
 
 def _dry_run(files, project, project_directory, fmt, proxy_name) -> int:
@@ -209,7 +202,7 @@ def down(files, project, project_directory, target, swarm_flag, volumes, proxy_n
     """Unroute a project, docker compose down, and remove its ingress network.
 
     Other projects keep serving. Volumes are kept unless --volumes. --target swarm: docker
-    stack rm, unroute, and remove the project's networks, as `luma-compose swarm down`.
+    stack rm, unroute, and remove the project's networks.
     The project is the compose file's (found as render finds it), or -p NAME.
     """
     from ..deploy.progress import Progress
@@ -218,9 +211,7 @@ def down(files, project, project_directory, target, swarm_flag, volumes, proxy_n
     target = resolve_target(target, swarm_flag, compose_only=("volumes", "force_unlock"))
     project, directory, text = _project_of(files, project, project_directory)
     if target == "swarm":
-        from .swarm import DEFAULTS, run_down
-
-        run_down(project, DEFAULTS["proxy_name"] if proxy_name is None else proxy_name)
+        on_swarm.run_down(project, on_swarm.proxy_name(proxy_name, "--proxy-name"))
         return
     progress = Progress()
     for w in teardown(docker_engine(), project, directory, text, proxy_name, volumes, progress,

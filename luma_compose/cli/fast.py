@@ -1,12 +1,12 @@
 """The `luma-compose` entry point.
 
-A plain `render` or `check` invocation (the pipe, pre-commit, CI) is parsed
-here and run without importing click, which costs more than the whole render
-of a typical file (see bench/render_speed.py). Everything else, and any
-argument this small parser does not know (help, a typo, `-fFILE`), goes to the
-click CLI in main.py, which is the reference: both call the same functions in
-commands.py. Only the compose target is run here: `--swarm` and `--target swarm`
-(any --target but compose) go to click. Set LUMA_NO_FASTPATH=1 to always use click.
+A plain `render` or `check` invocation (the pipe, pre-commit, CI) runs without importing click,
+which costs more than the whole render of a typical file (see bench/render_speed.py). Its options
+are the ones spec.py defines, the same definitions main.py builds the click commands from: this
+module only reads an argument list against them. Anything it does not take as written (help, a
+typo, `-fFILE`, a value click would refuse, --swarm or --target swarm) goes to the click CLI in
+main.py; both paths call the same functions in commands.py. Set LUMA_NO_FASTPATH=1 to always use
+click.
 """
 
 from __future__ import annotations
@@ -14,55 +14,67 @@ from __future__ import annotations
 import os
 import sys
 
-_VALUE = {"-f": "files", "--file": "files", "-p": "project", "--project-name": "project",
-          "--project-directory": "project_directory", "--target": "target"}
-_RENDER_VALUE = {"-o": "output", "--output": "output"}
-_RENDER_FLAGS = {"--check": "check_only", "--diff": "show_diff", "--fail-if-changed": "fail_if_changed"}
-_CHECK_VALUE = {"--format": "fmt"}
+from .spec import COMMANDS, Command, Option
 
 
 def parse(argv: list[str]) -> tuple[str, dict] | None:
-    """(command, keyword arguments) for a plain render/check invocation, else None."""
-    if not argv or argv[0] not in ("render", "check"):
+    """(command, keyword arguments for commands.py) for a plain compose render/check, else None (click's)."""
+    command = COMMANDS.get(argv[0]) if argv else None
+    if command is None:
         return None
-    command = argv[0]
-    values = dict(_VALUE, **(_RENDER_VALUE if command == "render" else _CHECK_VALUE))
-    flags = _RENDER_FLAGS if command == "render" else {}
-    kw: dict = {"files": []}
+    given = _read(command, argv[1:])
+    if given is None:
+        return None
+    kw = {o.dest: ([] if o.kind == "multiple" else o.default) for o in command.options}
+    kw.update(given)
+    if kw.pop("target") != "compose" or kw.pop("swarm_flag"):
+        return None
+    return command.name, kw
+
+
+def _read(command: Command, args: list[str]) -> dict | None:
+    """The options and arguments given, by dest; None when click must read them."""
+    by_flag = {f: o for o in command.options for f in o.flags}
+    kw: dict = {}
     paths: list[str] = []
-    i = 1
-    while i < len(argv):
-        arg = argv[i]
+    i = 0
+    while i < len(args):
+        arg = args[i]
         name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        if name in values:
-            if eq:
-                value = inline
-            elif i + 1 < len(argv):
-                i += 1
-                value = argv[i]
-            else:
+        opt = by_flag.get(name)
+        if opt is None:
+            if not command.arguments or arg.startswith("-"):
                 return None
-            key = values[name]
-            if key == "files":
-                kw["files"].append(value)
-            elif key in kw:
-                kw[key] = value  # click: the last one wins
-            else:
-                kw[key] = value
-        elif arg in flags:
-            kw[flags[arg]] = True
-        elif command == "check" and not arg.startswith("-"):
             paths.append(arg)
+        elif opt.kind == "flag":
+            if eq:
+                return None
+            kw[opt.dest] = True
         else:
-            return None
+            if not eq:
+                if i + 1 == len(args):
+                    return None
+                i += 1
+                inline = args[i]
+            if not _plain(opt, inline):
+                return None
+            if opt.kind == "multiple":
+                kw.setdefault(opt.dest, []).append(inline)
+            else:
+                kw[opt.dest] = inline  # as click: the last one wins
         i += 1
-    if kw.get("fmt", "text") not in ("text", "json"):
-        return None
-    if kw.pop("target", "compose") != "compose":  # --target swarm (as --swarm) is click's
-        return None
-    if command == "check":
-        kw["paths"] = paths
-    return command, kw
+    if command.arguments:
+        kw[command.arguments] = paths
+    return kw
+
+
+def _plain(opt: Option, value: str) -> bool:
+    """Whether click takes this value as it is (else click reads the line, and says what is wrong)."""
+    if opt.choices and value not in opt.choices:
+        return False
+    if opt.path == "dir" and os.path.isfile(value):
+        return False
+    return not (opt.path == "file" and os.path.isdir(value))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,6 +9,8 @@ import click
 
 from .. import __version__
 from ..errors import UsageError
+from . import spec
+from .options import options, resolve_target
 from .report import exit_code_for
 
 # Subcommands that live in their own modules are imported only when used, so
@@ -18,7 +20,6 @@ LAZY_COMMANDS = {
     "routes": "luma_compose.cli.proxy:routes",
     "deploy": "luma_compose.cli.deploy:deploy",
     "down": "luma_compose.cli.deploy:down",
-    "swarm": "luma_compose.cli.swarm:swarm",
 }
 
 
@@ -27,6 +28,9 @@ class LumaGroup(click.Group):
         return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
 
     def get_command(self, ctx, name):
+        if name == "swarm":  # the old spelling: say the one there is now
+            raise click.UsageError("there is no `swarm` command: every action takes --swarm (or --target swarm), "
+                                   "e.g. `luma-compose deploy --swarm`, `luma-compose proxy up --swarm`", ctx)
         cmd = super().get_command(ctx, name)
         if cmd is not None or name not in LAZY_COMMANDS:
             return cmd
@@ -59,97 +63,14 @@ def main(ctx: click.Context, docker_host: str | None, docker_context: str | None
     ctx.obj = {"docker_host": docker_host, "docker_context": docker_context}
 
 
-def endpoint():
-    """The one engine of this command: the global -H/--context, else the docker CLI's own rules."""
-    from ..engine.client import resolve
-
-    obj = (click.get_current_context(silent=True) or click.Context(main)).find_root().obj or {}
-    return resolve(obj.get("docker_host"), obj.get("docker_context"))
-
-
-def docker_engine():
-    """The engine (docker SDK and ``docker compose``) on :func:`endpoint`."""
-    from ..engine.docker_engine import DockerEngine
-
-    return DockerEngine(endpoint())
-
-
-def input_options(f):
-    """-f/-p/--project-directory, shared by render, check, deploy and down."""
-    f = click.option("--project-directory", type=click.Path(file_okay=False),
-                     help="Directory relative paths and .env are read from (default: the first file's).")(f)
-    f = click.option("-p", "--project-name", "project", metavar="NAME",
-                     help="Project name (default: COMPOSE_PROJECT_NAME, then `name:`, then the directory).")(f)
-    f = click.option("-f", "--file", "files", multiple=True, metavar="FILE",
-                     help="Compose file; repeat to merge (through docker compose); - reads stdin.")(f)
-    return f
-
-
-TARGETS = ("compose", "swarm")
-
-
-def target_options(f):
-    """--target compose|swarm and its shorthand --swarm, shared by render, check, deploy and down."""
-    f = click.option("--swarm", "swarm_flag", is_flag=True, help="Short for --target swarm.")(f)
-    f = click.option("--target", type=click.Choice(TARGETS), default="compose", show_default=True,
-                     help="compose: one Docker host, with docker compose. swarm: a Docker Swarm stack "
-                          "(what `luma-compose swarm COMMAND` does).")(f)
-    return f
-
-
-def resolve_target(target: str, swarm_flag: bool, compose_only: tuple[str, ...] = (),
-                   swarm_only: tuple[str, ...] = ()) -> str:
-    """The target of this command; a usage error when an option given is for the other target.
-
-    compose_only, swarm_only: names of this command's parameters that only one target takes. An option
-    counts as given when it is on the command line, whatever its value (`--drain 10` with swarm is refused
-    too), so no option is ever silently ignored.
-    """
-    ctx = click.get_current_context()
-    if swarm_flag:
-        if target != "swarm" and _given(ctx, "target"):
-            raise UsageError(f"--swarm means --target swarm, and --target {target} was given too",
-                             "give one of them")
-        target = "swarm"
-    wrong = swarm_only if target == "compose" else compose_only
-    other = "swarm" if target == "compose" else "compose"
-    for name in wrong:
-        if _given(ctx, name):
-            opt = _spelling(ctx, name)
-            fix = "add --swarm (or --target swarm)" if other == "swarm" else "leave out --swarm/--target swarm"
-            raise UsageError(f"{ctx.command.name} --target {target} does not take {opt} (it is for --target {other})",
-                             f"drop {opt}, or {fix}")
-    return target
-
-
-def _given(ctx: click.Context, name: str) -> bool:
-    source = ctx.get_parameter_source(name)
-    return source is not None and source not in (click.core.ParameterSource.DEFAULT,
-                                                 click.core.ParameterSource.DEFAULT_MAP)
-
-
-def _spelling(ctx: click.Context, name: str) -> str:
-    """How the help spells a parameter: its first long option."""
-    param = next(p for p in ctx.command.params if p.name == name)
-    return next((o for o in param.opts if o.startswith("--")), param.opts[0])
-
-
 @main.command()
-@input_options
-@target_options
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
-@click.option("--check", "check_only", is_flag=True,
-              help="With -o: write nothing; exit 0 if FILE already holds the output, else 1 and show a diff.")
-@click.option("--diff", "show_diff", is_flag=True, help="Print what render changes, as a unified diff.")
-@click.option("--fail-if-changed", is_flag=True,
-              help="With -o: write FILE, and exit 1 if that changed it (for pre-commit).")
+@options(spec.RENDER.options)
 def render(files, project, project_directory, target, swarm_flag, output, check_only, show_diff,
            fail_if_changed) -> None:
     """Rewrite a compose file so its x-luma services are routed without collisions.
 
-    Writes nothing (and exits 1) when any check fails. --target swarm writes the file
-    `docker stack deploy -c - NAME` takes, as `luma-compose swarm render` (no --check,
-    --diff or --fail-if-changed there).
+    Writes nothing (and exits 1) when any check fails. --swarm writes the file
+    `docker stack deploy -c - NAME` takes (overlay, attachable P_luma; deploy.labels).
     """
     if resolve_target(target, swarm_flag, compose_only=("check_only", "show_diff", "fail_if_changed")) == "swarm":
         from .swarm import run_render
@@ -162,22 +83,18 @@ def render(files, project, project_directory, target, swarm_flag, output, check_
 
 
 @main.command()
-@click.argument("paths", nargs=-1, type=click.Path(dir_okay=False))
-@input_options
-@target_options
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="json: the shape in schemas/check-output.schema.json (--target compose only).")
+@click.argument(spec.CHECK.arguments, nargs=-1, type=click.Path(dir_okay=False))
+@options(spec.CHECK.options)
 def check(paths, files, project, project_directory, target, swarm_flag, fmt) -> None:
     """Validate x-luma blocks, the compose-spec schema of the result, and routing rules.
 
     PATHS are checked one by one (as separate projects, as pre-commit passes them);
-    -f files are merged into one project, as with docker compose. --target swarm also
-    reports what Swarm ignores (warning) or rejects (error), as `luma-compose swarm check`,
-    for one project given with -f.
+    -f files are merged into one project, as with docker compose. --swarm also
+    reports what Swarm ignores (warning) or rejects (error), for one project given with -f.
     """
     if resolve_target(target, swarm_flag, compose_only=("fmt",)) == "swarm":
         if paths:
-            raise UsageError("check --target swarm checks one project, given with -f, not PATH arguments",
+            raise UsageError("check --swarm checks one project, given with -f, not PATH arguments",
                              "use -f FILE (repeat -f to merge files into one project), once per project")
         from .swarm import run_check
 

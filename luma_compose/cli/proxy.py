@@ -1,4 +1,5 @@
-"""``luma-compose proxy ...`` and ``luma-compose routes``: parse, call proxy.py, print."""
+"""``luma-compose proxy ...`` and ``luma-compose routes``: parse, call proxy.py (or, with --swarm,
+the swarm target in swarm.py), print."""
 
 from __future__ import annotations
 
@@ -9,20 +10,22 @@ import threading
 
 import click
 
-from ..errors import EXIT_PROBLEMS
+from ..errors import EXIT_PROBLEMS, UsageError
 from ..proxy import caddy_config
 from ..routing.claims import RouteTable
+from . import swarm as on_swarm
+from .options import compose_only_command, docker_engine, resolve_target, target_options
 from .report import reporter
 
 NAME_OPTION = click.option("--name", default=None, metavar="NAME",
-                           help="Proxy container name (default luma-proxy, or $LUMA_PROXY_NAME).")
+                           help="Proxy container name (default luma-proxy, or $LUMA_PROXY_NAME); with --swarm, "
+                                "the proxy service (default luma-proxy).")
 
 
 def _controller(name: str | None):
     from ..proxy.controller import Controller
-    from .main import docker_engine  # the docker SDK only when a proxy command runs
 
-    return Controller(docker_engine(), name)
+    return Controller(docker_engine(), name)  # the docker SDK only when a proxy command runs
 
 
 @click.group()
@@ -32,37 +35,45 @@ def proxy() -> None:
 
 @proxy.command()
 @NAME_OPTION
+@target_options
 @click.option("--image", default=None, help="Caddy image (default caddy:2, or $LUMA_PROXY_IMAGE).")
-@click.option("--http-port", default=None, metavar="[IP:]PORT", help="Published HTTP port (default 80; 0: any free port).")
-@click.option("--https-port", default=None, metavar="[IP:]PORT", help="Published HTTPS port (default 443).")
+@click.option("--http-port", default=None, metavar="[IP:]PORT",
+              help="Published HTTP port (default 80; 0: any free port). With --swarm: a port number, published on "
+                   "every proxy node.")
+@click.option("--https-port", default=None, metavar="[IP:]PORT",
+              help="Published HTTPS port (default 443). With --swarm: a port number, with --tls acme or internal.")
 @click.option("--tls", type=click.Choice(caddy_config.TLS_MODES), default=None,
-              help="acme: automatic HTTPS (default); internal: Caddy's own CA; off: plain HTTP.")
+              help="acme: automatic HTTPS (default); internal: Caddy's own CA; off: plain HTTP. With --swarm: HTTPS "
+                   "on the edges, default off (terminate TLS at your load balancer).")
 @click.option("--email", default=None, help="ACME account e-mail.")
-@click.option("--volume", default=None, help="Volume for certificates (default NAME-data, or $LUMA_PROXY_VOLUME).")
+@click.option("--volume", default=None,
+              help="Volume for certificates (default NAME-data, or $LUMA_PROXY_VOLUME; not with --swarm: see "
+                   "--storage).")
 @click.option("--select", default=None, metavar="LABEL=VALUE",
-              help="Route only managed containers that also carry this label (default: all; '' clears it).")
+              help="Route only managed containers that also carry this label (default: all; '' clears it; not "
+                   "with --swarm).")
 @click.option("--acme-ca", default=None, metavar="URL",
               help="ACME directory URL (default: Let's Encrypt; e.g. its staging, ZeroSSL, a company CA; '' resets).")
 @click.option("--acme-ca-root", default=None, metavar="FILE", type=click.Path(dir_okay=False),
               help="PEM file of the root that signs the ACME server's own HTTPS (a private CA); '' clears it.")
-def up(name, image, http_port, https_port, tls, email, volume, select, acme_ca, acme_ca_root) -> None:
+@click.option("--nodes", default=None, metavar="all|label=KEY=VALUE",
+              help="--swarm only: where the proxy runs, every node (default) or the nodes with this node label.")
+@click.option("--storage", default=None, metavar="PATH|VOLUME",
+              help="--swarm only, needed with TLS: what every edge mounts at /data for certificates, the ACME "
+                   "account, challenge tokens and locks. An absolute path must be the same shared directory on "
+                   "every proxy node (NFS, ...); a name is a volume whose driver shares it across nodes.")
+def up(name, target, swarm_flag, image, http_port, https_port, tls, email, volume, select, acme_ca, acme_ca_root,
+       nodes, storage) -> None:
     """Start (or reconcile) the proxy container, then sync the routes.
 
-    Options left out keep the running proxy's settings.
+    Options left out keep the running proxy's settings. --swarm: create the proxy as swarm services
+    (edges on every node, config server, gateways), or check it runs with these settings.
     """
-    root_pem = None
-    if acme_ca_root:
-        from ..errors import UsageError
-
-        try:
-            with open(acme_ca_root, encoding="ascii") as fh:
-                root_pem = fh.read()
-        except (OSError, UnicodeDecodeError) as e:
-            raise UsageError(f"--acme-ca-root {acme_ca_root}: cannot read it: {e}", "give a PEM file") from None
-        if "-----BEGIN CERTIFICATE-----" not in root_pem:
-            raise UsageError(f"--acme-ca-root {acme_ca_root} holds no PEM certificate", "give a PEM file")
-    elif acme_ca_root == "":
-        root_pem = ""
+    target = resolve_target(target, swarm_flag, compose_only=("volume", "select"), swarm_only=("nodes", "storage"))
+    root_pem = _read_root(acme_ca_root)
+    if target == "swarm":
+        on_swarm.proxy_up(name, image, http_port, https_port, tls, email, acme_ca, root_pem, nodes, storage)
+        return
     ctl = _controller(name)
     c, created = ctl.up(image=image, http_port=http_port, https_port=https_port, tls=tls, email=email, volume=volume,
                         select=select, acme_ca=acme_ca, acme_ca_root=root_pem)
@@ -73,6 +84,20 @@ def up(name, image, http_port, https_port, tls, email, volume, select, acme_ca, 
     _exit_on_problems(res.table)
 
 
+def _read_root(acme_ca_root: str | None) -> str | None:
+    """--acme-ca-root FILE: its PEM text ('' clears it, None: not given)."""
+    if not acme_ca_root:
+        return acme_ca_root
+    try:
+        with open(acme_ca_root, encoding="ascii") as fh:
+            root_pem = fh.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--acme-ca-root {acme_ca_root}: cannot read it: {e}", "give a PEM file") from None
+    if "-----BEGIN CERTIFICATE-----" not in root_pem:
+        raise UsageError(f"--acme-ca-root {acme_ca_root} holds no PEM certificate", "give a PEM file")
+    return root_pem
+
+
 def _exit_on_problems(table: RouteTable) -> None:
     """The same exit codes as every command: the work is done, but conflicts are problems found (1)."""
     if table.conflicts or table.problems:
@@ -81,11 +106,15 @@ def _exit_on_problems(table: RouteTable) -> None:
 
 @proxy.command()
 @NAME_OPTION
-def sync(name) -> None:
+@target_options
+def sync(name, target, swarm_flag) -> None:
     """One pass: labels -> networks -> Caddy config (loaded only when changed).
 
     Exits 1 when routes conflict or containers were ignored (the rest is applied).
     """
+    if resolve_target(target, swarm_flag) == "swarm":
+        on_swarm.proxy_sync(name)
+        return
     res = _controller(name).sync()
     reporter("text").sync(res)
     _exit_on_problems(res.table)
@@ -93,8 +122,17 @@ def sync(name) -> None:
 
 @proxy.command()
 @NAME_OPTION
-def run(name) -> None:
-    """Sync, then follow Docker events and sync on every change, until stopped."""
+@target_options
+@click.option("--interval", type=click.FloatRange(min=0.2), default=None, metavar="SECONDS",
+              help="--swarm only: how often to poll the manager (default 1).")
+def run(name, target, swarm_flag, interval) -> None:
+    """Sync, then follow Docker events and sync on every change, until stopped.
+
+    --swarm: keep the proxy equal to the services' labels (polls a manager; survives its restarts).
+    """
+    if resolve_target(target, swarm_flag, swarm_only=("interval",)) == "swarm":
+        on_swarm.proxy_run(name, 1.0 if interval is None else interval)
+        return
     ctl = _controller(name)
     stop = threading.Event()
 
@@ -121,9 +159,14 @@ def run(name) -> None:
 
 @proxy.command()
 @NAME_OPTION
+@target_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def status(name, fmt) -> None:
-    """The proxy container and its live route table. Exit 1 on conflicts or drift, 3 when it is down."""
+def status(name, target, swarm_flag, fmt) -> None:
+    """The proxy container and its live route table. Exit 1 on conflicts or drift, 3 when it is down.
+
+    One host only (no --swarm): on a swarm, `routes --swarm` shows what the edges serve.
+    """
+    compose_only_command(target, swarm_flag, "`luma-compose routes --swarm` shows what the edges serve")
     ctrl = _controller(name)
     st = ctrl.status()
     reporter(fmt).status(st)
@@ -143,29 +186,34 @@ def _pools_warning(engine) -> None:
 
 @proxy.command()
 @NAME_OPTION
+@target_options
 @click.option("--unit-dir", default=None, metavar="DIR",
               help="Where to write the systemd unit (default /etc/systemd/system).")
 @click.option("--enable/--no-enable", default=True, show_default=True,
               help="Run systemctl daemon-reload and enable --now the unit.")
 @click.option("--print", "print_only", is_flag=True, help="Print the unit instead of writing it.")
-def install(name, unit_dir, enable, print_only) -> None:
+def install(name, target, swarm_flag, unit_dir, enable, print_only) -> None:
     """Keep `proxy run` running across reboots: a systemd unit that restarts it.
 
     Needed for routes to follow a plain `render | docker compose -f - up -d`; deploy, down
-    and restarts of containers, the engine or the proxy do not need it.
+    and restarts of containers, the engine or the proxy do not need it. --swarm: a unit for
+    `proxy run --swarm`, on a manager (routes follow changes made without luma-compose, and an
+    impostor's victim is withheld within a second).
     """
     from ..proxy.container import proxy_name
 
-    install_unit(proxy_name(name), unit_dir, enable, print_only, swarm=False)
+    swarm = resolve_target(target, swarm_flag) == "swarm"
+    pname = on_swarm.proxy_name(name) if swarm else proxy_name(name)
+    _install_unit(pname, unit_dir, enable, print_only, swarm=swarm)
 
 
-def install_unit(pname: str, unit_dir: str | None, enable: bool, print_only: bool, swarm: bool) -> None:
-    """Write (or print) the systemd unit that keeps `[swarm] proxy run` running, and enable it."""
+def _install_unit(pname: str, unit_dir: str | None, enable: bool, print_only: bool, swarm: bool) -> None:
+    """Write (or print) the systemd unit that keeps `proxy run [--swarm]` running, and enable it."""
     import os
     import shutil
-    import subprocess
     from pathlib import Path
 
+    from ..engine import systemd
     from ..proxy import service_unit
 
     exe = shutil.which("luma-compose")
@@ -175,38 +223,44 @@ def install_unit(pname: str, unit_dir: str | None, enable: bool, print_only: boo
         click.echo(text, nl=False)
         return
     path = Path(unit_dir or service_unit.UNIT_DIR) / service_unit.unit_name(pname, swarm=swarm)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    systemd.write_unit(path, text)
     click.echo(f"wrote {path}")
     if enable:
-        if not shutil.which("systemctl"):
+        if not systemd.have_systemctl():
             click.echo("systemctl not found: enable the unit with your init system "
                        "(it runs: " + " ".join(service_unit.exec_start(text)) + ")", err=True)
             sys.exit(EXIT_PROBLEMS)
-        for cmd in (["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", path.name]):
-            r = subprocess.run(cmd, capture_output=True, text=True)
-            if r.returncode != 0:
-                click.echo(f"{' '.join(cmd)} failed: {(r.stderr or r.stdout).strip()}", err=True)
-                sys.exit(EXIT_PROBLEMS)
+        failed = systemd.enable_now(path.name)
+        if failed:
+            click.echo(failed, err=True)
+            sys.exit(EXIT_PROBLEMS)
         click.echo(f"enabled and started {path.name}")
 
 
 @proxy.command()
 @NAME_OPTION
-def down(name) -> None:
-    """Stop and remove the proxy container (its certificate volume is kept)."""
+@target_options
+def down(name, target, swarm_flag) -> None:
+    """Stop and remove the proxy container (its certificate volume is kept). --swarm: remove the proxy's
+    swarm services."""
+    if resolve_target(target, swarm_flag) == "swarm":
+        on_swarm.proxy_down(name)
+        return
     ctl = _controller(name)
     click.echo(f"{ctl.proxy.name} removed" if ctl.down() else f"{ctl.proxy.name} does not exist")
 
 
 @click.command()
 @NAME_OPTION
+@target_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def routes(name, fmt) -> None:
+def routes(name, target, swarm_flag, fmt) -> None:
     """The route table the labels give (host -> target, project, service, containers, health),
-    and where it differs, what Caddy serves now (its loaded config)."""
+    and where it differs, what Caddy serves now (its loaded config). --swarm: what the edges
+    serve (exact hosts before wildcards), what is withheld, and conflicts."""
+    if resolve_target(target, swarm_flag) == "swarm":
+        on_swarm.routes(name, fmt)
+        return
     ctl = _controller(name)
     c = ctl.proxy.container()
     table, current = ctl.table(c)

@@ -24,12 +24,12 @@ def unit_name(proxy: str, swarm: bool = False) -> str:
 
 
 def unit_text(exe: list[str], proxy: str, docker_host: str | None = None, swarm: bool = False) -> str:
-    """The unit for ``proxy run`` (one host: follows Docker events) or, with ``swarm``, ``swarm proxy
-    run`` (polls the manager; also withholds a project's routes as soon as an impostor appears)."""
-    run = ["swarm", "proxy", "run", "--proxy-name", proxy] if swarm else ["proxy", "run", "--name", proxy]
+    """The unit for ``proxy run`` (one host: follows Docker events) or, with ``swarm``, ``proxy run
+    --swarm`` (polls the manager; also withholds a project's routes as soon as an impostor appears)."""
+    run = ["proxy", "run", "--swarm", "--name", proxy] if swarm else ["proxy", "run", "--name", proxy]
     cmd = " ".join(shlex.quote(a) for a in [*exe, *run])
     env = f"Environment={shlex.quote('DOCKER_HOST=' + docker_host)}\n" if docker_host else ""
-    what = "the swarm (swarm proxy run)" if swarm else "Docker events (proxy run)"
+    what = "the swarm (proxy run --swarm)" if swarm else "Docker events (proxy run)"
     return (
         "[Unit]\n"
         f"Description=luma-compose: routes of proxy {proxy} follow {what}\n"

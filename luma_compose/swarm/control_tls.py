@@ -1,5 +1,5 @@
 """The config server's TLS identity: a self-signed certificate for its DNS name, made once per
-proxy by ``swarm proxy up``. Pure: no Docker.
+proxy by ``proxy up --swarm``. Pure: no Docker.
 
 The edges pin this certificate (``root_ca_pem_files``) when they pull their config, so a service
 that joins the edge network and answers to the config server's name cannot feed them routes: it

@@ -63,7 +63,7 @@ def deploy(engine: SwarmEngine, project: str, stack_text: str, routed: list[cont
     if routed and project not in {r.project for r in synced.table.serving}:
         why = [c for c in synced.table.messages if f"{project}/" in c or f"routes of {project} " in c]
         raise SwarmError(f"{project} is deployed, but the proxy does not route it: {'; '.join(why) or 'see above'}",
-                         "remove what the message names, then luma-compose swarm proxy sync")
+                         "remove what the message names, then luma-compose proxy sync --swarm")
     return StackResult(project, urls(engine, proxy_name, routed))
 
 

@@ -1,4 +1,4 @@
-"""``swarm proxy up`` options turned into ``docker service create`` arguments. Pure."""
+"""``proxy up --swarm`` options turned into ``docker service create`` arguments. Pure."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from .. import contract
 from . import routes as swarm_routes
-from ..engine.swarm import SwarmError
+from ..errors import UsageError
 
 #: The edge's TLS settings, as labels on the edge service: every sync builds the same config from them.
 TLS_LABELS = {"mode": contract.PROXY_TLS_LABEL, "https_port": contract.PROXY_HTTPS_LABEL,
@@ -14,26 +14,37 @@ TLS_LABELS = {"mode": contract.PROXY_TLS_LABEL, "https_port": contract.PROXY_HTT
               "acme_root": contract.SWARM_ACME_ROOT_LABEL}
 
 
+def check_storage(storage: str, option: str = "--storage") -> None:
+    """A user's storage option: an absolute path or a volume name (else a usage error, exit 2)."""
+    if not storage.startswith("/") and not storage.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise UsageError(f"{option} {storage}: want an absolute path or a volume name",
+                         f"e.g. {option} /srv/luma-proxy (the same shared directory on every node) or "
+                         f"{option} luma-proxy-data")
+
+
+def check_nodes(nodes: str, option: str = "--nodes") -> None:
+    """A user's nodes option: ``all`` or ``label=KEY=VALUE`` (else a usage error, exit 2)."""
+    key, eq, _ = nodes[len("label="):].partition("=") if nodes.startswith("label=") else ("", "", "")
+    if nodes not in ("", "all") and not (key and eq):
+        raise UsageError(f"{option} {nodes}: want all or label=KEY=VALUE",
+                         f"e.g. {option} all, or {option} label=edge=true (a node label)")
+
+
 def _storage_mount(storage: str) -> str:
     """``--storage`` -> a ``--mount`` value: an absolute path is bound, anything else is a volume."""
+    check_storage(storage)
     if storage.startswith("/"):
         return f"type=bind,source={storage},target={swarm_routes.STORAGE_TARGET}"
-    if not storage.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise SwarmError(f"--storage {storage}: want an absolute path or a volume name")
     return f"type=volume,source={storage},target={swarm_routes.STORAGE_TARGET}"
 
 
 def _placement_args(nodes: str) -> list[str]:
     """``all`` or ``label=KEY=VALUE`` (a node label) -> docker service create arguments."""
+    check_nodes(nodes)
     if nodes in ("", "all"):
         return []
-    if nodes.startswith("label="):
-        kv = nodes[len("label="):]
-        if "=" not in kv:
-            raise SwarmError(f"--nodes {nodes}: want label=KEY=VALUE")
-        k, v = kv.split("=", 1)
-        return ["--constraint", f"node.labels.{k}=={v}"]
-    raise SwarmError(f"--nodes {nodes}: want all or label=KEY=VALUE")
+    k, v = nodes[len("label="):].split("=", 1)
+    return ["--constraint", f"node.labels.{k}=={v}"]
 
 
 def tls_of(edge: dict[str, Any]) -> swarm_routes.EdgeTLS:

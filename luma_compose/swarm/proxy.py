@@ -138,12 +138,12 @@ class SwarmProxy:
             labels = existing["Spec"].get("Labels") or {}
             if labels.get(PROXY_LABEL) != self.name:
                 raise SwarmError(f"the service {self.name} is not a luma-compose proxy of this version",
-                                 "luma-compose swarm proxy down, then up")
+                                 "luma-compose proxy down --swarm, then proxy up --swarm")
             have = (int(labels.get(HTTP_PORT_LABEL, "80")), tls_of(existing), labels.get(STORAGE_LABEL, ""))
             if have != (http_port, tls, storage):
                 raise SwarmError(f"the proxy {self.name} runs with other ports, TLS or storage settings "
                                  f"(port {have[0]}, tls {have[1].mode}); they are fixed while it runs",
-                                 "luma-compose swarm proxy down, then up with the new settings")
+                                 "luma-compose proxy down --swarm, then proxy up --swarm with the new settings")
         self._ensure_edge_network()
         cert_cfg, key_secret = self._ensure_control_tls()
         table, text = self.desired(http_port, tls, image)
@@ -186,7 +186,7 @@ class SwarmProxy:
     def sync(self, wait: bool = True) -> SyncResult:
         svc = self.engine.service(self.name)
         if svc is None:
-            raise SwarmError(f"no proxy service {self.name} on this swarm", "luma-compose swarm proxy up")
+            raise SwarmError(f"no proxy service {self.name} on this swarm", "luma-compose proxy up --swarm")
         http_port = int((svc["Spec"].get("Labels") or {}).get(HTTP_PORT_LABEL, "80"))
         image = self._image(svc)
         table, text = self.desired(http_port, tls_of(svc), image)
@@ -208,7 +208,7 @@ class SwarmProxy:
 
     def _repair(self, edge: dict[str, Any], image: str, text: str, wait: bool) -> list[str]:
         """Parts of the proxy gone missing, made again (without the config server a starting edge answers
-        503 for good). The edge holds the proxy's settings: without it, ``swarm proxy up``."""
+        503 for good). The edge holds the proxy's settings: without it, ``proxy up --swarm``."""
         done = []
         if not self.engine.networks(f"name={self.edge}", "driver=overlay"):
             self._ensure_edge_network()
@@ -298,7 +298,7 @@ class SwarmProxy:
         svc = self.engine.service(self.config_server)
         if svc is None:
             raise SwarmError(f"the proxy's config server {self.config_server} is missing",
-                             "luma-compose swarm proxy up")
+                             "luma-compose proxy up --swarm")
         name = swarm_routes.config_name(f"{self.name}-edge", text)
         if self._config_names(svc).get(swarm_routes.EDGE_CONFIG_TARGET) == name:
             return False

@@ -62,9 +62,9 @@ BROKEN = """["sh", "-c", "mkdir -p /empty && exec httpd -f -p 3000 -h /empty"]""
 
 
 def luma(c: clusterkit.Cluster, *args: str, input: str | None = None, check: bool = True,
-         timeout: float = 400, group: bool = True) -> subprocess.CompletedProcess[str]:
-    """``luma-compose swarm ARGS`` (group=False: ``luma-compose ARGS``) against the cluster's manager."""
-    return dockerkit.run([*dockerkit.luma_compose_cmd(), *(["swarm"] if group else []), *args], check=check,
+         timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    """``luma-compose ARGS`` against the cluster's manager."""
+    return dockerkit.run([*dockerkit.luma_compose_cmd(), *args], check=check,
                          input=input, timeout=timeout, env=c.manager.env)
 
 
@@ -74,7 +74,7 @@ def swarm(busybox_image: str, caddy_image: str) -> Iterator[clusterkit.Cluster]:
     if why:
         pytest.fail(why, pytrace=False)
     with clusterkit.cluster(2, images=[busybox_image, caddy_image]) as c:
-        luma(c, "proxy", "up", "--proxy-image", caddy_image, "--proxy-http-port", str(PORT))
+        luma(c, "proxy", "up", "--swarm", "--image", caddy_image, "--http-port", str(PORT))
         yield c
 
 
@@ -84,11 +84,10 @@ def project(c: clusterkit.Cluster, tmp: Path, name: str, host: str, image: str, 
     f = dockerkit.write(tmp / name / "compose.yaml", APP.format(image=image, project=name, host=host,
                                                                version=version, command=command))
     try:
-        # the main spelling (deploy/down --swarm); `swarm deploy` is the same function
-        luma(c, "deploy", "--swarm", "-f", str(f), "-p", name, "--resolve-image", "never", group=False)
+        luma(c, "deploy", "--swarm", "-f", str(f), "-p", name, "--resolve-image", "never")
         yield f
     finally:
-        luma(c, "down", "--swarm", "-p", name, check=False, group=False)
+        luma(c, "down", "--swarm", "-p", name, check=False)
 
 
 def get(c: clusterkit.Cluster, node: clusterkit.Node, host: str, n: int = 1) -> list[str]:
@@ -150,7 +149,7 @@ def hey_result(p: subprocess.Popen) -> tuple[Counter, int, str]:
 def test_stack_file_is_accepted_by_docker_stack(tmp_path: Path, busybox_image: str) -> None:
     f = dockerkit.write(tmp_path / "compose.yaml", "name: pinned\n" + APP.format(
         image=busybox_image, project="p", host="p.test", version="1", command=GOOD))
-    out = dockerkit.run([*dockerkit.luma_compose_cmd(), "swarm", "render", "-f", str(f)]).stdout
+    out = dockerkit.run([*dockerkit.luma_compose_cmd(), "render", "--swarm", "-f", str(f)]).stdout
     assert not re.search(r"^name:", out, re.M)
     cfg = dockerkit.run(["docker", "stack", "config", "-c", "-"], input=out).stdout
     assert "driver: overlay" in cfg and "attachable: true" in cfg and "endpoint_mode: dnsrr" in cfg
@@ -170,7 +169,7 @@ services:
     depends_on:
       web: {condition: service_healthy}
 """)
-    p = dockerkit.run([*dockerkit.luma_compose_cmd(), "swarm", "check", "-f", str(f)], check=False)
+    p = dockerkit.run([*dockerkit.luma_compose_cmd(), "check", "--swarm", "-f", str(f)], check=False)
     assert p.returncode == 1
     assert "`build` is ignored by docker stack deploy" in p.stderr
     assert "`container_name` is ignored" in p.stderr
@@ -265,7 +264,7 @@ def test_rolling_update_under_load_then_failed_health_check_rolls_back(swarm, tm
         load = hey(c, c.manager, host, 25)
         time.sleep(2)
         f.write_text(APP.format(image=busybox_image, project=name, host=host, version="2", command=GOOD))
-        luma(c, "deploy", "-f", str(f), "-p", name, "--resolve-image", "never")
+        luma(c, "deploy", "--swarm", "-f", str(f), "-p", name, "--resolve-image", "never")
         codes, errors, out = hey_result(load)
         assert sum(codes.values()) > 0, out  # it ran; how much is the machine's (printed)
         assert set(codes) == {200} and errors == 0, out
@@ -276,7 +275,7 @@ def test_rolling_update_under_load_then_failed_health_check_rolls_back(swarm, tm
         load = hey(c, c.manager, host, 30)
         time.sleep(2)
         f.write_text(APP.format(image=busybox_image, project=name, host=host, version="3", command=BROKEN))
-        p = luma(c, "deploy", "-f", str(f), "-p", name, "--resolve-image", "never", check=False)
+        p = luma(c, "deploy", "--swarm", "-f", str(f), "-p", name, "--resolve-image", "never", check=False)
         codes, errors, out = hey_result(load)
         assert p.returncode == 1 and "rolled it back" in p.stderr, p.stderr
         assert set(codes) == {200} and errors == 0, out
@@ -383,7 +382,7 @@ def test_node_joining_leaving_and_manager_restart_converge_by_themselves(swarm, 
 
         # The manager's engine restarts: every host is served again on every node, with no
         # luma-compose command in between (the proxy tasks come back by Swarm itself).
-        before = luma(c, "routes", "--format", "json").stdout
+        before = luma(c, "routes", "--swarm", "--format", "json").stdout
         t0 = time.monotonic()
         c.restart_engine(c.manager)
         engine_up = time.monotonic() - t0
@@ -391,7 +390,7 @@ def test_node_joining_leaving_and_manager_restart_converge_by_themselves(swarm, 
             wait_served(c, node, host, f"{name}/web/", timeout=180)
         converged = time.monotonic() - t0
         assert nodes_of(c, "luma-proxy") == {n.node_id for n in old}
-        assert luma(c, "routes", "--format", "json").stdout == before
+        assert luma(c, "routes", "--swarm", "--format", "json").stdout == before
         print(f"\n[converge] join {joined:.1f}s + proxy serving on it {served_new:.1f}s; leave {left:.1f}s, "
               f"tasks back to 3 {back:.1f}s later; load {[sum(r[0].values()) for r in results]} OK; "
               f"manager restart: engine up {engine_up:.1f}s, every host served {converged:.1f}s")
@@ -522,7 +521,7 @@ def test_a_service_posing_on_the_edge_network_never_gets_another_projects_traffi
                                                                               command=GOOD))
             try:
                 c.docker("stack", "deploy", "--detach=false", "--resolve-image", "never", "-c", str(f), evil)
-                p = luma(c, "proxy", "sync", check=False)
+                p = luma(c, "proxy", "sync", "--swarm", check=False)
                 assert p.returncode == 1 and f"answers to {alias}" in p.stderr and "withheld" in p.stderr, p.stderr
                 for node in c.nodes:
                     wait_served(c, node, f"{a}.test", "404", timeout=60)
@@ -531,7 +530,7 @@ def test_a_service_posing_on_the_edge_network_never_gets_another_projects_traffi
             finally:
                 c.docker("stack", "rm", evil, check=False)
                 wait_for("the impostor's tasks gone", lambda: not c.service_tasks(f"{evil}_decoy"), timeout=60)
-            luma(c, "proxy", "sync")
+            luma(c, "proxy", "sync", "--swarm")
             for node in c.nodes:
                 wait_served(c, node, f"{a}.test", f"{a}/web/", timeout=60)
 
@@ -547,7 +546,7 @@ def test_a_service_posing_on_the_edge_network_never_gets_another_projects_traffi
                 for node in c.nodes:
                     wait_served(c, node, f"{b}.test", f"{b}/web/", timeout=30)
                     assert all(g.startswith(f"{a}/web/") for g in get(c, node, f"{a}.test", 10))
-            assert "luma-proxy-config" in luma(c, "proxy", "sync", check=False).stderr
+            assert "luma-proxy-config" in luma(c, "proxy", "sync", "--swarm", check=False).stderr
         finally:
             c.docker("stack", "rm", evil, check=False)
 
@@ -614,7 +613,7 @@ def client_pebble(c: clusterkit.Cluster, tmp: Path, http_port: int) -> Iterator[
 
 
 def test_https_on_a_swarm_one_certificate_for_every_node(swarm, tmp_path, busybox_image, caddy_image, unique):
-    """--proxy-tls acme with storage every edge shares: each host gets one certificate through HTTP-01
+    """proxy up --swarm --tls acme with storage every edge shares: each host gets one certificate through HTTP-01
     (Pebble), whichever node the CA's validation reaches, and every node serves that same certificate;
     plain HTTP redirects to HTTPS."""
     c = swarm
@@ -630,11 +629,10 @@ def test_https_on_a_swarm_one_certificate_for_every_node(swarm, tmp_path, busybo
         acme["add_a"](h1, c.nodes[0].ip)
         acme["add_a"](h2, c.nodes[1].ip)
         try:
-            luma(c, "proxy", "up", "--proxy-name", px, "--proxy-image", caddy_image, "--proxy-http-port",
-                 str(http_port), "--proxy-tls", "acme", "--proxy-https-port", str(https_port), "--proxy-storage",
-                 str(shared), "--proxy-acme-ca", acme["directory"], "--proxy-acme-ca-root", str(acme["ca"]))
-            luma(c, "deploy", "--swarm", "-f", str(f), "-p", name, "--resolve-image", "never", "--proxy-name", px,
-                 group=False)
+            luma(c, "proxy", "up", "--swarm", "--name", px, "--image", caddy_image, "--http-port",
+                 str(http_port), "--tls", "acme", "--https-port", str(https_port), "--storage",
+                 str(shared), "--acme-ca", acme["directory"], "--acme-ca-root", str(acme["ca"]))
+            luma(c, "deploy", "--swarm", "-f", str(f), "-p", name, "--resolve-image", "never", "--proxy-name", px)
 
             def cert(host: str, node: clusterkit.Node) -> tuple[str, str] | None:
                 p = c.in_client(["python3", "-c", CERT_OF, host, node.ip, str(https_port), str(acme["root"])])
@@ -657,8 +655,8 @@ def test_https_on_a_swarm_one_certificate_for_every_node(swarm, tmp_path, busybo
                                 f"Host: {h1}", f"http://{c.nodes[1].ip}:{http_port}/x"]).stdout
             assert head == f"308 https://{h1}:{https_port}/x", head
         finally:
-            luma(c, "down", "--swarm", "-p", name, "--proxy-name", px, check=False, group=False)
-            luma(c, "proxy", "down", "--proxy-name", px, check=False)
+            luma(c, "down", "--swarm", "-p", name, "--proxy-name", px, check=False)
+            luma(c, "proxy", "down", "--swarm", "--name", px, check=False)
 
 
 # --------------------------------------------------------------------------- hostile neighbours (issue 18)
@@ -702,17 +700,17 @@ def _withheld_then_served_again(c: clusterkit.Cluster, victim: str, why: str, re
     once ``remove()`` took the intruder away, a sync serves the victim again."""
     host = f"app.{victim}.test"
     try:
-        p = luma(c, "proxy", "sync", check=False)
+        p = luma(c, "proxy", "sync", "--swarm", check=False)
         assert p.returncode == 1 and why in p.stderr and f"routes of {victim} are withheld" in p.stderr, p.stderr
         for node in c.nodes:
             wait_served(c, node, host, "404", timeout=60)
             got = get(c, node, host, 30)
             assert set(got) == {"404"}, Counter(got)
-        r = luma(c, "routes", "--format", "json", check=False)
+        r = luma(c, "routes", "--swarm", "--format", "json", check=False)
         assert host in [h for w in dockerkit.json.loads(r.stdout)["withheld"] for h in w["hosts"]], r.stdout
     finally:
         remove()
-    luma(c, "proxy", "sync")
+    luma(c, "proxy", "sync", "--swarm")
     for node in c.nodes:
         wait_served(c, node, host, f"{victim}/web/", timeout=60)
 
@@ -748,7 +746,7 @@ def test_a_plain_container_on_the_victims_overlay_withholds_it_on_any_node(swarm
                      "-e", "PROJECT=evil", "-e", "SERVICE=sneaky", busybox_image)
         if node is c.manager:  # the victim's own deploy says it is not routed, and why
             p = luma(c, "deploy", "--swarm", "-f", str(_VICTIM_FILE[victim]), "-p", victim, "--resolve-image",
-                     "never", group=False, check=False)
+                     "never", check=False)
             assert p.returncode == 1 and "does not route it" in p.stderr and f"container {name}" in p.stderr, p.stderr
         _withheld_then_served_again(c, victim, f"container {name}",
                                     lambda: node.docker("rm", "-f", name, check=False))
@@ -766,7 +764,7 @@ def test_a_wildcard_never_takes_a_host_another_project_owns(swarm, victim, tmp_p
             wait_served(c, node, f"evil.{domain}", f"{evil}/web/")
             got = get(c, node, f"app.{domain}", 40)
             assert all(g.startswith(f"{victim}/web/") for g in got), Counter(got)
-        served = dockerkit.json.loads(luma(c, "routes", "--format", "json").stdout)["routes"]
+        served = dockerkit.json.loads(luma(c, "routes", "--swarm", "--format", "json").stdout)["routes"]
         assert [r["project"] for r in served if f"app.{domain}" in r["hosts"]] == [victim]
         name = unique("sneaky")
         c.nodes[1].docker("run", "-d", "--name", name, "--network", f"{victim}_luma", busybox_image)
@@ -803,7 +801,7 @@ def test_a_route_naming_another_projects_network_is_refused(swarm, victim, tmp_p
     f = dockerkit.write(tmp_path / "evil.yaml", ON_OTHERS_NETWORK.format(image=busybox_image, evil=evil, victim=victim))
     try:
         c.docker("stack", "deploy", "--detach=false", "--resolve-image", "never", "-c", str(f), evil)
-        p = luma(c, "proxy", "sync", check=False)
+        p = luma(c, "proxy", "sync", "--swarm", check=False)
         assert p.returncode == 1 and f"asks for the network {victim}_luma" in p.stderr, p.stderr
         assert not c.docker("service", "ls", "-q", "--filter", f"name=luma-proxy-gw-{evil}").split()
         assert not _service_ips_on(c, f"luma-proxy-gw-{evil}", f"{victim}_luma")
@@ -823,8 +821,8 @@ def test_sync_recreates_a_removed_config_server(swarm, victim):
     c.docker("service", "update", "--detach=false", "--force", "luma-proxy", timeout=300)
     for node in c.nodes:
         wait_served(c, node, host, "503", timeout=90)
-    p = luma(c, "proxy", "sync")
+    p = luma(c, "proxy", "sync", "--swarm")
     assert "recreated luma-proxy-config" in p.stderr, p.stderr
     for node in c.nodes:
         wait_served(c, node, host, f"{victim}/web/", timeout=90)
-    assert not luma(c, "proxy", "sync").stderr.strip(), "converged: nothing more to do"
+    assert not luma(c, "proxy", "sync", "--swarm").stderr.strip(), "converged: nothing more to do"

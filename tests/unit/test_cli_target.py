@@ -1,6 +1,7 @@
-"""`--target swarm` / `--swarm` on render, check, deploy and down: the same as the `swarm` group's commands.
+"""`--target swarm` / `--swarm` on render, check, deploy and down: each spelling does the same, and an option
+for the other target is a usage error.
 
-Every comparison is against the other spelling, never against text this code printed. No Docker engine is
+Every comparison is against another spelling, never against text this code printed. No Docker engine is
 used: DOCKER_HOST points at a socket that does not exist (a command that wrongly reached an engine exits 3,
 not the 0/1/2 asserted here), and deploy/down are checked with their engine-side functions recorded.
 """
@@ -68,33 +69,34 @@ def run(*args: str):
     return r.exit_code, r.stdout, r.stderr
 
 
-# ---------------------------------------------------------------- render and check: same bytes as the swarm group
+# ---------------------------------------------------------------- render and check: same bytes, every spelling
 
 
 @pytest.mark.parametrize("spelling", SWARM, ids=" ".join)
-def test_render_swarm_is_swarm_render(files, spelling):
-    ref = luma("swarm", "render", "-f", "good.yaml", cwd=str(files))
+def test_render_swarm_spellings_agree(files, spelling):
+    ref = luma("render", "--target", "swarm", "-f", "good.yaml", cwd=str(files))
     assert ref[0] == 0 and ref[1]
     assert luma("render", *spelling, "-f", "good.yaml", cwd=str(files)) == ref
     assert luma("render", "-f", "good.yaml", *spelling, cwd=str(files)) == ref  # anywhere on the line
     assert luma("render", "-f", "good.yaml", cwd=str(files))[1] != ref[1]  # the compose render is another file
+    assert "driver: overlay" in ref[1] and "deploy:" in ref[1]  # the stack file
     # -p and -o too
-    ref = luma("swarm", "render", "-f", "good.yaml", "-p", "other", "-o", "a.yaml", cwd=str(files))
+    ref = luma("render", "--target", "swarm", "-f", "good.yaml", "-p", "other", "-o", "a.yaml", cwd=str(files))
     assert luma("render", *spelling, "-f", "good.yaml", "-p", "other", "-o", "b.yaml", cwd=str(files)) == ref
     assert (files / "a.yaml").read_bytes() == (files / "b.yaml").read_bytes()
 
 
 @pytest.mark.parametrize("spelling", SWARM, ids=" ".join)
-def test_render_swarm_refuses_what_swarm_render_refuses(files, spelling):
-    ref = luma("swarm", "render", "-f", "bad.yaml", cwd=str(files))
+def test_render_swarm_refuses_the_same_way_every_spelling(files, spelling):
+    ref = luma("render", "--target", "swarm", "-f", "bad.yaml", cwd=str(files))
     assert ref[0] == 1 and ref[1] == ""
     assert luma("render", *spelling, "-f", "bad.yaml", cwd=str(files)) == ref
 
 
 @pytest.mark.parametrize("spelling", SWARM, ids=" ".join)
 @pytest.mark.parametrize("name", ["good.yaml", "bad.yaml"])
-def test_check_swarm_is_swarm_check(files, spelling, name):
-    ref = luma("swarm", "check", "-f", name, cwd=str(files))
+def test_check_swarm_spellings_agree(files, spelling, name):
+    ref = luma("check", "--target", "swarm", "-f", name, cwd=str(files))
     assert luma("check", *spelling, "-f", name, cwd=str(files)) == ref
     assert luma("check", "-f", name, cwd=str(files)) != ref  # the compose check says something else
 
@@ -149,7 +151,6 @@ CONFLICTS = [
     (["check", "--swarm", "--format", "json"], "--format"),
     (["check", "--swarm", "--format", "text"], "--format"),
     (["deploy", "--swarm", "--dry-run"], "--dry-run"),
-    (["deploy", "--swarm", "--plan"], "--dry-run"),
     (["deploy", "--swarm", "--drain", "10"], "--drain"),  # the default value, given: still refused
     (["deploy", "--swarm", "--format", "json"], "--format"),
     (["deploy", "--swarm", "--proxy-tls", "off"], "--proxy-tls"),
@@ -179,7 +180,7 @@ def test_check_swarm_takes_files_with_f_not_paths(files):
     assert code == 2 and out == "" and "PATH" in err and "-f" in err and "hint:" in err
 
 
-# ---------------------------------------------------------------- deploy and down: the swarm group's calls
+# ---------------------------------------------------------------- deploy and down: the same calls, every spelling
 
 
 @pytest.fixture
@@ -212,13 +213,13 @@ DEPLOY_OPTIONS = [
 
 @pytest.mark.parametrize("spelling", SWARM, ids=" ".join)
 @pytest.mark.parametrize("options", DEPLOY_OPTIONS, ids=["defaults", "every-option"])
-def test_deploy_swarm_is_swarm_deploy(files, monkeypatch, recorded, spelling, options):
+def test_deploy_swarm_spellings_agree(files, monkeypatch, recorded, spelling, options):
     monkeypatch.chdir(files)
-    ref = run("swarm", "deploy", "-f", "good.yaml", *options)
+    ref = run("deploy", "--target", "swarm", "-f", "good.yaml", *options)
     assert ref[0] == 0 and len(recorded) == 1
     assert run("deploy", *spelling, "-f", "good.yaml", *options) == ref
     assert len(recorded) == 2 and recorded[1] == recorded[0]
-    assert run("deploy", *spelling, "-f", "bad.yaml", *options) == run("swarm", "deploy", "-f", "bad.yaml", *options)
+    assert run("deploy", *spelling, "-f", "bad.yaml", *options) == run("deploy", "--target", "swarm", "-f", "bad.yaml", *options)
     assert len(recorded) == 2  # refused before the engine, both ways
 
 
@@ -237,21 +238,21 @@ def test_deploy_swarm_forwards_every_option(files, monkeypatch, recorded):
 def test_swarm_commands_use_the_global_host(files, monkeypatch, recorded):
     monkeypatch.chdir(files)
     assert run("-H", "unix:///nonexistent/other.sock", "deploy", "--swarm", "-f", "good.yaml")[0] == 0
-    assert run("-H", "unix:///nonexistent/other.sock", "swarm", "down", "-p", "shop")[0] == 0
+    assert run("-H", "unix:///nonexistent/other.sock", "down", "--swarm", "-p", "shop")[0] == 0
     assert [c[1] for c in recorded] == ["unix:///nonexistent/other.sock (from --host)"] * 2
 
 
 @pytest.mark.parametrize("spelling", SWARM, ids=" ".join)
 def test_down_swarm_finds_the_project_as_down_does(files, monkeypatch, recorded, spelling):
     monkeypatch.chdir(files)
-    ref = run("swarm", "down", "-p", "shop")  # `name: shop` in the file
+    ref = run("down", "--target", "swarm", "-p", "shop")  # `name: shop` in the file
     assert ref[0] == 0
     assert run("down", *spelling, "-f", "good.yaml") == ref
     assert run("down", *spelling, "-f", "good.yaml", "-p", "shop") == ref
     (files / "compose.yaml").write_text(GOOD)
     assert run("down", *spelling) == ref  # the compose file found as render finds it
     assert len(set(map(repr, recorded))) == 1 and len(recorded) == 4
-    ref = run("swarm", "down", "-p", "other", "--proxy-name", "edge")
+    ref = run("down", "--target", "swarm", "-p", "other", "--proxy-name", "edge")
     assert run("down", *spelling, "-p", "other", "--proxy-name", "edge") == ref
     assert recorded[-1] == recorded[-2] and recorded[-1][2:4] == ("other", "edge")
 
@@ -260,7 +261,7 @@ def test_down_swarm_with_no_file_needs_p(tmp_path, monkeypatch, recorded):
     empty = tmp_path.parent / (tmp_path.name + "-empty")  # Compose looks in the parent directories too
     empty.mkdir()
     monkeypatch.chdir(empty)
-    ref = run("swarm", "down", "-p", "gone")
+    ref = run("down", "--target", "swarm", "-p", "gone")
     assert run("down", "--swarm", "-p", "gone") == ref and ref[0] == 0
     code, out, err = run("down", "--swarm")
     assert code == 2 and "no compose file found" in err and len(recorded) == 2
@@ -271,7 +272,7 @@ def test_down_swarm_from_a_broken_file_needs_p(files, monkeypatch, recorded):
     (files / "broken.yaml").write_text("services:\n  web:\n    image: x\n    x-luma: {hots: a.test, port: 80}\n")
     code, _, err = run("down", "--swarm", "-f", "broken.yaml")
     assert code == 1 and "-p NAME" in err and recorded == []
-    assert run("down", "--swarm", "-f", "broken.yaml", "-p", "shop") == run("swarm", "down", "-p", "shop")
+    assert run("down", "--swarm", "-f", "broken.yaml", "-p", "shop") == run("down", "--target", "swarm", "-p", "shop")
 
 
 # ---------------------------------------------------------------- deploy and down: --target compose is the default

@@ -240,23 +240,11 @@ def _invocations() -> dict[tuple[str, ...], dict[str, list[str]]]:
     return out
 
 
-#: What the docs say that the one-spelling change (issue 21 item 3, a parallel branch) brings:
-#: `--swarm` on the proxy commands and routes, and the swarm proxy's own options there. Until that
-#: branch is merged they fail; after it they pass, and strict xfail then fails: delete this set.
-AWAITING_ONE_SPELLING = {
-    ("proxy", "up", "--swarm"), ("proxy", "up", "--nodes"), ("proxy", "up", "--storage"),
-    ("proxy", "sync", "--swarm"), ("proxy", "run", "--swarm"), ("proxy", "run", "--interval"),
-    ("proxy", "down", "--swarm"), ("proxy", "install", "--swarm"), ("routes", "--swarm"),
-}
-
-
 def _option_cases():
     cases = []
     for path, options in sorted(_invocations().items()):
         for opt, wheres in sorted(options.items()):
-            marks = [pytest.mark.xfail(strict=True, reason="awaits the one-spelling branch")] \
-                if (*path, opt) in AWAITING_ONE_SPELLING else []
-            cases.append(pytest.param(path, opt, wheres, id=" ".join([*path, opt]), marks=marks))
+            cases.append(pytest.param(path, opt, wheres, id=" ".join([*path, opt])))
     return cases
 
 

@@ -54,3 +54,62 @@ def test_every_test_module_has_a_name_of_its_own():
     for p in tests.rglob("test_*.py"):
         names.setdefault(p.name, []).append(str(p.relative_to(tests)))
     assert {n: ps for n, ps in names.items() if len(ps) > 1} == {}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (anywhere in the file: a function-level import is an edge too)."""
+    mods = {}
+    for p in PKG.rglob("*.py"):
+        parts = p.relative_to(PKG.parent).with_suffix("").parts
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    return {name: {m for m in imported_modules(p) if m in mods and m != name} for name, p in mods.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every set of modules that import each other, round a circle (strongly connected, more than one)."""
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out = []
+
+    def visit(v: str) -> None:
+        order[v] = low[v] = len(order)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in order:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], order[w])
+        if low[v] == order[v]:
+            comp = stack[stack.index(v):]
+            del stack[stack.index(v):]
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in order:
+            visit(v)
+    return out
+
+
+def test_no_module_imports_itself_round_a_circle():
+    assert cycles(import_graph()) == []
+
+
+def test_the_circle_check_finds_circles():
+    # the check above must be able to fail: a circle of three, a pair, and a module outside them
+    g = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"e", "a"}, "e": {"d"}, "f": {"a"}}
+    assert cycles(g) == [["a", "b", "c"], ["d", "e"]]
+    graph = import_graph()
+    assert "luma_compose.cli.options" in graph["luma_compose.cli.deploy"]  # relative imports are edges
+    assert "luma_compose.cli.swarm" in graph["luma_compose.cli.main"]  # and so are imports inside functions
+
+
+def test_only_the_engine_runs_programs():
+    # engine/ is the one place that starts processes (docker, docker compose, systemctl)
+    runs = {str(p.relative_to(PKG)) for p in PKG.rglob("*.py")
+            if not p.relative_to(PKG).parts[0] == "engine"
+            and imported_modules(p) & {"subprocess", "os.system", "os.popen", "pty", "asyncio.subprocess"}}
+    assert runs == set()
+    assert "subprocess" in imported_modules(PKG / "engine" / "systemd.py")  # the check sees what it looks for

@@ -114,17 +114,18 @@ def _fake_with_a_withheld_project() -> tuple[FakeSwarm, swarm_proxy.SwarmProxy]:
 
 
 def test_swarm_routes_lists_what_the_edges_serve(monkeypatch):
-    """`swarm routes` reads the table the proxy serves: a withheld project is listed as withheld
+    """`routes --swarm` reads the table the proxy serves: a withheld project is listed as withheld
     (the DNS-shadowing and network filters apply), never as a route."""
     from click.testing import CliRunner
 
     from luma_compose.cli import swarm as cli_swarm
+    from luma_compose.cli.main import main
 
     fake, p = _fake_with_a_withheld_project()
     res = p.sync()
-    monkeypatch.setattr(cli_swarm, "_engine", lambda: fake)
+    monkeypatch.setattr(cli_swarm, "swarm_engine", lambda: fake)
     fake.require_manager = lambda: None  # type: ignore[method-assign]
-    out = CliRunner().invoke(cli_swarm.swarm, ["routes", "--format", "json", "--proxy-name", "px"])
+    out = CliRunner().invoke(main, ["routes", "--swarm", "--format", "json", "--name", "px"])
     shown = json.loads(out.stdout)
     cfg = edge_layout.edge_config(res.table, 8080, "px")
     served = {h for r in cfg["apps"]["http"]["servers"]["luma"]["routes"][:-1]

@@ -125,21 +125,21 @@ def test_tls_needs_shared_storage_and_publishes_https(monkeypatch):
         p.up("caddy:test", 8080, tls=routes.EdgeTLS("internal", 8443), storage="/srv/shared")
 
 
-def test_swarm_proxy_install_writes_a_unit_that_runs_swarm_proxy_run(tmp_path):
+def test_proxy_install_swarm_writes_a_unit_that_runs_proxy_run_swarm(tmp_path):
     import subprocess
 
     from luma_compose.proxy import service_unit
 
     cli = [sys.executable, "-m", "luma_compose.cli"]
-    p = subprocess.run([*cli, "swarm", "proxy", "install", "--proxy-name", "px", "--unit-dir", str(tmp_path),
+    p = subprocess.run([*cli, "proxy", "install", "--swarm", "--name", "px", "--unit-dir", str(tmp_path),
                         "--no-enable"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     unit = tmp_path / "luma-swarm-proxy-run-px.service"
     argv = service_unit.exec_start(unit.read_text())
-    assert argv[-5:] == ["swarm", "proxy", "run", "--proxy-name", "px"]
+    assert argv[-5:] == ["proxy", "run", "--swarm", "--name", "px"]
     # what the unit runs is a real command of this CLI (its --help answers)
     h = subprocess.run([*cli, *argv[-5:], "--help"], capture_output=True, text=True, timeout=60)
-    assert h.returncode == 0 and "Keep the proxy equal" in h.stdout, h.stderr
+    assert h.returncode == 0 and "polls a manager" in " ".join(h.stdout.split()), h.stderr
     # the single host's unit is unchanged by the swarm variant
     assert service_unit.exec_start(service_unit.unit_text(["lc"], "px"))[1:] == ["proxy", "run", "--name", "px"]
 

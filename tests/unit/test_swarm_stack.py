@@ -221,6 +221,7 @@ def test_tls_on_a_swarm_needs_shared_storage():
     import pytest
 
     from luma_compose.engine.swarm import SwarmError
+    from luma_compose.errors import UsageError
     from luma_compose.swarm import proxy
 
     with pytest.raises(SwarmError) as e:
@@ -228,7 +229,7 @@ def test_tls_on_a_swarm_needs_shared_storage():
     assert "--storage" in e.value.hint
     assert proxy._storage_mount("/srv/luma") == "type=bind,source=/srv/luma,target=/data"
     assert proxy._storage_mount("luma-certs") == "type=volume,source=luma-certs,target=/data"
-    with pytest.raises(SwarmError):
+    with pytest.raises(UsageError):  # the user's option: exit 2, as on one host
         proxy._storage_mount("a,b=c")
 
 
