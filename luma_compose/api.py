@@ -24,7 +24,7 @@ __all__ = ["Result", "check", "render", "render_text"]
 
 def render(files: Sequence[str] = (), project: str | None = None, project_directory: str | None = None,
            stdin: Any = None, environ: dict[str, str] | None = None) -> Result:
-    """Render compose ``files`` (``"-"`` reads ``stdin``); see the README for what is written.
+    """Render compose ``files`` (``"-"`` reads ``stdin``); see docs/render.md for what is written.
 
     Raises UsageError for bad arguments (unknown file, invalid -p name) and
     UnavailableError when several files need ``docker compose`` and it is absent.

@@ -1,6 +1,6 @@
 """``deploy``: health-gated, zero-downtime rollouts through ``docker compose``.
 
-A routed service is rolled like this (measured on Compose v2.40; see the README):
+A routed service is rolled like this (measured on Compose v2.40; see docs/deploy.md):
 
 1. ``up -d --no-deps --no-recreate --scale S=OLD+N S`` starts N new containers beside
    the old ones (Compose gives them the new config-hash, and never touches the old).

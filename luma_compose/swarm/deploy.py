@@ -1,6 +1,6 @@
 """``deploy --swarm`` and ``down --swarm``: a project as a stack, behind the swarm proxy.
 
-Zero downtime comes from Swarm itself, measured sufficient (README): render gives each routed
+Zero downtime comes from Swarm itself, measured sufficient (docs/swarm.md): render gives each routed
 service ``update_config: {order: start-first, failure_action: rollback}``, so each new task runs
 beside the old ones, enters DNS (and so the proxy's pool) only once its health check passes, and
 an update whose new tasks fail their health check is rolled back by Swarm. We wait for that

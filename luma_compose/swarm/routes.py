@@ -29,7 +29,7 @@ REFRESH = "1s"
 # edge (global, host port, on ``<proxy>_edge`` only) --Host--> gateway of project P (on the edge
 # network and P_luma) --``P-S``--> the service's tasks. The edge's routes are pulled every
 # LOAD_DELAY from the config server over TLS; none of the three ever needs a restart for a route
-# change, and a project's gateway is its own (README, "Running on a swarm").
+# change, and a project's gateway is its own (docs/swarm.md).
 
 #: Where a project's gateway listens, on the edge network and on P_luma.
 GATEWAY_PORT = 8080

@@ -55,7 +55,7 @@ def cli(*args: str, check: bool = True, timeout: float = 120) -> subprocess.Comp
 
 
 #: GETs sent a second time because the proxy closed the connection before any response. Caddy
-#: can do that to a connection opened at the very instant of a config load (README, "What zero
+#: can do that to a connection opened at the very instant of a config load (docs/deploy.md, "What zero
 #: downtime rests on"); these tests are about routing, so they send such a GET once more, as a
 #: retrying client would. The deploy tests and bench/zero_downtime.py count such failures instead.
 RESENT: Counter = Counter()

@@ -120,7 +120,7 @@ def test_a_config_load_resets_no_connection_waiting_to_be_accepted(caddy_image):
     Clients opening a connection per request, loads one after another: no connection is reset.
     Without the setting this test saw 72 resets over its 24 loads here. Connections the old config
     accepted in its last milliseconds may still be closed unanswered (printed, not asserted: Caddy's
-    shutdown of the old server does it, keep-alive clients never see it, see README)."""
+    shutdown of the old server does it, keep-alive clients never see it, see docs/deploy.md)."""
     with proxy_container(caddy_image, "--tls", "off") as proxy:
         c = dk.inspect(proxy.name)
         assert c["HostConfig"].get("Sysctls") == {"net.ipv4.tcp_migrate_req": "1"}
