@@ -1,1 +1,1 @@
-"""The proxy: route table (pure), Caddy config (pure), the proxy container, the controller, the watcher."""
+"""The proxy on one host: its Caddy config from a route table (pure), the listener setting, the proxy container, the controller, the watcher."""
