@@ -33,35 +33,47 @@ def network_names(networks: Any) -> list[str]:
 
 def check(src: Source, data: Any, project: str, routes: list[MarkedService]) -> list[Problem]:
     """Every semantic problem of the input file."""
+    structure = _structure_problem(src, data)
+    if structure is not None:
+        return [structure]
+    services = data["services"]
+    routed = {r.service: r for r in routes}
+    taken = _names_in_use(services, routed)
     problems: list[Problem] = []
-    add = problems.append
+    hosts_seen: dict[str, str] = {}
+    for name, svc in services.items():
+        if not isinstance(svc, dict):
+            continue
+        problems += _replica_problems(src, name, svc)
+        r = routed.get(name)
+        if r is None:
+            problems += _unrouted_problems(src, name, svc)
+        else:
+            problems += _routed_problems(src, project, name, svc, r, taken, hosts_seen)
+    return problems + _top_network_problems(src, data)
+
+
+def _structure_problem(src: Source, data: Any) -> Problem | None:
+    """The one problem that makes every other check pointless (no file, no services), or None."""
+    hint = "start with `services:` and one entry per service"
     if data is None:
-        add(src.problem(src.root, "the file is empty: there is nothing to run",
-                        "start with `services:` and one entry per service", "structure"))
-        return problems
+        return src.problem(src.root, "the file is empty: there is nothing to run", hint, "structure")
     if not isinstance(data, dict):
-        add(src.problem(src.root, "the file is not a compose file: its top level must be a mapping",
-                        "start with `services:` and one entry per service", "structure"))
-        return problems
+        return src.problem(src.root, "the file is not a compose file: its top level must be a mapping", hint,
+                           "structure")
     services = data.get("services")
     if not services:
         node = locate_key(src, ("services",)) if "services" in data else src.root
-        add(src.problem(node, "`services` is empty or missing: there is nothing to run",
-                        "add at least one service under `services:`", "structure"))
-        return problems
+        return src.problem(node, "`services` is empty or missing: there is nothing to run",
+                           "add at least one service under `services:`", "structure")
     if not isinstance(services, dict):
-        add(src.problem(locate(src, ("services",)), "`services` must be a mapping of service names to services",
-                        "write `services:` then one `name:` entry per service, indented under it", "structure"))
-        return problems
-    routed = {r.service: r for r in routes}
+        return src.problem(locate(src, ("services",)), "`services` must be a mapping of service names to services",
+                           "write `services:` then one `name:` entry per service, indented under it", "structure")
+    return None
 
-    def at(*path: Any):
-        return locate(src, ("services",) + path)
 
-    def key_at(*path: Any):
-        return locate_key(src, ("services",) + path)
-
-    # aliases and names in use by the file, to catch P-S colliding with one
+def _names_in_use(services: dict, routed: dict[str, MarkedService]) -> dict[str, str]:
+    """Names and aliases the file already uses (what a routed service's ``P-S`` alias must not be)."""
     taken: dict[str, str] = {}
     for name, svc in services.items():
         taken.setdefault(str(name), f"the name of service '{name}'")
@@ -72,73 +84,86 @@ def check(src: Source, data: Any, project: str, routes: list[MarkedService]) -> 
                     for a in cfg["aliases"]:
                         if not (name in routed and net == contract.NETWORK_KEY):
                             taken.setdefault(str(a), f"an alias of service '{name}' on network '{net}'")
+    return taken
 
-    hosts_seen: dict[str, str] = {}
-    for name, svc in services.items():
-        if not isinstance(svc, dict):
-            continue
-        r = routed.get(name)
-        replicas = replicas_value(svc)
-        if "container_name" in svc and isinstance(replicas, int) and replicas > 1:
-            add(src.problem(key_at(name, "container_name"),
+
+def _replica_problems(src: Source, name: str, svc: dict) -> list[Problem]:
+    replicas = replicas_value(svc)
+    if "container_name" in svc and isinstance(replicas, int) and replicas > 1:
+        return [src.problem(locate_key(src, ("services", name, "container_name")),
                             f"service '{name}' sets container_name but asks for {replicas} replicas: "
                             "container names are unique, so only one could start",
-                            "remove container_name, or run a single replica", "container_name"))
-        if r is None:
-            stale = [k for k in label_keys(svc.get("labels")) if k.startswith(contract.LABEL_PREFIX)]
-            if stale:
-                add(src.problem(at(name, "labels"),
-                                f"service '{name}' carries {', '.join(stale)} but has no x-luma block: "
-                                "the proxy would route it from these labels",
-                                "remove the luma.* labels, or add an `x-luma:` block to route the service",
-                                "labels"))
-            if contract.NETWORK_KEY in network_names(svc.get("networks")):
-                add(src.problem(at(name, "networks"),
-                                f"service '{name}' joins the ingress network '{contract.NETWORK_KEY}' but has no "
-                                "x-luma block", f"remove '{contract.NETWORK_KEY}' from its networks, or add an "
-                                "`x-luma:` block to route the service", "networks"))
-            continue
-        for key in ("labels", "networks"):
-            if svc.get(key) is not None and not isinstance(svc[key], (dict, list)):
-                add(src.problem(at(name, key), f"service '{name}': `{key}` must be a mapping or a list",
-                                f"write {key} as `key: value` lines or as a `- item` list", "structure"))
-        for key in ("labels", "networks"):
-            knode, vnode = own_get(r.node, key)
-            if vnode is not None and vnode.tag == RESET_TAG:
-                add(src.problem(knode, f"routed service '{name}' resets its {key} with `!reset`: Compose drops "
-                                "the reset node with everything in it, so the routing render writes there "
-                                "would be lost", f"remove `!reset` from {key} (use `!override` to replace "
-                                "inherited values)", key))
-        if "network_mode" in svc:
-            add(src.problem(key_at(name, "network_mode"),
-                            f"service '{name}' has x-luma and network_mode '{svc['network_mode']}': a routed "
-                            "service must join the project's ingress network, which network_mode forbids",
-                            "remove network_mode (use networks instead), or remove x-luma", "network_mode"))
-        alias = contract.alias(project, name)
-        if alias in taken and taken[alias] != f"the name of service '{name}'":
-            add(src.problem(r.key_node,
-                            f"service '{name}': its ingress alias '{alias}' is already {taken[alias]}",
-                            "rename one of the two services, or choose another project name (-p)", "alias"))
-        for host in r.hosts:
-            if host in hosts_seen:
-                add(src.problem(r.xluma, f"host '{host}' is claimed by services '{hosts_seen[host]}' and '{name}'",
-                                "each host can route to one service only: remove it from one of them", "hosts"))
-            else:
-                hosts_seen[host] = name
+                            "remove container_name, or run a single replica", "container_name")]
+    return []
 
+
+def _unrouted_problems(src: Source, name: str, svc: dict) -> list[Problem]:
+    """A service without x-luma that would still be routed (luma.* labels) or joins the ingress network."""
+    out: list[Problem] = []
+    stale = [k for k in label_keys(svc.get("labels")) if k.startswith(contract.LABEL_PREFIX)]
+    if stale:
+        out.append(src.problem(locate(src, ("services", name, "labels")),
+                               f"service '{name}' carries {', '.join(stale)} but has no x-luma block: "
+                               "the proxy would route it from these labels",
+                               "remove the luma.* labels, or add an `x-luma:` block to route the service", "labels"))
+    if contract.NETWORK_KEY in network_names(svc.get("networks")):
+        out.append(src.problem(locate(src, ("services", name, "networks")),
+                               f"service '{name}' joins the ingress network '{contract.NETWORK_KEY}' but has no "
+                               "x-luma block", f"remove '{contract.NETWORK_KEY}' from its networks, or add an "
+                               "`x-luma:` block to route the service", "networks"))
+    return out
+
+
+def _routed_problems(src: Source, project: str, name: str, svc: dict, r: MarkedService, taken: dict[str, str],
+                     hosts_seen: dict[str, str]) -> list[Problem]:
+    """What keeps a routed service from being rendered as written (``hosts_seen`` is updated)."""
+    out: list[Problem] = []
+    for key in ("labels", "networks"):
+        if svc.get(key) is not None and not isinstance(svc[key], (dict, list)):
+            out.append(src.problem(locate(src, ("services", name, key)),
+                                   f"service '{name}': `{key}` must be a mapping or a list",
+                                   f"write {key} as `key: value` lines or as a `- item` list", "structure"))
+    for key in ("labels", "networks"):
+        knode, vnode = own_get(r.node, key)
+        if vnode is not None and vnode.tag == RESET_TAG:
+            out.append(src.problem(knode, f"routed service '{name}' resets its {key} with `!reset`: Compose drops "
+                                   "the reset node with everything in it, so the routing render writes there "
+                                   "would be lost", f"remove `!reset` from {key} (use `!override` to replace "
+                                   "inherited values)", key))
+    if "network_mode" in svc:
+        out.append(src.problem(locate_key(src, ("services", name, "network_mode")),
+                               f"service '{name}' has x-luma and network_mode '{svc['network_mode']}': a routed "
+                               "service must join the project's ingress network, which network_mode forbids",
+                               "remove network_mode (use networks instead), or remove x-luma", "network_mode"))
+    alias = contract.alias(project, name)
+    if alias in taken and taken[alias] != f"the name of service '{name}'":
+        out.append(src.problem(r.key_node, f"service '{name}': its ingress alias '{alias}' is already {taken[alias]}",
+                               "rename one of the two services, or choose another project name (-p)", "alias"))
+    for host in r.hosts:
+        if host in hosts_seen:
+            out.append(src.problem(r.xluma, f"host '{host}' is claimed by services '{hosts_seen[host]}' and '{name}'",
+                                   "each host can route to one service only: remove it from one of them", "hosts"))
+        else:
+            hosts_seen[host] = name
+    return out
+
+
+def _top_network_problems(src: Source, data: dict) -> list[Problem]:
+    """Top-level ``networks``: a mapping, and no network of the user's under the ingress network's key."""
+    out: list[Problem] = []
     if data.get("networks") is not None and not isinstance(data["networks"], dict):
-        add(src.problem(locate(src, ("networks",)), "top-level `networks` must be a mapping of network names",
-                        "write `networks:` then one `name:` entry per network", "structure"))
+        out.append(src.problem(locate(src, ("networks",)), "top-level `networks` must be a mapping of network names",
+                               "write `networks:` then one `name:` entry per network", "structure"))
     _, nets_node = own_get(src.root, "networks")
     if is_map(nets_node):
         _, luma = own_get(nets_node, contract.NETWORK_KEY)
         top = data.get("networks") or {}
         if luma is not None and not is_ours(top.get(contract.NETWORK_KEY)):
-            add(src.problem(luma, f"the file already defines a network '{contract.NETWORK_KEY}' that luma-compose "
-                                  "did not create: its name is reserved for the ingress network",
-                            f"rename that network (and the services' references to it); a network "
-                            f"labelled {contract.NETWORK_OWNER_LABEL}: \"true\" is taken as ours", "networks"))
-    return problems
+            out.append(src.problem(luma, f"the file already defines a network '{contract.NETWORK_KEY}' that "
+                                   "luma-compose did not create: its name is reserved for the ingress network",
+                                   f"rename that network (and the services' references to it); a network "
+                                   f"labelled {contract.NETWORK_OWNER_LABEL}: \"true\" is taken as ours", "networks"))
+    return out
 
 
 def warnings(src: Source, data: Any, project: str, routes: list[MarkedService]) -> list[Problem]:

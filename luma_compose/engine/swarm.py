@@ -37,10 +37,6 @@ class SwarmEngine:
             raise SwarmError(f"{' '.join(args[:3])} failed: {p.stderr.strip() or p.stdout.strip()}")
         return p
 
-    def _json_lines(self, *args: str) -> list[dict[str, Any]]:
-        out = self.run(*args).stdout
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
-
     def inspect(self, kind: str, ids: Sequence[str]) -> list[dict[str, Any]]:
         """The objects among ``ids`` that still exist: one listed a moment ago may be gone now
         (a stack being removed), and docker then prints the others and fails."""

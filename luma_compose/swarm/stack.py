@@ -43,10 +43,6 @@ IGNORED_SERVICE_KEYS = {
 }
 
 
-def _problem(src: Source, node: Any, message: str, hint: str, code: str, severity: str = "error") -> Problem:
-    return src.problem(node, message, hint, code)
-
-
 def is_warning(p: Problem) -> bool:
     return p.rule == WARNING_RULE
 
@@ -67,20 +63,20 @@ def problems(src: Source) -> list[Problem]:
         for key, hint in IGNORED_SERVICE_KEYS.items():
             kn, _ = own_get(body, key)
             if kn is not None:
-                out.append(_problem(src, kn, f"service '{name}': `{key}` is ignored by docker stack deploy", hint,
-                                    "swarm-ignored", "warning"))
+                out.append(src.problem(kn, f"service '{name}': `{key}` is ignored by docker stack deploy", hint,
+                                       WARNING_RULE))
         kn, dep = own_get(body, "depends_on")
         if kn is not None:
             if is_map(dep):
-                out.append(_problem(src, kn, f"service '{name}': `depends_on` with conditions is rejected by "
-                                    "docker stack deploy (\"must be a list\")",
-                                    "Swarm starts services in any order: write `depends_on: [a, b]` (ignored, "
-                                    "documentation only) and make the app retry until its dependencies answer",
-                                    "swarm-rejected"))
+                out.append(src.problem(kn, f"service '{name}': `depends_on` with conditions is rejected by "
+                                       "docker stack deploy (\"must be a list\")",
+                                       "Swarm starts services in any order: write `depends_on: [a, b]` (ignored, "
+                                       "documentation only) and make the app retry until its dependencies answer",
+                                       "swarm-rejected"))
             else:
-                out.append(_problem(src, kn, f"service '{name}': `depends_on` is ignored by docker stack deploy "
-                                    "(services start in any order)", "make the app retry until its dependencies "
-                                    "answer", "swarm-ignored", "warning"))
+                out.append(src.problem(kn, f"service '{name}': `depends_on` is ignored by docker stack deploy "
+                                       "(services start in any order)", "make the app retry until its dependencies "
+                                       "answer", WARNING_RULE))
     return out
 
 
