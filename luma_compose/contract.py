@@ -19,6 +19,11 @@ LABEL_PORT = "luma.port"
 LABEL_TARGET = "luma.target"
 LABEL_HEALTH_PATH = "luma.health.path"
 LABEL_NETWORK = "luma.network"
+#: Optional route labels (issue 22), written only when x-luma sets them: path prefixes
+#: (comma-separated), "true" to strip the matched prefix, hosts answered with a 308 to the first host.
+LABEL_PATHS = "luma.paths"
+LABEL_STRIP_PREFIX = "luma.strip_prefix"
+LABEL_REDIRECT_FROM = "luma.redirect_from"
 
 #: Label order as render writes them.
 ROUTE_LABELS = (
@@ -108,8 +113,28 @@ def target(project: str, service: str, port: int) -> str:
     return f"{alias(project, service)}:{port}"
 
 
-def route_labels(project: str, service: str, hosts: list[str], port: int, health: str) -> dict[str, str]:
-    """The exact ``luma.*`` labels of a routed service, in write order."""
+def route_labels(project: str, service: str, hosts: list[str], port: int, health: str,
+                 paths: tuple[str, ...] = (), strip_prefix: bool = False,
+                 redirect_from: tuple[str, ...] = ()) -> dict[str, str]:
+    """The exact ``luma.*`` labels of a routed service, in write order (the optional ones last,
+    only when set)."""
+    return {**_base_labels(project, service, hosts, port, health), **feature_labels(paths, strip_prefix, redirect_from)}
+
+
+def feature_labels(paths: tuple[str, ...] = (), strip_prefix: bool = False,
+                   redirect_from: tuple[str, ...] = ()) -> dict[str, str]:
+    """The optional route labels (paths, strip_prefix, redirect_from), only those that are set."""
+    out = {}
+    if paths:
+        out[LABEL_PATHS] = ",".join(paths)
+    if strip_prefix:
+        out[LABEL_STRIP_PREFIX] = "true"
+    if redirect_from:
+        out[LABEL_REDIRECT_FROM] = ",".join(redirect_from)
+    return out
+
+
+def _base_labels(project: str, service: str, hosts: list[str], port: int, health: str) -> dict[str, str]:
     return {
         LABEL_MANAGED: "true",
         LABEL_PROJECT: project,
@@ -129,9 +154,13 @@ class RoutedService(NamedTuple):  # not a dataclass: render must not pay for imp
     hosts: tuple[str, ...]
     port: int
     health_path: str
+    paths: tuple[str, ...] = ()
+    strip_prefix: bool = False
+    redirect_from: tuple[str, ...] = ()
 
     def labels(self, project: str) -> dict[str, str]:
-        return route_labels(project, self.service, list(self.hosts), self.port, self.health_path)
+        return route_labels(project, self.service, list(self.hosts), self.port, self.health_path,
+                            self.paths, self.strip_prefix, self.redirect_from)
 
 
 def parse_hosts(value: str) -> list[str]:

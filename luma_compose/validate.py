@@ -105,3 +105,44 @@ def dns_name_key(name: str) -> str:
     """A name as Docker's embedded DNS compares it: case-insensitive, a trailing dot ignored
     (``VICTIM-WEB.`` and ``victim-web`` answer the same query)."""
     return name.strip().rstrip(".").lower()
+
+
+#: A path prefix (``paths``): ``/`` then segments of unreserved characters (RFC 3986: letters, digits,
+#: ``-``, ``.``, ``_``, ``~``) joined by ``/``; no trailing ``/``, no ``.``/``..`` segment, no ``*``, ``%``,
+#: ``?``, ``{``/``}`` (a Caddy placeholder or matcher can never be written with these characters).
+_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+MAX_PREFIX = 200
+MAX_PATHS = 32
+
+
+def path_prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` is not a path prefix the proxy may route (None when it is one)."""
+    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix) or len(prefix) > MAX_PREFIX \
+            or any(seg in (".", "..") for seg in prefix.split("/")[1:]):
+        return (f"path {_shown(prefix)} is not a path prefix ('/' then segments of letters, digits, '-', '.', "
+                f"'_' and '~' joined by '/', at most {MAX_PREFIX} characters; no trailing '/', no '.' or '..' "
+                "segment, no '*', '%', '?', placeholder or ${...})")
+    return None
+
+
+def paths_problem(value: str) -> str | None:
+    """A ``luma.paths`` label: comma-separated prefixes, at least one, each valid, none twice (paths
+    compare case-insensitively, as Caddy's path matcher does)."""
+    paths = [p.strip() for p in value.split(",")]
+    if not any(paths):
+        return "names no path"
+    if len(paths) > MAX_PATHS:
+        return f"names {len(paths)} paths (at most {MAX_PATHS})"
+    for p in paths:
+        problem = path_prefix_problem(p)
+        if problem:
+            return problem
+    if len({p.lower() for p in paths}) != len(paths):
+        return "names a path twice (paths compare case-insensitively)"
+    return None
+
+
+def strip_prefix_problem(value: str) -> str | None:
+    if value not in ("true", "false"):
+        return f"strip_prefix {_shown(value)} is not true or false"
+    return None

@@ -219,7 +219,8 @@ def route_table_text(table, served: dict | None = None) -> str:
                 notes.append(f"served now: {r.key} -> {', '.join(now) or '503'} "
                              f"(labels say {', '.join(want) or '503'}; run: luma-compose proxy sync)")
         for h in r.hosts:
-            rows.append((h, r.target, r.project, r.service, members))
+            rows += [(h + p, r.target, r.project, r.service, members) for p in (r.paths or ("",))]
+        rows += [(h, f"308 -> {r.redirect_to}", r.project, r.service, "") for h in r.redirect_from]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(col.ljust(widths[i]) if i < 4 else col for i, col in enumerate(row)).rstrip() for row in rows]
     lines += notes

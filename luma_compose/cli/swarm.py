@@ -192,12 +192,15 @@ def routes(name, fmt) -> None:
     t = _proxy(name, log=lambda s: None).served()
     if fmt == "json":
         def rows(rs):
-            return [{"hosts": list(r.hosts), "target": r.target, "project": r.project, "service": r.service}
-                    for r in rs]
+            return [{"hosts": list(r.hosts), "target": r.target, "project": r.project, "service": r.service,
+                     **r.features_json()} for r in rs]
         click.echo(json.dumps({"routes": rows(t.serving), "withheld": rows(t.withheld), "conflicts": t.messages}))
     else:
         for r in t.serving:
-            click.echo(f"{','.join(r.hosts)} -> {r.target} ({r.project}/{r.service})")
+            paths = f" paths {','.join(r.paths)}{' (stripped)' if r.strip_prefix else ''}" if r.paths else ""
+            click.echo(f"{','.join(r.hosts)}{paths} -> {r.target} ({r.project}/{r.service})")
+            if r.redirect_from:
+                click.echo(f"{','.join(r.redirect_from)} -> 308 to {r.redirect_to} ({r.project}/{r.service})")
         for r in t.withheld:
             click.echo(f"{','.join(r.hosts)} -> withheld, 404 ({r.project}/{r.service})")
         for c in t.messages:

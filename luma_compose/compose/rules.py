@@ -139,12 +139,30 @@ def _routed_problems(src: Source, project: str, name: str, svc: dict, r: MarkedS
     if alias in taken and taken[alias] != f"the name of service '{name}'":
         out.append(src.problem(r.key_node, f"service '{name}': its ingress alias '{alias}' is already {taken[alias]}",
                                "rename one of the two services, or choose another project name (-p)", "alias"))
-    for host in r.hosts:
-        if host in hosts_seen:
-            out.append(src.problem(r.xluma, f"host '{host}' is claimed by services '{hosts_seen[host]}' and '{name}'",
-                                   "each host can route to one service only: remove it from one of them", "hosts"))
+    return out + claim_problems(src, name, r, hosts_seen)
+
+
+def claim_problems(src: Source, name: str, r: MarkedService, seen: dict) -> list[Problem]:
+    """Two services of the file that claim the same host, or the same path of it (``seen``: (host,
+    path) -> service, updated; path "" = every path, as a service without ``paths`` or a redirect
+    host claims). Services of one project may share a host by path; paths compare case-insensitively."""
+    out: list[Problem] = []
+    claims = [(h, p.lower()) for h in r.hosts for p in (r.paths or ("",))] + [(h, "") for h in r.redirect_from]
+    for host, path in claims:
+        other = seen.setdefault((host, path), name)
+        if other == name:
+            continue
+        _, pnode = own_get(r.xluma, "paths") if is_map(r.xluma) else (None, None)
+        if path:
+            out.append(src.problem(pnode or r.xluma, f"path '{path}' of host '{host}' is claimed by services "
+                                   f"'{other}' and '{name}'", "each path of a host routes to one service: remove "
+                                   "it from one of them (the longest prefix wins, so '/api/v2' may sit beside '/api')",
+                                   "paths"))
         else:
-            hosts_seen[host] = name
+            out.append(src.problem(r.xluma, f"host '{host}' is claimed by services '{other}' and '{name}'",
+                                   "each host can route to one service only: remove it from one of them, or give "
+                                   "the services `paths` of their own (one of them may keep every other path)",
+                                   "hosts"))
     return out
 
 

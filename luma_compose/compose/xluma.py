@@ -30,15 +30,20 @@ class MarkedService(NamedTuple):
     label_hosts: tuple[str, ...] = ()
     label_port: str = ""
     label_health: str = ""
+    paths: tuple[str, ...] = ()  # x-luma `paths` (prefixes)
+    strip_prefix: bool = False
+    redirect_from: tuple[str, ...] = ()  # lower case
 
     def spec(self) -> contract.RoutedService:
         """The plain description (no YAML nodes, variables interpolated): what deploy and the API see."""
         assert self.port is not None
-        return contract.RoutedService(self.service, tuple(self.hosts), self.port, self.health_path)
+        return contract.RoutedService(self.service, tuple(self.hosts), self.port, self.health_path,
+                                      self.paths, self.strip_prefix, self.redirect_from)
 
     def labels(self, project: str) -> dict[str, str]:
         return contract.route_labels(project, self.service, list(self.label_hosts or self.hosts),
-                                     self.label_port or self.port, self.label_health or self.health_path)  # type: ignore[arg-type]
+                                     self.label_port or self.port, self.label_health or self.health_path,  # type: ignore[arg-type]
+                                     self.paths, self.strip_prefix, self.redirect_from)
 
 
 def services_node(src: Source) -> MappingNode | None:
@@ -135,7 +140,8 @@ def find_routes(src: Source, data: dict, variables: Mapping[str, str] | None = N
         strict = [validate.host_problem(h.lower()) for h in hosts] + [validate.health_path_problem(health)]
         if port is not None:
             strict.append(validate.port_problem(port))
-        strict = [p for p in strict if p]
+        features = _features(xdata, hosts)
+        strict = [p for p in strict + features_problems(features, hosts) if p]
         if strict:
             problems += [src.problem(xnode, f"service '{name}': x-luma: {p}",
                                      "the proxy would ignore labels with this value; see the README, x-luma", "x-luma")
@@ -147,8 +153,33 @@ def find_routes(src: Source, data: dict, variables: Mapping[str, str] | None = N
         text_port = written.get("port")
         routes.append(MarkedService(name, snode, knode, xnode, [h.lower() for h in hosts], port, health,
                                     label_hosts, str(text_port) if isinstance(text_port, str) else expose_label,
-                                    str(written.get("health", health))))
+                                    str(written.get("health", health)), *features))
     return routes, problems
+
+
+def _features(xdata: dict, hosts: list[str]) -> tuple[tuple[str, ...], bool, tuple[str, ...]]:
+    """(paths, strip_prefix, redirect_from) as x-luma gives them (schema-valid)."""
+    def listed(key: str) -> tuple[str, ...]:
+        value = xdata.get(key) or ()
+        return (value,) if isinstance(value, str) else tuple(value)
+    return listed("paths"), bool(xdata.get("strip_prefix", False)), tuple(h.lower() for h in listed("redirect_from"))
+
+
+def features_problems(features: tuple[tuple[str, ...], bool, tuple[str, ...]], hosts: list[str]) -> list[str | None]:
+    """The proxy's own rules for paths, strip_prefix and redirect_from (see luma_compose.validate)."""
+    paths, strip, redirects = features
+    out: list[str | None] = [validate.path_prefix_problem(p) for p in paths]
+    out += [validate.host_problem(h) for h in redirects]
+    if len({p.lower() for p in paths}) != len(paths):
+        out.append("a path is listed twice in paths (paths compare case-insensitively, as the proxy matches them)")
+    if strip and not paths:
+        out.append("strip_prefix: true needs `paths` (the prefixes to strip)")
+    if redirects and hosts[0].startswith("*"):
+        out.append(f"redirect_from goes to the first of hosts, and '{hosts[0]}' is a wildcard: list a host name first")
+    both = sorted(set(redirects) & {h.lower() for h in hosts})
+    if both:
+        out.append(f"'{both[0]}' is both in hosts and in redirect_from: a host is either served or redirected")
+    return out
 
 
 def _port_from_expose(src: Source, knode, name: str, data: dict, variables: Mapping[str, str],
@@ -198,6 +229,17 @@ def _xluma_problem(src: Source, xnode: Node, service: str, xdata: Any, e) -> Pro
         message = f"port must be a whole number from 1 to 65535, not {xdata.get('port')!r}"
         hint = ("write the port as a number without quotes, e.g. `port: 3000`" if e.validator == "type"
                 else "use the port the container listens on, e.g. `port: 3000`")
+    elif e.path and e.path[0] in ("paths", "redirect_from"):
+        value = xdata.get(e.path[0]) if isinstance(xdata, dict) else None
+        if len(e.path) > 1 and isinstance(value, list):
+            value = value[e.path[1]]
+        if isinstance(value, str) and e.path[0] == "paths":
+            message = validate.path_prefix_problem(value) or message
+            hint = "for example `paths: [/api, /socket]`"
+        elif isinstance(value, str):
+            message, hint = host_problem(value) or (message, hint)
+        elif e.validator == "uniqueItems":
+            message, hint = f"an entry is listed twice in {e.path[0]}", "list each once"
     elif e.path and e.path[0] == "health":
         message = f"health must be an HTTP path starting with '/', not {xdata.get('health')!r}"
         hint = "for example `health: /up`"

@@ -82,8 +82,13 @@ class Checks:
             raise DeployFailed(msg, "the new container(s) were removed; the running version keeps serving")
         raise DeployFailed(msg, f"fix the service and deploy again; see: docker compose logs {service}")
 
-    def check_host(self, host: str, path: str) -> None:
-        """GET the health path of ``host`` through the proxy; 2xx/3xx or an error."""
+    def check_host(self, host: str, path: str | None) -> None:
+        """GET the health path of ``host`` through the proxy; 2xx/3xx or an error. ``path`` None: the
+        proxy sends the health path elsewhere (``paths`` without ``strip_prefix``): said, not checked."""
+        if path is None:
+            self.warn(f"{host}: not checked through the proxy (the health path is under none of the service's "
+                      "paths); its containers passed their own checks")
+            return
         pc = self.proxy.running()
         tls = settings_of(pc).tls
         if tls == "off":

@@ -87,7 +87,7 @@ def owned_elsewhere(project: str, routed: Sequence[RoutedService], table: "Route
     out: set[str] = set()
     owners = table.host_map()
     for r in routed:
-        for h in r.hosts:
+        for h in (*r.hosts, *r.redirect_from):
             key = owners.get(h.lower())
             if key and key.partition("/")[0] != project:
                 out.add(f"host {h.lower()} (service {r.service}) is already routed by project "
@@ -216,6 +216,26 @@ class HostChange:
     previous: str = ""  # the service that routes it now ("" when added)
 
 
+def proxy_check_path(r: RoutedService) -> str | None:
+    """The path deploy asks for through the proxy to reach ``r``'s health path: the health path, or,
+    for a service with ``paths``, its first prefix + the health path when the prefix is stripped, the
+    health path itself when it lies under a prefix; None when the proxy sends it to no path of ``r``."""
+    if not r.paths:
+        return r.health_path
+    if r.strip_prefix:
+        return r.paths[0] + r.health_path
+    h = r.health_path.split("?", 1)[0].lower()
+    return r.health_path if any(h == p.lower() or h.startswith(p.lower() + "/") for p in r.paths) else None
+
+
+def claim_keys(service: str, hosts: Sequence[str], paths: Sequence[str], redirects: Sequence[str]) -> dict[str, str]:
+    """What a service claims, as the dry run lists it: ``host`` or ``host/path`` -> the service, and
+    each redirect host -> ``service (308)``."""
+    out = {h.lower() + p: service for h in hosts for p in (paths or ("",))}
+    out.update({h.lower(): f"{service} (308)" for h in redirects})
+    return out
+
+
 def host_changes(project: str, routed: Sequence[RoutedService],
                  running: Sequence[ContainerRecord]) -> list[HostChange]:
     """Hosts this project routes now (labels of its running, non-draining containers) vs the file."""
@@ -225,9 +245,12 @@ def host_changes(project: str, routed: Sequence[RoutedService],
         if (c.state != "running" or is_draining(c.name) or lb.get(contract.LABEL_MANAGED) != "true"
                 or (lb.get(contract.LABEL_PROJECT) or lb.get(COMPOSE_PROJECT_LABEL)) != project):
             continue
-        for h in contract.parse_hosts(lb.get(contract.LABEL_HOSTS, "")):
-            now.setdefault(h.lower(), lb.get(contract.LABEL_SERVICE, ""))
-    want = {h.lower(): r.service for r in routed for h in r.hosts}
+        svc = lb.get(contract.LABEL_SERVICE, "")
+        for k, v in claim_keys(svc, contract.parse_hosts(lb.get(contract.LABEL_HOSTS, "")),
+                               contract.parse_hosts(lb.get(contract.LABEL_PATHS, "")),
+                               contract.parse_hosts(lb.get(contract.LABEL_REDIRECT_FROM, ""))).items():
+            now.setdefault(k, v)
+    want = {k: v for r in routed for k, v in claim_keys(r.service, r.hosts, r.paths, r.redirect_from).items()}
     out = []
     for h in sorted(set(now) | set(want)):
         if h not in now:

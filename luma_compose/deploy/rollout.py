@@ -48,6 +48,7 @@ from .plan import (
     host_changes,
     orphans_of,
     owned_elsewhere,
+    proxy_check_path,
     parse_hashes,
     plan_service,
     replicas_of,
@@ -211,7 +212,7 @@ class Deployer:
         with self.progress.step("Check every host through the proxy"):
             for r in self.routed.values():
                 for h in r.hosts:
-                    self.checks.check_host(h, r.health_path)
+                    self.checks.check_host(h, proxy_check_path(r))
         res.urls = self.checks.urls(list(self.routed.values()))
         res.warnings = self.warnings
         return res
@@ -364,7 +365,7 @@ class Deployer:
                                    f"(pooled {len(pooled)}, new {len(want)})", "the running version was kept")
             try:
                 for h in self.routed[s].hosts:
-                    self.checks.check_host(h, self.routed[s].health_path)
+                    self.checks.check_host(h, proxy_check_path(self.routed[s]))
             except LumaError as e:
                 if not self._proxy_running():
                     raise

@@ -37,6 +37,7 @@ from typing import Any
 
 from .. import validate
 from ..routing.claims import Route, RouteTable
+from . import caddy_routes
 
 TLS_MODES = ("acme", "internal", "off")
 ADMIN_LISTEN = "localhost:2019"
@@ -259,29 +260,35 @@ NOT_FOUND = {
 
 def build_config(table: RouteTable, **options: Any) -> dict[str, Any]:
     """The complete Caddy config for a route table (load it with ``POST /load``); ``options`` are
-    assemble's (tls, email, ports, ACME CA, HTTP/3)."""
-    config = assemble(host_routes(table.routes), sorted({h for r in table.routes for h in r.hosts}), **options)
+    assemble's, plus ``public_http_port`` (a redirect's port when TLS is off)."""
+    redirect = caddy_routes.redirect_scheme(options)
+    config = assemble(host_routes(table.routes, redirect), caddy_routes.certificate_hosts(table.routes), **options)
+    caddy_routes.plain_http_redirects(config, HTTP_SERVER_NAME, table.routes, redirect, _safe, _entry_id)
+    tls = options.get("tls", "acme")
     server = config["apps"]["http"]["servers"][SERVER_NAME]
-    server["errors"] = unavailable_errors(options.get("tls", "acme"), options.get("http_port", 80),
-                                          options.get("https_port", 443))
+    server["errors"] = unavailable_errors(tls, options.get("http_port", 80), options.get("https_port", 443))
     # A replayed request comes from loopback: keep the client's X-Forwarded-For it carries.
     server["trusted_proxies"] = {"source": "static", "ranges": [f"{LOOPBACK}/32"]}
     return config
 
 
-def host_routes(routes: Iterable[Route]) -> list[dict[str, Any]]:
-    """Caddy routes for the table's routes, every host named exactly before any wildcard.
+def _entry_id(e: caddy_routes.Entry) -> str:
+    return route_handle_id(e.route.key) + (WILDCARD_ID_SUFFIX if e.wildcard else "") + e.suffix
 
-    Caddy tries routes in order and the first match wins, so each route is split into the
-    part matching its exact hosts and the part matching its wildcards (``*.`` + one label):
-    a wildcard of one project never takes a host another project names, even a held (503)
-    one. Two different wildcards never match the same host (each stands for one label)."""
-    rs = sorted(routes, key=lambda r: r.key)
-    exact = [_route(r, tuple(h for h in r.hosts if not h.startswith("*"))) for r in rs
-             if any(not h.startswith("*") for h in r.hosts)]
-    wild = [_route(r, tuple(h for h in r.hosts if h.startswith("*")), wildcard=True) for r in rs
-            if any(h.startswith("*") for h in r.hosts)]
-    return exact + wild
+
+def host_routes(routes: Iterable[Route], redirect: tuple[str, int] = ("https", 443)) -> list[dict[str, Any]]:
+    """Caddy routes for the table's routes in the order of :mod:`.caddy_routes`: every host named
+    exactly before any wildcard, longer path prefixes first. A wildcard of one project never takes a
+    host another project names, even a held (503) one; two different wildcards never match the same
+    host (each stands for one label). ``redirect``: scheme and port of a redirect's ``Location``."""
+    out = []
+    for e in caddy_routes.entries(routes):
+        if e.redirect:
+            handler = caddy_routes.redirect_handler(e, *redirect, _safe)
+        else:
+            handler = caddy_routes.strip(_route(e.route, e.hosts, e.wildcard)["handle"][0], e, _safe)
+        out.append({"@id": _entry_id(e), "match": e.match(_safe), "handle": [handler], "terminal": True})
+    return out
 
 
 def assemble(
@@ -414,8 +421,8 @@ def _served_routes(config: dict[str, Any] | None) -> Iterator[tuple[str, dict[st
     for r in routes if isinstance(routes, list) else []:
         rid = r.get("@id", "") if isinstance(r, dict) else ""
         if isinstance(rid, str) and rid.startswith(ROUTE_ID_PREFIX):
-            rid = rid[len(ROUTE_ID_PREFIX):]
-            yield (rid[: -len(WILDCARD_ID_SUFFIX)] if rid.endswith(WILDCARD_ID_SUFFIX) else rid), r
+            # the route id, without an entry's suffix (#wildcard, #redirect, #path/...)
+            yield rid[len(ROUTE_ID_PREFIX):].split("#", 1)[0], r
 
 
 def served_hosts(config: dict[str, Any] | None) -> dict[str, str]:
@@ -437,5 +444,6 @@ def served_upstreams(config: dict[str, Any] | None) -> dict[str, list[str]]:
         for h in r.get("handle") or []:
             if isinstance(h, dict) and h.get("handler") == "reverse_proxy":
                 dials += [u.get("dial", "") for u in h.get("upstreams") or [] if isinstance(u, dict)]
-        out[rid] = dials
+        seen = out.setdefault(rid, [])  # a route split by path: the same dials in each part
+        seen += [d for d in dials if d not in seen]
     return out

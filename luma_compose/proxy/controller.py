@@ -288,7 +288,9 @@ class Controller:
                                          # HTTP/3 only where UDP is published, advertised at that port
                                          http3=udp is not None, alt_svc_port=udp[1] if udp else None,
                                          # the HTTP -> HTTPS redirect names a published port other than 443
-                                         public_https_port=self._ports.get(HTTPS_KEY, ("", 443))[1])
+                                         public_https_port=self._ports.get(HTTPS_KEY, ("", 443))[1],
+                                         # a redirect's port without TLS (redirect_from)
+                                         public_http_port=self._ports.get(HTTP_KEY, ("", 80))[1])
 
     def status(self) -> ProxyStatus:
         """The running proxy, its route table, and whether Caddy's loaded config matches the labels."""
@@ -300,7 +302,7 @@ class Controller:
         if self.settings.tls != "off":
             from . import certs
 
-            hosts = [h for r in table.routes for h in r.hosts if not h.startswith("*")]
+            hosts = [h for r in table.routes for h in r.claimed if not h.startswith("*")]  # redirect hosts too
             certificates = certs.states(hosts, self.proxy.certificate_files(),
                                         self.engine.logs(self.proxy.name, tail=400) if hosts else "")
         return ProxyStatus(self.proxy.name, c.image_ref, c.state, self.settings.tls, ports, in_sync, table,

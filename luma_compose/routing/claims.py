@@ -60,6 +60,12 @@ class Route:
     held: bool = False
     #: Why the route gets no upstreams at all (DNS shadowing, ...); "" normally. Its hosts stay its own.
     withheld: str = ""
+    #: Path prefixes (``luma.paths``): only these (``/api`` and ``/api/*``) of its hosts; () = every path.
+    paths: tuple[str, ...] = ()
+    #: Strip the matched prefix before proxying (``luma.strip_prefix``).
+    strip_prefix: bool = False
+    #: Hosts answered with a 308 to :attr:`redirect_to` (``luma.redirect_from``), claimed like hosts.
+    redirect_from: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -77,6 +83,16 @@ class Route:
     def swarm_service(self) -> str:
         """The name ``docker stack deploy P`` gives service S: ``P_S``."""
         return contract.stack_service(self.project, self.service)
+
+    @property
+    def redirect_to(self) -> str:
+        """Where ``redirect_from`` hosts go: the first of its hosts ("" when that is a wildcard)."""
+        return self.hosts[0] if self.hosts and not self.hosts[0].startswith("*") else ""
+
+    @property
+    def claimed(self) -> tuple[str, ...]:
+        """Every host this route claims: its hosts, then its redirect hosts."""
+        return self.hosts + self.redirect_from
 
     @property
     def upstreams(self) -> tuple[str, ...]:
@@ -98,12 +114,23 @@ class Route:
             "health_path": self.health_path,
             "upstreams": list(self.upstreams),
             "containers": [m.to_json() for m in self.members],
+            **self.features_json(),
         }
+
+    def features_json(self) -> dict[str, Any]:
+        """The optional keys (``paths``, ``strip_prefix``, ``redirect_from``/``redirect_to``) when set."""
+        out: dict[str, Any] = {}
+        if self.paths:
+            out.update(paths=list(self.paths), strip_prefix=self.strip_prefix)
+        if self.redirect_from:
+            out.update(redirect_from=list(self.redirect_from), redirect_to=self.redirect_to)
+        return out
 
 
 @dataclass(frozen=True)
 class Conflict:
-    kind: str  # "host", "alias", or "wildcard" (a wildcard covers a host another project names)
+    kind: str  # "host", "alias", "wildcard" (a wildcard covers a host another project names), or "path"
+    #           (two services of one project claim the same path of a host; key: host + path, "host/*" for all)
     key: str  # the host or the alias both claim
     winner: str  # route id "project/service"
     loser: str
@@ -111,6 +138,10 @@ class Conflict:
 
     @property
     def message(self) -> str:
+        if self.kind == "path":
+            return (f"{self.loser} claims {self.key}, which {self.winner} of the same project already routes: "
+                    f"it stays with {self.winner}, {self.loser} gets no traffic for that host (give each service "
+                    "its own paths; a host without paths takes every path the others do not)")
         if self.kind == "wildcard":
             return (f"host {self.key} is covered by a wildcard of {self.loser} but routed by name by {self.winner}; "
                     f"keeping {self.winner} (a host named exactly always wins over a wildcard)")
@@ -153,7 +184,12 @@ class RouteTable:
         return frozenset(r.network for r in self.routes if not r.held) - set(self.refused_networks)
 
     def host_map(self) -> dict[str, str]:
-        return {h: r.key for r in self.routes for h in r.hosts}
+        """host -> the route id that owns it (with paths: one of its project's routes on it)."""
+        out: dict[str, str] = {}
+        for r in self.routes:
+            for h in r.claimed:
+                out.setdefault(h, r.key)
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -238,7 +274,46 @@ def label_problem(labels: Mapping[str, str], required: Sequence[str] = contract.
     for key, problem in checks:
         if problem:
             return f"label {key}: {problem}"
+    for key, problem in _feature_checks(labels):
+        if problem:
+            return f"label {key}: {problem}"
     return None
+
+
+def _feature_checks(labels: Mapping[str, str]) -> tuple[tuple[str, str | None], ...]:
+    """The optional labels (paths, strip_prefix, redirect_from), each checked when present."""
+    out: list[tuple[str, str | None]] = []
+    if contract.LABEL_PATHS in labels:
+        out.append((contract.LABEL_PATHS, validate.paths_problem(labels[contract.LABEL_PATHS])))
+    if contract.LABEL_STRIP_PREFIX in labels:
+        value = labels[contract.LABEL_STRIP_PREFIX]
+        out.append((contract.LABEL_STRIP_PREFIX, validate.strip_prefix_problem(value) or (
+            "strip_prefix without paths" if value == "true" and not labels.get(contract.LABEL_PATHS) else None)))
+    if contract.LABEL_REDIRECT_FROM in labels:
+        value = labels[contract.LABEL_REDIRECT_FROM].lower()
+        first = contract.parse_hosts(labels[contract.LABEL_HOSTS].lower())[0]
+        out.append((contract.LABEL_REDIRECT_FROM, validate.hosts_problem(value) or (
+            f"redirect_from needs a first host to redirect to, and {first} is a wildcard"
+            if first.startswith("*") else None) or (
+            "a redirect host is also one of hosts" if set(contract.parse_hosts(value))
+            & set(hosts_of(labels)) else None)))
+    return tuple(out)
+
+
+def paths_of(labels: Mapping[str, str]) -> tuple[str, ...]:
+    """The path prefixes of valid labels, each once, in the order written."""
+    return tuple(dict.fromkeys(contract.parse_hosts(labels.get(contract.LABEL_PATHS, ""))))
+
+
+def redirects_of(labels: Mapping[str, str]) -> tuple[str, ...]:
+    """The redirect hosts of valid labels: lower case, each once."""
+    return tuple(dict.fromkeys(h.lower() for h in contract.parse_hosts(labels.get(contract.LABEL_REDIRECT_FROM, ""))))
+
+
+def features_of(labels: Mapping[str, str]) -> dict[str, Any]:
+    """The Route keyword arguments of the optional labels."""
+    return {"paths": paths_of(labels), "strip_prefix": labels.get(contract.LABEL_STRIP_PREFIX) == "true",
+            "redirect_from": redirects_of(labels)}
 
 
 def contract_problem(labels: Mapping[str, str]) -> str | None:

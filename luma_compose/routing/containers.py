@@ -68,7 +68,8 @@ from typing import Any
 from .. import contract, validate
 from ..records import ContainerRecord, NetworkRecord, is_draining
 from . import ownership
-from .claims import Route, RouteTable, contract_problem, hosts_of, label_problem, parse_route_id, parse_time
+from .claims import (Route, RouteTable, contract_problem, features_of, hosts_of, label_problem, parse_route_id,
+                     parse_time)
 from .neighbours import intruders, shadowing
 from .pool import pool
 
@@ -96,7 +97,8 @@ def _validate(c: ContainerRecord) -> tuple[Fields | None, str]:
     if problem:
         return None, f"{where}: {problem}; ignored"
     return {"project": project, "service": service, "port": int(lb[contract.LABEL_PORT]), "hosts": hosts_of(lb),
-            "health": lb[contract.LABEL_HEALTH_PATH], "network": contract.ingress_network(project)}, ""
+            "health": lb[contract.LABEL_HEALTH_PATH], "network": contract.ingress_network(project),
+            "features": features_of(lb)}, ""
 
 
 def _claims(records: list[ContainerRecord]) -> tuple[Claimed, list[str]]:
@@ -160,7 +162,8 @@ def _candidates(by_service: Claimed, incumbents: Mapping[str, str], shadows: _Sh
         members, f = pool(cs)
         oldest = min((c.created for c, _ in cs), key=parse_time)
         out.append(Route(project, service, f["hosts"], f["port"], f["health"], f["network"],
-                         tuple(members), oldest, withheld=shadows.withheld(f["network"], cs)))
+                         tuple(members), oldest, withheld=shadows.withheld(f["network"], cs),
+                         **f.get("features", {})))
     out += _held(out, incumbents)
     return [_hand_over(r, out) for r in out]
 
@@ -169,7 +172,7 @@ def _held(present: list[Route], incumbents: Mapping[str, str]) -> list[Route]:
     """Incumbent routes of live projects that have no container left hold their hosts, except a
     host another service of the same project now claims (a service renamed in the file)."""
     keys = {r.key for r in present}
-    claimed = {(r.project, h) for r in present for h in r.hosts}
+    claimed = {(r.project, h) for r in present for h in r.claimed}
     held_hosts: dict[str, list[str]] = {}
     for h, k in sorted(incumbents.items()):
         if k not in keys and (k.partition("/")[0], h) not in claimed:
@@ -188,8 +191,9 @@ def _hand_over(r: Route, candidates: list[Route]) -> Route:
     if r.held or not r.members or not all(is_draining(m.name) for m in r.members):
         return r
     others = {h for c in candidates if c.project == r.project and c.service != r.service and not c.held
-              for h in c.hosts}
-    return replace(r, hosts=tuple(h for h in r.hosts if h not in others))
+              for h in c.claimed}
+    return replace(r, hosts=tuple(h for h in r.hosts if h not in others),
+                   redirect_from=tuple(h for h in r.redirect_from if h not in others))
 
 
 

@@ -11,6 +11,10 @@ The same rule on both targets; each adapter gives what its target knows:
    swarm: its service, whose creation time survives every update);
 3. ties by route id, so the answer never depends on input order.
 
+A host belongs to one project; several routes of that project may share it by path (``paths``), each
+path of a host (or the whole host) to one route, by the same seniority (a ``path`` conflict otherwise).
+Redirect hosts (``redirect_from``) are claimed exactly like hosts.
+
 A target alias (``P-S``) names one route only, compared as Docker's DNS compares names
 (``a-Web`` is ``a-web``). A host another route names exactly is never taken by a wildcard (Caddy
 matches exact hosts first); that overlap is reported as a ``wildcard`` conflict where asked.
@@ -72,24 +76,61 @@ def _aliases(ordered: list[Route], served: set[str]) -> tuple[list[Route], list[
 
 
 def _hosts(survivors: list[Route], incumbents: Mapping[str, str]) -> tuple[list[Route], list[Conflict]]:
-    """Each host to its incumbent, else to the senior route that claims it."""
-    owner_of: dict[str, Route] = {}
-    for h, key in incumbents.items():
-        for r in survivors:
-            if r.key == key and h in r.hosts:
-                owner_of[h] = r
-    kept: dict[str, list[str]] = {r.key: [] for r in survivors}
+    """Each host (served or redirected) to one project: the incumbent's, else the senior claim's.
+    Inside that project each path of the host (:func:`slots`) goes to the senior route claiming it;
+    a route keeps a host only with every path it asks for there."""
+    owner_of = _incumbent_owners(survivors, incumbents)
+    holder_of: dict[tuple[str, str], Route] = {}
+    lost: dict[str, set[str]] = {r.key: set() for r in survivors}
     conflicts: list[Conflict] = []
     for r in survivors:
-        for h in r.hosts:
+        for h in r.claimed:
             owner = owner_of.setdefault(h, r)
-            if owner is r:
-                kept[r.key].append(h)
+            if owner.project != r.project:
+                conflicts.append(Conflict("host", h, owner.key, r.key, _why(incumbents.get(h) == owner.key)))
+                lost[r.key].add(h)
+                continue
+            mine = slots(r, h)
+            taken = [(s, holder_of[(h, s)]) for s in mine if (h, s) in holder_of]
+            for s, holder in taken:
+                conflicts.append(Conflict("path", h + s, holder.key, r.key, _why(holder.key in incumbents.values())))
+            if taken:
+                lost[r.key].add(h)
             else:
-                conflicts.append(Conflict("host", h, owner.key, r.key,
-                                          _why(incumbents.get(h) == owner.key)))
-    routes = [replace(r, hosts=tuple(kept[r.key])) for r in survivors if kept[r.key]]
-    return sorted(routes, key=lambda r: r.key), conflicts
+                holder_of.update({(h, s): r for s in mine})
+    routes = [_kept(r, lost[r.key]) for r in survivors]
+    return sorted((r for r in routes if r.hosts), key=lambda r: r.key), conflicts
+
+
+def _incumbent_owners(survivors: list[Route], incumbents: Mapping[str, str]) -> dict[str, Route]:
+    """host -> the served route that claims it, else a route of the served route's project that does
+    (ownership is per project: several of its services may share a host by path)."""
+    owner_of: dict[str, Route] = {}
+    for h, key in incumbents.items():
+        project = key.partition("/")[0]
+        mine = [r for r in survivors if r.project == project and h in r.claimed]
+        owner = next((r for r in mine if r.key == key), mine[0] if mine else None)
+        if owner is not None:
+            owner_of[h] = owner
+    return owner_of
+
+
+def slots(r: Route, h: str) -> tuple[str, ...]:
+    """What route ``r`` asks for on host ``h``: its path prefixes (lower case: Caddy's path matcher
+    ignores case), or ``""`` for every path (no paths, or a redirect host)."""
+    if h in r.hosts and r.paths:
+        return tuple(p.lower() for p in r.paths)
+    return ("",)
+
+
+def _kept(r: Route, lost: set[str]) -> Route:
+    """``r`` with the hosts it keeps; its redirects only while it keeps the host they go to."""
+    if not lost:
+        return r
+    target = r.redirect_to
+    hosts = tuple(h for h in r.hosts if h not in lost)
+    redirects = tuple(h for h in r.redirect_from if h not in lost) if target and target in hosts else ()
+    return replace(r, hosts=hosts, redirect_from=redirects)
 
 
 def wildcard_overlaps(routes: Iterable[Route]) -> list[Conflict]:
@@ -98,9 +139,9 @@ def wildcard_overlaps(routes: Iterable[Route]) -> list[Conflict]:
     routes = list(routes)
     under: dict[str, list[tuple[str, Route]]] = {}  # parent domain -> exact hosts right under it
     for r in routes:
-        for h in r.hosts:
+        for h in r.claimed:
             if not h.startswith("*") and "." in h:
                 under.setdefault(h.split(".", 1)[1], []).append((h, r))
     return [Conflict("wildcard", h, owner.key, r.key, "exact")
-            for r in routes for w in r.hosts if w.startswith("*.")
+            for r in routes for w in r.claimed if w.startswith("*.")
             for h, owner in under.get(w[2:], ()) if owner.project != r.project and covers(w, h)]

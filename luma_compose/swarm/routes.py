@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..proxy import caddy_config
+from ..proxy import caddy_config, caddy_routes
 from ..routing.claims import Route, RouteTable
 
 #: DNS re-resolution interval of a route's upstreams.
@@ -77,36 +77,33 @@ def _loader(proxy: str) -> dict[str, Any]:
         "load_delay": LOAD_DELAY}}
 
 
-def _edge_route(proxy: str, r: Route, hosts: list[str], key: str) -> dict[str, Any]:
-    return {
-        "@id": caddy_config.route_handle_id(key),
-        "match": [{"host": [caddy_config.safe(h) for h in hosts]}],
-        "handle": [_dynamic_proxy(
+def _edge_route(proxy: str, e: caddy_routes.Entry, redirect: tuple[str, int]) -> dict[str, Any]:
+    r = e.route
+    if e.redirect:
+        handler = caddy_routes.redirect_handler(e, *redirect, caddy_config.safe)
+    else:
+        handler = caddy_routes.strip(_dynamic_proxy(
             gateway_name(proxy, r.project), str(GATEWAY_PORT),
-            {"set": {HEADER_ALIAS: [caddy_config.safe(r.alias)], HEADER_PORT: [str(r.port)]}})],
-        "terminal": True,
-    }
+            {"set": {HEADER_ALIAS: [caddy_config.safe(r.alias)], HEADER_PORT: [str(r.port)]}}), e, caddy_config.safe)
+    return {"@id": _entry_id(e), "match": e.match(caddy_config.safe), "handle": [handler], "terminal": True}
 
 
-def _is_wildcard(host: str) -> bool:
-    return host.startswith("*.")
+def _entry_id(e: caddy_routes.Entry) -> str:
+    return caddy_config.route_handle_id(e.route.key + ("/*" if e.wildcard else "") + e.suffix)
 
 
-def _edge_routes(proxy: str, t: RouteTable, not_found: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every exact host before any wildcard, whatever route it is in (Caddy takes the first route that
-    matches): a wildcard never covers a host another project owns, even one whose route is withheld
-    (its hosts answer 404 while it is)."""
+def _edge_routes(proxy: str, t: RouteTable, not_found: dict[str, Any],
+                 redirect: tuple[str, int] = ("http", 80)) -> list[dict[str, Any]]:
+    """Every exact host before any wildcard, longer path prefixes first, whatever route they are in
+    (:mod:`..proxy.caddy_routes`): a wildcard never covers a host another project owns, even one whose
+    route is withheld (its hosts answer 404 while it is; its redirects still answer)."""
+    withheld = {r.key for r in t.withheld}
     out: list[dict[str, Any]] = []
-    for wild in (False, True):
-        for r in sorted(t.serving, key=lambda r: (r.project, r.service)):
-            hosts = [h for h in r.hosts if _is_wildcard(h) == wild]
-            if hosts:
-                out.append(_edge_route(proxy, r, hosts, f"{r.project}/{r.service}" + ("/*" if wild else "")))
-        for r in sorted(t.withheld, key=lambda r: (r.project, r.service)):
-            hosts = [h for h in r.hosts if _is_wildcard(h) == wild]
-            if hosts:
-                out.append({"match": [{"host": [caddy_config.safe(h) for h in hosts]}],
-                            "handle": not_found["handle"], "terminal": True})
+    for e in caddy_routes.entries(t.routes):
+        if e.route.key in withheld and not e.redirect:
+            out.append({"match": e.match(caddy_config.safe), "handle": not_found["handle"], "terminal": True})
+        else:
+            out.append(_edge_route(proxy, e, redirect))
     return out
 
 
@@ -169,10 +166,11 @@ def edge_config(t: RouteTable, http_port: int = 80, proxy: str = "luma-proxy",
                 tls: EdgeTLS = EdgeTLS()) -> dict[str, Any]:
     """What every edge pulls: host -> the owning project's gateway, unknown hosts 404; with TLS,
     the same certificates and redirects as one host's proxy (``caddy_config.assemble``)."""
-    body = _edge_routes(proxy, t, caddy_config.NOT_FOUND)
+    redirect = ("https", tls.https_port) if tls.on else ("http", http_port)
+    body = _edge_routes(proxy, t, caddy_config.NOT_FOUND, redirect)
     version = hashlib.sha256(dumps({"r": body, "p": http_port, "tls": tls.__dict__}).encode()).hexdigest()[:12]
     cfg = caddy_config.assemble(
-        body, sorted({h for r in t.serving for h in r.hosts}), tls=tls.mode, email=tls.email or None,
+        body, caddy_routes.certificate_hosts(t.serving), tls=tls.mode, email=tls.email or None,
         http_port=http_port, https_port=tls.https_port, acme_ca=tls.acme_ca or None,
         acme_ca_root=ACME_ROOT_TARGET if tls.acme_root else None,
         # the CA validates TLS-ALPN-01 on 443 only
@@ -182,6 +180,8 @@ def edge_config(t: RouteTable, http_port: int = 80, proxy: str = "luma-proxy",
         # put in the shared storage: so every edge config, even one with no host yet, has a policy
         # for every name with the same issuer.
         catch_all=tls.on)
+    caddy_routes.plain_http_redirects(cfg, caddy_config.HTTP_SERVER_NAME, t.routes, redirect, caddy_config.safe,
+                                      _entry_id)
     cfg["admin"] = _loader(proxy)
     cfg["logging"] = _QUIET
     if tls.on:
