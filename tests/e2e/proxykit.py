@@ -31,7 +31,8 @@ SELECT = f"{SELECT_KEY}={dk.RUN_ID}"
 
 def compose_doc(project: str, image: str, services: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A compose file rendered by luma-compose itself (``api.render_text``). Per service: hosts, replicas,
-    command, healthcheck, restart, environment, and labels set over the rendered ones (the attacks)."""
+    command, healthcheck, restart, environment, more x-luma keys (``x_luma``), and labels set over the
+    rendered ones (the attacks)."""
     svcs = {}
     for s, spec in services.items():
         svc: dict[str, Any] = {
@@ -40,7 +41,7 @@ def compose_doc(project: str, image: str, services: dict[str, dict[str, Any]]) -
             "labels": {SELECT_KEY: dk.RUN_ID},  # our proxies route only this run's containers
             "deploy": {"replicas": spec.get("replicas", 1)},
             "stop_grace_period": "1s",
-            "x-luma": {"hosts": list(spec["hosts"]), "port": 3000},
+            "x-luma": {"hosts": list(spec["hosts"]), "port": 3000, **spec.get("x_luma", {})},
         }
         for k in ("command", "healthcheck", "restart"):
             if k in spec:
