@@ -7,6 +7,7 @@ that try to inject Caddy placeholders. Unique names; everything removed, pass or
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import ssl
 
@@ -78,7 +79,12 @@ def test_paths_strip_prefix_and_redirects_and_no_other_project_can_take_them(tmp
             "inject": {"hosts": [f"inject.{evil}.test"], "command": SERVE,
                        "labels": {contract.LABEL_PATHS: "/{http.request.host}"}},
         }
-        with pk.project(pk.SHARED, tmp_path, evil, busybox_image, hostile):
+        with pk.project(pk.SHARED, tmp_path, evil, busybox_image, hostile) as ev:
+            plan = pk.SHARED.cli("deploy", "--dry-run", "--format", "json", "-f", str(ev.file), "-p", evil,
+                                 "--proxy-name", proxy.name, check=False)
+            assert plan.returncode == 1, plan.stdout + plan.stderr  # deploy would refuse, and says why
+            refused = " ".join(json.loads(plan.stdout)["conflicts"])
+            assert f"host {host} (service grab)" in refused and f"host www.{host} (service redir)" in refused
             r = proxy.sync()
             assert r.returncode == 1 and "conflict:" in r.stderr, r.stderr  # conflicts: exit 1, synced
             table = proxy.routes()
