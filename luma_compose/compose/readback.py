@@ -21,7 +21,7 @@ def _contract_problem(model_out: dict, project: str, routes: list[contract.Route
     services = model_out.get("services") or {}
     for r in routes:
         svc = services.get(r.service) or {}
-        want = contract.route_labels(project, r.service, list(r.hosts), r.port, r.health_path)
+        want = r.labels(project)
         got = {k: v for k, v in (svc.get("labels") or {}).items() if k.startswith(contract.LABEL_PREFIX)}
         if set(got) != set(want) or (exact_labels and got != want):
             return f"services.{r.service}.labels: the luma.* labels read {got}, not {want}"

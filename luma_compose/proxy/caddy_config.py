@@ -37,6 +37,7 @@ from typing import Any
 
 from .. import validate
 from ..routing.claims import Route, RouteTable
+from . import guards
 
 TLS_MODES = ("acme", "internal", "off")
 ADMIN_LISTEN = "localhost:2019"
@@ -146,7 +147,8 @@ def _safe(value: str) -> str:
 safe = _safe
 
 
-def _route(r: Route, hosts: tuple[str, ...] | None = None, wildcard: bool = False) -> dict[str, Any]:
+def _route(r: Route, hosts: tuple[str, ...] | None = None, wildcard: bool = False,
+           relays: tuple[str, ...] = ()) -> dict[str, Any]:
     """The Caddy route of ``r`` for ``hosts`` (default: all of them); ``wildcard``: the part of
     a split route that matches its wildcard hosts (its own @id)."""
     upstreams = tuple(_safe(u) for u in r.upstreams)
@@ -186,7 +188,7 @@ def _route(r: Route, hosts: tuple[str, ...] | None = None, wildcard: bool = Fals
     return {
         "@id": route_handle_id(r.key) + (WILDCARD_ID_SUFFIX if wildcard else ""),
         "match": [{"host": hosts}],
-        "handle": [handler],
+        "handle": guards.wrap(r, handler, relays),
         "terminal": True,
     }
 
@@ -259,17 +261,21 @@ NOT_FOUND = {
 
 def build_config(table: RouteTable, **options: Any) -> dict[str, Any]:
     """The complete Caddy config for a route table (load it with ``POST /load``); ``options`` are
-    assemble's (tls, email, ports, ACME CA, HTTP/3)."""
-    config = assemble(host_routes(table.routes), sorted({h for r in table.routes for h in r.hosts}), **options)
+    assemble's (tls, email, ports, ACME CA, HTTP/3), and ``relays``: the addresses a connection the host
+    relayed comes from (``guards``)."""
+    relays = tuple(options.pop("relays", ()))
+    config = assemble(host_routes(table.routes, relays), sorted({h for r in table.routes for h in r.hosts}),
+                      **options)
     server = config["apps"]["http"]["servers"][SERVER_NAME]
     server["errors"] = unavailable_errors(options.get("tls", "acme"), options.get("http_port", 80),
                                           options.get("https_port", 443))
     # A replayed request comes from loopback: keep the client's X-Forwarded-For it carries.
     server["trusted_proxies"] = {"source": "static", "ranges": [f"{LOOPBACK}/32"]}
+    guards.with_auth_errors(server, table.routes)
     return config
 
 
-def host_routes(routes: Iterable[Route]) -> list[dict[str, Any]]:
+def host_routes(routes: Iterable[Route], relays: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Caddy routes for the table's routes, every host named exactly before any wildcard.
 
     Caddy tries routes in order and the first match wins, so each route is split into the
@@ -277,9 +283,9 @@ def host_routes(routes: Iterable[Route]) -> list[dict[str, Any]]:
     a wildcard of one project never takes a host another project names, even a held (503)
     one. Two different wildcards never match the same host (each stands for one label)."""
     rs = sorted(routes, key=lambda r: r.key)
-    exact = [_route(r, tuple(h for h in r.hosts if not h.startswith("*"))) for r in rs
+    exact = [_route(r, tuple(h for h in r.hosts if not h.startswith("*")), relays=relays) for r in rs
              if any(not h.startswith("*") for h in r.hosts)]
-    wild = [_route(r, tuple(h for h in r.hosts if h.startswith("*")), wildcard=True) for r in rs
+    wild = [_route(r, tuple(h for h in r.hosts if h.startswith("*")), wildcard=True, relays=relays) for r in rs
             if any(h.startswith("*") for h in r.hosts)]
     return exact + wild
 

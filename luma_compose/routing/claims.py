@@ -60,6 +60,9 @@ class Route:
     held: bool = False
     #: Why the route gets no upstreams at all (DNS shadowing, ...); "" normally. Its hosts stay its own.
     withheld: str = ""
+    #: Access control (docs/access.md): (user, base64 bcrypt hash) and admitted networks; never in output.
+    basic_auth: tuple[tuple[str, str], ...] = ()
+    allow: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -98,7 +101,17 @@ class Route:
             "health_path": self.health_path,
             "upstreams": list(self.upstreams),
             "containers": [m.to_json() for m in self.members],
+            **self.access_json(),
         }
+
+    def access_json(self) -> dict[str, Any]:
+        """The route's access control as ``routes``/``status`` show it: user names, never hashes."""
+        access: dict[str, Any] = {}
+        if self.basic_auth:
+            access["basic_auth"] = [u for u, _ in self.basic_auth]
+        if self.allow:
+            access["allow"] = list(self.allow)
+        return {"access": access} if access else {}
 
 
 @dataclass(frozen=True)
@@ -238,7 +251,27 @@ def label_problem(labels: Mapping[str, str], required: Sequence[str] = contract.
     for key, problem in checks:
         if problem:
             return f"label {key}: {problem}"
+    return access_problem(labels)
+
+
+def access_problem(labels: Mapping[str, str]) -> str | None:
+    """Why the access labels (``luma.auth.basic``, ``luma.allow``) may not be served, if present."""
+    if contract.LABEL_BASIC_AUTH in labels:
+        problem = validate.basic_auth_problem(labels[contract.LABEL_BASIC_AUTH])
+        if problem:
+            return f"label {contract.LABEL_BASIC_AUTH}: {problem}"
+    if contract.LABEL_ALLOW in labels:
+        problem = validate.allow_problem(labels[contract.LABEL_ALLOW].split(","))
+        if problem:
+            return f"label {contract.LABEL_ALLOW}: {problem}"
     return None
+
+
+def access_of(labels: Mapping[str, str]) -> dict[str, Any]:
+    """The access fields of a :class:`Route` from valid labels (:func:`access_problem` passed)."""
+    users = tuple(tuple(e.split(":", 1)) for e in labels.get(contract.LABEL_BASIC_AUTH, "").split(",") if e)
+    allow = tuple(validate.cidr(e)[0] for e in labels.get(contract.LABEL_ALLOW, "").split(",") if e)
+    return {"basic_auth": users, "allow": allow}
 
 
 def contract_problem(labels: Mapping[str, str]) -> str | None:

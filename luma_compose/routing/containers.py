@@ -68,7 +68,7 @@ from typing import Any
 from .. import contract, validate
 from ..records import ContainerRecord, NetworkRecord, is_draining
 from . import ownership
-from .claims import Route, RouteTable, contract_problem, hosts_of, label_problem, parse_route_id, parse_time
+from .claims import Route, RouteTable, access_of, contract_problem, hosts_of, label_problem, parse_route_id, parse_time
 from .neighbours import intruders, shadowing
 from .pool import pool
 
@@ -96,7 +96,8 @@ def _validate(c: ContainerRecord) -> tuple[Fields | None, str]:
     if problem:
         return None, f"{where}: {problem}; ignored"
     return {"project": project, "service": service, "port": int(lb[contract.LABEL_PORT]), "hosts": hosts_of(lb),
-            "health": lb[contract.LABEL_HEALTH_PATH], "network": contract.ingress_network(project)}, ""
+            "health": lb[contract.LABEL_HEALTH_PATH], "network": contract.ingress_network(project),
+            "access": access_of(lb)}, ""
 
 
 def _claims(records: list[ContainerRecord]) -> tuple[Claimed, list[str]]:
@@ -160,7 +161,7 @@ def _candidates(by_service: Claimed, incumbents: Mapping[str, str], shadows: _Sh
         members, f = pool(cs)
         oldest = min((c.created for c, _ in cs), key=parse_time)
         out.append(Route(project, service, f["hosts"], f["port"], f["health"], f["network"],
-                         tuple(members), oldest, withheld=shadows.withheld(f["network"], cs)))
+                         tuple(members), oldest, withheld=shadows.withheld(f["network"], cs), **f["access"]))
     out += _held(out, incumbents)
     return [_hand_over(r, out) for r in out]
 

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..proxy import caddy_config
+from ..proxy import caddy_config, guards
 from ..routing.claims import Route, RouteTable
 
 #: DNS re-resolution interval of a route's upstreams.
@@ -51,6 +51,10 @@ HEADER_VERSION = "Luma-Config"
 #: Networks a gateway takes X-Forwarded-* from (overlay subnets are private ranges): the edge.
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 _QUIET = {"logs": {"default": {"level": "WARN"}}}
+#: Addresses an edge refuses for allow-listed hosts as relayed (proxy/guards.py). None: an edge's
+#: port is published in host mode, and a client in another network reaches it by NAT with its own
+#: address (measured, docs/access.md); the node's docker_gwbridge gateway differs per node.
+EDGE_RELAYS: tuple[str, ...] = ()
 
 
 def gateway_name(proxy: str, project: str) -> str:
@@ -81,9 +85,9 @@ def _edge_route(proxy: str, r: Route, hosts: list[str], key: str) -> dict[str, A
     return {
         "@id": caddy_config.route_handle_id(key),
         "match": [{"host": [caddy_config.safe(h) for h in hosts]}],
-        "handle": [_dynamic_proxy(
+        "handle": guards.wrap(r, _dynamic_proxy(
             gateway_name(proxy, r.project), str(GATEWAY_PORT),
-            {"set": {HEADER_ALIAS: [caddy_config.safe(r.alias)], HEADER_PORT: [str(r.port)]}})],
+            {"set": {HEADER_ALIAS: [caddy_config.safe(r.alias)], HEADER_PORT: [str(r.port)]}}), EDGE_RELAYS),
         "terminal": True,
     }
 
@@ -182,6 +186,7 @@ def edge_config(t: RouteTable, http_port: int = 80, proxy: str = "luma-proxy",
         # put in the shared storage: so every edge config, even one with no host yet, has a policy
         # for every name with the same issuer.
         catch_all=tls.on)
+    guards.with_auth_errors(cfg["apps"]["http"]["servers"][caddy_config.SERVER_NAME], t.serving)
     cfg["admin"] = _loader(proxy)
     cfg["logging"] = _QUIET
     if tls.on:
