@@ -231,3 +231,56 @@ def test_swarm_edges_guard_the_same_way():
     assert errors[0] == guards.AUTH_ERROR
     # the shared constant is not changed for the next config
     assert caddy_config.UNAVAILABLE_ERRORS["routes"][0] != guards.AUTH_ERROR
+
+
+# ------------------------------------------------------------------ deploy's HTTPS check
+
+def _tls_server(tmp_path: Path, response: bytes):
+    """A one-shot TLS server on loopback answering ``response``: (port, thread)."""
+    import datetime
+    import socket
+    import ssl
+    import threading
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shop.test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with ctx.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(4096)
+            tls.sendall(response)
+        srv.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return srv.getsockname()[1], t
+
+
+@pytest.mark.parametrize("response, want", [
+    (b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"restricted\"\r\nLuma-Guard: basic_auth\r\n"
+     b"Content-Length: 0\r\n\r\n", (401, "basic_auth")),
+    (b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n", (401, "")),  # the app's own 401: not the guard
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", (200, "")),
+])
+def test_deploys_https_check_tells_the_guards_answer_from_the_apps(tmp_path, response, want):
+    from luma_compose.deploy.checks import https_status
+
+    port, t = _tls_server(tmp_path, response)
+    assert https_status("127.0.0.1", port, "shop.test", "/up") == want
+    t.join(5)
