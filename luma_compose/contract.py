@@ -157,11 +157,35 @@ class RoutedService(NamedTuple):  # not a dataclass: render must not pay for imp
     paths: tuple[str, ...] = ()
     strip_prefix: bool = False
     redirect_from: tuple[str, ...] = ()
+    #: access control (docs/access.md): (user, bcrypt hash) and the admitted networks
+    basic_auth: tuple[tuple[str, str], ...] = ()
+    allow: tuple[str, ...] = ()
 
     def labels(self, project: str) -> dict[str, str]:
-        return route_labels(project, self.service, list(self.hosts), self.port, self.health_path,
-                            self.paths, self.strip_prefix, self.redirect_from)
+        return {**route_labels(project, self.service, list(self.hosts), self.port, self.health_path,
+                               self.paths, self.strip_prefix, self.redirect_from),
+                **access_labels(self.basic_auth, self.allow)}
 
 
 def parse_hosts(value: str) -> list[str]:
     return [h.strip() for h in value.split(",") if h.strip()]
+
+
+# Access control (docs/access.md): written only for a service whose x-luma has `basic_auth` / `allow`.
+#: ``user:BASE64,user:BASE64``: each user's bcrypt hash, base64 (what Caddy's http_basic takes, and no
+#: ``$`` for Compose or a stack to interpolate).
+LABEL_BASIC_AUTH = "luma.auth.basic"
+#: ``CIDR,CIDR``: the networks admitted; everyone else gets 403.
+LABEL_ALLOW = "luma.allow"
+
+
+def access_labels(basic_auth: tuple[tuple[str, str], ...] = (), allow: tuple[str, ...] = ()) -> dict[str, str]:
+    """The access labels of a route: ``basic_auth`` as (user, bcrypt hash), ``allow`` as networks."""
+    import base64
+
+    out = {}
+    if basic_auth:
+        out[LABEL_BASIC_AUTH] = ",".join(f"{u}:{base64.b64encode(h.encode()).decode()}" for u, h in basic_auth)
+    if allow:
+        out[LABEL_ALLOW] = ",".join(allow)
+    return out

@@ -30,6 +30,8 @@ def draining_name(name: str) -> str:
 class NetworkAttachment:
     ip: str
     aliases: tuple[str, ...] = ()
+    #: the network's gateway: the host's own address on it (what a relayed connection comes from)
+    gateway: str = ""
 
 
 @dataclass(frozen=True)

@@ -145,4 +145,135 @@ def paths_problem(value: str) -> str | None:
 def strip_prefix_problem(value: str) -> str | None:
     if value not in ("true", "false"):
         return f"strip_prefix {_shown(value)} is not true or false"
+# --------------------------------------------------------------------------- access control
+# ``basic_auth`` and ``allow`` (docs/access.md): the same rules for ``check`` (x-luma and the
+# htpasswd file it names) and for the proxy (the ``luma.auth.basic`` and ``luma.allow`` labels).
+
+#: At most this many users in one route's basic auth, and CIDRs in one allow list: a label is
+#: anyone's to write, and every entry is work for the proxy on each request.
+MAX_USERS = 64
+MAX_ALLOW = 64
+#: What ``htpasswd -B`` writes (``$2y$``), and the other bcrypt spellings (``$2b$``, ``$2a$``).
+_BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
+#: A user name the proxy accepts: no ``:`` (htpasswd's separator), ``,`` (the label's), space or placeholder.
+_USER = re.compile(r"[A-Za-z0-9._@+-]{1,64}")
+_B64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+HTPASSWD_FIX = "make it with `htpasswd -B FILE USER` (bcrypt)"
+
+
+def user_problem(user: str) -> str | None:
+    if not _USER.fullmatch(user or ""):
+        return (f"user name {_shown(user)} is not accepted (1-64 letters, digits, '.', '_', '@', '+', '-'; "
+                "no ':', ',', space or placeholder)")
+    return None
+
+
+def hash_kind(hashed: str) -> str:
+    """What kind of htpasswd hash this is: 'bcrypt', or a name for one the proxy refuses."""
+    if _BCRYPT.fullmatch(hashed):
+        return "bcrypt"
+    if hashed.startswith("$2"):
+        return "a malformed bcrypt hash"
+    if hashed.startswith("$apr1$"):
+        return "an MD5 hash ($apr1$)"
+    if hashed.startswith("{SHA}"):
+        return "a SHA-1 hash ({SHA})"
+    if re.fullmatch(r"\$(1|5|6|md5|sha1|y|7)\$.*", hashed):
+        return "a crypt(3) hash"
+    if re.fullmatch(r"[./A-Za-z0-9]{13}", hashed):
+        return "a DES crypt hash (or a plain-text password)"
+    return "a plain-text password (or a hash of an unknown kind)"
+
+
+def htpasswd_entries(text: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """(user, bcrypt hash) of each entry of an htpasswd file, and a problem per entry the proxy
+    refuses (naming the line and the user, never the hash). Blank lines and ``#`` comments are skipped."""
+    entries: list[tuple[str, str]] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, hashed = line.partition(":")
+        if not sep:
+            problems.append(f"line {n}: not `user:hash`; {HTPASSWD_FIX}")
+            continue
+        problem = user_problem(user)
+        if problem:
+            problems.append(f"line {n}: {problem}")
+            continue
+        kind = hash_kind(hashed)
+        if kind != "bcrypt":
+            problems.append(f"line {n}: user {user!r} has {kind}, which the proxy refuses: only bcrypt; "
+                            f"set it again with `htpasswd -B FILE {user}`")
+            continue
+        if user in seen:
+            problems.append(f"line {n}: user {user!r} is listed twice; keep one entry")
+            continue
+        seen.add(user)
+        entries.append((user, hashed))
+    if not entries and not problems:
+        problems.append(f"it has no user; {HTPASSWD_FIX}")
+    if len(entries) > MAX_USERS:
+        problems.append(f"it has {len(entries)} users, more than {MAX_USERS}; keep at most {MAX_USERS}")
+    return entries, problems
+
+
+def basic_auth_problem(value: str) -> str | None:
+    """A ``luma.auth.basic`` label: ``user:base64(bcrypt hash)``, comma-separated (what render writes)."""
+    import base64
+    import binascii
+
+    items = value.split(",")
+    if len(items) > MAX_USERS:
+        return f"has {len(items)} users, more than {MAX_USERS}"
+    users: set[str] = set()
+    for item in items:
+        user, sep, b64 = item.partition(":")
+        problem = user_problem(user)
+        if problem or not sep:
+            return problem or f"entry {_shown(item)} is not user:hash"
+        if user in users:
+            return f"user {user!r} is listed twice"
+        users.add(user)
+        try:
+            hashed = base64.b64decode(b64, validate=True).decode("ascii") if _B64.fullmatch(b64) else ""
+        except (binascii.Error, UnicodeDecodeError):
+            hashed = ""
+        if not hashed:
+            return f"the hash of user {user!r} is not base64 (render writes it so); re-render the compose file"
+        kind = hash_kind(hashed)
+        if kind != "bcrypt":
+            return f"user {user!r} has {kind}; only bcrypt is accepted ({HTPASSWD_FIX}, then re-render)"
+    return None
+
+
+def cidr(entry: str) -> tuple[str | None, str | None]:
+    """(normalised network, problem) of one allow-list entry: an IPv4/IPv6 network or address."""
+    import ipaddress
+
+    if not isinstance(entry, str) or not entry or not entry.isascii() or any(ch in entry for ch in " ${},\\\"'"):
+        return None, f"allow entry {_shown(str(entry))} is not an IP network (e.g. 203.0.113.0/24 or 2001:db8::/32)"
+    try:
+        net = ipaddress.ip_network(entry, strict=True)
+    except ValueError as e:
+        if "host bits set" in str(e):
+            fixed = ipaddress.ip_network(entry, strict=False)
+            return None, f"allow entry {_shown(entry)} has host bits set: write {fixed}"
+        return None, f"allow entry {_shown(entry)} is not an IP network (e.g. 203.0.113.0/24 or 2001:db8::/32)"
+    return str(net), None
+
+
+def allow_problem(entries: list[str]) -> str | None:
+    """An allow list (x-luma ``allow`` or the ``luma.allow`` label split at commas)."""
+    if not entries:
+        return "the allow list is empty (leave `allow` out to admit everyone)"
+    if len(entries) > MAX_ALLOW:
+        return (f"the allow list has {len(entries)} entries, more than {MAX_ALLOW}: merge them into "
+                "wider networks (e.g. one /24 for neighbouring addresses)")
+    for e in entries:
+        problem = cidr(e)[1]
+        if problem:
+            return problem
     return None

@@ -221,6 +221,11 @@ def route_table_text(table, served: dict | None = None) -> str:
         for h in r.hosts:
             rows += [(h + p, r.target, r.project, r.service, members) for p in (r.paths or ("",))]
         rows += [(h, f"308 -> {r.redirect_to}", r.project, r.service, "") for h in r.redirect_from]
+        access = r.access_json().get("access")
+        if access:  # user names and networks, never a hash
+            notes.append(f"access: {r.key}: " + "; ".join(
+                f"basic auth (users {', '.join(access['basic_auth'])})" if k == "basic_auth"
+                else f"allow {', '.join(access['allow'])} (others get 403)" for k in access))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(col.ljust(widths[i]) if i < 4 else col for i, col in enumerate(row)).rstrip() for row in rows]
     lines += notes

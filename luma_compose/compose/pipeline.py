@@ -67,7 +67,8 @@ def render_text(name: str, text: str, project: str | None = None, project_dir: s
                                             project_dir, environ)
     warnings: list[Problem] = []
     routes, route_problems = find_routes(src, data, inputs.dotenv(project_dir, os.environ if environ is None
-                                                                  else environ), warnings, interpolated)
+                                                                  else environ), warnings, interpolated,
+                                         project_dir=project_dir)
     result.routes = [r.spec() for r in routes]
     problems += route_problems
     problems += rules.check(src, data, result.project, routes)

@@ -33,17 +33,21 @@ class MarkedService(NamedTuple):
     paths: tuple[str, ...] = ()  # x-luma `paths` (prefixes)
     strip_prefix: bool = False
     redirect_from: tuple[str, ...] = ()  # lower case
+    #: access control (compose/access.py): (user, bcrypt hash), admitted networks
+    basic_auth: tuple[tuple[str, str], ...] = ()
+    allow: tuple[str, ...] = ()
 
     def spec(self) -> contract.RoutedService:
         """The plain description (no YAML nodes, variables interpolated): what deploy and the API see."""
         assert self.port is not None
         return contract.RoutedService(self.service, tuple(self.hosts), self.port, self.health_path,
-                                      self.paths, self.strip_prefix, self.redirect_from)
+                                      self.paths, self.strip_prefix, self.redirect_from, self.basic_auth, self.allow)
 
     def labels(self, project: str) -> dict[str, str]:
-        return contract.route_labels(project, self.service, list(self.label_hosts or self.hosts),
-                                     self.label_port or self.port, self.label_health or self.health_path,  # type: ignore[arg-type]
-                                     self.paths, self.strip_prefix, self.redirect_from)
+        return {**contract.route_labels(project, self.service, list(self.label_hosts or self.hosts),
+                                        self.label_port or self.port, self.label_health or self.health_path,  # type: ignore[arg-type]
+                                        self.paths, self.strip_prefix, self.redirect_from),
+                **contract.access_labels(self.basic_auth, self.allow)}
 
 
 def services_node(src: Source) -> MappingNode | None:
@@ -93,15 +97,16 @@ def _interpolate_for_check(src: Source, xnode: Node, service: str, xdata: Any, v
 
 def find_routes(src: Source, data: dict, variables: Mapping[str, str] | None = None,
                 warnings: list[Problem] | None = None,
-                interpolated: bool = False) -> tuple[list[MarkedService], list[Problem]]:
+                interpolated: bool = False, project_dir: str = ".") -> tuple[list[MarkedService], list[Problem]]:
     """The routed services, with their x-luma settings; problems with x-luma itself.
 
     ``variables``: what Compose interpolates with (the environment and .env), for `${VAR}` in x-luma;
     ``warnings`` gets a warning for each `${VAR}` that cannot be checked because it is unknown.
     ``interpolated``: Compose already interpolated the text (a merge), so `port: ${PORT:-8080}` reads
     as the string "8080": a port written as digits is taken as the number, as it is from one file.
+    ``project_dir``: where a relative ``basic_auth`` file is read from.
     """
-    from . import schemas
+    from . import access, schemas
 
     routes: list[MarkedService] = []
     problems: list[Problem] = []
@@ -147,13 +152,17 @@ def find_routes(src: Source, data: dict, variables: Mapping[str, str] | None = N
                                      "the proxy would ignore labels with this value; see the README, x-luma", "x-luma")
                          for p in strict]
             continue
+        users, allow, access_problems = access.read(src, xnode, name, xdata, project_dir)
+        if access_problems:
+            problems += access_problems
+            continue
         text_hosts = written["hosts"]
         text_hosts = [text_hosts] if isinstance(text_hosts, str) else list(text_hosts)
         label_hosts = tuple(h if "$" in h else h.lower() for h in text_hosts)
         text_port = written.get("port")
         routes.append(MarkedService(name, snode, knode, xnode, [h.lower() for h in hosts], port, health,
                                     label_hosts, str(text_port) if isinstance(text_port, str) else expose_label,
-                                    str(written.get("health", health)), *features))
+                                    str(written.get("health", health)), *features, users, allow))
     return routes, problems
 
 

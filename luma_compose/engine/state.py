@@ -18,7 +18,7 @@ def container_record(attrs: Mapping[str, Any]) -> ContainerRecord:
     for name, n in (settings.get("Networks") or {}).items():
         n = n or {}
         aliases = tuple(n.get("Aliases") or ()) + tuple(n.get("DNSNames") or ())
-        networks[name] = NetworkAttachment(n.get("IPAddress") or "", aliases)
+        networks[name] = NetworkAttachment(n.get("IPAddress") or "", aliases, n.get("Gateway") or "")
     health = state.get("Health") or {}
     log = health.get("Log") or []
     return ContainerRecord(
@@ -95,7 +95,8 @@ def row_record(row: Mapping[str, Any], detail: ContainerRecord | None = None) ->
     networks = {}
     for name, n in ((row.get("NetworkSettings") or {}).get("Networks") or {}).items():
         known = detail.networks.get(name) if detail is not None else None
-        networks[name] = NetworkAttachment((n or {}).get("IPAddress") or "", known.aliases if known else ())
+        networks[name] = NetworkAttachment((n or {}).get("IPAddress") or "", known.aliases if known else (),
+                                           (n or {}).get("Gateway") or "")
     ports = {}
     for p in row.get("Ports") or []:
         key = f"{p.get('PrivatePort')}/{p.get('Type') or 'tcp'}"

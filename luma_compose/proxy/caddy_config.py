@@ -38,6 +38,7 @@ from typing import Any
 from .. import validate
 from ..routing.claims import Route, RouteTable
 from . import caddy_routes
+from . import guards
 
 TLS_MODES = ("acme", "internal", "off")
 ADMIN_LISTEN = "localhost:2019"
@@ -147,7 +148,8 @@ def _safe(value: str) -> str:
 safe = _safe
 
 
-def _route(r: Route, hosts: tuple[str, ...] | None = None, wildcard: bool = False) -> dict[str, Any]:
+def _route(r: Route, hosts: tuple[str, ...] | None = None, wildcard: bool = False,
+           relays: tuple[str, ...] = ()) -> dict[str, Any]:
     """The Caddy route of ``r`` for ``hosts`` (default: all of them); ``wildcard``: the part of
     a split route that matches its wildcard hosts (its own @id)."""
     upstreams = tuple(_safe(u) for u in r.upstreams)
@@ -187,7 +189,7 @@ def _route(r: Route, hosts: tuple[str, ...] | None = None, wildcard: bool = Fals
     return {
         "@id": route_handle_id(r.key) + (WILDCARD_ID_SUFFIX if wildcard else ""),
         "match": [{"host": hosts}],
-        "handle": [handler],
+        "handle": guards.wrap(r, handler, relays),
         "terminal": True,
     }
 
@@ -260,15 +262,19 @@ NOT_FOUND = {
 
 def build_config(table: RouteTable, **options: Any) -> dict[str, Any]:
     """The complete Caddy config for a route table (load it with ``POST /load``); ``options`` are
-    assemble's, plus ``public_http_port`` (a redirect's port when TLS is off)."""
+    assemble's (tls, email, ports, ACME CA, HTTP/3), plus ``public_http_port`` (a redirect's port when
+    TLS is off) and ``relays``: the addresses a connection the host relayed comes from (``guards``)."""
+    relays = tuple(options.pop("relays", ()))
     redirect = caddy_routes.redirect_scheme(options)
-    config = assemble(host_routes(table.routes, redirect), caddy_routes.certificate_hosts(table.routes), **options)
+    config = assemble(host_routes(table.routes, redirect, relays), caddy_routes.certificate_hosts(table.routes),
+                      **options)
     caddy_routes.plain_http_redirects(config, HTTP_SERVER_NAME, table.routes, redirect, _safe, _entry_id)
     tls = options.get("tls", "acme")
     server = config["apps"]["http"]["servers"][SERVER_NAME]
     server["errors"] = unavailable_errors(tls, options.get("http_port", 80), options.get("https_port", 443))
     # A replayed request comes from loopback: keep the client's X-Forwarded-For it carries.
     server["trusted_proxies"] = {"source": "static", "ranges": [f"{LOOPBACK}/32"]}
+    guards.with_auth_errors(server, table.routes)
     return config
 
 
@@ -276,18 +282,20 @@ def _entry_id(e: caddy_routes.Entry) -> str:
     return route_handle_id(e.route.key) + (WILDCARD_ID_SUFFIX if e.wildcard else "") + e.suffix
 
 
-def host_routes(routes: Iterable[Route], redirect: tuple[str, int] = ("https", 443)) -> list[dict[str, Any]]:
+def host_routes(routes: Iterable[Route], redirect: tuple[str, int] = ("https", 443),
+                relays: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Caddy routes for the table's routes in the order of :mod:`.caddy_routes`: every host named
     exactly before any wildcard, longer path prefixes first. A wildcard of one project never takes a
     host another project names, even a held (503) one; two different wildcards never match the same
-    host (each stands for one label). ``redirect``: scheme and port of a redirect's ``Location``."""
+    host (each stands for one label). ``redirect``: scheme and port of a redirect's ``Location``;
+    ``relays``: see :mod:`.guards` (a guarded route's handle list starts with its guard)."""
     out = []
     for e in caddy_routes.entries(routes):
         if e.redirect:
-            handler = caddy_routes.redirect_handler(e, *redirect, _safe)
+            handle = [caddy_routes.redirect_handler(e, *redirect, _safe)]
         else:
-            handler = caddy_routes.strip(_route(e.route, e.hosts, e.wildcard)["handle"][0], e, _safe)
-        out.append({"@id": _entry_id(e), "match": e.match(_safe), "handle": [handler], "terminal": True})
+            handle = [caddy_routes.strip(h, e, _safe) for h in _route(e.route, e.hosts, e.wildcard, relays)["handle"]]
+        out.append({"@id": _entry_id(e), "match": e.match(_safe), "handle": handle, "terminal": True})
     return out
 
 

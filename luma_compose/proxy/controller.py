@@ -40,7 +40,7 @@ CONFIG_HOME = "/data/config"
 KEPT_SUFFIX = "--luma-previous"
 from ..errors import LumaError, UsageError
 from ..records import COMPOSE_PROJECT_LABEL, ContainerRecord, ContainerSpec
-from . import caddy_config, handover
+from . import caddy_config, guards, handover
 from .container import (
     ACME_ROOT_PATH,
     BOOTSTRAP_PATH,
@@ -133,6 +133,9 @@ class Controller:
         self.proxy_id: str = ""
         self.settings = Settings()  # as of the last look at the proxy container
         self._ports: dict[str, tuple[str, int]] = {}  # its published ports, as of that look
+        #: the host's addresses on the proxy's own (non-ingress) networks, as of that look: a
+        #: connection to a published port that Docker relays (docker-proxy, NAT) comes from one
+        self._relays: tuple[str, ...] = ()
 
     # -- up / down
 
@@ -242,6 +245,7 @@ class Controller:
             self.proxy_id = c.id
             self.settings = settings_of(c)
             self._ports = dict(c.ports)
+            self._relays = guards.relays(c)
             if c.state == "running":
                 current = self._current(c)
         select = self.settings.select
@@ -290,7 +294,8 @@ class Controller:
                                          # the HTTP -> HTTPS redirect names a published port other than 443
                                          public_https_port=self._ports.get(HTTPS_KEY, ("", 443))[1],
                                          # a redirect's port without TLS (redirect_from)
-                                         public_http_port=self._ports.get(HTTP_KEY, ("", 80))[1])
+                                         public_http_port=self._ports.get(HTTP_KEY, ("", 80))[1],
+                                         relays=self._relays)
 
     def status(self) -> ProxyStatus:
         """The running proxy, its route table, and whether Caddy's loaded config matches the labels."""

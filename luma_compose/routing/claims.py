@@ -66,6 +66,9 @@ class Route:
     strip_prefix: bool = False
     #: Hosts answered with a 308 to :attr:`redirect_to` (``luma.redirect_from``), claimed like hosts.
     redirect_from: tuple[str, ...] = ()
+    #: Access control (docs/access.md): (user, base64 bcrypt hash) and admitted networks; never in output.
+    basic_auth: tuple[tuple[str, str], ...] = ()
+    allow: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -115,6 +118,7 @@ class Route:
             "upstreams": list(self.upstreams),
             "containers": [m.to_json() for m in self.members],
             **self.features_json(),
+            **self.access_json(),
         }
 
     def features_json(self) -> dict[str, Any]:
@@ -125,6 +129,15 @@ class Route:
         if self.redirect_from:
             out.update(redirect_from=list(self.redirect_from), redirect_to=self.redirect_to)
         return out
+
+    def access_json(self) -> dict[str, Any]:
+        """The route's access control as ``routes``/``status`` show it: user names, never hashes."""
+        access: dict[str, Any] = {}
+        if self.basic_auth:
+            access["basic_auth"] = [u for u, _ in self.basic_auth]
+        if self.allow:
+            access["allow"] = list(self.allow)
+        return {"access": access} if access else {}
 
 
 @dataclass(frozen=True)
@@ -277,7 +290,7 @@ def label_problem(labels: Mapping[str, str], required: Sequence[str] = contract.
     for key, problem in _feature_checks(labels):
         if problem:
             return f"label {key}: {problem}"
-    return None
+    return access_problem(labels)
 
 
 def _feature_checks(labels: Mapping[str, str]) -> tuple[tuple[str, str | None], ...]:
@@ -314,6 +327,26 @@ def features_of(labels: Mapping[str, str]) -> dict[str, Any]:
     """The Route keyword arguments of the optional labels."""
     return {"paths": paths_of(labels), "strip_prefix": labels.get(contract.LABEL_STRIP_PREFIX) == "true",
             "redirect_from": redirects_of(labels)}
+
+
+def access_problem(labels: Mapping[str, str]) -> str | None:
+    """Why the access labels (``luma.auth.basic``, ``luma.allow``) may not be served, if present."""
+    if contract.LABEL_BASIC_AUTH in labels:
+        problem = validate.basic_auth_problem(labels[contract.LABEL_BASIC_AUTH])
+        if problem:
+            return f"label {contract.LABEL_BASIC_AUTH}: {problem}"
+    if contract.LABEL_ALLOW in labels:
+        problem = validate.allow_problem(labels[contract.LABEL_ALLOW].split(","))
+        if problem:
+            return f"label {contract.LABEL_ALLOW}: {problem}"
+    return None
+
+
+def access_of(labels: Mapping[str, str]) -> dict[str, Any]:
+    """The access fields of a :class:`Route` from valid labels (:func:`access_problem` passed)."""
+    users = tuple(tuple(e.split(":", 1)) for e in labels.get(contract.LABEL_BASIC_AUTH, "").split(",") if e)
+    allow = tuple(validate.cidr(e)[0] for e in labels.get(contract.LABEL_ALLOW, "").split(",") if e)
+    return {"basic_auth": users, "allow": allow}
 
 
 def contract_problem(labels: Mapping[str, str]) -> str | None:

@@ -68,8 +68,8 @@ from typing import Any
 from .. import contract, validate
 from ..records import ContainerRecord, NetworkRecord, is_draining
 from . import ownership
-from .claims import (Route, RouteTable, contract_problem, features_of, hosts_of, label_problem, parse_route_id,
-                     parse_time)
+from .claims import (Route, RouteTable, access_of, contract_problem, features_of, hosts_of, label_problem,
+                     parse_route_id, parse_time)
 from .neighbours import intruders, shadowing
 from .pool import pool
 
@@ -98,7 +98,7 @@ def _validate(c: ContainerRecord) -> tuple[Fields | None, str]:
         return None, f"{where}: {problem}; ignored"
     return {"project": project, "service": service, "port": int(lb[contract.LABEL_PORT]), "hosts": hosts_of(lb),
             "health": lb[contract.LABEL_HEALTH_PATH], "network": contract.ingress_network(project),
-            "features": features_of(lb)}, ""
+            "features": features_of(lb), "access": access_of(lb)}, ""
 
 
 def _claims(records: list[ContainerRecord]) -> tuple[Claimed, list[str]]:
@@ -163,7 +163,7 @@ def _candidates(by_service: Claimed, incumbents: Mapping[str, str], shadows: _Sh
         oldest = min((c.created for c, _ in cs), key=parse_time)
         out.append(Route(project, service, f["hosts"], f["port"], f["health"], f["network"],
                          tuple(members), oldest, withheld=shadows.withheld(f["network"], cs),
-                         **f.get("features", {})))
+                         **f.get("features", {}), **f.get("access", {})))
     out += _held(out, incumbents)
     return [_hand_over(r, out) for r in out]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import contract
 from . import ownership
-from .claims import Route, RouteTable, contract_problem, features_of, hosts_of, label_problem
+from .claims import Route, RouteTable, access_of, contract_problem, features_of, hosts_of, label_problem
 
 #: What a service must say; the health path and ``luma.target``/``luma.network`` have defaults here.
 REQUIRED = (contract.LABEL_MANAGED, contract.LABEL_PROJECT, contract.LABEL_SERVICE, contract.LABEL_HOSTS,
@@ -47,7 +47,8 @@ def claim(service: dict[str, Any]) -> tuple[Route | None, str]:
         return None, f"{where}: {problem}; ignored"
     return Route(project, svc, hosts_of(labels), int(labels[contract.LABEL_PORT]),
                  labels.get(contract.LABEL_HEALTH_PATH, contract.DEFAULT_HEALTH_PATH),
-                 contract.ingress_network(project), created=service.get("CreatedAt", ""), **features_of(labels)), ""
+                 contract.ingress_network(project), created=service.get("CreatedAt", ""), **features_of(labels),
+                 **access_of(labels)), ""
 
 
 def route_of(service: dict[str, Any]) -> Route | None:

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..proxy import caddy_config, caddy_routes
+from ..proxy import caddy_config, caddy_routes, guards
 from ..routing.claims import Route, RouteTable
 
 #: DNS re-resolution interval of a route's upstreams.
@@ -51,6 +51,10 @@ HEADER_VERSION = "Luma-Config"
 #: Networks a gateway takes X-Forwarded-* from (overlay subnets are private ranges): the edge.
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 _QUIET = {"logs": {"default": {"level": "WARN"}}}
+#: Addresses an edge refuses for allow-listed hosts as relayed (proxy/guards.py). None: an edge's
+#: port is published in host mode, and a client in another network reaches it by NAT with its own
+#: address (measured, docs/access.md); the node's docker_gwbridge gateway differs per node.
+EDGE_RELAYS: tuple[str, ...] = ()
 
 
 def gateway_name(proxy: str, project: str) -> str:
@@ -80,12 +84,12 @@ def _loader(proxy: str) -> dict[str, Any]:
 def _edge_route(proxy: str, e: caddy_routes.Entry, redirect: tuple[str, int]) -> dict[str, Any]:
     r = e.route
     if e.redirect:
-        handler = caddy_routes.redirect_handler(e, *redirect, caddy_config.safe)
+        handle = [caddy_routes.redirect_handler(e, *redirect, caddy_config.safe)]
     else:
-        handler = caddy_routes.strip(_dynamic_proxy(
+        handle = [caddy_routes.strip(h, e, caddy_config.safe) for h in guards.wrap(r, _dynamic_proxy(
             gateway_name(proxy, r.project), str(GATEWAY_PORT),
-            {"set": {HEADER_ALIAS: [caddy_config.safe(r.alias)], HEADER_PORT: [str(r.port)]}}), e, caddy_config.safe)
-    return {"@id": _entry_id(e), "match": e.match(caddy_config.safe), "handle": [handler], "terminal": True}
+            {"set": {HEADER_ALIAS: [caddy_config.safe(r.alias)], HEADER_PORT: [str(r.port)]}}), EDGE_RELAYS)]
+    return {"@id": _entry_id(e), "match": e.match(caddy_config.safe), "handle": handle, "terminal": True}
 
 
 def _entry_id(e: caddy_routes.Entry) -> str:
@@ -182,6 +186,7 @@ def edge_config(t: RouteTable, http_port: int = 80, proxy: str = "luma-proxy",
         catch_all=tls.on)
     caddy_routes.plain_http_redirects(cfg, caddy_config.HTTP_SERVER_NAME, t.routes, redirect, caddy_config.safe,
                                       _entry_id)
+    guards.with_auth_errors(cfg["apps"]["http"]["servers"][caddy_config.SERVER_NAME], t.serving)
     cfg["admin"] = _loader(proxy)
     cfg["logging"] = _QUIET
     if tls.on:
