@@ -145,6 +145,9 @@ def paths_problem(value: str) -> str | None:
 def strip_prefix_problem(value: str) -> str | None:
     if value not in ("true", "false"):
         return f"strip_prefix {_shown(value)} is not true or false"
+    return None
+
+
 # --------------------------------------------------------------------------- access control
 # ``basic_auth`` and ``allow`` (docs/access.md): the same rules for ``check`` (x-luma and the
 # htpasswd file it names) and for the proxy (the ``luma.auth.basic`` and ``luma.allow`` labels).
