@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import contract, validate
+from ..records import MaintenanceRecord
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class Route:
     held: bool = False
     #: Why the route gets no upstreams at all (DNS shadowing, ...); "" normally. Its hosts stay its own.
     withheld: str = ""
+    #: In maintenance (routing/maintenance.py): its hosts answer 503 with the page; nothing is dialled.
+    maintenance: MaintenanceRecord | None = None
 
     @property
     def key(self) -> str:
@@ -81,7 +84,7 @@ class Route:
     @property
     def upstreams(self) -> tuple[str, ...]:
         """What Caddy dials on one host: the pool, or the standby containers while the pool is empty."""
-        if self.withheld:
+        if self.withheld or self.maintenance:
             return ()
         pool = tuple(m.dial for m in self.members if m.in_pool and m.dial)
         if pool:
@@ -98,6 +101,7 @@ class Route:
             "health_path": self.health_path,
             "upstreams": list(self.upstreams),
             "containers": [m.to_json() for m in self.members],
+            "maintenance": self.maintenance.to_json() if self.maintenance else None,
         }
 
 

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..proxy import caddy_config
+from ..proxy import caddy_config, maintenance
 from ..routing.claims import Route, RouteTable
 
 #: DNS re-resolution interval of a route's upstreams.
@@ -81,7 +81,7 @@ def _edge_route(proxy: str, r: Route, hosts: list[str], key: str) -> dict[str, A
     return {
         "@id": caddy_config.route_handle_id(key),
         "match": [{"host": [caddy_config.safe(h) for h in hosts]}],
-        "handle": [_dynamic_proxy(
+        "handle": [maintenance.handler(r.maintenance) if r.maintenance else _dynamic_proxy(
             gateway_name(proxy, r.project), str(GATEWAY_PORT),
             {"set": {HEADER_ALIAS: [caddy_config.safe(r.alias)], HEADER_PORT: [str(r.port)]}})],
         "terminal": True,
