@@ -52,7 +52,7 @@ def page_of(c, node, host: str) -> tuple[str, str, str]:
     body, _, head = out.partition("\n--luma--\n")
     status = head.split()[1] if head.split() else "ERR"
     retry = next((ln.split(":", 1)[1].strip() for ln in head.splitlines() if ln.lower().startswith("retry-after:")), "")
-    return status, retry, body[:-1] if body.endswith("\n") else body
+    return status, retry, body  # the echo's newline went with the separator
 
 
 def wait_page(c, host: str, text: str, timeout: float = 60) -> None:
