@@ -189,3 +189,15 @@ def access_labels(basic_auth: tuple[tuple[str, str], ...] = (), allow: tuple[str
     if allow:
         out[LABEL_ALLOW] = ",".join(allow)
     return out
+# Maintenance (``luma-compose maintenance on|off``, routing/maintenance.py): one engine object per
+# project (or per service) in maintenance, found by these labels: a volume on one host, a config on a
+# swarm. Its labels are the whole state (the object holds no data anyone reads).
+MAINTENANCE_PROJECT_LABEL = "luma.maintenance.project"
+#: The service in maintenance; "" for every routed service of the project.
+MAINTENANCE_SERVICE_LABEL = "luma.maintenance.service"
+MAINTENANCE_MESSAGE_LABEL = "luma.maintenance.message"
+#: An HTML page served as-is ("" for the default page with the message).
+MAINTENANCE_PAGE_LABEL = "luma.maintenance.page"
+MAINTENANCE_SINCE_LABEL = "luma.maintenance.since"
+#: Name prefix of those objects (the labels, not the name, say what one holds).
+MAINTENANCE_PREFIX = "luma-maintenance-"

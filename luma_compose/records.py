@@ -123,3 +123,49 @@ class ContainerSpec:
     dns_options: tuple[str, ...] = ()
     #: namespaced kernel settings of the container (``net.*``)
     sysctls: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MaintenanceRecord:
+    """A project (or one of its services) in maintenance, as the engine keeps it: the labels of one
+    object (a volume on one host, a config on a swarm; :mod:`luma_compose.routing.maintenance`)."""
+
+    project: str
+    service: str = ""  # "": every routed service of the project
+    message: str = ""
+    page: str = ""  # an HTML page served as-is; "": the default page with the message
+    since: str = ""  # RFC 3339, UTC
+    name: str = ""  # the engine object that holds it
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.project, self.service)
+
+    def labels(self) -> dict[str, str]:
+        return {contract.MAINTENANCE_PROJECT_LABEL: self.project, contract.MAINTENANCE_SERVICE_LABEL: self.service,
+                contract.MAINTENANCE_MESSAGE_LABEL: self.message, contract.MAINTENANCE_PAGE_LABEL: self.page,
+                contract.MAINTENANCE_SINCE_LABEL: self.since}
+
+    @classmethod
+    def from_labels(cls, name: str, labels: Mapping[str, str]) -> "MaintenanceRecord":
+        def get(k: str) -> str:
+            v = labels.get(k)
+            return v if isinstance(v, str) else ""
+        return cls(get(contract.MAINTENANCE_PROJECT_LABEL), get(contract.MAINTENANCE_SERVICE_LABEL),
+                   get(contract.MAINTENANCE_MESSAGE_LABEL), get(contract.MAINTENANCE_PAGE_LABEL),
+                   get(contract.MAINTENANCE_SINCE_LABEL), name)
+
+    def to_json(self) -> dict[str, object]:
+        """What ``routes``/``status --format json`` say (the page's size, not the page; message "": the
+        default one)."""
+        return {"since": self.since, "scope": "service" if self.service else "project", "message": self.message,
+                "page_bytes": len(self.page.encode("utf-8", "surrogatepass"))}
+
+    def object_name(self) -> str:
+        """A name of its own for each state (labels are fixed once an object exists: a new state is a new
+        object, and the older one of the same key is removed after it)."""
+        import hashlib
+
+        digest = hashlib.sha256("\0".join((self.project, self.service, self.message, self.page,
+                                           self.since)).encode()).hexdigest()[:24]
+        return contract.MAINTENANCE_PREFIX + digest

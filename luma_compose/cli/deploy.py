@@ -66,10 +66,14 @@ def _render(files, project, project_directory):
 @click.option("--proxy-nodes", default=None, metavar="all|label=KEY=VALUE",
               help="--target swarm only, when deploy starts the proxy: every node (default), or the nodes with this "
                    "node label.")
+@click.option("--maintenance", "maintenance", is_flag=True,
+              help="The project's hosts answer 503 with the maintenance page during the deploy (for migrations that "
+                   "cannot run under traffic); off after success. A deploy that fails after it was turned on leaves "
+                   "it on (docs/maintenance.md).")
 def deploy(files, project, project_directory, target, swarm_flag, timeout, drain, settle, force_unlock, dry_run, fmt,
            proxy_name, proxy_image, proxy_http_port, proxy_https_port, proxy_tls, proxy_select, ingress_pool,
            resolve_image,
-           proxy_nodes) -> None:
+           proxy_nodes, maintenance) -> None:
     """Render, check and deploy a project behind the proxy, without downtime.
 
     First deploy: docker compose up -d, wait until healthy, route. Redeploy: every routed
@@ -84,9 +88,11 @@ def deploy(files, project, project_directory, target, swarm_flag, timeout, drain
                             compose_only=("drain", "settle", "force_unlock", "dry_run", "fmt", "proxy_https_port",
                                           "proxy_tls", "proxy_select", "ingress_pool"),
                             swarm_only=("resolve_image", "proxy_nodes"))
+    if dry_run and maintenance:
+        raise UsageError("--dry-run changes nothing, so it turns no maintenance on", "drop --maintenance or --dry-run")
     if target == "swarm":
         _swarm_deploy(files, project, project_directory, timeout, proxy_name, proxy_image, proxy_http_port,
-                      resolve_image, proxy_nodes)
+                      resolve_image, proxy_nodes, maintenance)
         return
     from ..deploy.progress import Progress
     from ..deploy.rollout import Deployer, ProxyOptions
@@ -117,12 +123,26 @@ def deploy(files, project, project_directory, target, swarm_flag, timeout, drain
                  ProxyOptions(proxy_name, proxy_image, proxy_http_port, proxy_https_port, proxy_tls, proxy_select),
                  timeout=timeout, drain=drain, progress=progress, settle=settle, force_unlock=force_unlock,
                  ingress_pool=pool)
-    res = d.deploy()
+    res = _maintained(d, maintenance)
     for w in res.warnings:
         click.echo(f"warning: {w}", err=True)
     click.echo(f"deployed {res.project} in {time.monotonic() - t0:.1f}s", err=True)
     for u in res.urls:
         click.echo(u)
+
+
+def _maintained(d, maintenance: bool):
+    """d.deploy(), with --maintenance around its rollout; a failure says what state maintenance is left in."""
+    if not maintenance:
+        return d.deploy()
+    from ..deploy.maintenance import DeployMaintenance
+
+    d.maintenance = DeployMaintenance(lambda s: click.echo(s, err=True))
+    try:
+        return d.deploy()
+    except BaseException:
+        click.echo(d.maintenance.failed_note(d.project), err=True)
+        raise
 
 
 def _ingress_pool(option: str | None):
@@ -136,7 +156,7 @@ def _ingress_pool(option: str | None):
 
 
 def _swarm_deploy(files, project, project_directory, timeout, proxy_name, proxy_image, proxy_http_port,
-                  resolve_image, proxy_nodes) -> None:
+                  resolve_image, proxy_nodes, maintenance=False) -> None:
     """deploy --swarm: the swarm defaults for the options not given; bad values refused before any engine."""
     pick = on_swarm.pick
     http_port = on_swarm.port(proxy_http_port, "--proxy-http-port", on_swarm.DEFAULTS["proxy_http_port"])
@@ -144,7 +164,7 @@ def _swarm_deploy(files, project, project_directory, timeout, proxy_name, proxy_
     on_swarm.run_deploy(files, project, project_directory, pick("resolve_image", resolve_image),
                         pick("timeout", timeout), on_swarm.proxy_name(proxy_name, "--proxy-name"),
                         pick("proxy_image", proxy_image),
-                        http_port, nodes)
+                        http_port, nodes, maintenance)
 
 
 def _dry_run(files, project, project_directory, fmt, proxy_name) -> int:

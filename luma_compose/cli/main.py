@@ -20,6 +20,7 @@ LAZY_COMMANDS = {
     "routes": "luma_compose.cli.proxy:routes",
     "deploy": "luma_compose.cli.deploy:deploy",
     "down": "luma_compose.cli.deploy:down",
+    "maintenance": "luma_compose.cli.maintenance:maintenance",
 }
 
 

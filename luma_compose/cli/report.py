@@ -208,6 +208,10 @@ def route_table_text(table, served: dict | None = None) -> str:
         ) or ("- (no container; the project is up, the host is held)" if r.held else "-")
         if r.withheld:
             members += f" [no traffic: {r.withheld}]"
+        if r.maintenance:
+            from ..routing.maintenance import describe
+
+            members += f" [{describe(r.maintenance)}]"
         if served is not None:
             from ..proxy.caddy_config import dial_address
 

@@ -108,7 +108,7 @@ def run_check(files, project, project_directory) -> None:
 
 
 def run_deploy(files, project, project_directory, resolve_image, timeout, proxy_name, proxy_image,
-               proxy_http_port, proxy_nodes) -> None:
+               proxy_http_port, proxy_nodes, maintenance=False) -> None:
     """`deploy --swarm`: render for Swarm and deploy as a stack; Swarm rolls routed services health-gated."""
     from ..swarm import deploy as sd
 
@@ -119,7 +119,8 @@ def run_deploy(files, project, project_directory, resolve_image, timeout, proxy_
         sys.exit(1)
     res = sd.deploy(swarm_engine(), result.project, text, result.routes, proxy_name=proxy_name,
                     proxy_image=proxy_image, proxy_http_port=proxy_http_port, proxy_nodes=proxy_nodes,
-                    resolve_image=resolve_image, timeout=timeout, log=lambda s: click.echo(s, err=True))
+                    resolve_image=resolve_image, timeout=timeout, log=lambda s: click.echo(s, err=True),
+                    maintenance=maintenance)
     click.echo(f"deployed {res.project}", err=True)
     for u in res.urls:
         click.echo(u)
@@ -189,16 +190,20 @@ def proxy_down(name) -> None:
 def routes(name, fmt) -> None:
     """`routes --swarm`: host -> target of what the edges serve (exact hosts before wildcards), what is
     withheld, and conflicts."""
+    from ..routing.maintenance import describe
+
     t = _proxy(name, log=lambda s: None).served()
     if fmt == "json":
         def rows(rs):
             return [{"hosts": list(r.hosts), "target": r.target, "project": r.project, "service": r.service,
-                     **r.features_json()} for r in rs]
+                     **r.features_json(),
+                     "maintenance": r.maintenance.to_json() if r.maintenance else None} for r in rs]
         click.echo(json.dumps({"routes": rows(t.serving), "withheld": rows(t.withheld), "conflicts": t.messages}))
     else:
         for r in t.serving:
             paths = f" paths {','.join(r.paths)}{' (stripped)' if r.strip_prefix else ''}" if r.paths else ""
-            click.echo(f"{','.join(r.hosts)}{paths} -> {r.target} ({r.project}/{r.service})")
+            click.echo(f"{','.join(r.hosts)}{paths} -> {r.target} ({r.project}/{r.service})"
+                       + (f" [{describe(r.maintenance)}]" if r.maintenance else ""))
             if r.redirect_from:
                 click.echo(f"{','.join(r.redirect_from)} -> 308 to {r.redirect_to} ({r.project}/{r.service})")
         for r in t.withheld:

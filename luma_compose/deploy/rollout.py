@@ -105,6 +105,8 @@ class Deployer:
         self.grace: dict[str, int] = {}
         self.lock = ProjectLock(engine, project, self.ctrl.proxy.name, timeout=max(timeout * 2, 60),
                                 progress=self.progress, sleep=sleep)
+        #: deploy --maintenance (deploy/maintenance.py): on once locked, off after success
+        self.maintenance = None
 
     def containers(self, service: str | None = None) -> list[ContainerRecord]:
         """The project's containers (of one service), in any state."""
@@ -154,7 +156,12 @@ class Deployer:
                 self.lock.force(note)
             self.lock.acquire(note)
         try:
-            return self._deploy_locked(res, cfg, hashes, plain, services)
+            if self.maintenance is not None:
+                self.maintenance.begin(self)
+            self._deploy_locked(res, cfg, hashes, plain, services)
+            if self.maintenance is not None:
+                self.maintenance.finish(self)
+            return res
         except BaseException as e:
             self._after_failure()
             if isinstance(e, UnavailableError) and not self._proxy_running():
@@ -208,10 +215,11 @@ class Deployer:
             self._apply(plan)
         self._retire_orphans(services)
         with self.progress.step("Sync the proxy"):
-            self._sync()
-        with self.progress.step("Check every host through the proxy"):
+            paused = {r.service for r in self._sync().table.routes if r.project == self.project and r.maintenance}
+        with self.progress.step("Check every host through the proxy") as note:
+            note += [f"({', '.join(sorted(paused))} in maintenance: its containers were checked)"] if paused else []
             for r in self.routed.values():
-                for h in r.hosts:
+                for h in r.hosts if r.service not in paused else ():
                     self.checks.check_host(h, proxy_check_path(r))
         res.urls = self.checks.urls(list(self.routed.values()))
         res.warnings = self.warnings
@@ -364,7 +372,7 @@ class Deployer:
                 raise DeployFailed(f"service {s}: the proxy did not route to exactly the new containers "
                                    f"(pooled {len(pooled)}, new {len(want)})", "the running version was kept")
             try:
-                for h in self.routed[s].hosts:
+                for h in self.routed[s].hosts if not (route and route.maintenance) else ():  # 503 by design
                     self.checks.check_host(h, proxy_check_path(self.routed[s]))
             except LumaError as e:
                 if not self._proxy_running():

@@ -8,6 +8,7 @@ for this class in their unit tests. Docker's errors become :class:`EngineError` 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import tarfile
 import threading
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import contract
 from ..errors import UnavailableError, short_error
-from ..records import ContainerRecord, ContainerSpec, NetworkRecord
+from ..records import ContainerRecord, ContainerSpec, MaintenanceRecord, NetworkRecord
 from . import compose_cli, state
 from .client import Endpoint, connect, resolve
 
@@ -218,6 +219,43 @@ class DockerEngine:
             self.dc.volumes.get(name).remove()
         except _errors().NotFound:
             pass
+
+    # ------------------------------------------------------------------ maintenance (routing/maintenance.py)
+
+    def maintenance_states(self) -> list[MaintenanceRecord]:
+        """Every maintenance state on the engine: the labels of the volumes that carry them (one list call)."""
+        try:
+            vols = self.dc.api.volumes(filters={"label": [contract.MAINTENANCE_PROJECT_LABEL]}) or {}
+        except _errors().APIError as e:
+            raise EngineError(f"cannot list volumes: {short_error(e)}") from e
+        return [MaintenanceRecord.from_labels(v.get("Name") or "", v.get("Labels") or {})
+                for v in vols.get("Volumes") or []]
+
+    def set_maintenance(self, rec: MaintenanceRecord) -> MaintenanceRecord:
+        """Keep ``rec`` (a new volume), then remove the older states of its key: no moment without one."""
+        name = rec.object_name()
+        try:
+            self.dc.volumes.create(name, labels=rec.labels())
+        except _errors().APIError as e:
+            raise EngineError(f"cannot create the volume {name} that keeps the maintenance state: "
+                              f"{short_error(e)}") from e
+        for old in self.maintenance_states():
+            if old.key == rec.key and old.name != name:
+                self.remove_volume(old.name)
+        return dataclasses.replace(rec, name=name)
+
+    def clear_maintenance(self, project: str, service: str | None = None) -> list[MaintenanceRecord]:
+        """Remove the states of ``project`` (every one, or only ``service``'s); the ones removed."""
+        gone = [m for m in self.maintenance_states()
+                if m.project == project and (service is None or m.service == service)]
+        for m in gone:
+            try:
+                self.dc.volumes.get(m.name).remove()
+            except _errors().NotFound:
+                pass
+            except _errors().APIError as e:
+                raise EngineError(f"cannot remove the volume {m.name}: {short_error(e)}") from e
+        return gone
 
     # ------------------------------------------------------------------ networks
 

@@ -6,12 +6,15 @@ for the single-host engine (:mod:`luma_compose.engine.client`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from typing import Any, Sequence
 
 from .client import Endpoint, resolve
+from .. import contract
 from ..errors import LumaError, UnavailableError
+from ..records import MaintenanceRecord
 
 
 class SwarmError(LumaError):
@@ -122,3 +125,33 @@ class SwarmEngine:
         p = self.run("container", "inspect", name, check=False)
         data = json.loads(p.stdout or "[]") if p.returncode == 0 else []
         return data[0] if data else None
+
+    # ------------------------------------------------------------------ maintenance (routing/maintenance.py)
+
+    def maintenance_states(self) -> list[MaintenanceRecord]:
+        """Every maintenance state on the swarm: the labels of the configs that carry them."""
+        return [MaintenanceRecord.from_labels(c["Spec"]["Name"], c["Spec"].get("Labels") or {})
+                for c in self.configs(f"label={contract.MAINTENANCE_PROJECT_LABEL}")]
+
+    def set_maintenance(self, rec: MaintenanceRecord) -> MaintenanceRecord:
+        """Keep ``rec`` (a new Swarm config), then remove the older states of its key."""
+        name = rec.object_name()
+        args = [x for k, v in rec.labels().items() for x in ("--label", f"{k}={v}")]
+        p = self.run("config", "create", *args, name, "-", check=False,
+                     input=f"luma-compose maintenance of {rec.project}/{rec.service or '*'} (the labels hold it)\n")
+        if p.returncode != 0 and "already exists" not in p.stderr:
+            raise SwarmError(f"cannot create the config {name} that keeps the maintenance state: {p.stderr.strip()}")
+        for old in self.maintenance_states():
+            if old.key == rec.key and old.name != name:
+                self.run("config", "rm", old.name, check=False)
+        return dataclasses.replace(rec, name=name)
+
+    def clear_maintenance(self, project: str, service: str | None = None) -> list[MaintenanceRecord]:
+        """Remove the states of ``project`` (every one, or only ``service``'s); the ones removed."""
+        gone = [m for m in self.maintenance_states()
+                if m.project == project and (service is None or m.service == service)]
+        for m in gone:
+            p = self.run("config", "rm", m.name, check=False)
+            if p.returncode != 0 and "not found" not in p.stderr.lower():
+                raise SwarmError(f"cannot remove the config {m.name}: {p.stderr.strip()}")
+        return gone

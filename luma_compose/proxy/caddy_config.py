@@ -39,6 +39,7 @@ from .. import validate
 from ..routing.claims import Route, RouteTable
 from . import caddy_routes
 from . import guards
+from . import maintenance
 
 TLS_MODES = ("acme", "internal", "off")
 ADMIN_LISTEN = "localhost:2019"
@@ -154,8 +155,10 @@ def _route(r: Route, hosts: tuple[str, ...] | None = None, wildcard: bool = Fals
     a split route that matches its wildcard hosts (its own @id)."""
     upstreams = tuple(_safe(u) for u in r.upstreams)
     hosts = [_safe(h) for h in (r.hosts if hosts is None else hosts)]
-    if upstreams:
-        handler: dict[str, Any] = {
+    if r.maintenance:
+        handler: dict[str, Any] = maintenance.handler(r.maintenance)
+    elif upstreams:
+        handler = {
             "handler": "reverse_proxy",
             # tcp4/: resolve the name with an A query only. Docker's DNS answers a container
             # name's A record itself but may forward the AAAA query to the host's resolvers,

@@ -60,6 +60,7 @@ from .container import (
 )
 from ..routing.claims import RouteTable, SyncResult
 from ..routing.containers import build_table
+from ..routing import maintenance
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine.docker_engine import DockerEngine as Engine
@@ -274,7 +275,8 @@ class Controller:
             if p and p not in routed_projects and any(k.partition("/")[0] == p for k in served.values()):
                 if self._project_down(p, n.name):
                     networks.remove(n)
-        return build_table(records, served, networks, bystanders=others.values()), current
+        table = build_table(records, served, networks, bystanders=others.values())
+        return maintenance.apply(table, self.engine.maintenance_states()), current
 
     def desired(self, table: RouteTable) -> dict[str, Any]:
         s = self.settings

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import contract, validate
+from ..records import MaintenanceRecord
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class Route:
     #: Access control (docs/access.md): (user, base64 bcrypt hash) and admitted networks; never in output.
     basic_auth: tuple[tuple[str, str], ...] = ()
     allow: tuple[str, ...] = ()
+    #: In maintenance (routing/maintenance.py): its hosts answer 503 with the page; nothing is dialled.
+    maintenance: MaintenanceRecord | None = None
 
     @property
     def key(self) -> str:
@@ -100,7 +103,7 @@ class Route:
     @property
     def upstreams(self) -> tuple[str, ...]:
         """What Caddy dials on one host: the pool, or the standby containers while the pool is empty."""
-        if self.withheld:
+        if self.withheld or self.maintenance:
             return ()
         pool = tuple(m.dial for m in self.members if m.in_pool and m.dial)
         if pool:
@@ -119,6 +122,7 @@ class Route:
             "containers": [m.to_json() for m in self.members],
             **self.features_json(),
             **self.access_json(),
+            "maintenance": self.maintenance.to_json() if self.maintenance else None,
         }
 
     def features_json(self) -> dict[str, Any]:

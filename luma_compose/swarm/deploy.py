@@ -41,11 +41,24 @@ def _conflicts(engine: SwarmEngine, project: str, routed: list[contract.RoutedSe
 def deploy(engine: SwarmEngine, project: str, stack_text: str, routed: list[contract.RoutedService], *,
            proxy_name: str = "luma-proxy", proxy_image: str = "caddy:2", proxy_http_port: int = 80,
            proxy_nodes: str = "all", resolve_image: str = "always", timeout: float = 300,
-           log: Callable[[str], None] = print) -> StackResult:
+           log: Callable[[str], None] = print, maintenance: bool = False) -> StackResult:
     engine.require_manager()
     clash = _conflicts(engine, project, routed, proxy_name)
     if clash:
         raise SwarmError("refusing to deploy, nothing changed: " + "; ".join(clash))
+    if not maintenance:
+        return _deploy(engine, project, stack_text, routed, proxy_name, proxy_image, proxy_http_port, proxy_nodes,
+                       resolve_image, timeout, log)
+    from ..deploy.maintenance import SwarmTarget, swarm_deploy_maintenance
+
+    return swarm_deploy_maintenance(SwarmTarget(engine, proxy_name, log), project, log, lambda: _deploy(
+        engine, project, stack_text, routed, proxy_name, proxy_image, proxy_http_port, proxy_nodes, resolve_image,
+        timeout, log))
+
+
+def _deploy(engine: SwarmEngine, project: str, stack_text: str, routed: list[contract.RoutedService],
+            proxy_name: str, proxy_image: str, proxy_http_port: int, proxy_nodes: str, resolve_image: str,
+            timeout: float, log: Callable[[str], None]) -> StackResult:
     before = {s["Spec"]["Name"]: s["Version"]["Index"]
               for s in engine.services(f"label={contract.STACK_NAMESPACE_LABEL}={project}")}
     t0 = time.monotonic()

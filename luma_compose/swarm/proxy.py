@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from .. import contract
 from ..proxy import handover
-from ..routing import services as swarm_claims
+from ..routing import maintenance, services as swarm_claims
 from ..routing.claims import RouteTable, SyncResult
 from . import control_tls, shadow
 from .options import TLS_LABELS, _placement_args, _storage_mount, tls_of
@@ -92,7 +92,8 @@ class SwarmProxy:
         everything = self.engine.services()
         overlays = self.engine.networks("driver=overlay")
         self._net_names = {n["Id"]: n["Name"] for n in overlays}  # for this pass: no inspect per service
-        table = swarm_claims.table(everything, {n["Name"] for n in overlays})
+        table = maintenance.apply(swarm_claims.table(everything, {n["Name"] for n in overlays}),
+                                  self.engine.maintenance_states())
         plain = Watch(self.engine, self.name, self._labels(WATCH_ROLE), self.log).look(_networks(table), image)
         return shadow.drop_shadowed(table, everything, self._net_names, self.name, plain)
 

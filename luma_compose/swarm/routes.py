@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..proxy import caddy_config, caddy_routes, guards
+from ..proxy import caddy_config, caddy_routes, guards, maintenance
 from ..routing.claims import Route, RouteTable
 
 #: DNS re-resolution interval of a route's upstreams.
@@ -86,7 +86,8 @@ def _edge_route(proxy: str, e: caddy_routes.Entry, redirect: tuple[str, int]) ->
     if e.redirect:
         handle = [caddy_routes.redirect_handler(e, *redirect, caddy_config.safe)]
     else:
-        handle = [caddy_routes.strip(h, e, caddy_config.safe) for h in guards.wrap(r, _dynamic_proxy(
+        handle = [caddy_routes.strip(h, e, caddy_config.safe) for h in guards.wrap(r, maintenance.handler(
+            r.maintenance) if r.maintenance else _dynamic_proxy(
             gateway_name(proxy, r.project), str(GATEWAY_PORT),
             {"set": {HEADER_ALIAS: [caddy_config.safe(r.alias)], HEADER_PORT: [str(r.port)]}}), EDGE_RELAYS)]
     return {"@id": _entry_id(e), "match": e.match(caddy_config.safe), "handle": handle, "terminal": True}

@@ -29,6 +29,7 @@ from luma_compose.records import (
     CONFIG_HASH_LABEL,
     ContainerRecord,
     ContainerSpec,
+    MaintenanceRecord,
     NetworkAttachment,
     NetworkRecord,
 )
@@ -42,6 +43,8 @@ class FakeEngine:
         self.records: dict[str, ContainerRecord] = {}  # id -> record
         self.nets: dict[str, NetworkRecord] = {}
         self.volumes: set[str] = set()
+        #: volume name -> its labels (volumes created with labels: the maintenance states)
+        self.volume_labels: dict[str, dict[str, str]] = {}
         self.files: dict[tuple[str, str], bytes] = {}
         self.loaded: dict[str, Any] = {}  # proxy container id -> Caddy config loaded
         self.images: dict[str, str] = {}
@@ -191,9 +194,30 @@ class FakeEngine:
     def create_volume(self, name: str, labels: dict[str, str]) -> None:
         self.calls.append(("create volume", name))
         self.volumes.add(name)
+        self.volume_labels[name] = dict(labels)
 
     def remove_volume(self, name: str) -> None:
         self.volumes.discard(name)
+        self.volume_labels.pop(name, None)
+
+    def maintenance_states(self) -> list[MaintenanceRecord]:
+        return [MaintenanceRecord.from_labels(n, lb) for n, lb in sorted(self.volume_labels.items())
+                if contract.MAINTENANCE_PROJECT_LABEL in lb]
+
+    def set_maintenance(self, rec: MaintenanceRecord) -> MaintenanceRecord:
+        name = rec.object_name()
+        self.create_volume(name, rec.labels())
+        for old in self.maintenance_states():
+            if old.key == rec.key and old.name != name:
+                self.remove_volume(old.name)
+        return dataclasses.replace(rec, name=name)
+
+    def clear_maintenance(self, project: str, service: str | None = None) -> list[MaintenanceRecord]:
+        gone = [m for m in self.maintenance_states()
+                if m.project == project and (service is None or m.service == service)]
+        for m in gone:
+            self.remove_volume(m.name)
+        return gone
 
     def network(self, name: str) -> NetworkRecord | None:
         return self.nets.get(name)

@@ -8,8 +8,12 @@ of a service is running at once.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from typing import Any
+
+from luma_compose import contract
+from luma_compose.records import MaintenanceRecord
 
 
 def _matches(filters, name: str, labels: dict[str, str], driver: str = "", prefix: bool = False) -> bool:
@@ -245,3 +249,26 @@ class FakeSwarm:
 
     def configs(self, *filters: str) -> list[dict[str, Any]]:
         return [c for c in self.cfgs.values() if _matches(filters, c["Spec"]["Name"], c["Spec"]["Labels"])]
+
+    # the maintenance states: Swarm configs with labels (luma_compose/engine/swarm.py)
+
+    def maintenance_states(self) -> list[MaintenanceRecord]:
+        return [MaintenanceRecord.from_labels(c["Spec"]["Name"], c["Spec"]["Labels"])
+                for c in self.configs(f"label={contract.MAINTENANCE_PROJECT_LABEL}")]
+
+    def set_maintenance(self, rec: MaintenanceRecord) -> MaintenanceRecord:
+        name = rec.object_name()
+        self.calls.append(("config", "create", name))
+        self.cfgs[name] = {"Spec": {"Name": name, "Labels": rec.labels()}, "Data": ""}
+        for old in self.maintenance_states():
+            if old.key == rec.key and old.name != name:
+                self.cfgs.pop(old.name, None)
+        return dataclasses.replace(rec, name=name)
+
+    def clear_maintenance(self, project: str, service: str | None = None) -> list[MaintenanceRecord]:
+        gone = [m for m in self.maintenance_states()
+                if m.project == project and (service is None or m.service == service)]
+        for m in gone:
+            self.calls.append(("config", "rm", m.name))
+            self.cfgs.pop(m.name, None)
+        return gone

@@ -20,7 +20,7 @@ GOOD = "name: shop\nservices:\n  web:\n    image: example/web:1\n    x-luma: {ho
 
 # every command that exists for both targets
 SHARED = [["render"], ["check"], ["deploy"], ["down"], ["routes"], ["proxy", "up"], ["proxy", "sync"],
-          ["proxy", "run"], ["proxy", "install"], ["proxy", "down"]]
+          ["proxy", "run"], ["proxy", "install"], ["proxy", "down"], ["maintenance", "on"], ["maintenance", "off"]]
 
 
 def run(*args: str):
@@ -69,6 +69,8 @@ BAD_WITH_SWARM = [
     ["proxy", "run", "--swarm", "--name", "-x"],
     ["proxy", "install", "--swarm", "--name", "bad/name", "--print"],
     ["proxy", "down", "--swarm", "--name", "bad name"],
+    ["maintenance", "on", "--swarm", "-p", "shop", "--proxy-name", "bad name"],
+    ["maintenance", "off", "--swarm", "-p", "Bad Name"],
 ]
 
 
@@ -77,7 +79,7 @@ def test_a_bad_option_with_swarm_is_a_usage_error(files, args):
     code, out, err = run(*args)
     assert code == 2, err
     assert out == "" and "Traceback" not in err and ("hint:" in err or "Error:" in err)
-    assert {" ".join(a[:2]) if a[0] == "proxy" else a[0] for a in BAD_WITH_SWARM} == {" ".join(c) for c in SHARED}
+    assert {" ".join(a[:2]) if a[0] in ("proxy", "maintenance") else a[0] for a in BAD_WITH_SWARM} == {" ".join(c) for c in SHARED}
 
 
 # An option of one target given to the other: exit 2, naming the option and --swarm.

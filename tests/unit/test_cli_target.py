@@ -207,7 +207,7 @@ def recorded(monkeypatch):
 DEPLOY_OPTIONS = [
     [],
     ["-p", "other", "--timeout", "30", "--resolve-image", "never", "--proxy-name", "edge", "--proxy-image", "img:1",
-     "--proxy-http-port", "8080", "--proxy-nodes", "label=edge=true"],
+     "--proxy-http-port", "8080", "--proxy-nodes", "label=edge=true", "--maintenance"],
 ]
 
 
@@ -231,7 +231,7 @@ def test_deploy_swarm_forwards_every_option(files, monkeypatch, recorded):
     (_, _, project, _, _, kw), (_, _, default_project, _, _, default_kw) = recorded
     assert (project, default_project) == ("other", "shop")
     assert kw == {"timeout": 30, "resolve_image": "never", "proxy_name": "edge", "proxy_image": "img:1",
-                  "proxy_http_port": 8080, "proxy_nodes": "label=edge=true"}
+                  "proxy_http_port": 8080, "proxy_nodes": "label=edge=true", "maintenance": True}
     assert all(kw[k] != default_kw[k] for k in kw)
 
 
