@@ -136,3 +136,23 @@ class RoutedService(NamedTuple):  # not a dataclass: render must not pay for imp
 
 def parse_hosts(value: str) -> list[str]:
     return [h.strip() for h in value.split(",") if h.strip()]
+
+
+# Labels of a release (deploy/releases.py): one docker volume per release, named release_volume(),
+# holding nothing; its labels are the record.
+RELEASE_PROJECT_LABEL = "luma.release.project"
+RELEASE_NUMBER_LABEL = "luma.release.number"
+RELEASE_TIME_LABEL = "luma.release.time"
+RELEASE_BY_LABEL = "luma.release.by"
+RELEASE_SOURCE_LABEL = "luma.release.source"
+RELEASE_COMMIT_LABEL = "luma.release.commit"
+RELEASE_IMAGES_LABEL = "luma.release.images"
+RELEASE_ROUTES_LABEL = "luma.release.routes"
+RELEASE_FILE_LABEL = "luma.release.file"
+RELEASE_NOTE_LABEL = "luma.release.note"
+#: Repository of the tags that keep each release's images referenced: luma-release/<project>:<n>-<service>.
+RELEASE_REPOSITORY = "luma-release"
+
+
+def release_volume(project: str, number: int) -> str:
+    return f"luma-release-{project}-{number}"

@@ -121,3 +121,12 @@ class ContainerSpec:
     dns_options: tuple[str, ...] = ()
     #: namespaced kernel settings of the container (``net.*``)
     sysctls: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VolumeRecord:
+    """A volume as deploy/releases.py reads it: its labels are the record of a release."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    created: str = ""

@@ -20,6 +20,9 @@ LAZY_COMMANDS = {
     "routes": "luma_compose.cli.proxy:routes",
     "deploy": "luma_compose.cli.deploy:deploy",
     "down": "luma_compose.cli.deploy:down",
+    "releases": "luma_compose.cli.releases:releases",
+    "rollback": "luma_compose.cli.rollback:rollback",
+    "ls": "luma_compose.cli.ls:ls",
 }
 
 

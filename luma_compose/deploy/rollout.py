@@ -104,6 +104,8 @@ class Deployer:
         self.grace: dict[str, int] = {}
         self.lock = ProjectLock(engine, project, self.ctrl.proxy.name, timeout=max(timeout * 2, 60),
                                 progress=self.progress, sleep=sleep)
+        #: run last, under the lock, with the compose config: records the release (deploy/releases.py)
+        self.after: Callable[[dict], None] | None = None
 
     def containers(self, service: str | None = None) -> list[ContainerRecord]:
         """The project's containers (of one service), in any state."""
@@ -212,6 +214,8 @@ class Deployer:
             for r in self.routed.values():
                 for h in r.hosts:
                     self.checks.check_host(h, r.health_path)
+        if self.after is not None:
+            self.after(cfg)
         res.urls = self.checks.urls(list(self.routed.values()))
         res.warnings = self.warnings
         return res

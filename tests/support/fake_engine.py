@@ -31,6 +31,7 @@ from luma_compose.records import (
     ContainerSpec,
     NetworkAttachment,
     NetworkRecord,
+    VolumeRecord,
 )
 
 _ids = itertools.count(1)
@@ -44,7 +45,8 @@ class FakeEngine:
         self.volumes: set[str] = set()
         self.files: dict[tuple[str, str], bytes] = {}
         self.loaded: dict[str, Any] = {}  # proxy container id -> Caddy config loaded
-        self.images: dict[str, str] = {}
+        self.images: dict[str, str] = {}  # reference -> image id (an id is found while any reference has it)
+        self.volume_labels: dict[str, dict[str, str]] = {}  # volumes made by create_volume_checked
         self.calls: list[tuple] = []
         self.compose_log: list[ComposeCommand] = []
         self.projects: dict[str, "FakeProject"] = {}
@@ -183,6 +185,8 @@ class FakeEngine:
         self.files[(c.id, path)] = data
 
     def image_id(self, ref: str) -> str:
+        if ref.startswith("sha256:"):
+            return ref if ref in self.images.values() else ""
         return self.images.get(ref, "")
 
     def volume_exists(self, name: str) -> bool:
@@ -194,6 +198,32 @@ class FakeEngine:
 
     def remove_volume(self, name: str) -> None:
         self.volumes.discard(name)
+        self.volume_labels.pop(name, None)
+
+    def volume_records(self, labels: Sequence[str] = ()) -> list[VolumeRecord]:
+        return [VolumeRecord(n, lb, "") for n, lb in self.volume_labels.items()
+                if all(k in lb and (not eq or lb[k] == v) for k, eq, v in (f.partition("=") for f in labels))]
+
+    def create_volume_checked(self, name: str, labels: dict[str, str]) -> None:
+        if name in self.volumes:
+            raise EngineError(f"the volume {name} already exists")
+        self.calls.append(("create volume", name))
+        self.volumes.add(name)
+        self.volume_labels[name] = dict(labels)
+
+    def tag_image(self, image: str, repository: str, tag: str) -> None:
+        iid = image if image.startswith("sha256:") else self.images.get(image, "")
+        if not iid or iid not in self.images.values():
+            raise EngineError(f"cannot tag {image} as {repository}:{tag}: No such image")
+        self.calls.append(("tag", iid, f"{repository}:{tag}"))
+        self.images[f"{repository}:{tag}"] = iid
+
+    def untag_image(self, ref: str) -> bool:
+        if ref not in self.images:
+            return False
+        self.calls.append(("untag", ref))
+        del self.images[ref]
+        return True
 
     def network(self, name: str) -> NetworkRecord | None:
         return self.nets.get(name)
