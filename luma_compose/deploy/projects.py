@@ -30,7 +30,8 @@ class ProjectRow:
                 "by": r.origin.by if r else None, "ingress_network_created": self.network_created or None}
 
 
-def projects(containers: list[ContainerRecord], networks: list[NetworkRecord], found: list[Release]) -> list[ProjectRow]:
+def projects(containers: list[ContainerRecord], networks: list[NetworkRecord],
+             found: list[Release]) -> list[ProjectRow]:
     """One row per project that has luma-managed containers, an ingress network or releases. Replicas
     count the project's containers (draining ones of a deploy under way, and the deploy lock, left out)."""
     managed = {c.labels.get(contract.LABEL_PROJECT) or c.compose_project for c in containers

@@ -169,7 +169,8 @@ def origin(directory: str) -> Origin:
     return Origin(f"{user}@{host}", remote or f"{host}:{directory}", commit)
 
 
-def images_of(engine: "Engine", project: str, cfg: dict, refs: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
+def images_of(engine: "Engine", project: str, cfg: dict,
+              refs: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
     """Each service's (image id, reference) as deployed: from its running containers, else the engine's
     image of the reference the file names. refs: references to record instead (a rollback's originals)."""
     out: dict[str, tuple[str, str]] = {}
@@ -183,13 +184,22 @@ def images_of(engine: "Engine", project: str, cfg: dict, refs: dict[str, str] | 
 
 
 def record(engine: "Engine", project: str, cfg: dict, routes: Sequence[RoutedService], who: Origin,
-           keep: int = DEFAULT_KEEP, note: str = "", refs: dict[str, str] | None = None) -> tuple[Release, list[str]]:
+           keep: int = DEFAULT_KEEP, note: str = "",
+           refs: dict[str, str] | None = None) -> tuple[Release, list[str], bool]:
     """Record the release just deployed (the caller holds the project's deploy lock), pin its images,
-    forget the releases past the last ``keep``. Returns the release and warnings."""
+    forget the releases past the last ``keep``. Returns the release, warnings and whether it is new.
+    A deploy that changed nothing (the same file and image ids as the newest release) records
+    nothing: that one is returned."""
     warnings: list[str] = []
-    number = max((r.number for r in releases(engine, project)), default=0) + 1
+    found = releases(engine, project)
+    number = max((r.number for r in found), default=0) + 1
+    deployed = images_of(engine, project, cfg, refs)
+    config = json.dumps(cfg, sort_keys=True)
+    if found and found[-1].config == config and {s: i.id for s, i in found[-1].images.items()} == \
+            {s: iid for s, (iid, _) in deployed.items()} and found[-1].note == note:
+        return found[-1], [], False  # a deploy that changed nothing: the newest release is still what runs
     images = {}
-    for s, (iid, ref) in images_of(engine, project, cfg, refs).items():
+    for s, (iid, ref) in deployed.items():
         p = pin(project, number, s)
         if iid:
             engine.tag_image(iid, *p.rsplit(":", 1))
@@ -198,10 +208,10 @@ def record(engine: "Engine", project: str, cfg: dict, routes: Sequence[RoutedSer
                             "this release uses the reference as it is then")
         images[s] = ReleaseImage(iid, ref, p if iid else "")
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    rel = Release(project, number, when, who, images, tuple(routes), json.dumps(cfg, sort_keys=True), note)
+    rel = Release(project, number, when, who, images, tuple(routes), config, note)
     engine.create_volume_checked(rel.volume, to_labels(rel))
     warnings += prune(engine, project, keep)
-    return rel, warnings
+    return rel, warnings, True
 
 
 def prune(engine: "Engine", project: str, keep: int) -> list[str]:
@@ -229,13 +239,16 @@ def recorder(deployer, who: Origin, keep: int, note: str = "", refs: dict[str, s
     def after(cfg: dict) -> None:
         with deployer.progress.step("Record the release") as n:
             try:
-                rel, warnings = record(deployer.engine, deployer.project, cfg, list(deployer.routed.values()), who,
+                rel, warnings, new = record(deployer.engine, deployer.project, cfg, list(deployer.routed.values()), who,
                                        keep, note, refs)
             except LumaError as e:
                 n.append(Progress.FAILED)
                 deployer.warnings.append(f"the release was not recorded: {e.message}")
                 return
-            n.append(f"{rel.number} (images pinned as {pin(rel.project, rel.number, '*')})")
+            if new:
+                n.append(f"{rel.number} (images pinned as {pin(rel.project, rel.number, '*')})")
+            else:
+                n.append(f"{rel.number}: unchanged, not recorded again")
             deployer.warnings.extend(warnings)
 
     return after

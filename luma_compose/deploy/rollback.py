@@ -44,7 +44,8 @@ def choose(found: list[Release], project: str, wanted: int | None) -> Release:
     older = [r for r in found if r.number < base]
     if not older:
         raise LumaError(f"project {project}: release {current.number} is the oldest one kept; there is nothing "
-                        "before it to roll back to", "give a release number: `luma-compose releases -p " + project + "`")
+                        "before it to roll back to",
+                        "give a release number: `luma-compose releases -p " + project + "`")
     return older[-1]
 
 

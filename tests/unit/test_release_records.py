@@ -197,3 +197,13 @@ def test_a_failure_to_record_is_a_warning_not_a_failed_deploy():
     e.volumes.add("luma-release-gmail-1")  # someone else's volume of that name
     d = deploy(e)
     assert any("the release was not recorded" in w for w in d.warnings)
+
+
+def test_a_deploy_that_changed_nothing_records_no_new_release():
+    e = world()
+    deploy(e)
+    deploy(e)
+    assert [r.number for r in rel.releases(e, "gmail")] == [1]
+    e.images["app:v1"] = "sha256:v1b"  # the same reference, rebuilt: a new image id is a new release
+    deploy(e)
+    assert [r.number for r in rel.releases(e, "gmail")] == [1, 2]
