@@ -308,6 +308,7 @@ class FakeService:
     health: str | None = None  # the Docker health a new container reports (None: no health check)
     container_name: str = ""
     aliases: tuple[str, ...] = ()  # extra network aliases on the ingress network
+    update_order: str = ""  # deploy.update_config.order (stop-first: deploy/stopfirst.py)
 
 
 @dataclasses.dataclass
@@ -346,7 +347,9 @@ class FakeCompose:
                 return "".join(f"{s} {v.config_hash}\n" for s, v in spec.services.items())
             # as Compose prints it: routed services join the ingress network (render puts them there)
             return json.dumps({"name": self.project, "services": {
-                s: {"image": v.image, "deploy": {"replicas": v.replicas},
+                s: {"image": v.image, "deploy": {"replicas": v.replicas,
+                                                  **({"update_config": {"order": v.update_order}}
+                                                     if v.update_order else {})},
                     "networks": {"default": None, **({contract.NETWORK_KEY: {"aliases": list(v.aliases)} if v.aliases
                                                       else None} if v.routed else {})},
                     **({"container_name": v.container_name} if v.container_name else {})}
@@ -361,7 +364,8 @@ class FakeCompose:
                 have = [c for c in e.containers([f"{COMPOSE_PROJECT_LABEL}={self.project}",
                                                  f"{COMPOSE_SERVICE_LABEL}={s}"], all=True)]
                 for _ in range(want - len(have)):
-                    self._new_container(s, spec.services[s], len(have) + 1 + _)
+                    self._new_container(s, spec.services[s], len(have) + 1 + _,
+                                        "created" if "--no-start" in args else "running")
             return ""
         if args[:1] == ("down",):
             for c in e.containers([f"{COMPOSE_PROJECT_LABEL}={self.project}"], all=True):
@@ -397,7 +401,7 @@ class FakeCompose:
             e.add_network(net["name"], {COMPOSE_PROJECT_LABEL: self.project, **net.get("labels", {})},
                           f"192.168.{e.default_pools_left * 16}.0/20")
 
-    def _new_container(self, service: str, svc: FakeService, number: int) -> None:
+    def _new_container(self, service: str, svc: FakeService, number: int, state: str = "running") -> None:
         e = self.engine
         labels = {COMPOSE_PROJECT_LABEL: self.project, COMPOSE_SERVICE_LABEL: service, CONFIG_HASH_LABEL: svc.config_hash}
         nets = {f"{self.project}_default": NetworkAttachment(f"10.1.0.{next(_ids) % 250}", (service,))}
@@ -413,7 +417,7 @@ class FakeCompose:
             number += 1
             name = f"{self.project}-{service}-{number}"
         e.calls.append(("compose creates", name))
-        e.add(ContainerRecord(id=f"c{next(_ids):04d}", name=name, labels=labels, created=e._now(), state="running",
+        e.add(ContainerRecord(id=f"c{next(_ids):04d}", name=name, labels=labels, created=e._now(), state=state,
                               health=svc.health, networks=nets, image=e.images.get(svc.image, "sha256:app"),
                               image_ref=svc.image))
 

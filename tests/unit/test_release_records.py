@@ -207,3 +207,43 @@ def test_a_deploy_that_changed_nothing_records_no_new_release():
     e.images["app:v1"] = "sha256:v1b"  # the same reference, rebuilt: a new image id is a new release
     deploy(e)
     assert [r.number for r in rel.releases(e, "gmail")] == [1, 2]
+
+
+# -------------------------------------------------------------- stop-first (deploy/stopfirst.py)
+
+
+def stop_first_world() -> FakeEngine:
+    e = world()
+    e.projects["gmail"].services["web"] = FakeService(1, "h1", image="app:v1", routed=WEB, update_order="stop-first")
+    return e
+
+
+def test_a_stop_first_service_never_runs_two_versions_and_the_proxy_config_waits_for_the_new_one():
+    e = stop_first_world()
+    deploy(e)
+    (old,) = [c for c in e.containers(["com.docker.compose.service=web"], all=True)]
+    e.calls.clear()
+    e.images["app:v2"] = "sha256:v2"
+    deploy(e, "app:v2")
+    calls = e.calls
+    stop = calls.index(("stop", old.name))
+    starts = [i for i, c in enumerate(calls) if c[0] == "start" and c[1].startswith("gmail-web")]
+    reloads = [i for i, c in enumerate(calls) if c[0] == "caddy reload"]
+    created = [i for i, c in enumerate(calls) if c[0] == "compose creates"]
+    assert created and max(created) < stop < min(starts)  # created first, started only after the old stopped
+    assert not [r for r in reloads if stop < r < min(starts)]  # the config keeps the old one while requests wait
+    (new,) = e.containers(["com.docker.compose.service=web"], all=True)
+    assert new.id != old.id and new.state == "running" and new.image == "sha256:v2"
+
+
+def test_a_failed_stop_first_version_is_removed_and_the_old_one_started_again():
+    e = stop_first_world()
+    deploy(e)
+    (old,) = e.containers(["com.docker.compose.service=web"], all=True)
+    e.images["app:v2"] = "sha256:v2"
+    e.http_ok = lambda url, host: False
+    with pytest.raises(LumaError, match="did not become healthy"):
+        deploy(e, "app:v2")
+    (back,) = e.containers(["com.docker.compose.service=web"], all=True)
+    assert back.id == old.id and back.state == "running" and back.name == old.name
+    assert [r.number for r in rel.releases(e, "gmail")] == [1]  # a failed deploy records no release
