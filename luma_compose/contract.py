@@ -129,6 +129,7 @@ class RoutedService(NamedTuple):  # not a dataclass: render must not pay for imp
     hosts: tuple[str, ...]
     port: int
     health_path: str
+    rollout: str = "start-first"  # x-luma `rollout` (deploy/stopfirst.py)
 
     def labels(self, project: str) -> dict[str, str]:
         return route_labels(project, self.service, list(self.hosts), self.port, self.health_path)

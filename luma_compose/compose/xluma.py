@@ -30,11 +30,12 @@ class MarkedService(NamedTuple):
     label_hosts: tuple[str, ...] = ()
     label_port: str = ""
     label_health: str = ""
+    rollout: str = "start-first"  # x-luma `rollout`
 
     def spec(self) -> contract.RoutedService:
         """The plain description (no YAML nodes, variables interpolated): what deploy and the API see."""
         assert self.port is not None
-        return contract.RoutedService(self.service, tuple(self.hosts), self.port, self.health_path)
+        return contract.RoutedService(self.service, tuple(self.hosts), self.port, self.health_path, self.rollout)
 
     def labels(self, project: str) -> dict[str, str]:
         return contract.route_labels(project, self.service, list(self.label_hosts or self.hosts),
@@ -147,7 +148,7 @@ def find_routes(src: Source, data: dict, variables: Mapping[str, str] | None = N
         text_port = written.get("port")
         routes.append(MarkedService(name, snode, knode, xnode, [h.lower() for h in hosts], port, health,
                                     label_hosts, str(text_port) if isinstance(text_port, str) else expose_label,
-                                    str(written.get("health", health))))
+                                    str(written.get("health", health)), str(xdata.get("rollout", "start-first"))))
     return routes, problems
 
 

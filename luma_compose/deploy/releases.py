@@ -103,7 +103,8 @@ def to_labels(r: Release) -> dict[str, str]:
         k.RELEASE_BY_LABEL: r.origin.by, k.RELEASE_SOURCE_LABEL: r.origin.source,
         k.RELEASE_COMMIT_LABEL: r.origin.commit, k.RELEASE_NOTE_LABEL: r.note,
         k.RELEASE_IMAGES_LABEL: json.dumps({s: [i.id, i.ref, i.pin] for s, i in sorted(r.images.items())}),
-        k.RELEASE_ROUTES_LABEL: json.dumps([[x.service, list(x.hosts), x.port, x.health_path] for x in r.routes]),
+        k.RELEASE_ROUTES_LABEL: json.dumps([[x.service, list(x.hosts), x.port, x.health_path, x.rollout]
+                                            for x in r.routes]),
         k.RELEASE_FILE_LABEL: encode_file(r.config),
     }
 
@@ -118,8 +119,8 @@ def from_volume(v: VolumeRecord) -> Release | None:
         if v.name != k.release_volume(project, number):
             return None
         images = {s: ReleaseImage(*x) for s, x in json.loads(lb.get(k.RELEASE_IMAGES_LABEL) or "{}").items()}
-        routes = tuple(RoutedService(s, tuple(h), int(p), hp)
-                       for s, h, p, hp in json.loads(lb.get(k.RELEASE_ROUTES_LABEL) or "[]"))
+        routes = tuple(RoutedService(s, tuple(h), int(p), hp, *rest)
+                       for s, h, p, hp, *rest in json.loads(lb.get(k.RELEASE_ROUTES_LABEL) or "[]"))
         config = decode_file(lb.get(k.RELEASE_FILE_LABEL, ""))
     except (KeyError, ValueError, TypeError, OSError):
         return None

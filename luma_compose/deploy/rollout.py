@@ -136,7 +136,7 @@ class Deployer:
             self.grace = {name: grace_seconds(svc.get("stop_grace_period"))
                           for name, svc in (cfg.get("services") or {}).items()}
         services = list((cfg.get("services") or {}).keys())
-        self.stop_first = {s for s in self.routed if stopfirst.is_stop_first(cfg, s)}
+        self.stop_first = {s for s, r in self.routed.items() if stopfirst.is_stop_first(cfg, s, r.rollout)}
         plain = [s for s in services if s not in self.routed]
         shadows = shadow_refusals(self.project, cfg, table, list(pc.networks) if pc is not None else [])
         if shadows:

@@ -26,8 +26,10 @@ from .plan import STOP_TIMEOUT, DeployFailed, ServicePlan
 STOP_FIRST = "stop-first"
 
 
-def is_stop_first(cfg: dict, service: str) -> bool:
-    """Compose's own ``deploy.update_config.order: stop-first`` of the service."""
+def is_stop_first(cfg: dict, service: str, rollout: str = "") -> bool:
+    """``x-luma: {rollout: stop-first}``, or Compose's own ``deploy.update_config.order: stop-first``."""
+    if rollout == STOP_FIRST:
+        return True
     svc = (cfg.get("services") or {}).get(service) or {}
     return (((svc.get("deploy") or {}).get("update_config") or {}).get("order") or "") == STOP_FIRST
 

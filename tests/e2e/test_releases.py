@@ -138,6 +138,16 @@ def test_rollback_from_a_second_client_through_a_context_with_no_compose_file(en
     assert (last["number"], last["note"]) == (3, "rollback to 1")
 
 
+def mine(project: str) -> tuple:
+    """What a rollback of the project could change: its containers, pin tags and releases (only ours: other
+    tests share the engine)."""
+    return (running(project), running(project, "worker"),
+            sorted(dk.docker("images", "--format", "{{.Repository}}:{{.Tag}}/{{.ID}}",
+                             f"luma-release/{project}").split()),
+            sorted(dk.docker("volume", "ls", "-q", "--filter", f"label=luma.release.project={project}").split()),
+            sorted(dk.docker("network", "ls", "-q", "--filter", f"label=com.docker.compose.project={project}").split()))
+
+
 def test_a_rollback_whose_image_is_gone_is_refused_and_changes_nothing(env, images, releases_cleanup):
     project, host = new_project(env, "relgone")
     releases_cleanup.append(project)
@@ -145,16 +155,13 @@ def test_a_rollback_whose_image_is_gone_is_refused_and_changes_nothing(env, imag
     env.deploy(project, source(project, images["v2"], host, "v2", replicas=1))
     gone = releases_of(project)[0]["images"]["web"]
     dk.docker("rmi", "-f", gone["id"])  # every tag of it: the image itself, the pins of release 1
-    before = (running(project), running(project, "worker"), dk.docker("images", "-q", "--no-trunc").split(),
-              dk.docker("volume", "ls", "-q").split())
+    before = mine(project)
     for extra in ((), ("--dry-run",)):
         r = luma("rollback", "-p", project, "1", *extra, "--proxy-name", env.proxy, check=False)
         assert r.returncode == 1, r.stderr
         assert "nothing was changed" in r.stderr and gone["id"] in r.stderr and "service web" in r.stderr
         assert f"docker tag {images['v1']} {gone['pin']}" in r.stderr and "Traceback" not in r.stderr
-    after = (running(project), running(project, "worker"), dk.docker("images", "-q", "--no-trunc").split(),
-             dk.docker("volume", "ls", "-q").split())
-    assert after[:2] == before[:2] and set(after[2]) == set(before[2]) and set(after[3]) == set(before[3])
+    assert mine(project) == before
     assert len(releases_of(project)) == 2 and web_bodies(env, host) == {f"{project}/web-v2"}
 
 

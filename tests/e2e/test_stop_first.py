@@ -16,7 +16,8 @@ pytestmark = pytest.mark.e2e
 BOOT = 2  # seconds before the app listens
 
 
-def app(project: str, image: str, host: str, version: str, *, broken: bool = False) -> str:
+def app(project: str, image: str, host: str, version: str, *, broken: bool = False, xluma: bool = False) -> str:
+    """xluma: ask with `x-luma: {rollout: stop-first}`, else with Compose's `deploy.update_config.order`."""
     # a lock on the shared volume: a second copy running at the same time exits with an error
     start = (f"mkdir -p /data; if ! mkdir /data/lock; then echo two copies >> /data/clash; fi; sleep {BOOT}; "
              "trap 'rmdir /data/lock; exit 0' TERM; /usr/local/bin/serve & wait")
@@ -32,6 +33,9 @@ def app(project: str, image: str, host: str, version: str, *, broken: bool = Fal
         "labels": {SELECT_KEY: dk.RUN_ID},
         "x-luma": {"hosts": [host], "port": 3000, "health": "/up"},
     }
+    if xluma:
+        del web["deploy"]
+        web["x-luma"]["rollout"] = "stop-first"
     return block_yaml({"name": project, "services": {"web": web}, "volumes": {"data": {}}})
 
 
@@ -56,9 +60,11 @@ def test_a_stop_first_deploy_under_load_fails_no_request_and_never_runs_two_copi
 
 def test_a_failed_stop_first_version_brings_the_old_container_back(env, busybox_image):
     project, host = new_project(env, "stopfirstbad")
-    env.deploy(project, app(project, busybox_image, host, "v1"))
+    env.deploy(project, app(project, busybox_image, host, "v1", xluma=True))
     v1 = running(project)
-    r = env.deploy(project, app(project, busybox_image, host, "v2", broken=True), "--timeout", "15", check=False)
+    r = env.deploy(project, app(project, busybox_image, host, "v2", broken=True, xluma=True), "--timeout", "15",
+                   check=False)
+    assert "stop-first" in r.stderr, r.stderr
     assert r.returncode == 1, r.stderr
     assert running(project) == v1
     names = dk.docker("ps", "-a", "--filter", f"label=com.docker.compose.project={project}", "--format", "{{.Names}}")

@@ -247,3 +247,38 @@ def test_a_failed_stop_first_version_is_removed_and_the_old_one_started_again():
     (back,) = e.containers(["com.docker.compose.service=web"], all=True)
     assert back.id == old.id and back.state == "running" and back.name == old.name
     assert [r.number for r in rel.releases(e, "gmail")] == [1]  # a failed deploy records no release
+
+
+def test_x_luma_rollout_stop_first_is_read_as_compose_s_own_key():
+    from luma_compose import api
+
+    text = ("services:\n  app:\n    image: notes:2\n    x-luma:\n      hosts: notes.test\n      port: 8080\n"
+            "      rollout: stop-first\n  web:\n    image: web:1\n    x-luma:\n      hosts: web.test\n      port: 80\n")
+    res = api.render_text("compose.yaml", text, "notes", "/srv/notes")
+    assert res.ok, res.problems
+    rollouts = {r.service: r.rollout for r in res.routes}
+    assert rollouts == {"app": "stop-first", "web": "start-first"}
+    bad = api.render_text("compose.yaml", text.replace("stop-first", "stop-frist"), "notes", "/srv/notes")
+    assert not bad.ok and "rollout" in bad.problems[0].message
+    e = world()
+    svc = e.projects["gmail"].services["web"]
+    svc.routed = contract.RoutedService("web", ("mail.test",), 3000, "/up", "stop-first")
+    deploy(e)
+    (old,) = [c.name for c in e.containers(["com.docker.compose.service=web"], all=True)][:1]
+    e.images["app:v2"] = "sha256:v2"
+    e.calls.clear()
+    deploy(e, "app:v2")
+    assert ("stop", old) in e.calls and not any(c[0] == "rename" and c[1] == old and e.calls.index(c) <
+                                                 e.calls.index(("stop", old)) for c in e.calls)
+    assert rel.releases(e, "gmail")[-1].routes[0].rollout == "stop-first"
+
+
+def test_x_luma_rollout_is_named_as_not_read_on_a_swarm():
+    from luma_compose.compose.source import parse
+    from luma_compose.swarm import stack
+
+    text = ("services:\n  app:\n    image: a\n    x-luma:\n      hosts: a.test\n      port: 80\n"
+            "      rollout: stop-first\n")
+    src, _ = parse("compose.yaml", text)
+    (p,) = stack.problems(src)
+    assert stack.is_warning(p) and "rollout" in p.message and "update_config.order" in p.hint and p.line == 7
