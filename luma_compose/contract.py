@@ -160,6 +160,7 @@ class RoutedService(NamedTuple):  # not a dataclass: render must not pay for imp
     #: access control (docs/access.md): (user, bcrypt hash) and the admitted networks
     basic_auth: tuple[tuple[str, str], ...] = ()
     allow: tuple[str, ...] = ()
+    rollout: str = "start-first"  # x-luma `rollout` (deploy/stopfirst.py)
 
     def labels(self, project: str) -> dict[str, str]:
         return {**route_labels(project, self.service, list(self.hosts), self.port, self.health_path,
@@ -189,6 +190,8 @@ def access_labels(basic_auth: tuple[tuple[str, str], ...] = (), allow: tuple[str
     if allow:
         out[LABEL_ALLOW] = ",".join(allow)
     return out
+
+
 # Maintenance (``luma-compose maintenance on|off``, routing/maintenance.py): one engine object per
 # project (or per service) in maintenance, found by these labels: a volume on one host, a config on a
 # swarm. Its labels are the whole state (the object holds no data anyone reads).
@@ -201,3 +204,22 @@ MAINTENANCE_PAGE_LABEL = "luma.maintenance.page"
 MAINTENANCE_SINCE_LABEL = "luma.maintenance.since"
 #: Name prefix of those objects (the labels, not the name, say what one holds).
 MAINTENANCE_PREFIX = "luma-maintenance-"
+
+# Labels of a release (deploy/releases.py): one docker volume per release, named release_volume(),
+# holding nothing; its labels are the record.
+RELEASE_PROJECT_LABEL = "luma.release.project"
+RELEASE_NUMBER_LABEL = "luma.release.number"
+RELEASE_TIME_LABEL = "luma.release.time"
+RELEASE_BY_LABEL = "luma.release.by"
+RELEASE_SOURCE_LABEL = "luma.release.source"
+RELEASE_COMMIT_LABEL = "luma.release.commit"
+RELEASE_IMAGES_LABEL = "luma.release.images"
+RELEASE_ROUTES_LABEL = "luma.release.routes"
+RELEASE_FILE_LABEL = "luma.release.file"
+RELEASE_NOTE_LABEL = "luma.release.note"
+#: Repository of the tags that keep each release's images referenced: luma-release/<project>:<n>-<service>.
+RELEASE_REPOSITORY = "luma-release"
+
+
+def release_volume(project: str, number: int) -> str:
+    return f"luma-release-{project}-{number}"

@@ -169,3 +169,12 @@ class MaintenanceRecord:
         digest = hashlib.sha256("\0".join((self.project, self.service, self.message, self.page,
                                            self.since)).encode()).hexdigest()[:24]
         return contract.MAINTENANCE_PREFIX + digest
+
+
+@dataclass(frozen=True)
+class VolumeRecord:
+    """A volume as deploy/releases.py reads it: its labels are the record of a release."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    created: str = ""

@@ -70,10 +70,13 @@ def _render(files, project, project_directory):
               help="The project's hosts answer 503 with the maintenance page during the deploy (for migrations that "
                    "cannot run under traffic); off after success. A deploy that fails after it was turned on leaves "
                    "it on (docs/maintenance.md).")
+@click.option("--keep-releases", "keep_releases", type=click.IntRange(min=1), default=None, metavar="N",
+              help="How many releases of the project the engine keeps (default 10, or $LUMA_KEEP_RELEASES); see "
+                   "`luma-compose releases`.")
 def deploy(files, project, project_directory, target, swarm_flag, timeout, drain, settle, force_unlock, dry_run, fmt,
            proxy_name, proxy_image, proxy_http_port, proxy_https_port, proxy_tls, proxy_select, ingress_pool,
            resolve_image,
-           proxy_nodes, maintenance) -> None:
+           proxy_nodes, maintenance, keep_releases) -> None:
     """Render, check and deploy a project behind the proxy, without downtime.
 
     First deploy: docker compose up -d, wait until healthy, route. Redeploy: every routed
@@ -86,7 +89,7 @@ def deploy(files, project, project_directory, target, swarm_flag, timeout, drain
     """
     target = resolve_target(target, swarm_flag,
                             compose_only=("drain", "settle", "force_unlock", "dry_run", "fmt", "proxy_https_port",
-                                          "proxy_tls", "proxy_select", "ingress_pool"),
+                                          "proxy_tls", "proxy_select", "ingress_pool", "keep_releases"),
                             swarm_only=("resolve_image", "proxy_nodes"))
     if dry_run and maintenance:
         raise UsageError("--dry-run changes nothing, so it turns no maintenance on", "drop --maintenance or --dry-run")
@@ -103,6 +106,9 @@ def deploy(files, project, project_directory, target, swarm_flag, timeout, drain
     if fmt == "json" and not dry_run:
         raise UsageError("--format json is for --dry-run (deploy itself prints progress lines)", "add --dry-run")
     pool = _ingress_pool(ingress_pool)
+    from ..deploy import releases
+
+    keep = releases.keep_setting(keep_releases)
     if dry_run:
         sys.exit(_dry_run(files, project, project_directory, fmt, proxy_name))
     t0 = time.monotonic()
@@ -123,6 +129,7 @@ def deploy(files, project, project_directory, target, swarm_flag, timeout, drain
                  ProxyOptions(proxy_name, proxy_image, proxy_http_port, proxy_https_port, proxy_tls, proxy_select),
                  timeout=timeout, drain=drain, progress=progress, settle=settle, force_unlock=force_unlock,
                  ingress_pool=pool)
+    d.after = releases.recorder(d, releases.origin(result.project_directory), keep)
     res = _maintained(d, maintenance)
     for w in res.warnings:
         click.echo(f"warning: {w}", err=True)
@@ -218,7 +225,11 @@ def _pools_warning(d) -> None:
 @click.option("--force-unlock", is_flag=True,
               help="Remove the project's deploy lock first, whoever holds it (a deploy that died on another "
                    "machine); says whose it was.")
-def down(files, project, project_directory, target, swarm_flag, volumes, proxy_name, force_unlock) -> None:
+@click.option("--keep-releases", "keep_releases", is_flag=True,
+              help="Keep the project's releases on the engine (and the images they pin), so `luma-compose rollback "
+                   "-p NAME RELEASE` can bring it back (--target compose only).")
+def down(files, project, project_directory, target, swarm_flag, volumes, proxy_name, force_unlock,
+         keep_releases) -> None:
     """Unroute a project, docker compose down, and remove its ingress network.
 
     Other projects keep serving. Volumes are kept unless --volumes. --target swarm: docker
@@ -228,15 +239,21 @@ def down(files, project, project_directory, target, swarm_flag, volumes, proxy_n
     from ..deploy.progress import Progress
     from ..deploy.teardown import down as teardown
 
-    target = resolve_target(target, swarm_flag, compose_only=("volumes", "force_unlock"))
+    target = resolve_target(target, swarm_flag, compose_only=("volumes", "force_unlock", "keep_releases"))
     project, directory, text = _project_of(files, project, project_directory)
     if target == "swarm":
         on_swarm.run_down(project, on_swarm.proxy_name(proxy_name, "--proxy-name"))
         return
+    from ..deploy import releases
+
     progress = Progress()
-    for w in teardown(docker_engine(), project, directory, text, proxy_name, volumes, progress,
+    engine = docker_engine()
+    for w in teardown(engine, project, directory, text, proxy_name, volumes, progress,
                       force_unlock=force_unlock):
         click.echo(f"warning: {w}", err=True)
+    if not keep_releases:
+        with progress.step(f"Remove the releases of {project}") as note:
+            note.append(f"({releases.forget(engine, project)})")
     click.echo(f"{project} is down", err=True)
 
 

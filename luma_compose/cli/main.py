@@ -21,6 +21,9 @@ LAZY_COMMANDS = {
     "deploy": "luma_compose.cli.deploy:deploy",
     "down": "luma_compose.cli.deploy:down",
     "maintenance": "luma_compose.cli.maintenance:maintenance",
+    "releases": "luma_compose.cli.releases:releases",
+    "rollback": "luma_compose.cli.rollback:rollback",
+    "ls": "luma_compose.cli.ls:ls",
 }
 
 

@@ -105,3 +105,26 @@ def spelling(ctx: click.Context, name: str) -> str:
     """How the help spells a parameter: its first long option."""
     param = next(p for p in ctx.command.params if p.name == name)
     return next((o for o in param.opts if o.startswith("--")), param.opts[0])
+
+
+def project_name(files, project: str | None, project_directory: str | None, required: bool = True) -> tuple[str, str]:
+    """(project, project directory) of a command that reads the engine only (releases, rollback): -p NAME,
+    else the compose file's project, found as render finds it. With no file here and no -p: ("", cwd)
+    unless ``required``."""
+    import os
+
+    from .. import api
+
+    from ..compose.inputs import check_explicit
+
+    if project and not files:
+        return check_explicit(project, "-p"), os.path.abspath(project_directory or ".")
+    try:
+        result = api.render(files, project, project_directory)
+    except UsageError:
+        if files or required:
+            raise
+        return "", os.path.abspath(project_directory or ".")
+    if not result.project:
+        raise UsageError("cannot tell the project from the compose file", "give -p NAME")
+    return result.project, result.project_directory

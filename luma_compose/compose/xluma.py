@@ -36,12 +36,14 @@ class MarkedService(NamedTuple):
     #: access control (compose/access.py): (user, bcrypt hash), admitted networks
     basic_auth: tuple[tuple[str, str], ...] = ()
     allow: tuple[str, ...] = ()
+    rollout: str = "start-first"  # x-luma `rollout`
 
     def spec(self) -> contract.RoutedService:
         """The plain description (no YAML nodes, variables interpolated): what deploy and the API see."""
         assert self.port is not None
         return contract.RoutedService(self.service, tuple(self.hosts), self.port, self.health_path,
-                                      self.paths, self.strip_prefix, self.redirect_from, self.basic_auth, self.allow)
+                                      self.paths, self.strip_prefix, self.redirect_from, self.basic_auth, self.allow,
+                                      self.rollout)
 
     def labels(self, project: str) -> dict[str, str]:
         return {**contract.route_labels(project, self.service, list(self.label_hosts or self.hosts),
@@ -162,7 +164,8 @@ def find_routes(src: Source, data: dict, variables: Mapping[str, str] | None = N
         text_port = written.get("port")
         routes.append(MarkedService(name, snode, knode, xnode, [h.lower() for h in hosts], port, health,
                                     label_hosts, str(text_port) if isinstance(text_port, str) else expose_label,
-                                    str(written.get("health", health)), *features, users, allow))
+                                    str(written.get("health", health)), *features, users, allow,
+                                    str(xdata.get("rollout", "start-first"))))
     return routes, problems
 
 

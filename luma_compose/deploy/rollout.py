@@ -58,6 +58,7 @@ from .lock import ProjectLock
 from .networks import prepared as networks_prepared
 from .subnets import IngressPool, default_pool
 from .progress import Progress
+from . import stopfirst
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine.docker_engine import DockerEngine as Engine
@@ -107,6 +108,9 @@ class Deployer:
                                 progress=self.progress, sleep=sleep)
         #: deploy --maintenance (deploy/maintenance.py): on once locked, off after success
         self.maintenance = None
+        #: run last, under the lock, with the compose config: records the release (deploy/releases.py)
+        self.after: Callable[[dict], None] | None = None
+        self.stop_first: set[str] = set()  # routed services rolled stop-first (deploy/stopfirst.py)
 
     def containers(self, service: str | None = None) -> list[ContainerRecord]:
         """The project's containers (of one service), in any state."""
@@ -135,6 +139,7 @@ class Deployer:
             self.grace = {name: grace_seconds(svc.get("stop_grace_period"))
                           for name, svc in (cfg.get("services") or {}).items()}
         services = list((cfg.get("services") or {}).keys())
+        self.stop_first = {s for s, r in self.routed.items() if stopfirst.is_stop_first(cfg, s, r.rollout)}
         plain = [s for s in services if s not in self.routed]
         shadows = shadow_refusals(self.project, cfg, table, list(pc.networks) if pc is not None else [])
         if shadows:
@@ -221,6 +226,8 @@ class Deployer:
             for r in self.routed.values():
                 for h in r.hosts if r.service not in paused else ():
                     self.checks.check_host(h, proxy_check_path(r))
+        if self.after is not None:
+            self.after(cfg)
         res.urls = self.checks.urls(list(self.routed.values()))
         res.warnings = self.warnings
         return res
@@ -318,6 +325,8 @@ class Deployer:
         self._roll(plan)
 
     def _roll(self, plan: ServicePlan) -> None:
+        if plan.service in self.stop_first:
+            return stopfirst.roll(self, plan)
         s, n = plan.service, plan.replicas
         old = list(plan.old)
         with self.progress.step(f"Roll {s}: start {n} new beside {len(old)} old ({plan.why})"):

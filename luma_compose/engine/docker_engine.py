@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import contract
 from ..errors import UnavailableError, short_error
-from ..records import ContainerRecord, ContainerSpec, MaintenanceRecord, NetworkRecord
+from ..records import ContainerRecord, ContainerSpec, MaintenanceRecord, NetworkRecord, VolumeRecord
 from . import compose_cli, state
 from .client import Endpoint, connect, resolve
 
@@ -256,6 +256,35 @@ class DockerEngine:
             except _errors().APIError as e:
                 raise EngineError(f"cannot remove the volume {m.name}: {short_error(e)}") from e
         return gone
+    def volume_records(self, labels: Sequence[str] = ()) -> list[VolumeRecord]:
+        """Volumes carrying these labels (one list call)."""
+        rows = self.dc.api.volumes(filters={"label": list(labels)}).get("Volumes") or []
+        return [VolumeRecord(v["Name"], dict(v.get("Labels") or {}), v.get("CreatedAt") or "") for v in rows]
+
+    def create_volume_checked(self, name: str, labels: dict[str, str]) -> None:
+        """A new volume; EngineError when one of that name exists (Docker would return it silently)."""
+        if self.volume_exists(name):
+            raise EngineError(f"the volume {name} already exists")
+        try:
+            self.dc.volumes.create(name, labels=labels)
+        except _errors().APIError as e:
+            raise EngineError(f"cannot create the volume {name}: {short_error(e)}") from e
+
+    def tag_image(self, image: str, repository: str, tag: str) -> None:
+        """Tag a local image (by id or reference) as repository:tag."""
+        try:
+            self.dc.api.tag(image, repository, tag, force=True)
+        except _errors().APIError as e:
+            raise EngineError(f"cannot tag {image} as {repository}:{tag}: {short_error(e)}") from e
+
+    def untag_image(self, ref: str) -> bool:
+        """Remove one tag (the image goes too when nothing else references it); False when the engine
+        keeps it (no such tag, or a container still uses an image this is the last tag of)."""
+        try:
+            self.dc.api.remove_image(ref, noprune=False)
+            return True
+        except _errors().APIError:
+            return False
 
     # ------------------------------------------------------------------ networks
 

@@ -65,6 +65,12 @@ def problems(src: Source) -> list[Problem]:
             if kn is not None:
                 out.append(src.problem(kn, f"service '{name}': `{key}` is ignored by docker stack deploy", hint,
                                        WARNING_RULE))
+        _, xl = own_get(body, contract.EXTENSION_KEY)
+        rk, _ = own_get(xl, "rollout") if is_map(xl) else (None, None)
+        if rk is not None:
+            out.append(src.problem(rk, f"service '{name}': x-luma `rollout` is not read on a swarm",
+                                   "write Compose's own `deploy.update_config.order` (start-first or stop-first): "
+                                   "Swarm rolls the service that way", WARNING_RULE))
         kn, dep = own_get(body, "depends_on")
         if kn is not None:
             if is_map(dep):

@@ -32,6 +32,7 @@ from luma_compose.records import (
     MaintenanceRecord,
     NetworkAttachment,
     NetworkRecord,
+    VolumeRecord,
 )
 
 _ids = itertools.count(1)
@@ -47,7 +48,7 @@ class FakeEngine:
         self.volume_labels: dict[str, dict[str, str]] = {}
         self.files: dict[tuple[str, str], bytes] = {}
         self.loaded: dict[str, Any] = {}  # proxy container id -> Caddy config loaded
-        self.images: dict[str, str] = {}
+        self.images: dict[str, str] = {}  # reference -> image id (an id is found while any reference has it)
         self.calls: list[tuple] = []
         self.compose_log: list[ComposeCommand] = []
         self.projects: dict[str, "FakeProject"] = {}
@@ -186,6 +187,8 @@ class FakeEngine:
         self.files[(c.id, path)] = data
 
     def image_id(self, ref: str) -> str:
+        if ref.startswith("sha256:"):
+            return ref if ref in self.images.values() else ""
         return self.images.get(ref, "")
 
     def volume_exists(self, name: str) -> bool:
@@ -218,6 +221,30 @@ class FakeEngine:
         for m in gone:
             self.remove_volume(m.name)
         return gone
+    def volume_records(self, labels: Sequence[str] = ()) -> list[VolumeRecord]:
+        return [VolumeRecord(n, lb, "") for n, lb in self.volume_labels.items()
+                if all(k in lb and (not eq or lb[k] == v) for k, eq, v in (f.partition("=") for f in labels))]
+
+    def create_volume_checked(self, name: str, labels: dict[str, str]) -> None:
+        if name in self.volumes:
+            raise EngineError(f"the volume {name} already exists")
+        self.calls.append(("create volume", name))
+        self.volumes.add(name)
+        self.volume_labels[name] = dict(labels)
+
+    def tag_image(self, image: str, repository: str, tag: str) -> None:
+        iid = image if image.startswith("sha256:") else self.images.get(image, "")
+        if not iid or iid not in self.images.values():
+            raise EngineError(f"cannot tag {image} as {repository}:{tag}: No such image")
+        self.calls.append(("tag", iid, f"{repository}:{tag}"))
+        self.images[f"{repository}:{tag}"] = iid
+
+    def untag_image(self, ref: str) -> bool:
+        if ref not in self.images:
+            return False
+        self.calls.append(("untag", ref))
+        del self.images[ref]
+        return True
 
     def network(self, name: str) -> NetworkRecord | None:
         return self.nets.get(name)
@@ -302,6 +329,7 @@ class FakeService:
     health: str | None = None  # the Docker health a new container reports (None: no health check)
     container_name: str = ""
     aliases: tuple[str, ...] = ()  # extra network aliases on the ingress network
+    update_order: str = ""  # deploy.update_config.order (stop-first: deploy/stopfirst.py)
 
 
 @dataclasses.dataclass
@@ -340,7 +368,9 @@ class FakeCompose:
                 return "".join(f"{s} {v.config_hash}\n" for s, v in spec.services.items())
             # as Compose prints it: routed services join the ingress network (render puts them there)
             return json.dumps({"name": self.project, "services": {
-                s: {"image": v.image, "deploy": {"replicas": v.replicas},
+                s: {"image": v.image, "deploy": {"replicas": v.replicas,
+                                                  **({"update_config": {"order": v.update_order}}
+                                                     if v.update_order else {})},
                     "networks": {"default": None, **({contract.NETWORK_KEY: {"aliases": list(v.aliases)} if v.aliases
                                                       else None} if v.routed else {})},
                     **({"container_name": v.container_name} if v.container_name else {})}
@@ -355,7 +385,8 @@ class FakeCompose:
                 have = [c for c in e.containers([f"{COMPOSE_PROJECT_LABEL}={self.project}",
                                                  f"{COMPOSE_SERVICE_LABEL}={s}"], all=True)]
                 for _ in range(want - len(have)):
-                    self._new_container(s, spec.services[s], len(have) + 1 + _)
+                    self._new_container(s, spec.services[s], len(have) + 1 + _,
+                                        "created" if "--no-start" in args else "running")
             return ""
         if args[:1] == ("down",):
             for c in e.containers([f"{COMPOSE_PROJECT_LABEL}={self.project}"], all=True):
@@ -391,7 +422,7 @@ class FakeCompose:
             e.add_network(net["name"], {COMPOSE_PROJECT_LABEL: self.project, **net.get("labels", {})},
                           f"192.168.{e.default_pools_left * 16}.0/20")
 
-    def _new_container(self, service: str, svc: FakeService, number: int) -> None:
+    def _new_container(self, service: str, svc: FakeService, number: int, state: str = "running") -> None:
         e = self.engine
         labels = {COMPOSE_PROJECT_LABEL: self.project, COMPOSE_SERVICE_LABEL: service, CONFIG_HASH_LABEL: svc.config_hash}
         nets = {f"{self.project}_default": NetworkAttachment(f"10.1.0.{next(_ids) % 250}", (service,))}
@@ -407,7 +438,7 @@ class FakeCompose:
             number += 1
             name = f"{self.project}-{service}-{number}"
         e.calls.append(("compose creates", name))
-        e.add(ContainerRecord(id=f"c{next(_ids):04d}", name=name, labels=labels, created=e._now(), state="running",
+        e.add(ContainerRecord(id=f"c{next(_ids):04d}", name=name, labels=labels, created=e._now(), state=state,
                               health=svc.health, networks=nets, image=e.images.get(svc.image, "sha256:app"),
                               image_ref=svc.image))
 
