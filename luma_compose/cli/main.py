@@ -20,6 +20,8 @@ LAZY_COMMANDS = {
     "routes": "luma_compose.cli.proxy:routes",
     "deploy": "luma_compose.cli.deploy:deploy",
     "down": "luma_compose.cli.deploy:down",
+    "logs": "luma_compose.cli.logs:logs",
+    "status": "luma_compose.cli.status:status",
 }
 
 

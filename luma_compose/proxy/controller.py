@@ -33,7 +33,7 @@ from ..contract import PROXY_LABEL, PROXY_LAYOUT_LABEL
 
 #: Label on the proxy container: the layout of the container luma-compose creates. A proxy
 #: of an older layout (no --resume, config not on the volume) is recreated by ``up``.
-PROXY_LAYOUT = "3"
+PROXY_LAYOUT = "4"  # 4: the rotated log (json-file max-size) of the access log
 #: Where Caddy autosaves the config it runs: on the volume, so a recreated container resumes it.
 CONFIG_HOME = "/data/config"
 #: The name the old proxy container has while ``up`` tries its replacement.
@@ -60,6 +60,7 @@ from .container import (
 )
 from ..routing.claims import RouteTable, SyncResult
 from ..routing.containers import build_table
+from .observe_inputs import ObserveInputs, access_log_setting, metrics_address
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine.docker_engine import DockerEngine as Engine
@@ -107,7 +108,11 @@ def proxy_spec(name: str, image: str, settings: Settings, volume: str, kernel: s
     # --resume: after any restart (of the container, the engine, the machine) Caddy serves the
     # last config it ran at once, with no luma-compose process; the bootstrap config only when
     # there is none yet.
+    from .observe_inputs import LOG_DRIVER, LOG_OPTIONS, spec_ports
+
+    ports.update(spec_ports(settings))  # --metrics: published there only
     return ContainerSpec(
+        log_driver=LOG_DRIVER, log_options=LOG_OPTIONS,  # the access log is bounded (rotated by the engine)
         name=name, image=image, command=("caddy", "run", "--config", BOOTSTRAP_PATH, "--resume"),
         labels={PROXY_LABEL: "true", PROXY_LAYOUT_LABEL: PROXY_LAYOUT, **settings.labels()},
         environment={"XDG_DATA_HOME": "/data", "XDG_CONFIG_HOME": CONFIG_HOME},
@@ -133,13 +138,15 @@ class Controller:
         self.proxy_id: str = ""
         self.settings = Settings()  # as of the last look at the proxy container
         self._ports: dict[str, tuple[str, int]] = {}  # its published ports, as of that look
+        self.observe = ObserveInputs(engine, self.proxy)  # access log and metrics (proxy/observe.py)
 
     # -- up / down
 
     def up(self, image: str | None = None, http_port: str | None = None, https_port: str | None = None,
            tls: str | None = None, email: str | None = None, volume: str | None = None,
            select: str | None = None, acme_ca: str | None = None,
-           acme_ca_root: str | None = None) -> tuple[ContainerRecord, bool]:
+           acme_ca_root: str | None = None, access_log: str | None = None,
+           metrics: str | None = None) -> tuple[ContainerRecord, bool]:
         """Create or reconcile the proxy container. Unset options keep the existing container's value.
 
         ``acme_ca_root``: the PEM text (not a path: the file is on this machine, the proxy may not be)."""
@@ -153,6 +160,8 @@ class Controller:
             select=select if select is not None else cur.select,
             acme_ca=acme_ca if acme_ca is not None else cur.acme_ca,
             acme_ca_root=acme_ca_root if acme_ca_root is not None else cur.acme_ca_root,
+            access_log=access_log_setting(access_log) if access_log is not None else cur.access_log,
+            metrics=metrics_address(metrics) if metrics is not None else cur.metrics,
         )
         image = image or os.environ.get(ENV_IMAGE) or (c.image_ref if c is not None else DEFAULT_IMAGE)
         if want.select and not re.fullmatch(r"[^=\s]+=\S*", want.select):
@@ -279,7 +288,7 @@ class Controller:
             https_published = parse_publish(s.https, "--https-port")[1]
         except UsageError:
             https_published = 0
-        return caddy_config.build_config(table, tls=s.tls, email=s.email or None,
+        config = caddy_config.build_config(table, tls=s.tls, email=s.email or None,
                                          http_port=INTERNAL_HTTP_PORT, https_port=INTERNAL_HTTPS_PORT,
                                          acme_ca=s.acme_ca or None,
                                          acme_ca_root=ACME_ROOT_PATH if s.acme_ca_root else None,
@@ -289,6 +298,7 @@ class Controller:
                                          http3=udp is not None, alt_svc_port=udp[1] if udp else None,
                                          # the HTTP -> HTTPS redirect names a published port other than 443
                                          public_https_port=self._ports.get(HTTPS_KEY, ("", 443))[1])
+        return self.observe.apply(config, table, s, self.proxy_id)
 
     def status(self) -> ProxyStatus:
         """The running proxy, its route table, and whether Caddy's loaded config matches the labels."""
@@ -302,7 +312,7 @@ class Controller:
 
             hosts = [h for r in table.routes for h in r.hosts if not h.startswith("*")]
             certificates = certs.states(hosts, self.proxy.certificate_files(),
-                                        self.engine.logs(self.proxy.name, tail=400) if hosts else "")
+                                        self.engine.logs(self.proxy.name, tail=400, stdout=False) if hosts else "")
         return ProxyStatus(self.proxy.name, c.image_ref, c.state, self.settings.tls, ports, in_sync, table,
                            self.engine.endpoint.describe(), self.engine.endpoint.to_json(), certificates)
 
