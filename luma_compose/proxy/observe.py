@@ -77,7 +77,8 @@ def apply(config: dict[str, Any], routes: Iterable[Any], *, access_log: bool = T
 def _access_log(config: dict[str, Any], servers: dict[str, Any], main: dict[str, Any]) -> None:
     """One JSON line per request on stdout, only the access log (Caddy's own log stays on stderr)."""
     logging = config.setdefault("logging", {}).setdefault("logs", {})
-    logging["default"] = {"exclude": [ACCESS_LOG_NAME]}
+    default = logging["default"] = dict(logging.get("default") or {})  # keeps its level (a swarm edge's WARN)
+    default["exclude"] = sorted({*default.get("exclude", []), ACCESS_LOG_NAME})
     logging[ACCESS_LOGGER] = {"writer": {"output": "stdout"}, "encoder": ACCESS_ENCODER, "include": [ACCESS_LOG_NAME]}
     for name, server in servers.items():
         if name != METRICS_SERVER:

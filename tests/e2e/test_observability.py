@@ -122,8 +122,15 @@ def test_metrics_are_served_to_the_host_never_to_a_project_container(site, busyb
     assert proxy.engine.inspect(proxy.name)["NetworkSettings"]["Ports"]["9180/tcp"][0]["HostIp"] == "127.0.0.1"
     body = urllib.request.urlopen(f"http://127.0.0.1:{mport}/luma/metrics", timeout=15).read().decode()
     assert f'luma_route_info{{host="app.{a.name}.test",project="{a.name}",service="web"}} 1' in body
-    assert "caddy_http_requests_total" in urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics",
-                                                                 timeout=15).read().decode()
+    caddy = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=15).read().decode()
+    assert "caddy_http_requests_total" in caddy and "caddy_config_last_reload_successful 1" in caddy
+    # upstream health joins to its route: Caddy's upstream label is the dial address luma_upstream_info names
+    # (Caddy updates that gauge every 10 s)
+    dial = f"tcp4/{a.container('web')}.:3000"
+    healthy = f'caddy_reverse_proxy_upstreams_healthy{{upstream="{dial}"}} 1'
+    assert pk.wait_for(lambda: healthy in urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics",
+                                                                 timeout=15).read().decode(), timeout=60, every=1)
+    assert f'luma_upstream_info{{upstream="{dial}",project="{a.name}",service="web"}} 1' in body
     # a project container reaches the proxy on its ingress network: every port and path is refused
     ip = proxy.engine.inspect(proxy.name)["NetworkSettings"]["Networks"][contract.ingress_network(a.name)]["IPAddress"]
     for path in ("/metrics", "/luma/metrics", "/"):
