@@ -304,7 +304,10 @@ class Controller:
         """The running proxy, its route table, and whether Caddy's loaded config matches the labels."""
         c = self.proxy.running()
         table, current = self.table(c)
-        in_sync = current is not None and caddy_config.dumps(current) == caddy_config.dumps(self.desired(table))
+        from .observe import comparable  # a certificate Caddy renewed since the last sync is no drift
+
+        in_sync = current is not None and (caddy_config.dumps(comparable(current))
+                                           == caddy_config.dumps(comparable(self.desired(table))))
         ports = {k: f"{ip or '*'}:{port}" for k, (ip, port) in c.ports.items()}
         certificates = []
         if self.settings.tls != "off":

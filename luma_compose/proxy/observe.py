@@ -121,6 +121,24 @@ def metrics_server(luma_text: str, allow: Iterable[str]) -> dict[str, Any]:
             "routes": [forbidden, caddy, ours, caddy_config.NOT_FOUND]}
 
 
+CERT_EXPIRY = "luma_certificate_expiry_timestamp_seconds"
+
+
+def comparable(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``config`` without the certificates' expiry: what tells whether Caddy runs what the labels say
+    (a renewal Caddy made itself since the last sync is no drift)."""
+    try:
+        config["apps"]["http"]["servers"][METRICS_SERVER]["routes"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return config
+    out = copy.deepcopy(config)
+    for r in out["apps"]["http"]["servers"][METRICS_SERVER]["routes"]:
+        for h in r.get("handle", []) if isinstance(r, dict) else []:
+            if isinstance(h, dict) and isinstance(h.get("body"), str) and CERT_EXPIRY in h["body"]:
+                h["body"] = "\n".join(x for x in h["body"].split("\n") if not x.startswith(CERT_EXPIRY + "{"))
+    return out
+
+
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 

@@ -13,10 +13,10 @@ import json
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -89,6 +89,31 @@ def test_access_log_has_one_json_line_per_request_with_its_route(site):
     assert logs(proxy, "-p", b.name, "--service", "nope") == []
     text = pk.SHARED.cli("logs", "--name", proxy.name, "-p", b.name).stdout
     assert f"{b.name}/web 404 GET {hb}/nothing-here" in text
+
+
+def test_logs_follow_prints_new_requests_as_they_come(site):
+    proxy, (a, _), _ = site
+    cmd = [*dk.luma_compose_cmd(), "logs", "--name", proxy.name, "-p", a.name, "--since", "1s", "--follow",
+           "--format", "json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    guard = threading.Timer(120, proc.kill)  # a readline that never returns fails the test, never hangs it
+    guard.start()
+    try:
+        time.sleep(1)
+        assert proxy.get(f"app.{a.name}.test", "/followed")[0] == 404
+        seen = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(r["path"] == "/followed" for r in seen):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(json.loads(line))
+        assert any(r["path"] == "/followed" and r["project"] == a.name for r in seen), seen
+        assert proc.poll() is None  # still following
+    finally:
+        guard.cancel()
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_hostile_hosts_and_paths_never_break_a_log_line(site):

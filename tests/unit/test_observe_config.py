@@ -127,6 +127,16 @@ def test_luma_metrics_join_hosts_and_upstreams_to_projects():
     assert "{http." not in text and "{env." not in text
 
 
+def test_a_renewed_certificate_is_no_drift_but_a_route_change_is():
+    old = config(metrics=True, cert_expiry={"blog.test": 1_800_000_000})
+    renewed = config(metrics=True, cert_expiry={"blog.test": 1_805_000_000})
+    assert caddy_config.dumps(old) != caddy_config.dumps(renewed)
+    assert caddy_config.dumps(observe.comparable(old)) == caddy_config.dumps(observe.comparable(renewed))
+    other = config(RouteTable((route(),)), metrics=True, cert_expiry={"blog.test": 1_800_000_000})
+    assert caddy_config.dumps(observe.comparable(old)) != caddy_config.dumps(observe.comparable(other))
+    assert observe.comparable(None) is None and observe.comparable({"apps": {}}) == {"apps": {}}
+
+
 # ---------------------------------------------------------------- the proxy container (fake engine)
 
 def test_proxy_up_publishes_metrics_on_loopback_only_and_rotates_its_log():
