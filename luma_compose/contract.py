@@ -60,6 +60,9 @@ PROXY_SELECT_LABEL = "luma.proxy.select"
 #: root that signs its HTTPS certificate (``--acme-ca-root``, copied into the proxy at creation).
 PROXY_ACME_CA_LABEL = "luma.proxy.acme-ca"
 PROXY_ACME_ROOT_LABEL = "luma.proxy.acme-ca-root"
+#: ``off``: no access log (default on); the metrics address (``--metrics``, absent: no metrics).
+PROXY_ACCESS_LOG_LABEL = "luma.proxy.access-log"
+PROXY_METRICS_LABEL = "luma.proxy.metrics"
 
 #: Layout version of the single-host proxy container (a proxy of another layout is recreated).
 PROXY_LAYOUT_LABEL = "luma.proxy.layout"

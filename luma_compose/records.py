@@ -123,6 +123,9 @@ class ContainerSpec:
     dns_options: tuple[str, ...] = ()
     #: namespaced kernel settings of the container (``net.*``)
     sysctls: Mapping[str, str] = field(default_factory=dict)
+    #: the engine's log driver and its options (rotation: ``max-size``, ``max-file``); "": the engine's default
+    log_driver: str = ""
+    log_options: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

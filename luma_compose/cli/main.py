@@ -24,6 +24,8 @@ LAZY_COMMANDS = {
     "releases": "luma_compose.cli.releases:releases",
     "rollback": "luma_compose.cli.rollback:rollback",
     "ls": "luma_compose.cli.ls:ls",
+    "logs": "luma_compose.cli.logs:logs",
+    "status": "luma_compose.cli.status:status",
 }
 
 

@@ -110,6 +110,8 @@ class DockerEngine:
             kw["dns_opt"] = list(spec.dns_options)
         if spec.sysctls:
             kw["sysctls"] = dict(spec.sysctls)
+        if spec.log_driver:
+            kw["log_config"] = {"Type": spec.log_driver, "Config": dict(spec.log_options)}
         try:
             c = self.dc.containers.create(spec.image, **kw)
         except errors.ImageNotFound:
@@ -160,9 +162,31 @@ class DockerEngine:
         except _errors().APIError as e:
             raise EngineError(f"cannot rename {c.name} to {name}: {short_error(e)}") from e
 
-    def logs(self, ref: str, tail: int = 20) -> str:
+    def logs(self, ref: str, tail: int = 20, stdout: bool = True) -> str:
+        """The last lines of a container's log (``stdout=False``: its stderr only)."""
         c = self._get(ref)
-        return c.logs(tail=tail).decode(errors="replace") if c is not None else ""
+        return c.logs(tail=tail, stdout=stdout, stderr=True).decode(errors="replace") if c is not None else ""
+
+    def log_lines(self, ref: str, since: float | None = None, follow: bool = False, tail: int | None = None,
+                  stdout: bool = True, stderr: bool = True) -> Iterator[str]:
+        """A container's log, line by line (``since``: Unix time; ``follow``: until it stops)."""
+        c = self._require(ref)
+        kw: dict[str, Any] = {"stdout": stdout, "stderr": stderr, "stream": True, "follow": follow}
+        if since is not None:
+            kw["since"] = since
+        if tail is not None:
+            kw["tail"] = tail
+        try:
+            buf = b""
+            for chunk in c.logs(**kw):
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    yield line.decode(errors="replace")
+            if buf:
+                yield buf.decode(errors="replace")
+        except _errors().APIError as e:
+            raise EngineError(f"cannot read the log of {c.name}: {short_error(e)}") from e
 
     def exec(self, ref: str, argv: Sequence[str]) -> tuple[int, str, str]:
         c = self._require(ref)

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..contract import (  # the proxy container's own labels live with the others
+    PROXY_ACCESS_LOG_LABEL,
     PROXY_ACME_CA_LABEL,
     PROXY_ACME_ROOT_LABEL,
+    PROXY_METRICS_LABEL,
     PROXY_EMAIL_LABEL,
     PROXY_HTTP_LABEL,
     PROXY_HTTPS_LABEL,
@@ -48,6 +50,8 @@ HTTP_KEY = f"{INTERNAL_HTTP_PORT}/tcp"
 HTTPS_KEY = f"{INTERNAL_HTTPS_PORT}/tcp"
 #: HTTP/3 (QUIC) is published on the same host address and port as HTTPS, over UDP.
 HTTPS_UDP_KEY = f"{INTERNAL_HTTPS_PORT}/udp"
+#: The metrics listener (proxy/observe.py), published only with --metrics.
+METRICS_KEY = "9180/tcp"
 
 
 def proxy_name(name: str | None = None) -> str:
@@ -76,6 +80,8 @@ class Settings:
     select: str = ""
     acme_ca: str = ""  # ACME directory URL; "" is Caddy's default (Let's Encrypt)
     acme_ca_root: str = ""  # PEM of the root the ACME server's HTTPS is signed with
+    access_log: str = "on"  # on | off: one JSON line per request on the proxy's stdout
+    metrics: str = ""  # [IP:]PORT the metrics are published on; "": no metrics
 
     @classmethod
     def of(cls, labels: Mapping[str, str]) -> "Settings":
@@ -83,7 +89,8 @@ class Settings:
         return cls(labels.get(PROXY_TLS_LABEL, d.tls), labels.get(PROXY_EMAIL_LABEL, d.email),
                    labels.get(PROXY_HTTP_LABEL, d.http), labels.get(PROXY_HTTPS_LABEL, d.https),
                    labels.get(PROXY_SELECT_LABEL, d.select), labels.get(PROXY_ACME_CA_LABEL, d.acme_ca),
-                   labels.get(PROXY_ACME_ROOT_LABEL, d.acme_ca_root))
+                   labels.get(PROXY_ACME_ROOT_LABEL, d.acme_ca_root), labels.get(PROXY_ACCESS_LOG_LABEL, d.access_log),
+                   labels.get(PROXY_METRICS_LABEL, d.metrics))
 
     def labels(self) -> dict[str, str]:
         out = {PROXY_TLS_LABEL: self.tls, PROXY_EMAIL_LABEL: self.email, PROXY_HTTP_LABEL: self.http,
@@ -92,6 +99,10 @@ class Settings:
             out[PROXY_ACME_CA_LABEL] = self.acme_ca
         if self.acme_ca_root:
             out[PROXY_ACME_ROOT_LABEL] = self.acme_ca_root
+        if self.access_log != "on":
+            out[PROXY_ACCESS_LOG_LABEL] = self.access_log
+        if self.metrics:
+            out[PROXY_METRICS_LABEL] = self.metrics
         return out
 
     def selects(self, labels: Mapping[str, str]) -> bool:
@@ -202,7 +213,7 @@ class ProxyContainer:
         while time.monotonic() < deadline:
             c = self.container()
             if c is None or c.state != "running":
-                logs = self.engine.logs(self.name, tail=20)
+                logs = self.engine.logs(self.name, tail=20, stdout=False)  # Caddy's own log, not the access log
                 raise UnavailableError(f"the proxy container {self.name} stopped "
                                        f"({c.state if c else 'removed'}):\n{logs}")
             ok, last = self.fetch(f"{ADMIN_URL}/config/", timeout=2)

@@ -33,7 +33,7 @@ from ..contract import PROXY_LABEL, PROXY_LAYOUT_LABEL
 
 #: Label on the proxy container: the layout of the container luma-compose creates. A proxy
 #: of an older layout (no --resume, config not on the volume) is recreated by ``up``.
-PROXY_LAYOUT = "3"
+PROXY_LAYOUT = "4"  # 4: the rotated log (json-file max-size) of the access log
 #: Where Caddy autosaves the config it runs: on the volume, so a recreated container resumes it.
 CONFIG_HOME = "/data/config"
 #: The name the old proxy container has while ``up`` tries its replacement.
@@ -61,6 +61,7 @@ from .container import (
 from ..routing.claims import RouteTable, SyncResult
 from ..routing.containers import build_table
 from ..routing import maintenance
+from .observe_inputs import ObserveInputs, access_log_setting, metrics_address
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine.docker_engine import DockerEngine as Engine
@@ -108,7 +109,11 @@ def proxy_spec(name: str, image: str, settings: Settings, volume: str, kernel: s
     # --resume: after any restart (of the container, the engine, the machine) Caddy serves the
     # last config it ran at once, with no luma-compose process; the bootstrap config only when
     # there is none yet.
+    from .observe_inputs import LOG_DRIVER, LOG_OPTIONS, spec_ports
+
+    ports.update(spec_ports(settings))  # --metrics: published there only
     return ContainerSpec(
+        log_driver=LOG_DRIVER, log_options=LOG_OPTIONS,  # the access log is bounded (rotated by the engine)
         name=name, image=image, command=("caddy", "run", "--config", BOOTSTRAP_PATH, "--resume"),
         labels={PROXY_LABEL: "true", PROXY_LAYOUT_LABEL: PROXY_LAYOUT, **settings.labels()},
         environment={"XDG_DATA_HOME": "/data", "XDG_CONFIG_HOME": CONFIG_HOME},
@@ -137,13 +142,15 @@ class Controller:
         #: the host's addresses on the proxy's own (non-ingress) networks, as of that look: a
         #: connection to a published port that Docker relays (docker-proxy, NAT) comes from one
         self._relays: tuple[str, ...] = ()
+        self.observe = ObserveInputs(engine, self.proxy)  # access log and metrics (proxy/observe.py)
 
     # -- up / down
 
     def up(self, image: str | None = None, http_port: str | None = None, https_port: str | None = None,
            tls: str | None = None, email: str | None = None, volume: str | None = None,
            select: str | None = None, acme_ca: str | None = None,
-           acme_ca_root: str | None = None) -> tuple[ContainerRecord, bool]:
+           acme_ca_root: str | None = None, access_log: str | None = None,
+           metrics: str | None = None) -> tuple[ContainerRecord, bool]:
         """Create or reconcile the proxy container. Unset options keep the existing container's value.
 
         ``acme_ca_root``: the PEM text (not a path: the file is on this machine, the proxy may not be)."""
@@ -157,6 +164,8 @@ class Controller:
             select=select if select is not None else cur.select,
             acme_ca=acme_ca if acme_ca is not None else cur.acme_ca,
             acme_ca_root=acme_ca_root if acme_ca_root is not None else cur.acme_ca_root,
+            access_log=access_log_setting(access_log) if access_log is not None else cur.access_log,
+            metrics=metrics_address(metrics) if metrics is not None else cur.metrics,
         )
         image = image or os.environ.get(ENV_IMAGE) or (c.image_ref if c is not None else DEFAULT_IMAGE)
         if want.select and not re.fullmatch(r"[^=\s]+=\S*", want.select):
@@ -285,7 +294,7 @@ class Controller:
             https_published = parse_publish(s.https, "--https-port")[1]
         except UsageError:
             https_published = 0
-        return caddy_config.build_config(table, tls=s.tls, email=s.email or None,
+        config = caddy_config.build_config(table, tls=s.tls, email=s.email or None,
                                          http_port=INTERNAL_HTTP_PORT, https_port=INTERNAL_HTTPS_PORT,
                                          acme_ca=s.acme_ca or None,
                                          acme_ca_root=ACME_ROOT_PATH if s.acme_ca_root else None,
@@ -298,12 +307,16 @@ class Controller:
                                          # a redirect's port without TLS (redirect_from)
                                          public_http_port=self._ports.get(HTTP_KEY, ("", 80))[1],
                                          relays=self._relays)
+        return self.observe.apply(config, table, s, self.proxy_id)
 
     def status(self) -> ProxyStatus:
         """The running proxy, its route table, and whether Caddy's loaded config matches the labels."""
         c = self.proxy.running()
         table, current = self.table(c)
-        in_sync = current is not None and caddy_config.dumps(current) == caddy_config.dumps(self.desired(table))
+        from .observe import comparable  # a certificate Caddy renewed since the last sync is no drift
+
+        in_sync = current is not None and (caddy_config.dumps(comparable(current))
+                                           == caddy_config.dumps(comparable(self.desired(table))))
         ports = {k: f"{ip or '*'}:{port}" for k, (ip, port) in c.ports.items()}
         certificates = []
         if self.settings.tls != "off":
@@ -311,7 +324,7 @@ class Controller:
 
             hosts = [h for r in table.routes for h in r.claimed if not h.startswith("*")]  # redirect hosts too
             certificates = certs.states(hosts, self.proxy.certificate_files(),
-                                        self.engine.logs(self.proxy.name, tail=400) if hosts else "")
+                                        self.engine.logs(self.proxy.name, tail=400, stdout=False) if hosts else "")
         return ProxyStatus(self.proxy.name, c.image_ref, c.state, self.settings.tls, ports, in_sync, table,
                            self.engine.endpoint.describe(), self.engine.endpoint.to_json(), certificates)
 

@@ -157,7 +157,7 @@ class FakeEngine:
         self.calls.append(("rename", c.name, name))
         self._set(c, name=name)
 
-    def logs(self, ref: str, tail: int = 20) -> str:
+    def logs(self, ref: str, tail: int = 20, stdout: bool = True) -> str:
         return "fake log line\n"
 
     def exec(self, ref: str, argv: Sequence[str]) -> tuple[int, str, str]:

@@ -1,0 +1,50 @@
+"""``luma-compose logs``: the proxy's access log, read from the engine (``docker logs`` of the proxy
+container, its stdout), filtered and printed as JSON lines or text."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import UnavailableError
+from .options import docker_engine
+
+
+@click.command()
+@click.option("-p", "--project", default=None, metavar="NAME", help="Only requests routed to this project.")
+@click.option("--service", default=None, metavar="SERVICE", help="Only requests routed to this service.")
+@click.option("--follow", is_flag=True, help="Keep printing new requests until stopped (Ctrl-C).")
+@click.option("--since", default=None, metavar="DURATION|TIME",
+              help="Only requests since then: 10m, 2h, 1h30m, or an RFC 3339 time.")
+@click.option("--status", default=None, metavar="CODES", help="Only these statuses: 5xx, 404, 4xx,502, ...")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              help="text: one line per request for people; json: one JSON object per line.")
+@click.option("--name", default=None, metavar="NAME",
+              help="Proxy container name (default luma-proxy, or $LUMA_PROXY_NAME).")
+def logs(project, service, follow, since, status, fmt, name) -> None:
+    """The proxy's access log: one line per request (time, project, service, host, method, path,
+    status, duration, bytes, upstream container, client, request id), from the engine, like
+    `docker compose logs`. One Docker host (the proxy's log is rotated: see docs/observability.md)."""
+    from ..proxy import access_log
+    from ..proxy.container import ProxyContainer, proxy_name, settings_of
+
+    since_t = access_log.since_time(since)
+    access_log.status_filter(status)  # a bad --status is a usage error before anything is read
+    engine = docker_engine()
+    px = ProxyContainer(engine, proxy_name(name))
+    c = px.container()
+    if c is None:
+        raise UnavailableError(f"the proxy container {px.name} does not exist", "start it with: luma-compose proxy up")
+    if settings_of(c).access_log == "off":
+        click.echo(f"warning: {px.name} writes no access log (proxy up --access-log on)", err=True)
+    lines = engine.log_lines(px.name, since=since_t, follow=follow, stdout=True, stderr=False)
+    show = access_log.dumps if fmt == "json" else access_log.text
+    try:
+        for rec in access_log.select(lines, project, service, status):
+            sys.stdout.write(show(rec) + "\n")
+            if follow:
+                sys.stdout.flush()
+    except BrokenPipeError:  # `logs | head`
+        sys.stderr.close()
+        sys.exit(0)

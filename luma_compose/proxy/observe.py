@@ -1,0 +1,171 @@
+"""Access logs and metrics in the proxy's Caddy config. Pure: no Docker, no network.
+
+:func:`apply` adds to a config :mod:`.caddy_config` built (one host or a swarm edge):
+
+* **access logs** (on unless switched off): Caddy writes one JSON line per request to its
+  stdout (the engine keeps it: ``docker logs``, rotated by the proxy container's log options);
+  every luma route first sets its project and service (``vars``) and appends them, the upstream
+  it dialled and a request id to the line (``log_append``); the request id
+  (``{http.request.uuid}``) is also sent to the container and back to the client as
+  ``X-Request-Id`` (a client's own ``X-Request-Id`` is replaced: it is not trusted).
+* **metrics** (off unless an address is given): Caddy's own Prometheus metrics
+  (``metrics {per_host}``: requests, durations, sizes, in-flight by host; upstream health;
+  config loads) on a server of their own at ``/metrics``, and the luma series at
+  ``/luma/metrics``: ``luma_route_info{host,project,service} 1`` (join on ``host``),
+  ``luma_upstream_info{upstream,project,service} 1`` (join on ``upstream``) and
+  ``luma_certificate_expiry_timestamp_seconds{host}``, written into the config at each sync
+  (a route change is a config load anyway), so Caddy serves them with no luma-compose process.
+  Only the host reaches it: requests from any address outside the engine's default bridge
+  (where published ports arrive from) and loopback get 403, so a project container, which
+  reaches the proxy on its project's ingress network, never reads it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from . import caddy_config
+
+#: The logger name of the access log (Caddy names it ``http.log.access.<this>``).
+ACCESS_LOGGER = "luma_access"
+ACCESS_LOG_NAME = f"http.log.access.{ACCESS_LOGGER}"
+#: The server that serves the metrics, on its own listener.
+METRICS_SERVER = "luma_metrics"
+METRICS_PORT = 9180
+METRICS_PATH = "/metrics"
+LUMA_METRICS_PATH = "/luma/metrics"
+REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID = "{http.request.uuid}"
+#: Fields each luma route appends to its access log line (key -> Caddy placeholder).
+LOG_FIELDS = {
+    "luma_project": "{http.vars.luma_project}",
+    "luma_service": "{http.vars.luma_service}",
+    "luma_upstream": "{http.reverse_proxy.upstream.hostport}",
+    "request_id": REQUEST_ID,
+}
+LOOPBACK_RANGES = ("127.0.0.0/8", "::1/128")
+#: JSON, without the request's and the response's headers (Caddy logs them by default): a line is a
+#: third as long, and no header an app or a client sets (API keys, tokens) is kept in the log.
+ACCESS_ENCODER = {"format": "filter", "wrap": {"format": "json"},
+                  "fields": {"request>headers": {"filter": "delete"}, "resp_headers": {"filter": "delete"},
+                             "user_id": {"filter": "delete"}}}
+
+
+def apply(config: dict[str, Any], routes: Iterable[Any], *, access_log: bool = True, metrics: bool = False,
+          allow: Iterable[str] = (), cert_expiry: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """``config`` with access logs and/or metrics added (a copy; ``config`` is left as it is).
+
+    ``routes``: the route table's routes (``project``, ``service``, ``hosts``, ``upstreams``);
+    ``allow``: the address ranges that may read the metrics besides loopback (the default
+    bridge's subnet); ``cert_expiry``: host -> certificate expiry (Unix time)."""
+    if not access_log and not metrics:
+        return config
+    out = copy.deepcopy(config)
+    servers = out["apps"]["http"]["servers"]
+    main = servers[caddy_config.SERVER_NAME]
+    if access_log:
+        _access_log(out, servers, main)
+    if metrics:
+        routes = list(routes)
+        out["apps"]["http"]["metrics"] = {"per_host": True}
+        servers[METRICS_SERVER] = metrics_server(luma_metrics(routes, cert_expiry or {}), allow)
+    return out
+
+
+def _access_log(config: dict[str, Any], servers: dict[str, Any], main: dict[str, Any]) -> None:
+    """One JSON line per request on stdout, only the access log (Caddy's own log stays on stderr)."""
+    logging = config.setdefault("logging", {}).setdefault("logs", {})
+    default = logging["default"] = dict(logging.get("default") or {})  # keeps its level (a swarm edge's WARN)
+    default["exclude"] = sorted({*default.get("exclude", []), ACCESS_LOG_NAME})
+    logging[ACCESS_LOGGER] = {"writer": {"output": "stdout"}, "encoder": ACCESS_ENCODER, "include": [ACCESS_LOG_NAME]}
+    for name, server in servers.items():
+        if name != METRICS_SERVER:
+            server["logs"] = {"default_logger_name": ACCESS_LOGGER}
+    for route in main.get("routes", []):
+        rid = route.get("@id", "")
+        if isinstance(rid, str) and rid.startswith(caddy_config.ROUTE_ID_PREFIX):
+            project, _, service = rid[len(caddy_config.ROUTE_ID_PREFIX):].partition("#")[0].partition("/")
+            route["handle"] = route_handlers(project, service) + [_with_request_id(h) for h in route["handle"]]
+
+
+def route_handlers(project: str, service: str) -> list[dict[str, Any]]:
+    """What a route runs before its proxy: its names as vars, and the log fields."""
+    names = {"handler": "vars", "luma_project": caddy_config.safe(project),
+             "luma_service": caddy_config.safe(service)}
+    return [names] + [{"handler": "log_append", "key": k, "value": v} for k, v in LOG_FIELDS.items()]
+
+
+def _with_request_id(handler: dict[str, Any]) -> dict[str, Any]:
+    """A reverse_proxy handler sends the request id to the container and back to the client."""
+    if handler.get("handler") != "reverse_proxy":
+        return handler
+    headers = handler.setdefault("headers", {})
+    headers.setdefault("request", {}).setdefault("set", {})[REQUEST_ID_HEADER] = [REQUEST_ID]
+    headers.setdefault("response", {}).setdefault("set", {})[REQUEST_ID_HEADER] = [REQUEST_ID]
+    return handler
+
+
+def metrics_server(luma_text: str, allow: Iterable[str]) -> dict[str, Any]:
+    """The metrics listener: 403 to anyone outside ``allow`` and loopback, then Caddy's metrics and ours."""
+    ranges = sorted({*LOOPBACK_RANGES, *allow})
+    forbidden = {"match": [{"not": [{"remote_ip": {"ranges": ranges}}]}],
+                 "handle": [{"handler": "static_response", "status_code": 403}], "terminal": True}
+    caddy = {"match": [{"path": [METRICS_PATH]}], "handle": [{"handler": "metrics"}], "terminal": True}
+    ours = {"match": [{"path": [LUMA_METRICS_PATH]}],
+            "handle": [{"handler": "static_response", "status_code": 200, "body": luma_text,
+                        "headers": {"Content-Type": ["text/plain; version=0.0.4; charset=utf-8"]}}],
+            "terminal": True}
+    return {"listen": [f":{METRICS_PORT}"], "automatic_https": {"disable": True}, "protocols": ["h1"],
+            "routes": [forbidden, caddy, ours, caddy_config.NOT_FOUND]}
+
+
+CERT_EXPIRY = "luma_certificate_expiry_timestamp_seconds"
+
+
+def comparable(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``config`` without the certificates' expiry: what tells whether Caddy runs what the labels say
+    (a renewal Caddy made itself since the last sync is no drift)."""
+    try:
+        config["apps"]["http"]["servers"][METRICS_SERVER]["routes"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return config
+    out = copy.deepcopy(config)
+    for r in out["apps"]["http"]["servers"][METRICS_SERVER]["routes"]:
+        for h in r.get("handle", []) if isinstance(r, dict) else []:
+            if isinstance(h, dict) and isinstance(h.get("body"), str) and CERT_EXPIRY in h["body"]:
+                h["body"] = "\n".join(x for x in h["body"].split("\n") if not x.startswith(CERT_EXPIRY + "{"))
+    return out
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _series(name: str, labels: Mapping[str, str], value: float | int) -> str:
+    inner = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+    return f"{name}{{{inner}}} {value}"
+
+
+def luma_metrics(routes: Iterable[Any], cert_expiry: Mapping[str, float]) -> str:
+    """The text of ``/luma/metrics`` (Prometheus text format 0.0.4)."""
+    routes = sorted(routes, key=lambda r: (r.project, r.service))
+    lines = ["# HELP luma_route_info A host the proxy routes, and the project and service it routes it to.",
+             "# TYPE luma_route_info gauge"]
+    lines += [_series("luma_route_info", {"host": h, "project": r.project, "service": r.service}, 1)
+              for r in routes for h in sorted(r.hosts)]
+    lines += ["# HELP luma_upstream_info An address the proxy dials (Caddy's upstream label), and its route.",
+              "# TYPE luma_upstream_info gauge"]
+    lines += [_series("luma_upstream_info", {"upstream": caddy_config.dial_address(u), "project": r.project,
+                                             "service": r.service}, 1)
+              for r in routes for u in sorted(set(r.upstreams))]
+    lines += ["# HELP luma_route_upstreams Containers the proxy dials for a route (0: it answers 503).",
+              "# TYPE luma_route_upstreams gauge"]
+    lines += [_series("luma_route_upstreams", {"project": r.project, "service": r.service}, len(r.upstreams))
+              for r in routes]
+    lines += ["# HELP luma_certificate_expiry_timestamp_seconds When a host's certificate expires, as of the "
+              "last sync (Unix time).", "# TYPE luma_certificate_expiry_timestamp_seconds gauge"]
+    lines += [_series("luma_certificate_expiry_timestamp_seconds", {"host": h}, int(t))
+              for h, t in sorted(cert_expiry.items())]
+    return "\n".join(lines) + "\n"
