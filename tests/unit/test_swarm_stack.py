@@ -8,7 +8,8 @@ from luma_compose import api
 from luma_compose.compose.source import parse
 from luma_compose.routing import services
 from luma_compose.routing.claims import RouteTable
-from luma_compose.swarm import routes, shadow, stack
+from luma_compose.compose import stack
+from luma_compose.swarm import routes, shadow
 
 SRC = """\
 name: shop
