@@ -59,7 +59,7 @@ from .subnets import IngressPool, default_pool
 from .progress import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine.docker_engine import DockerEngine as Engine
+    from ..engine.protocols import Engine
 
 
 @dataclass

@@ -62,7 +62,7 @@ from ..routing.claims import RouteTable, SyncResult
 from ..routing.containers import build_table
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine.docker_engine import DockerEngine as Engine
+    from ..engine.protocols import Engine
 
 
 def log(msg: str) -> None:
