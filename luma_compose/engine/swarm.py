@@ -14,14 +14,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .client import Endpoint, resolve
-from ..errors import LumaError, UnavailableError
+from ..errors import SwarmError, UnavailableError
 from ..records import (ConfigRecord, NetworkRecord, OverlayView, PlainContainer, ServiceRecord, ServiceSpec,
                        ServiceUpdate, TaskRecord)
 from . import state, swarm_state as ss
-
-
-class SwarmError(LumaError):
-    pass
 
 
 class SwarmEngine:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-from ..engine.protocols import SwarmEngineProtocol
-from ..engine.swarm import SwarmError
+from ..errors import SwarmError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine.protocols import SwarmEngineProtocol
 
 
 def wait_converged(engine: SwarmEngineProtocol, name: str, timeout: float = 120, previous: str | None = "") -> None:

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .. import contract
-from ..errors import LumaError
+from ..errors import LumaError, SwarmError
 from ..deploy.plan import live_urls, owned_elsewhere
 from .options import tls_of
-from ..engine.protocols import SwarmEngineProtocol
-from ..engine.swarm import SwarmError
 from ..records import ServiceRecord
 from .proxy import SwarmProxy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine.protocols import SwarmEngineProtocol
 
 
 class RolledBack(LumaError):

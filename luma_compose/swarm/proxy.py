@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .. import contract
 from ..proxy import handover
@@ -34,9 +34,11 @@ from .options import placement, storage_mount, tls_labels, tls_of
 from .converge import wait_converged
 from .watch import ROLE as WATCH_ROLE, Watch
 from . import routes as swarm_routes
-from ..engine.protocols import SwarmEngineProtocol
-from ..engine.swarm import SwarmError
+from ..errors import SwarmError
 from ..records import Publish, ServiceRecord, ServiceSpec, ServiceUpdate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine.protocols import SwarmEngineProtocol
 
 DEFAULT_NAME = "luma-proxy"
 DEFAULT_IMAGE = "caddy:2"

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from ..engine.protocols import SwarmEngineProtocol
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine.protocols import SwarmEngineProtocol
 
 #: After the watch joins an overlay, time for the other nodes' endpoints to reach this one (gossip).
 GOSSIP = 1.0
