@@ -34,7 +34,7 @@ from .options import placement, storage_mount, tls_labels, tls_of
 from .converge import wait_converged
 from .watch import ROLE as WATCH_ROLE, Watch
 from . import routes as swarm_routes
-from ..errors import SwarmError
+from ..errors import SwarmError, UsageError
 from ..records import Publish, ServiceRecord, ServiceSpec, ServiceUpdate
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -121,7 +121,7 @@ class SwarmProxy:
         With TLS, ``storage`` is what every edge mounts at /data: an absolute path that is the same
         shared directory on every node (NFS, ...), or the name of a volume whose driver shares it."""
         if tls.on and not storage:
-            raise SwarmError(f"--tls {tls.mode} on a swarm needs storage every edge shares (certificates, the "
+            raise UsageError(f"--tls {tls.mode} on a swarm needs storage every edge shares (certificates, the "
                              "ACME account, challenge tokens, locks): without it each node would get its own "
                              "certificates, and an HTTP-01 challenge reaching another node would fail",
                              "--storage /shared/path (the same directory on every node, e.g. NFS) or "

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support.fake_swarm import FakeSwarm  # noqa: E402
 
 from luma_compose.engine.swarm import SwarmError  # noqa: E402
+from luma_compose.errors import UsageError  # noqa: E402
 from luma_compose.records import Mount, Publish  # noqa: E402
 from luma_compose.swarm import proxy as swarm_proxy  # noqa: E402
 from luma_compose.swarm import routes  # noqa: E402
@@ -105,7 +106,7 @@ def test_an_impostor_on_the_edge_network_withholds_only_its_victim():
 
 def test_tls_needs_shared_storage_and_publishes_https(monkeypatch):
     fake = FakeSwarm()
-    with pytest.raises(SwarmError):
+    with pytest.raises(UsageError):  # the user's option: exit 2, as on one host
         up(fake, tls=routes.EdgeTLS("acme", 8443))
     assert fake.calls == [], "refused before any change"
     up(fake, tls=routes.EdgeTLS("acme", 8443, acme_root=True), storage="/srv/shared", acme_root_pem="PEM")
@@ -233,8 +234,6 @@ def test_an_edge_created_without_the_setting_gets_it_from_the_next_up():
 @pytest.mark.parametrize("kw", [{"nodes": "somewhere"}, {"nodes": "label=edge"},
                                 {"tls": routes.EdgeTLS("internal", 8443), "storage": "not a volume!"}])
 def test_a_bad_option_through_the_python_api_is_a_usage_error_before_any_change(kw):
-    from luma_compose.errors import UsageError
-
     fake = FakeSwarm()
     with pytest.raises(UsageError):
         up(fake, **kw)

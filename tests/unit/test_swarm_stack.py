@@ -223,11 +223,10 @@ def test_edge_tls_config_is_the_single_host_layout_with_shared_storage():
 def test_tls_on_a_swarm_needs_shared_storage():
     import pytest
 
-    from luma_compose.engine.swarm import SwarmError
     from luma_compose.errors import UsageError
     from luma_compose.swarm import options, proxy
 
-    with pytest.raises(SwarmError) as e:
+    with pytest.raises(UsageError) as e:  # the user's option: exit 2, as on one host
         proxy.SwarmProxy(engine=None).up(tls=routes.EdgeTLS("acme"))  # refused before any engine call
     assert "--storage" in e.value.hint
     assert options.storage_mount("/srv/luma") == Mount("bind", "/srv/luma", "/data")
