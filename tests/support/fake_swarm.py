@@ -48,6 +48,8 @@ class FakeSwarm:
         self.runs: dict[str, dict[str, Any]] = {}
         #: plain containers on any node (docker run elsewhere): network name -> [container name]
         self.plain: dict[str, list[str]] = {}
+        #: project -> the stack file deployed
+        self.stacks: dict[str, str] = {}
         self._n = 0
         self.kernel = "6.1.0-fake"
 
@@ -230,7 +232,9 @@ class FakeSwarm:
         return True
 
     def stack_deploy(self, project: str, text: str, resolve_image: str, timeout: float) -> None:
-        raise AssertionError("the fake swarm deploys no stacks: add_stack_service() stands for one")
+        """Records the stack file; its services are what add_stack_service() made (the fake reads no YAML)."""
+        self._change("stack_deploy", project)
+        self.stacks[project] = text
 
     def stack_rm(self, project: str) -> bool:
         self._change("stack_rm", project)
