@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml.nodes import MappingNode
 
@@ -29,6 +29,9 @@ from .. import contract
 from ..errors import Problem
 from .source import Source, is_map, is_null, is_seq, own_get, parse
 from .splice import Editor, key_col, scalar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .pipeline import Result
 
 #: Service keys `docker stack deploy` ignores, with what to use instead.
 IGNORED_SERVICE_KEYS = {
@@ -227,8 +230,8 @@ class StackRender:
     single_host: str | None = None
 
 
-def render(result: Any) -> StackRender:
-    """The stack file of a render result (:class:`..compose.pipeline.Result`), with Swarm's checks."""
+def render(result: Result) -> StackRender:
+    """The stack file of a render result, with Swarm's checks."""
     src, errs = parse(result.source, result.input_text)
     swarm_problems = [] if errs else problems(src)
     out = StackRender(None, list(result.problems) + [p for p in swarm_problems if not is_warning(p)],
