@@ -57,6 +57,10 @@ class UnavailableError(LumaError):
     exit_code = EXIT_UNAVAILABLE
 
 
+class SwarmError(LumaError):
+    """A swarm operation failed, or the swarm's state refuses it (exit 1)."""
+
+
 def short_error(e: BaseException) -> str:
     """The first line of an exception's message (Docker's are long)."""
     s = str(e).strip().splitlines()

@@ -181,3 +181,140 @@ class VolumeRecord:
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
     created: str = ""
+
+
+# ---------------------------------------------------------------------- a swarm (engine/swarm.py)
+
+
+@dataclass(frozen=True)
+class ServiceNetwork:
+    target: str  # the network's id, as a service spec names it
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    """What decisions need to know about one swarm service (``docker service inspect``)."""
+
+    name: str
+    id: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    created: str = ""  # RFC 3339; kept through every update
+    version: int = 0  # changes with every update of the spec
+    image: str = ""
+    configs: Mapping[str, str] = field(default_factory=dict)  # target path -> config name
+    networks: tuple[ServiceNetwork, ...] = ()
+    sysctls: Mapping[str, str] = field(default_factory=dict)
+    constraints: tuple[str, ...] = ()
+    replicas: int | None = None  # None: not replicated (global)
+    update_state: str = ""  # "" (never updated), updating, completed, paused, rollback_* ...
+    update_started: str | None = None  # None: never updated
+    update_message: str = ""
+
+    @property
+    def stack(self) -> str | None:
+        return self.labels.get(contract.STACK_NAMESPACE_LABEL)
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    desired: str  # the state Swarm wants (running, shutdown, ...)
+    state: str  # the state it is in
+    container_id: str = ""
+
+
+@dataclass(frozen=True)
+class ConfigRecord:
+    """A Swarm config object (its data is not read back)."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    created: str = ""
+
+
+@dataclass(frozen=True)
+class PlainEndpoint:
+    """A plain container's (not a task's) endpoint on an overlay, on any node."""
+
+    name: str
+    endpoint: str
+    host_ip: str = ""
+
+
+@dataclass(frozen=True)
+class OverlayView:
+    """What a manager sees of an overlay: its own endpoints there, and every node's plain containers
+    (known only while it has an endpoint there itself)."""
+
+    local_endpoints: tuple[str, ...] = ()
+    plain: tuple[PlainEndpoint, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlainContainer:
+    """A container on the manager itself (the swarm proxy's watch): running, and its endpoint per network."""
+
+    name: str
+    running: bool
+    endpoints: Mapping[str, str] = field(default_factory=dict)  # network name -> endpoint id
+
+
+@dataclass(frozen=True)
+class Publish:
+    target: int
+    published: int
+    protocol: str = "tcp"
+    mode: str = "host"
+
+
+@dataclass(frozen=True)
+class Mount:
+    type: str  # bind or volume
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A swarm service to create, as data (the swarm proxy decides it; tests assert on it)."""
+
+    name: str
+    image: str
+    command: tuple[str, ...] = ()  # the arguments after the image
+    labels: Mapping[str, str] = field(default_factory=dict)
+    mode: str = "replicated"  # or global
+    replicas: int | None = None
+    endpoint_mode: str = ""  # "" (Swarm's vip) or dnsrr
+    publish: tuple[Publish, ...] = ()
+    networks: tuple[str, ...] = ()  # network names
+    configs: Mapping[str, str] = field(default_factory=dict)  # target path -> config name (mode 0444)
+    secrets: Mapping[str, str] = field(default_factory=dict)  # target name -> secret name (mode 0400)
+    mounts: tuple[Mount, ...] = ()
+    sysctls: Mapping[str, str] = field(default_factory=dict)
+    constraints: tuple[str, ...] = ()
+    placement_prefs: tuple[str, ...] = ()
+    update_order: str = ""
+    update_parallelism: int | None = None
+    update_delay: str = ""
+    update_monitor: str = ""
+    update_failure_action: str = ""
+    stop_grace_period: str = ""
+    restart_condition: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceUpdate:
+    """A change to one swarm service, as data: only what differs is named."""
+
+    image: str | None = None
+    config_rm: tuple[str, ...] = ()  # config names
+    config_add: Mapping[str, str] = field(default_factory=dict)  # target path -> config name
+    network_add: tuple[str, ...] = ()  # network names
+    network_rm: tuple[str, ...] = ()
+    sysctl_add: Mapping[str, str] = field(default_factory=dict)
+    constraint_rm: tuple[str, ...] = ()
+    constraint_add: tuple[str, ...] = ()
+    label_add: Mapping[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return self != ServiceUpdate()

@@ -58,23 +58,14 @@ def nodes(value: str | None, option: str) -> str:
 
 
 def _stack(files, project, project_directory):
-    """(result, stack text or None, problems, warnings)."""
+    """(result, stack text or None, problems, warnings): render's swarm output, read back by docker stack config."""
     from .. import api
-    from ..compose.source import parse
-    from ..swarm import stack
+    from ..compose import stack
+    from ..engine.stack_cli import read_back
 
     result = api.render(files, project, project_directory)
-    src, errs = parse(result.source, result.input_text)
-    swarm_problems = [] if errs else stack.problems(src)
-    warnings = [p for p in swarm_problems if stack.is_warning(p)]
-    problems = list(result.problems) + [p for p in swarm_problems if not stack.is_warning(p)]
-    text = None
-    if not problems:
-        try:
-            text = stack.to_stack(result.source, result.text, result.project, result.routes)
-        except stack.StackRefused as e:
-            problems.append(e.problem)
-    return result, text, problems, warnings
+    out = read_back(stack.render(result), result.source, result.project, result.routes)
+    return result, out.text, out.problems, out.warnings
 
 
 def _print(problems, warnings) -> None:

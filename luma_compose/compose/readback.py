@@ -55,28 +55,30 @@ def without_contract(model: dict, routed: set[str]) -> dict:
     return model
 
 
-def first_difference(a: Any, b: Any, path: str = "") -> str | None:
-    """The first path where ``a`` (the files) and ``b`` (the merged file) differ, with both values."""
+def first_difference(a: Any, b: Any, path: str = "", names: tuple[str, str] = ("the files", "the merged file")
+                     ) -> str | None:
+    """The first path where ``a`` (the files) and ``b`` (the merged file) differ, with both values;
+    ``names``: what ``a`` and ``b`` are called in the message."""
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b), key=str):
             where = f"{path}.{k}" if path else str(k)
             if k not in b:
-                return f"{where}: in the files, missing from the merged file"
+                return f"{where}: in {names[0]}, missing from {names[1]}"
             if k not in a:
-                return f"{where}: in the merged file, not in the files"
-            found = first_difference(a[k], b[k], where)
+                return f"{where}: in {names[1]}, not in {names[0]}"
+            found = first_difference(a[k], b[k], where, names)
             if found:
                 return found
         return None
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b)):
-            found = first_difference(x, y, f"{path}[{i}]")
+            found = first_difference(x, y, f"{path}[{i}]", names)
             if found:
                 return found
         return None
     if a == b:
         return None
-    return f"{path or 'top level'}: {_short(a)} in the files, {_short(b)} in the merged file"
+    return f"{path or 'top level'}: {_short(a)} in {names[0]}, {_short(b)} in {names[1]}"
 
 
 def _short(value: Any) -> str:

@@ -22,7 +22,7 @@ from ..proxy.container import INTERNAL_HTTP_PORT, ProxyContainer, published, set
 from .plan import DeployFailed, failure_report, live_urls, LOG_TAIL
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine.docker_engine import DockerEngine as Engine
+    from ..engine.protocols import Engine
 
 
 class Checks:

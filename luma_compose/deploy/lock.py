@@ -21,7 +21,7 @@ from ..errors import LumaError
 from ..records import ContainerSpec
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine.docker_engine import DockerEngine as Engine
+    from ..engine.protocols import Engine
     from .progress import Progress
 
 from ..contract import LOCK_HOST_LABEL as HOST_LABEL

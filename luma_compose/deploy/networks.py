@@ -28,7 +28,7 @@ from .subnets import IngressPool
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..engine.compose_cli import Compose
-    from ..engine.docker_engine import DockerEngine as Engine
+    from ..engine.protocols import Engine
     from .progress import Progress
 
 COMPOSE_NETWORK_LABEL = "com.docker.compose.network"

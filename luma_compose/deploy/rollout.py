@@ -61,7 +61,7 @@ from .progress import Progress
 from . import stopfirst
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine.docker_engine import DockerEngine as Engine
+    from ..engine.protocols import Engine
 
 
 @dataclass

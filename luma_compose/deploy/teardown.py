@@ -12,7 +12,7 @@ from .lock import ProjectLock
 from .progress import Progress
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine.docker_engine import DockerEngine as Engine
+    from ..engine.protocols import Engine
 
 
 def down(engine: "Engine", project: str, directory: str, text: str, proxy_name: str | None = None,

@@ -1,24 +1,26 @@
 """The swarm operations, through the ``docker`` CLI of the one endpoint (which must be a manager).
 
-Argv as data; JSON in, plain dicts out. ``DOCKER_HOST`` / ``--host`` pick the manager, exactly as
-for the single-host engine (:mod:`luma_compose.engine.client`).
+Records and specs in and out (:mod:`luma_compose.records`; the argv and the inspect JSON are
+:mod:`.swarm_state`'s), so the swarm proxy and deploy decide on plain data and a fake
+(tests/support/fake_swarm.py) stands in for this class. ``DOCKER_HOST`` / ``--host`` pick the
+manager, exactly as for the single-host engine (:mod:`luma_compose.engine.client`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+
 import json
 import subprocess
-from typing import Any, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .client import Endpoint, resolve
 from .. import contract
-from ..errors import LumaError, UnavailableError
-from ..records import MaintenanceRecord
-
-
-class SwarmError(LumaError):
-    pass
+from ..errors import SwarmError, UnavailableError
+from ..records import (ConfigRecord, MaintenanceRecord, NetworkRecord, OverlayView, PlainContainer, ServiceRecord,
+                       ServiceSpec, ServiceUpdate, TaskRecord)
+from . import state, swarm_state as ss
 
 
 class SwarmEngine:
@@ -27,7 +29,7 @@ class SwarmEngine:
 
     # ------------------------------------------------------------------ plumbing
 
-    def run(self, *args: str, input: str | None = None, check: bool = True,
+    def _run(self, *args: str, input: str | None = None, check: bool = True,
             timeout: float = 300) -> subprocess.CompletedProcess[str]:
         cmd = [*self.endpoint.docker_cli(), *args]
         try:
@@ -40,12 +42,12 @@ class SwarmEngine:
             raise SwarmError(f"{' '.join(args[:3])} failed: {p.stderr.strip() or p.stdout.strip()}")
         return p
 
-    def inspect(self, kind: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+    def _inspect(self, kind: str, ids: Sequence[str]) -> list[dict[str, Any]]:
         """The objects among ``ids`` that still exist: one listed a moment ago may be gone now
         (a stack being removed), and docker then prints the others and fails."""
         if not ids:
             return []
-        p = self.run(kind, "inspect", *ids, check=False)
+        p = self._run(kind, "inspect", *ids, check=False)
         found = json.loads(p.stdout or "[]")
         if p.returncode != 0 and "not found" not in p.stderr.lower() and "no such" not in p.stderr.lower():
             raise SwarmError(f"{kind} inspect failed: {p.stderr.strip()}")
@@ -54,7 +56,7 @@ class SwarmEngine:
     # ------------------------------------------------------------------ reads
 
     def require_manager(self) -> None:
-        p = self.run("info", "--format", "{{json .Swarm}}", check=False, timeout=30)
+        p = self._run("info", "--format", "{{json .Swarm}}", check=False, timeout=30)
         if p.returncode != 0:
             raise UnavailableError(f"cannot reach the Docker engine ({self.endpoint.describe()}): "
                                    f"{p.stderr.strip()}", "is dockerd running (or DOCKER_HOST right)?")
@@ -68,82 +70,132 @@ class SwarmEngine:
 
     def kernel_version(self) -> str:
         """The kernel of the engine we talk to (a manager), as ``docker info`` reports it."""
-        p = self.run("info", "--format", "{{.KernelVersion}}", check=False, timeout=30)
+        p = self._run("info", "--format", "{{.KernelVersion}}", check=False, timeout=30)
         return p.stdout.strip() if p.returncode == 0 else ""
 
-    def services(self, *filters: str) -> list[dict[str, Any]]:
-        args = ["service", "ls", "-q"]
-        for f in filters:
-            args += ["--filter", f]
-        ids = self.run(*args).stdout.split()
-        return self.inspect("service", ids)
+    def services(self, *filters: str) -> list[ServiceRecord]:
+        ids = self._run("service", "ls", "-q", *ss.filter_args(filters)).stdout.split()
+        return [ss.service_record(d) for d in self._inspect("service", ids)]
 
-    def service(self, name: str) -> dict[str, Any] | None:
-        p = self.run("service", "inspect", name, check=False)
+    def service(self, name: str) -> ServiceRecord | None:
+        p = self._run("service", "inspect", name, check=False)
         if p.returncode != 0:
             return None
         data = json.loads(p.stdout or "[]")
-        return data[0] if data else None
+        return ss.service_record(data[0]) if data else None
 
-    def tasks(self, service: str) -> list[dict[str, Any]]:
-        ids = self.run("service", "ps", "-q", "--no-trunc", service, check=False).stdout.split()
-        return json.loads(self.run("inspect", *ids).stdout) if ids else []
+    def tasks(self, service: str) -> list[TaskRecord]:
+        ids = self._run("service", "ps", "-q", "--no-trunc", service, check=False).stdout.split()
+        return [ss.task_record(d) for d in json.loads(self._run("inspect", *ids).stdout)] if ids else []
 
-    def networks(self, *filters: str) -> list[dict[str, Any]]:
-        args = ["network", "ls", "-q"]
-        for f in filters:
-            args += ["--filter", f]
-        return self.inspect("network", self.run(*args).stdout.split())
+    def networks(self, *filters: str) -> list[NetworkRecord]:
+        ids = self._run("network", "ls", "-q", *ss.filter_args(filters)).stdout.split()
+        return [state.network_record(d) for d in self._inspect("network", ids)]
 
     def network_names(self, ids: Sequence[str]) -> dict[str, str]:
         """network id -> name."""
-        out: dict[str, str] = {}
-        for n in self.inspect("network", list(ids)):
-            out[n["Id"]] = n["Name"]
-        return out
+        return {n.id: n.name for n in map(state.network_record, self._inspect("network", list(ids)))}
 
-    def configs(self, *filters: str) -> list[dict[str, Any]]:
-        args = ["config", "ls", "-q"]
-        for f in filters:
-            args += ["--filter", f]
-        return self.inspect("config", self.run(*args).stdout.split())
+    def configs(self, *filters: str) -> list[ConfigRecord]:
+        ids = self._run("config", "ls", "-q", *ss.filter_args(filters)).stdout.split()
+        return [ss.config_record(d) for d in self._inspect("config", ids)]
 
-    def network_endpoints(self, name: str) -> dict[str, Any] | None:
-        """``docker network inspect --verbose NAME``: ``Containers``, this node's endpoints, and
-        ``Services``, service name -> its tasks on every node (plain containers under ""), known
-        only while this node has an endpoint there itself; None if the network is gone."""
-        p = self.run("network", "inspect", "--verbose", name, check=False)
+    def secrets(self, *filters: str) -> list[str]:
+        """The names of the secrets."""
+        return self._run("secret", "ls", "--format", "{{.Name}}", *ss.filter_args(filters)).stdout.split()
+
+    def network_endpoints(self, name: str) -> OverlayView | None:
+        """``docker network inspect --verbose NAME``: this node's endpoints and every node's plain
+        containers (known only while this node has an endpoint there itself); None if the network is gone."""
+        p = self._run("network", "inspect", "--verbose", name, check=False)
         if p.returncode != 0:
             if "not found" in p.stderr.lower() or "no such" in p.stderr.lower():
                 return None
             raise SwarmError(f"network inspect {name} failed: {p.stderr.strip()}")
         data = json.loads(p.stdout or "[]")
-        return {"Containers": data[0].get("Containers") or {}, "Services": data[0].get("Services") or {}} if data else None
+        return ss.overlay_view(data[0]) if data else None
 
-    def container(self, name: str) -> dict[str, Any] | None:
+    def container(self, name: str) -> PlainContainer | None:
         """``docker container inspect`` on this node, or None."""
-        p = self.run("container", "inspect", name, check=False)
+        p = self._run("container", "inspect", name, check=False)
         data = json.loads(p.stdout or "[]") if p.returncode == 0 else []
-        return data[0] if data else None
+        return ss.plain_container(data[0]) if data else None
+
+    # ------------------------------------------------------------------ changes
+
+    def create_service(self, spec: ServiceSpec) -> None:
+        self._run(*ss.create_argv(spec))
+
+    def update_service(self, name: str, update: ServiceUpdate) -> None:
+        self._run(*ss.update_argv(name, update))
+
+    def remove_service(self, name: str) -> bool:
+        return self._run("service", "rm", name, check=False).returncode == 0
+
+    def create_config(self, name: str, data: str, labels: Mapping[str, str]) -> None:
+        """A config object (one of that name already there is fine: names carry a hash of the data)."""
+        p = self._run("config", "create", *ss.kv_args("--label", labels), name, "-", input=data, check=False)
+        if p.returncode != 0 and "already exists" not in p.stderr:
+            raise SwarmError(f"config create {name}: {p.stderr.strip()}")
+
+    def remove_config(self, name: str) -> bool:
+        return self._run("config", "rm", name, check=False).returncode == 0
+
+    def create_secret(self, name: str, data: str, labels: Mapping[str, str]) -> None:
+        self._run("secret", "create", *ss.kv_args("--label", labels), name, "-", input=data)
+
+    def remove_secret(self, name: str) -> bool:
+        return self._run("secret", "rm", name, check=False).returncode == 0
+
+    def create_network(self, name: str, labels: Mapping[str, str]) -> bool:
+        """An overlay network; False if it could not be made (e.g. made a moment ago by another manager)."""
+        return self._run("network", "create", "--driver", "overlay", *ss.kv_args("--label", labels), name,
+                         check=False).returncode == 0
+
+    def remove_network(self, name: str) -> bool:
+        return self._run("network", "rm", name, check=False).returncode == 0
+
+    def run_container(self, name: str, image: str, network: str, labels: Mapping[str, str],
+                      entrypoint: str, command: Sequence[str]) -> str:
+        """``docker run -d --restart always`` on this node; "" when started, else why not."""
+        p = self._run("run", "-d", "--name", name, *ss.kv_args("--label", labels), "--restart", "always",
+                      "--network", network, "--entrypoint", entrypoint, image, *command, check=False)
+        return "" if p.returncode == 0 else (p.stderr.strip() or f"docker run exited {p.returncode}")
+
+    def remove_container(self, name: str) -> bool:
+        return self._run("rm", "-f", name, check=False).returncode == 0
+
+    def connect(self, network: str, container: str) -> bool:
+        return self._run("network", "connect", network, container, check=False).returncode == 0
+
+    def disconnect(self, network: str, container: str) -> bool:
+        return self._run("network", "disconnect", "--force", network, container, check=False).returncode == 0
+
+    def stack_deploy(self, project: str, text: str, resolve_image: str, timeout: float) -> None:
+        self._run("stack", "deploy", "--detach=true", "--resolve-image", resolve_image, "--prune", "-c", "-",
+                  project, input=text, timeout=timeout)
+
+    def stack_rm(self, project: str) -> bool:
+        return self._run("stack", "rm", project, check=False).returncode == 0
 
     # ------------------------------------------------------------------ maintenance (routing/maintenance.py)
 
     def maintenance_states(self) -> list[MaintenanceRecord]:
         """Every maintenance state on the swarm: the labels of the configs that carry them."""
-        return [MaintenanceRecord.from_labels(c["Spec"]["Name"], c["Spec"].get("Labels") or {})
+        return [MaintenanceRecord.from_labels(c.name, c.labels)
                 for c in self.configs(f"label={contract.MAINTENANCE_PROJECT_LABEL}")]
 
     def set_maintenance(self, rec: MaintenanceRecord) -> MaintenanceRecord:
         """Keep ``rec`` (a new Swarm config), then remove the older states of its key."""
         name = rec.object_name()
-        args = [x for k, v in rec.labels().items() for x in ("--label", f"{k}={v}")]
-        p = self.run("config", "create", *args, name, "-", check=False,
-                     input=f"luma-compose maintenance of {rec.project}/{rec.service or '*'} (the labels hold it)\n")
-        if p.returncode != 0 and "already exists" not in p.stderr:
-            raise SwarmError(f"cannot create the config {name} that keeps the maintenance state: {p.stderr.strip()}")
+        try:
+            self.create_config(name, f"luma-compose maintenance of {rec.project}/{rec.service or '*'} "
+                                     "(the labels hold it)\n", rec.labels())
+        except SwarmError as e:
+            raise SwarmError(f"cannot create the config {name} that keeps the maintenance state: {e.message}") from None
         for old in self.maintenance_states():
             if old.key == rec.key and old.name != name:
-                self.run("config", "rm", old.name, check=False)
+                self.remove_config(old.name)
         return dataclasses.replace(rec, name=name)
 
     def clear_maintenance(self, project: str, service: str | None = None) -> list[MaintenanceRecord]:
@@ -151,7 +203,7 @@ class SwarmEngine:
         gone = [m for m in self.maintenance_states()
                 if m.project == project and (service is None or m.service == service)]
         for m in gone:
-            p = self.run("config", "rm", m.name, check=False)
+            p = self._run("config", "rm", m.name, check=False)
             if p.returncode != 0 and "not found" not in p.stderr.lower():
                 raise SwarmError(f"cannot remove the config {m.name}: {p.stderr.strip()}")
         return gone

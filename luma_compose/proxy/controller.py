@@ -64,7 +64,7 @@ from ..routing import maintenance
 from .observe_inputs import ObserveInputs, access_log_setting, metrics_address
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine.docker_engine import DockerEngine as Engine
+    from ..engine.protocols import Engine
 
 
 def log(msg: str) -> None:

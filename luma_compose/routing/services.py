@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import replace
-from typing import Any
 
 from .. import contract
+from ..records import ServiceRecord
 from . import ownership
 from .claims import Route, RouteTable, access_of, contract_problem, features_of, hosts_of, label_problem
 
@@ -24,16 +24,12 @@ REQUIRED = (contract.LABEL_MANAGED, contract.LABEL_PROJECT, contract.LABEL_SERVI
             contract.LABEL_PORT)
 
 
-def labels_of(service: dict[str, Any]) -> dict[str, str]:
-    return (service.get("Spec") or {}).get("Labels") or {}
-
-
-def claim(service: dict[str, Any]) -> tuple[Route | None, str]:
+def claim(service: ServiceRecord) -> tuple[Route | None, str]:
     """The route a managed service asks for, or why it is not routed ("" when it is not managed)."""
-    labels = labels_of(service)
+    labels = service.labels
     if labels.get(contract.LABEL_MANAGED) != "true":
         return None, ""
-    name = (service.get("Spec") or {}).get("Name") or ""
+    name = service.name
     where = f"service {name}"
     problem = label_problem(labels, REQUIRED)
     if problem:
@@ -47,16 +43,16 @@ def claim(service: dict[str, Any]) -> tuple[Route | None, str]:
         return None, f"{where}: {problem}; ignored"
     return Route(project, svc, hosts_of(labels), int(labels[contract.LABEL_PORT]),
                  labels.get(contract.LABEL_HEALTH_PATH, contract.DEFAULT_HEALTH_PATH),
-                 contract.ingress_network(project), created=service.get("CreatedAt", ""), **features_of(labels),
+                 contract.ingress_network(project), created=service.created, **features_of(labels),
                  **access_of(labels)), ""
 
 
-def route_of(service: dict[str, Any]) -> Route | None:
+def route_of(service: ServiceRecord) -> Route | None:
     """The route a service asks for, or None (not managed / not valid)."""
     return claim(service)[0]
 
 
-def table(services: Iterable[dict[str, Any]], networks: Collection[str] | None = None) -> RouteTable:
+def table(services: Iterable[ServiceRecord], networks: Collection[str] | None = None) -> RouteTable:
     """The routes of every managed service, owned by the one rule. ``networks``: the overlays that
     exist (None: unknown); a route whose network is missing keeps its hosts but is withheld."""
     candidates: list[Route] = []

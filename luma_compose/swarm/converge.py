@@ -3,32 +3,36 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-from ..engine.swarm import SwarmEngine, SwarmError
+from ..errors import SwarmError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine.protocols import SwarmEngineProtocol
 
 
-def wait_converged(engine: SwarmEngine, name: str, timeout: float = 120, previous: str | None = "") -> None:
+def wait_converged(engine: SwarmEngineProtocol, name: str, timeout: float = 120, previous: str | None = "") -> None:
     """Until the (latest) rollout of service ``name`` is done. ``previous``: StartedAt of the
     update before ours, which the service shows until Swarm starts ours."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         svc = engine.service(name)
-        st = (svc or {}).get("UpdateStatus") or {}
-        state = st.get("State", "")
-        if previous != "" and st.get("StartedAt") == previous:
+        state = svc.update_state if svc is not None else ""
+        message = svc.update_message if svc is not None else ""
+        if previous != "" and (svc.update_started if svc is not None else None) == previous:
             time.sleep(0.3)
             continue
         if state in ("", "completed", "rollback_completed"):
             if _tasks_running(engine, name):
                 if state == "rollback_completed":
-                    raise SwarmError(f"the update of {name} rolled back: {st.get('Message', '')}")
+                    raise SwarmError(f"the update of {name} rolled back: {message}")
                 return
         elif state in ("paused", "rollback_paused"):
-            raise SwarmError(f"the update of {name} is {state}: {st.get('Message', '')}")
+            raise SwarmError(f"the update of {name} is {state}: {message}")
         time.sleep(0.3)
     raise SwarmError(f"the proxy's service {name} did not converge within {timeout:.0f}s")
 
 
-def _tasks_running(engine: SwarmEngine, name: str) -> bool:
-    tasks = [t for t in engine.tasks(name) if t.get("DesiredState") == "running"]
-    return bool(tasks) and all(t["Status"]["State"] == "running" for t in tasks)
+def _tasks_running(engine: SwarmEngineProtocol, name: str) -> bool:
+    tasks = [t for t in engine.tasks(name) if t.desired == "running"]
+    return bool(tasks) and all(t.state == "running" for t in tasks)

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .. import contract
-from ..errors import LumaError
+from ..errors import LumaError, SwarmError
 from ..deploy.plan import live_urls, owned_elsewhere
 from .options import tls_of
-from ..engine.swarm import SwarmEngine, SwarmError
+from ..records import ServiceRecord
 from .proxy import SwarmProxy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine.protocols import SwarmEngineProtocol
 
 
 class RolledBack(LumaError):
@@ -32,13 +35,13 @@ class StackResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _conflicts(engine: SwarmEngine, project: str, routed: list[contract.RoutedService], proxy_name: str) -> list[str]:
+def _conflicts(engine: SwarmEngineProtocol, project: str, routed: list[contract.RoutedService], proxy_name: str) -> list[str]:
     """Hosts or target aliases another project owns in the table the edges serve (one host's check)."""
     table = SwarmProxy(engine, proxy_name, log=lambda s: None).served()
     return owned_elsewhere(project, routed, table)
 
 
-def deploy(engine: SwarmEngine, project: str, stack_text: str, routed: list[contract.RoutedService], *,
+def deploy(engine: SwarmEngineProtocol, project: str, stack_text: str, routed: list[contract.RoutedService], *,
            proxy_name: str = "luma-proxy", proxy_image: str = "caddy:2", proxy_http_port: int = 80,
            proxy_nodes: str = "all", resolve_image: str = "always", timeout: float = 300,
            log: Callable[[str], None] = print, maintenance: bool = False) -> StackResult:
@@ -56,14 +59,12 @@ def deploy(engine: SwarmEngine, project: str, stack_text: str, routed: list[cont
         timeout, log))
 
 
-def _deploy(engine: SwarmEngine, project: str, stack_text: str, routed: list[contract.RoutedService],
+def _deploy(engine: SwarmEngineProtocol, project: str, stack_text: str, routed: list[contract.RoutedService],
             proxy_name: str, proxy_image: str, proxy_http_port: int, proxy_nodes: str, resolve_image: str,
             timeout: float, log: Callable[[str], None]) -> StackResult:
-    before = {s["Spec"]["Name"]: s["Version"]["Index"]
-              for s in engine.services(f"label={contract.STACK_NAMESPACE_LABEL}={project}")}
+    before = {s.name: s.version for s in engine.services(f"label={contract.STACK_NAMESPACE_LABEL}={project}")}
     t0 = time.monotonic()
-    engine.run("stack", "deploy", "--detach=true", "--resolve-image", resolve_image, "--prune", "-c", "-", project,
-               input=stack_text, timeout=timeout)
+    engine.stack_deploy(project, stack_text, resolve_image, timeout)
     log(f"stack deploy {project}: {time.monotonic() - t0:.1f}s")
     wait_stack(engine, project, before, timeout)
     log(f"services converged: {time.monotonic() - t0:.1f}s")
@@ -80,33 +81,31 @@ def _deploy(engine: SwarmEngine, project: str, stack_text: str, routed: list[con
     return StackResult(project, urls(engine, proxy_name, routed))
 
 
-def urls(engine: SwarmEngine, proxy_name: str, routed: list[contract.RoutedService]) -> list[str]:
+def urls(engine: SwarmEngineProtocol, proxy_name: str, routed: list[contract.RoutedService]) -> list[str]:
     """The URLs the edges serve the hosts at (https with TLS on), as one host's deploy says them."""
     edge = engine.service(proxy_name)
     if edge is None:
         return []
     tls = tls_of(edge)
-    http_port = int((edge["Spec"].get("Labels") or {}).get(contract.PROXY_HTTP_LABEL, "80"))
+    http_port = int(edge.labels.get(contract.PROXY_HTTP_LABEL, "80"))
     return [u for r in routed for u in live_urls(r.hosts, tls.mode, http_port, tls.https_port)]
 
 
-def wait_stack(engine: SwarmEngine, project: str, before: dict[str, int], timeout: float) -> None:
+def wait_stack(engine: SwarmEngineProtocol, project: str, before: dict[str, int], timeout: float) -> None:
     """Until every service of the stack has converged; RolledBack when Swarm rolled one back."""
     deadline = time.monotonic() + timeout
     pending: list[str] = []
     while time.monotonic() < deadline:
         pending = []
         for s in engine.services(f"label={contract.STACK_NAMESPACE_LABEL}={project}"):
-            name = s["Spec"]["Name"]
-            st = s.get("UpdateStatus") or {}
-            state = st.get("State", "")
-            updated = name not in before or before[name] != s["Version"]["Index"]
+            name, state = s.name, s.update_state
+            updated = name not in before or before[name] != s.version
             if state == "rollback_completed" and updated:
                 raise RolledBack(f"{name}: the new version failed and Swarm rolled it back "
-                                 f"({st.get('Message', '')}); the old version kept serving",
+                                 f"({s.update_message}); the old version kept serving",
                                  f"docker service ps --no-trunc {name}")
             if state in ("paused", "rollback_paused"):
-                raise SwarmError(f"{name}: update {state}: {st.get('Message', '')}")
+                raise SwarmError(f"{name}: update {state}: {s.update_message}")
             if state in ("updating", "rollback_started"):
                 pending.append(f"{name} {state}")
                 continue
@@ -118,21 +117,19 @@ def wait_stack(engine: SwarmEngine, project: str, before: dict[str, int], timeou
     raise SwarmError(f"stack {project} did not converge within {timeout:.0f}s: {', '.join(pending)}")
 
 
-def _tasks_ready(engine: SwarmEngine, svc: dict) -> bool:
-    mode = svc["Spec"].get("Mode") or {}
-    want = (mode.get("Replicated") or {}).get("Replicas")
-    tasks = [t for t in engine.tasks(svc["Spec"]["Name"]) if t.get("DesiredState") == "running"]
-    running = [t for t in tasks if t["Status"]["State"] == "running"
-               and ((t["Status"].get("ContainerStatus") or {}).get("ContainerID"))]
+def _tasks_ready(engine: SwarmEngineProtocol, svc: ServiceRecord) -> bool:
+    want = svc.replicas
+    tasks = [t for t in engine.tasks(svc.name) if t.desired == "running"]
+    running = [t for t in tasks if t.state == "running" and t.container_id]
     if want is None:
         return bool(tasks) and len(running) == len(tasks)
     return len(running) >= want
 
 
-def down(engine: SwarmEngine, project: str, proxy_name: str = "luma-proxy", timeout: float = 120,
+def down(engine: SwarmEngineProtocol, project: str, proxy_name: str = "luma-proxy", timeout: float = 120,
          log: Callable[[str], None] = print) -> None:
     engine.require_manager()
-    engine.run("stack", "rm", project, check=False)
+    engine.stack_rm(project)
     deadline = time.monotonic() + timeout
     while engine.services(f"label={contract.STACK_NAMESPACE_LABEL}={project}"):
         if time.monotonic() > deadline:
@@ -142,9 +139,9 @@ def down(engine: SwarmEngine, project: str, proxy_name: str = "luma-proxy", time
         SwarmProxy(engine, proxy_name, log=log).sync()
     # Networks go once their tasks are gone (the proxy has left P_luma now).
     while True:
-        left = [n["Name"] for n in engine.networks(f"label={contract.STACK_NAMESPACE_LABEL}={project}")]
+        left = [n.name for n in engine.networks(f"label={contract.STACK_NAMESPACE_LABEL}={project}")]
         for n in left:
-            engine.run("network", "rm", n, check=False)
+            engine.remove_network(n)
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.5)

@@ -1,12 +1,11 @@
-"""``proxy up --swarm`` options turned into ``docker service create`` arguments. Pure."""
+"""``proxy up --swarm`` options turned into parts of a service spec, and read back from a service. Pure."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from .. import contract
 from . import routes as swarm_routes
 from ..errors import UsageError
+from ..records import Mount, ServiceRecord
 
 #: The edge's TLS settings, as labels on the edge service: every sync builds the same config from them.
 TLS_LABELS = {"mode": contract.PROXY_TLS_LABEL, "https_port": contract.PROXY_HTTPS_LABEL,
@@ -30,29 +29,38 @@ def check_nodes(nodes: str, option: str = "--nodes") -> None:
                          f"e.g. {option} all, or {option} label=edge=true (a node label)")
 
 
-def _storage_mount(storage: str) -> str:
-    """``--storage`` -> a ``--mount`` value: an absolute path is bound, anything else is a volume."""
+def storage_mount(storage: str) -> Mount:
+    """``--storage`` -> the edges' mount: an absolute path is bound, anything else is a volume."""
     check_storage(storage)
-    if storage.startswith("/"):
-        return f"type=bind,source={storage},target={swarm_routes.STORAGE_TARGET}"
-    return f"type=volume,source={storage},target={swarm_routes.STORAGE_TARGET}"
+    return Mount("bind" if storage.startswith("/") else "volume", storage, swarm_routes.STORAGE_TARGET)
 
 
-def _placement_args(nodes: str) -> list[str]:
-    """``all`` or ``label=KEY=VALUE`` (a node label) -> docker service create arguments."""
+def placement(nodes: str) -> tuple[str, ...]:
+    """``all`` or ``label=KEY=VALUE`` (a node label) -> placement constraints."""
     check_nodes(nodes)
     if nodes in ("", "all"):
-        return []
+        return ()
     k, v = nodes[len("label="):].split("=", 1)
-    return ["--constraint", f"node.labels.{k}=={v}"]
+    return (f"node.labels.{k}=={v}",)
 
 
-def tls_of(edge: dict[str, Any]) -> swarm_routes.EdgeTLS:
+def tls_of(edge: ServiceRecord) -> swarm_routes.EdgeTLS:
     """The TLS settings of an edge service (its labels)."""
-    labels = edge["Spec"].get("Labels") or {}
+    labels = edge.labels
     mode = labels.get(TLS_LABELS["mode"], "off")
     if mode == "off":
         return swarm_routes.EdgeTLS()
     return swarm_routes.EdgeTLS(mode, int(labels.get(TLS_LABELS["https_port"], "443")),
                                 labels.get(TLS_LABELS["email"], ""), labels.get(TLS_LABELS["acme_ca"], ""),
                                 labels.get(TLS_LABELS["acme_root"]) == "1")
+
+
+def tls_labels(tls: swarm_routes.EdgeTLS) -> dict[str, str]:
+    """The labels an edge keeps its TLS settings in ({} with TLS off)."""
+    if not tls.on:
+        return {}
+    out = {}
+    for key, label in TLS_LABELS.items():
+        value = getattr(tls, key)
+        out[label] = str(int(value) if isinstance(value, bool) else value)
+    return out

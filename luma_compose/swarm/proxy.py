@@ -23,18 +23,22 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from .. import contract
 from ..proxy import handover
 from ..routing import maintenance, services as swarm_claims
 from ..routing.claims import RouteTable, SyncResult
 from . import control_tls, shadow
-from .options import TLS_LABELS, _placement_args, _storage_mount, tls_of
+from .options import placement, storage_mount, tls_labels, tls_of
 from .converge import wait_converged
 from .watch import ROLE as WATCH_ROLE, Watch
 from . import routes as swarm_routes
-from ..engine.swarm import SwarmEngine, SwarmError
+from ..errors import SwarmError, UsageError
+from ..records import Publish, ServiceRecord, ServiceSpec, ServiceUpdate
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine.protocols import SwarmEngineProtocol
 
 DEFAULT_NAME = "luma-proxy"
 DEFAULT_IMAGE = "caddy:2"
@@ -54,7 +58,7 @@ PROPAGATION = 3.0
 
 
 class SwarmProxy:
-    def __init__(self, engine: SwarmEngine, name: str = DEFAULT_NAME, log: Callable[[str], None] | None = None):
+    def __init__(self, engine: SwarmEngineProtocol, name: str = DEFAULT_NAME, log: Callable[[str], None] | None = None):
         self.engine = engine
         self.name = name
         self._kernel: str | None = None
@@ -76,8 +80,8 @@ class SwarmProxy:
     def gateway(self, project: str) -> str:
         return swarm_routes.gateway_name(self.name, project)
 
-    def _labels(self, role: str) -> list[str]:
-        return ["--label", f"{ROLE_LABEL}={role}", "--label", f"{PROXY_LABEL}={self.name}"]
+    def _labels(self, role: str) -> dict[str, str]:
+        return {ROLE_LABEL: role, PROXY_LABEL: self.name}
 
     # ------------------------------------------------------------------ state
 
@@ -91,27 +95,19 @@ class SwarmProxy:
         sync read (with ``image``, the watch joins the routed overlays first)."""
         everything = self.engine.services()
         overlays = self.engine.networks("driver=overlay")
-        self._net_names = {n["Id"]: n["Name"] for n in overlays}  # for this pass: no inspect per service
-        table = maintenance.apply(swarm_claims.table(everything, {n["Name"] for n in overlays}),
+        self._net_names = {n.id: n.name for n in overlays}  # for this pass: no inspect per service
+        table = maintenance.apply(swarm_claims.table(everything, {n.name for n in overlays}),
                                   self.engine.maintenance_states())
         plain = Watch(self.engine, self.name, self._labels(WATCH_ROLE), self.log).look(_networks(table), image)
         return shadow.drop_shadowed(table, everything, self._net_names, self.name, plain)
 
-    def gateways(self) -> dict[str, dict[str, Any]]:
+    def gateways(self) -> dict[str, ServiceRecord]:
         """Our gateway services by name."""
-        return {s["Spec"]["Name"]: s for s in self.engine.services(f"label={ROLE_LABEL}=gateway",
-                                                                    f"label={PROXY_LABEL}={self.name}")}
+        return {s.name: s for s in self.engine.services(f"label={ROLE_LABEL}=gateway",
+                                                        f"label={PROXY_LABEL}={self.name}")}
 
-    def _image(self, svc: dict[str, Any]) -> str:
-        return svc["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
-
-    def _config_names(self, svc: dict[str, Any]) -> dict[str, str]:
-        """target -> config name of a service."""
-        cfgs = svc["Spec"]["TaskTemplate"].get("ContainerSpec", {}).get("Configs") or []
-        return {c["File"]["Name"]: c["ConfigName"] for c in cfgs if c.get("File")}
-
-    def _network_names(self, svc: dict[str, Any]) -> set[str]:
-        ids = [n["Target"] for n in svc["Spec"]["TaskTemplate"].get("Networks") or []]
+    def _network_names(self, svc: ServiceRecord) -> set[str]:
+        ids = [n.target for n in svc.networks]
         if all(i in self._net_names for i in ids):
             return {self._net_names[i] for i in ids}
         return set(self.engine.network_names(ids).values()) if ids else set()
@@ -126,7 +122,7 @@ class SwarmProxy:
         With TLS, ``storage`` is what every edge mounts at /data: an absolute path that is the same
         shared directory on every node (NFS, ...), or the name of a volume whose driver shares it."""
         if tls.on and not storage:
-            raise SwarmError(f"--tls {tls.mode} on a swarm needs storage every edge shares (certificates, the "
+            raise UsageError(f"--tls {tls.mode} on a swarm needs storage every edge shares (certificates, the "
                              "ACME account, challenge tokens, locks): without it each node would get its own "
                              "certificates, and an HTTP-01 challenge reaching another node would fail",
                              "--storage /shared/path (the same directory on every node, e.g. NFS) or "
@@ -134,9 +130,11 @@ class SwarmProxy:
                              "load balancer and keep --tls off")
         if tls.acme_root and not acme_root_pem:
             raise SwarmError("acme_root set without the root's PEM")
+        constraints = placement(nodes)  # the user's options: a usage error before any change
+        mounts = (storage_mount(storage),) if tls.on else ()
         existing = self.engine.service(self.name)
         if existing is not None:
-            labels = existing["Spec"].get("Labels") or {}
+            labels = existing.labels
             if labels.get(PROXY_LABEL) != self.name:
                 raise SwarmError(f"the service {self.name} is not a luma-compose proxy of this version",
                                  "luma-compose proxy down --swarm, then proxy up --swarm")
@@ -157,24 +155,17 @@ class SwarmProxy:
         if acme_root_pem:
             configs[swarm_routes.ACME_ROOT_TARGET] = self._ensure_config(acme_root_pem, "acme-root")
         if existing is None:
-            args = ["service", "create", "--detach", "--name", self.name, "--mode", "global",
-                    *self._labels("edge"), "--label", f"{HTTP_PORT_LABEL}={http_port}",
-                    "--label", f"{NODES_LABEL}={nodes}",
-                    "--publish", f"mode=host,target={http_port},published={http_port},protocol=tcp",
-                    "--update-order", "stop-first", "--update-parallelism", "1", "--update-delay", "1s",
-                    "--update-failure-action", "rollback", "--restart-condition", "any",
-                    "--network", self.edge, *_placement_args(nodes), *self._sysctl_args()]
+            labels = {**self._labels("edge"), HTTP_PORT_LABEL: str(http_port), NODES_LABEL: nodes, **tls_labels(tls)}
+            publish = [Publish(http_port, http_port)]
             if tls.on:
-                for key, label in TLS_LABELS.items():
-                    value = getattr(tls, key)
-                    args += ["--label", f"{label}={int(value) if isinstance(value, bool) else value}"]
-                args += ["--label", f"{STORAGE_LABEL}={storage}", "--mount", _storage_mount(storage)]
-                for proto in ("tcp", "udp"):  # udp: HTTP/3
-                    args += ["--publish", f"mode=host,target={tls.https_port},published={tls.https_port},"
-                                          f"protocol={proto}"]
-            for target, name in configs.items():
-                args += ["--config", f"source={name},target={target},mode=0444"]
-            self.engine.run(*args, image, "caddy", "run", "--config", swarm_routes.BOOT_TARGET)
+                labels[STORAGE_LABEL] = storage
+                publish += [Publish(tls.https_port, tls.https_port, proto) for proto in ("tcp", "udp")]  # udp: HTTP/3
+            self.engine.create_service(ServiceSpec(
+                self.name, image, ("caddy", "run", "--config", swarm_routes.BOOT_TARGET), labels, mode="global",
+                publish=tuple(publish), networks=(self.edge,), configs=configs,
+                mounts=mounts, sysctls=self._sysctls(),
+                constraints=constraints, update_order="stop-first", update_parallelism=1, update_delay="1s",
+                update_failure_action="rollback", restart_condition="any"))
             self.log(f"proxy: created global service {self.name} ({len(table.serving)} routes, tls {tls.mode})")
             wait_converged(self.engine, self.name)
         else:
@@ -188,8 +179,8 @@ class SwarmProxy:
         svc = self.engine.service(self.name)
         if svc is None:
             raise SwarmError(f"no proxy service {self.name} on this swarm", "luma-compose proxy up --swarm")
-        http_port = int((svc["Spec"].get("Labels") or {}).get(HTTP_PORT_LABEL, "80"))
-        image = self._image(svc)
+        http_port = int(svc.labels.get(HTTP_PORT_LABEL, "80"))
+        image = svc.image
         table, text = self.desired(http_port, tls_of(svc), image)
         for c in table.messages:
             self.log(f"conflict: {c}")
@@ -207,7 +198,7 @@ class SwarmProxy:
             self._gc()
         return SyncResult(table, changed, removed_networks=self._gc_networks(_networks(table)), config=text)
 
-    def _repair(self, edge: dict[str, Any], image: str, text: str, wait: bool) -> list[str]:
+    def _repair(self, edge: ServiceRecord, image: str, text: str, wait: bool) -> list[str]:
         """Parts of the proxy gone missing, made again (without the config server a starting edge answers
         503 for good). The edge holds the proxy's settings: without it, ``proxy up --swarm``."""
         done = []
@@ -220,7 +211,7 @@ class SwarmProxy:
             done.append(self.config_server)
             if wait:
                 wait_converged(self.engine, self.config_server)
-        if self._config_names(edge).get(swarm_routes.CONTROL_CERT_TARGET) != cert_cfg:  # a new key pair
+        if edge.configs.get(swarm_routes.CONTROL_CERT_TARGET) != cert_cfg:  # a new key pair
             self._update(edge, image, {swarm_routes.CONTROL_CERT_TARGET: cert_cfg}, None, wait=wait)
             done.append(self.name)
         return done
@@ -236,38 +227,36 @@ class SwarmProxy:
 
     def down(self) -> None:
         for name in [self.name, self.config_server, *self.gateways()]:
-            self.engine.run("service", "rm", name, check=False)
-        Watch(self.engine, self.name, [], self.log).remove()
+            self.engine.remove_service(name)
+        Watch(self.engine, self.name, {}, self.log).remove()
         time.sleep(1)
         for _ in range(20):
             self._gc(everything=True)
-            if self.engine.run("network", "rm", self.edge, check=False).returncode == 0:
+            if self.engine.remove_network(self.edge):
                 break
             time.sleep(0.5)
-        for s in self.engine.run("secret", "ls", "-q", "--filter", f"label={CONFIG_LABEL}={self.name}").stdout.split():
-            self.engine.run("secret", "rm", s, check=False)
+        for s in self.engine.secrets(f"label={CONFIG_LABEL}={self.name}"):
+            self.engine.remove_secret(s)
 
     # ------------------------------------------------------------------ parts
 
     def _ensure_edge_network(self) -> None:
         if not self.engine.networks(f"name={self.edge}", "driver=overlay"):
-            self.engine.run("network", "create", "--driver", "overlay", "--label", f"{ROLE_LABEL}={self.name}",
-                            self.edge, check=False)
+            self.engine.create_network(self.edge, {ROLE_LABEL: self.name})
 
     def _ensure_control_tls(self) -> tuple[str, str]:
         """(config name of the certificate, secret name of the key), made once per proxy."""
         label = f"{CONFIG_LABEL}.control={self.name}"
         certs = self.engine.configs(f"label={label}")
-        secrets = self.engine.run("secret", "ls", "--format", "{{.Name}}", "--filter", f"label={label}").stdout.split()
-        for c in sorted(certs, key=lambda c: c.get("CreatedAt", ""), reverse=True):
-            if f"{c['Spec']['Name']}-key" in secrets:  # a certificate with its key (each made with one)
-                return c["Spec"]["Name"], f"{c['Spec']['Name']}-key"
+        secrets = self.engine.secrets(f"label={label}")
+        for c in sorted(certs, key=lambda c: c.created, reverse=True):
+            if f"{c.name}-key" in secrets:  # a certificate with its key (each made with one)
+                return c.name, f"{c.name}-key"
         cert, key = control_tls.make(self.config_server)
         name = swarm_routes.config_name(f"{self.name}-control", cert)
-        self.engine.run("config", "create", "--label", f"{CONFIG_LABEL}={self.name}", "--label", label,
-                        name, "-", input=cert)
-        self.engine.run("secret", "create", "--label", f"{CONFIG_LABEL}={self.name}", "--label", label,
-                        f"{name}-key", "-", input=key)
+        labels = {CONFIG_LABEL: self.name, f"{CONFIG_LABEL}.control": self.name}
+        self.engine.create_config(name, cert, labels)
+        self.engine.create_secret(f"{name}-key", key, labels)
         return name, f"{name}-key"
 
     def _ensure_config_server(self, image: str, cert_cfg: str, key_secret: str, text: str) -> None:
@@ -277,19 +266,15 @@ class SwarmProxy:
                    swarm_routes.CONTROL_CERT_TARGET: cert_cfg}
         svc = self.engine.service(self.config_server)
         if svc is None:
-            args = ["service", "create", "--detach", "--name", self.config_server, *self._labels("config"),
-                    "--replicas", "1", "--endpoint-mode", "dnsrr", "--network", self.edge,
-                    "--constraint", "node.role==manager", "--update-order", "stop-first",
-                    # the new task serving is all we wait for (Swarm's default watches it for 5 s)
-                    "--update-monitor", "200ms",
-                    # nothing in flight matters here (an edge retries its pull a second later); a
-                    # graceful stop waited ~3 s for the edges' idle connections (measured)
-                    "--stop-grace-period", "1s",
-                    "--restart-condition", "any",
-                    "--secret", f"source={key_secret},target={swarm_routes.CONTROL_KEY_SECRET},mode=0400"]
-            for target, name in configs.items():
-                args += ["--config", f"source={name},target={target},mode=0444"]
-            self.engine.run(*args, image, "caddy", "run", "--config", CONTROL_CONFIG_TARGET)
+            self.engine.create_service(ServiceSpec(
+                self.config_server, image, ("caddy", "run", "--config", CONTROL_CONFIG_TARGET), self._labels("config"),
+                replicas=1, endpoint_mode="dnsrr", networks=(self.edge,), constraints=("node.role==manager",),
+                configs=configs, secrets={swarm_routes.CONTROL_KEY_SECRET: key_secret}, update_order="stop-first",
+                # the new task serving is all we wait for (Swarm's default watches it for 5 s)
+                update_monitor="200ms",
+                # nothing in flight matters here (an edge retries its pull a second later); a
+                # graceful stop waited ~3 s for the edges' idle connections (measured)
+                stop_grace_period="1s", restart_condition="any"))
             self.log(f"proxy: created the config server {self.config_server}")
         else:
             self._update(svc, image, configs, {self.edge})
@@ -301,10 +286,10 @@ class SwarmProxy:
             raise SwarmError(f"the proxy's config server {self.config_server} is missing",
                              "luma-compose proxy up --swarm")
         name = swarm_routes.config_name(f"{self.name}-edge", text)
-        if self._config_names(svc).get(swarm_routes.EDGE_CONFIG_TARGET) == name:
+        if svc.configs.get(swarm_routes.EDGE_CONFIG_TARGET) == name:
             return False
         self._ensure_config(text, "edge")
-        self._update(svc, self._image(svc), {swarm_routes.EDGE_CONFIG_TARGET: name}, None, wait=wait)
+        self._update(svc, svc.image, {swarm_routes.EDGE_CONFIG_TARGET: name}, None, wait=wait)
         if wait:
             time.sleep(PROPAGATION)
         return True
@@ -323,58 +308,48 @@ class SwarmProxy:
                 if name in have:
                     self._update(have[name], image, configs, {self.edge, r.network}, wait=wait)
                     continue
-                args = ["service", "create", "--detach", "--name", name, *self._labels("gateway"),
-                        "--label", f"{GATEWAY_OF_LABEL}={r.project}",
-                        "--replicas", str(GATEWAY_REPLICAS), "--placement-pref", "spread=node.id",
-                        "--endpoint-mode", "dnsrr", "--update-order", "start-first",
-                        "--update-failure-action", "rollback", "--restart-condition", "any",
-                        "--network", self.edge, "--network", r.network, *self._sysctl_args(),
-                        "--config", f"source={cfg},target={GATEWAY_CONFIG_TARGET},mode=0444",
-                        image, "caddy", "run", "--config", GATEWAY_CONFIG_TARGET]
-                self.engine.run(*args)
+                self.engine.create_service(ServiceSpec(
+                    name, image, ("caddy", "run", "--config", GATEWAY_CONFIG_TARGET),
+                    {**self._labels("gateway"), GATEWAY_OF_LABEL: r.project}, replicas=GATEWAY_REPLICAS,
+                    placement_prefs=("spread=node.id",), endpoint_mode="dnsrr", update_order="start-first",
+                    update_failure_action="rollback", restart_condition="any", networks=(self.edge, r.network),
+                    sysctls=self._sysctls(), configs=configs))
                 done.append(name)
             if wait:
                 for name in done:
                     wait_converged(self.engine, name)
         if remove is not False:
             for name in sorted(set(have) - set(want)):
-                self.engine.run("service", "rm", name, check=False)
+                self.engine.remove_service(name)
                 done.append(name)
         return done
 
-    def _update(self, svc: dict[str, Any], image: str, configs: dict[str, str], networks: set[str] | None,
+    def _update(self, svc: ServiceRecord, image: str, configs: dict[str, str], networks: set[str] | None,
                 nodes: str | None = None, wait: bool = True, sysctls: dict[str, str] | None = None) -> bool:
         """Bring one of our services to this image / these configs (by target) / networks / sysctls."""
-        name = svc["Spec"]["Name"]
-        args: list[str] = []
-        have_sysctls = svc["Spec"].get("TaskTemplate", {}).get("ContainerSpec", {}).get("Sysctls") or {}
-        args += [x for k, v in sorted((sysctls or {}).items()) if have_sysctls.get(k) != v
-                 for x in ("--sysctl-add", f"{k}={v}")]
-        if self._image(svc) != image:
-            args += ["--image", image]
-        have_cfgs = self._config_names(svc)
-        for target, cfg in configs.items():
-            if have_cfgs.get(target) != cfg:
-                if target in have_cfgs:
-                    args += ["--config-rm", have_cfgs[target]]
-                args += ["--config-add", f"source={cfg},target={target},mode=0444"]
-        if networks is not None:
-            have_nets = self._network_names(svc)
-            args += [x for n in sorted(networks - have_nets) for x in ("--network-add", n)]
-            args += [x for n in sorted(have_nets - networks) for x in ("--network-rm", n)]
-        if nodes is not None and (svc["Spec"].get("Labels") or {}).get(NODES_LABEL, "all") != nodes:
-            old = (svc["Spec"].get("TaskTemplate", {}).get("Placement") or {}).get("Constraints") or []
-            args += [x for c in old if c.startswith("node.labels.") for x in ("--constraint-rm", c)]
-            new = _placement_args(nodes)
-            args += [x for c in new[1::2] for x in ("--constraint-add", c)]
-            args += ["--label-add", f"{NODES_LABEL}={nodes}"]
-        if not args:
+        change = self._change(svc, image, configs, networks, nodes, sysctls or {})
+        if not change:
             return False
-        started = (svc.get("UpdateStatus") or {}).get("StartedAt")
-        self.engine.run("service", "update", "--detach", *args, name)
+        self.engine.update_service(svc.name, change)
         if wait:
-            wait_converged(self.engine, name, previous=started)
+            wait_converged(self.engine, svc.name, previous=svc.update_started)
         return True
+
+    def _change(self, svc: ServiceRecord, image: str, configs: dict[str, str], networks: set[str] | None,
+                nodes: str | None, sysctls: dict[str, str]) -> ServiceUpdate:
+        """What differs between ``svc`` and what it should be (an empty update when nothing does)."""
+        stale = {t: c for t, c in configs.items() if svc.configs.get(t) != c}
+        have_nets = self._network_names(svc) if networks is not None else set()
+        moved = nodes is not None and svc.labels.get(NODES_LABEL, "all") != nodes
+        return ServiceUpdate(
+            image=image if svc.image != image else None,
+            config_rm=tuple(svc.configs[t] for t in stale if t in svc.configs), config_add=stale,
+            network_add=tuple(sorted((networks or set()) - have_nets)),
+            network_rm=tuple(sorted(have_nets - networks)) if networks is not None else (),
+            sysctl_add={k: v for k, v in sorted(sysctls.items()) if svc.sysctls.get(k) != v},
+            constraint_rm=tuple(c for c in svc.constraints if c.startswith("node.labels.")) if moved else (),
+            constraint_add=placement(nodes) if moved and nodes is not None else (),
+            label_add={NODES_LABEL: nodes} if moved and nodes is not None else {})
 
     # ------------------------------------------------------------------ helpers
 
@@ -385,16 +360,10 @@ class SwarmProxy:
             self._kernel = self.engine.kernel_version()
         return handover.listener_sysctls(self._kernel)
 
-    def _sysctl_args(self) -> list[str]:
-        return [x for k, v in sorted(self._sysctls().items()) for x in ("--sysctl", f"{k}={v}")]
-
     def _ensure_config(self, text: str, kind: str) -> str:
         name = swarm_routes.config_name(f"{self.name}-{kind}", text)
         if not self.engine.configs(f"name={name}"):
-            p = self.engine.run("config", "create", "--label", f"{CONFIG_LABEL}={self.name}", name, "-",
-                                input=text, check=False)
-            if p.returncode != 0 and "already exists" not in p.stderr:
-                raise SwarmError(f"config create {name}: {p.stderr.strip()}")
+            self.engine.create_config(name, text, {CONFIG_LABEL: self.name})
         return name
 
     def _gc(self, everything: bool = False) -> None:
@@ -403,26 +372,24 @@ class SwarmProxy:
         keep: set[str] = set()
         if not everything:
             for svc in self.engine.services(f"label={PROXY_LABEL}={self.name}"):
-                keep |= set(self._config_names(svc).values())
+                keep |= set(svc.configs.values())
         for c in self.engine.configs(f"label={CONFIG_LABEL}={self.name}"):
-            n = c["Spec"]["Name"]
-            control = f"{CONFIG_LABEL}.control" in (c["Spec"].get("Labels") or {})  # kept while the proxy is
-            if everything or (n not in keep and not control):
-                self.engine.run("config", "rm", n, check=False)
+            control = f"{CONFIG_LABEL}.control" in c.labels  # kept while the proxy is
+            if everything or (c.name not in keep and not control):
+                self.engine.remove_config(c.name)
 
     def _gc_networks(self, routed: set[str]) -> list[str]:
         """Ingress networks whose stack has no service left (``docker stack rm`` could not remove them
         while a gateway was attached): removed now that the gateway has left them."""
         removed = []
         for n in self.engine.networks(f"label={contract.NETWORK_OWNER_LABEL}=true", "driver=overlay"):
-            name = n["Name"]
-            stack = (n.get("Labels") or {}).get(contract.STACK_NAMESPACE_LABEL)
-            if name in routed or not stack:
+            stack = n.labels.get(contract.STACK_NAMESPACE_LABEL)
+            if n.name in routed or not stack:
                 continue
             if self.engine.services(f"label={contract.STACK_NAMESPACE_LABEL}={stack}"):
                 continue
-            if self.engine.run("network", "rm", name, check=False).returncode == 0:
-                removed.append(name)
+            if self.engine.remove_network(n.name):
+                removed.append(n.name)
         return removed
 
 

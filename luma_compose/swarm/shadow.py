@@ -16,28 +16,25 @@ offline, though never take its traffic. That is reported with the intruder's nam
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from .. import contract, validate
+from ..records import ServiceRecord
 from ..routing.claims import RouteTable
 from .routes import config_server_name, gateway_name
 
 
-def dns_names(service: dict[str, Any], net_names: dict[str, str]) -> dict[str, set[str]]:
+def dns_names(service: ServiceRecord, net_names: dict[str, str]) -> dict[str, set[str]]:
     """network name -> the names a service answers to in DNS there, as written: its name, its stack's
     short name for it, and its network aliases."""
-    spec = service.get("Spec") or {}
-    name = spec.get("Name") or ""
-    ns = (spec.get("Labels") or {}).get(contract.STACK_NAMESPACE_LABEL)
+    name, ns = service.name, service.stack
     base = {name} | ({name[len(ns) + 1:]} if ns and name.startswith(ns + "_") else set())
     out: dict[str, set[str]] = {}
-    for n in (spec.get("TaskTemplate") or {}).get("Networks") or []:
-        net = net_names.get(n.get("Target", ""), n.get("Target", ""))
-        out.setdefault(net, set()).update(base | set(n.get("Aliases") or []))
+    for n in service.networks:
+        out.setdefault(net_names.get(n.target, n.target), set()).update(base | set(n.aliases))
     return out
 
 
-def drop_shadowed(t: RouteTable, services: list[dict[str, Any]], net_names: dict[str, str],
+def drop_shadowed(t: RouteTable, services: list[ServiceRecord], net_names: dict[str, str],
                   proxy: str = "luma-proxy", containers: dict[str, list[str]] | None = None) -> RouteTable:
     """``t`` with the routes of projects whose names something else answers to withheld (they keep
     their hosts: 404).
@@ -61,7 +58,7 @@ def drop_shadowed(t: RouteTable, services: list[dict[str, Any]], net_names: dict
     return RouteTable(routes, t.conflicts, (*t.problems, *problems), t.refused_networks)
 
 
-def _intruders(serving: tuple, services: list[dict[str, Any]], net_names: dict[str, str],
+def _intruders(serving: tuple, services: list[ServiceRecord], net_names: dict[str, str],
                proxy: str) -> tuple[dict[str, str], list[str]]:
     """(project -> why its routes are withheld, problems) for the services that answer to a name
     of a project's route or gateway where the gateway or the edges resolve it."""
@@ -79,7 +76,7 @@ def _intruders(serving: tuple, services: list[dict[str, Any]], net_names: dict[s
     withheld: dict[str, str] = {}
     problems: list[str] = []
     for svc in services:
-        spec_name = (svc.get("Spec") or {}).get("Name") or ""
+        spec_name = svc.name
         for net, names in dns_names(svc, net_names).items():
             for name in sorted(names):
                 project, owner, what = watched.get((net, validate.dns_name_key(name)), ("", spec_name, ""))

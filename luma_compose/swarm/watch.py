@@ -12,9 +12,11 @@ join or see is reported, not trusted silently.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Callable
 
-from ..engine.swarm import SwarmEngine
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine.protocols import SwarmEngineProtocol
 
 #: After the watch joins an overlay, time for the other nodes' endpoints to reach this one (gossip).
 GOSSIP = 1.0
@@ -23,7 +25,8 @@ ROLE = "watch"
 
 
 class Watch:
-    def __init__(self, engine: SwarmEngine, proxy: str, labels: list[str], log: Callable[[str], None]):
+    def __init__(self, engine: SwarmEngineProtocol, proxy: str, labels: Mapping[str, str],
+                 log: Callable[[str], None]):
         self.engine = engine
         self.name = f"{proxy}-watch"
         self.labels = labels
@@ -36,53 +39,49 @@ class Watch:
         not join."""
         info = self.engine.container(self.name)
         want = sorted(networks)
-        if info is not None and not (info.get("State") or {}).get("Running"):
-            self.engine.run("rm", "-f", self.name, check=False)
+        if info is not None and not info.running:
+            self.engine.remove_container(self.name)
             info = None
         if info is None:
             if not want:
                 return []
-            p = self.engine.run("run", "-d", "--name", self.name, *self.labels, "--restart", "always",
-                                "--network", want[0], "--entrypoint", "sleep", image, "2147483647", check=False)
-            if p.returncode != 0:
-                self.log(f"watch: cannot start {self.name}: {p.stderr.strip()}")
+            error = self.engine.run_container(self.name, image, want[0], self.labels, "sleep", ("2147483647",))
+            if error:
+                self.log(f"watch: cannot start {self.name}: {error}")
                 return want
             have: set[str] = {want[0]}
             self.joined = True
         else:
-            have = set((info.get("NetworkSettings") or {}).get("Networks") or {})
+            have = set(info.endpoints)
         failed = []
         for net in want:
-            if net not in have and self.engine.run("network", "connect", net, self.name, check=False).returncode:
+            if net not in have and not self.engine.connect(net, self.name):
                 failed.append(net)
         for net in sorted(have - networks):
-            self.engine.run("network", "disconnect", "--force", net, self.name, check=False)
+            self.engine.disconnect(net, self.name)
         self.joined = self.joined or bool(set(want) - have - set(failed))
         return failed
 
     def remove(self) -> None:
-        self.engine.run("rm", "-f", self.name, check=False)
+        self.engine.remove_container(self.name)
 
     def plain_containers(self, networks: set[str]) -> tuple[dict[str, list[str]], list[str]]:
         """(network -> plain containers on it other than the watch, as descriptions; the networks
         this manager cannot see into)."""
-        info = self.engine.container(self.name) or {}
-        mine = {n: (v or {}).get("EndpointID") for n, v in ((info.get("NetworkSettings") or {}).get("Networks")
-                                                             or {}).items()}
+        info = self.engine.container(self.name)
+        mine = dict(info.endpoints) if info is not None else {}
         found: dict[str, list[str]] = {}
         blind: list[str] = []
         for net in sorted(networks):
             seen = self.engine.network_endpoints(net)
             if seen is None:
                 continue  # gone: nothing routes there
-            local: list[dict[str, Any]] = list(seen["Containers"].values())
-            if not mine.get(net) or not any(c.get("EndpointID") == mine[net] for c in local):
+            if not mine.get(net) or mine[net] not in seen.local_endpoints:
                 blind.append(net)
-            services = seen["Services"]
-            plain = [t for t in (services.get("") or {}).get("Tasks") or [] if t.get("EndpointID") != mine.get(net)]
+            plain = [t for t in seen.plain if t.endpoint != mine.get(net)]
             if plain:
-                found[net] = [f"container {t.get('Name', '?')} (not a swarm task; on the node "
-                              f"{(t.get('Info') or {}).get('Host IP', '?')}) is attached to {net}" for t in plain]
+                found[net] = [f"container {t.name} (not a swarm task; on the node {t.host_ip}) is attached to {net}"
+                              for t in plain]
         return found, blind
 
     def look(self, networks: set[str], image: str | None) -> dict[str, list[str]]:

@@ -10,7 +10,8 @@ import pytest
 PKG = Path(__file__).resolve().parents[2] / "luma_compose"
 PURE = sorted([*PKG.glob("compose/*.py"), PKG / "records.py", PKG / "contract.py", PKG / "errors.py",
                *PKG.glob("routing/*.py"), PKG / "proxy" / "caddy_config.py", PKG / "deploy" / "plan.py",
-               PKG / "deploy" / "subnets.py", PKG / "swarm" / "stack.py", PKG / "swarm" / "routes.py"])
+               PKG / "deploy" / "subnets.py", PKG / "swarm" / "routes.py", PKG / "swarm" / "shadow.py",
+               PKG / "swarm" / "options.py"])
 
 
 def imported_modules(path: Path) -> set[str]:

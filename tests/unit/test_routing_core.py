@@ -17,6 +17,7 @@ from support.records import routed  # noqa: E402
 
 from luma_compose import contract  # noqa: E402
 from luma_compose.deploy.plan import owned_elsewhere  # noqa: E402
+from luma_compose.records import ServiceRecord  # noqa: E402
 from luma_compose.routing import ownership, services  # noqa: E402
 from luma_compose.routing.claims import Conflict, Route, RouteTable, SyncResult  # noqa: E402
 from luma_compose.routing.containers import build_table  # noqa: E402
@@ -34,11 +35,11 @@ def no_sleep(monkeypatch):
     monkeypatch.setattr(swarm_watch.time, "sleep", lambda s: None)
 
 
-def service(project: str, svc: str, hosts: str, created: str, **labels: str) -> dict:
+def service(project: str, svc: str, hosts: str, created: str, **labels: str) -> ServiceRecord:
     """A service as `docker stack deploy` makes it from a rendered stack file."""
     lb = {**contract.route_labels(project, svc, hosts.split(","), 3000, "/up"),
           contract.STACK_NAMESPACE_LABEL: project, **labels}
-    return {"CreatedAt": created, "Spec": {"Name": contract.stack_service(project, svc), "Labels": lb}}
+    return ServiceRecord(contract.stack_service(project, svc), labels=lb, created=created)
 
 
 def claim(r: Route) -> tuple:
@@ -124,7 +125,6 @@ def test_swarm_routes_lists_what_the_edges_serve(monkeypatch):
     fake, p = _fake_with_a_withheld_project()
     res = p.sync()
     monkeypatch.setattr(cli_swarm, "swarm_engine", lambda: fake)
-    fake.require_manager = lambda: None  # type: ignore[method-assign]
     out = CliRunner().invoke(main, ["routes", "--swarm", "--format", "json", "--name", "px"])
     shown = json.loads(out.stdout)
     cfg = edge_layout.edge_config(res.table, 8080, "px")

@@ -1,5 +1,5 @@
 """The swarm proxy's decisions on a swarm in memory (tests/support/fake_swarm.py): which services it
-creates, updates and removes, in which order, as docker argv data. The e2e tests
+creates, updates and removes, in which order, as specs and updates (records, no argv). The e2e tests
 (tests/e2e/test_swarm.py) prove the same on a real 2-node swarm."""
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support.fake_swarm import FakeSwarm  # noqa: E402
 
 from luma_compose.engine.swarm import SwarmError  # noqa: E402
+from luma_compose.errors import UsageError  # noqa: E402
+from luma_compose.records import Mount, Publish  # noqa: E402
 from luma_compose.swarm import proxy as swarm_proxy  # noqa: E402
 from luma_compose.swarm import routes  # noqa: E402
 from luma_compose.swarm import watch as swarm_watch  # noqa: E402
@@ -34,18 +36,14 @@ def up(fake: FakeSwarm, **kw) -> swarm_proxy.SwarmProxy:
 def edge_config(fake: FakeSwarm) -> dict:
     import json
 
-    cfgs = fake.services_["px-config"]["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"]
-    name = next(c["ConfigName"] for c in cfgs if c["File"]["Name"] == routes.EDGE_CONFIG_TARGET)
-    return json.loads(fake.cfgs[name]["Data"])
+    name = fake.services_["px-config"].configs[routes.EDGE_CONFIG_TARGET]
+    return json.loads(fake.config_data[name])
 
 
 def service_ops(fake: FakeSwarm) -> list[tuple[str, str]]:
     """(verb, service name) of each service create/update/rm, in order."""
-    out = []
-    for c in fake.mutations():
-        if c[0] == "service":
-            out.append((c[1], c[c.index("--name") + 1] if c[1] == "create" else c[-1] if c[1] == "update" else c[2]))
-    return out
+    verbs = {"create_service": "create", "update_service": "update", "remove_service": "rm"}
+    return [(verbs[op], name) for op, name in fake.mutations() if op in verbs]
 
 
 def served_hosts(fake: FakeSwarm, handler: str = "reverse_proxy") -> list[str]:
@@ -60,15 +58,15 @@ def test_up_creates_edge_config_server_and_a_gateway_per_project_none_with_the_s
     fake.add_stack_service("shop", "web", "shop.test")
     up(fake)
     edge = fake.services_["px"]
-    assert {fake.nets[n["Target"]]["Name"] for n in edge["Spec"]["TaskTemplate"]["Networks"]} == {"px_edge"}
+    assert {fake.nets[n.target].name for n in edge.networks} == {"px_edge"}
     gw = fake.services_["px-gw-shop"]
-    assert {fake.nets[n["Target"]]["Name"] for n in gw["Spec"]["TaskTemplate"]["Networks"]} == {"px_edge", "shop_luma"}
+    assert {fake.nets[n.target].name for n in gw.networks} == {"px_edge", "shop_luma"}
     assert served_hosts(fake) == ["shop.test"]
-    for s in fake.services_.values():
-        assert "--mount" not in s.get("CreateArgs", []), "no part mounts anything (no Docker socket)"
+    for spec in fake.specs.values():
+        assert spec.mounts == (), "no part mounts anything (no Docker socket)"
     # the key goes to the config server only
-    assert any(a.startswith("source=") and "key" in a for a in fake.services_["px-config"]["CreateArgs"])
-    assert not any("key" in a for a in edge["CreateArgs"] if a.startswith("source="))
+    assert any("key" in n for n in fake.specs["px-config"].secrets.values())
+    assert fake.specs["px"].secrets == {} and not any("key" in n for n in fake.specs["px"].configs.values())
 
 
 def test_a_project_added_then_removed_never_touches_the_edge_or_another_gateway():
@@ -98,9 +96,8 @@ def test_an_impostor_on_the_edge_network_withholds_only_its_victim():
     fake.add_stack_service("shop", "web", "shop.test")
     fake.add_stack_service("blog", "web", "blog.test")
     p = up(fake)
-    edge = next(i for i, n in fake.nets.items() if n["Name"] == "px_edge")
-    fake.services_["evil_decoy"] = fake._svc("evil_decoy", {"com.docker.stack.namespace": "evil"}, "x",
-                                             [(edge, ["px-gw-shop", "decoy"])], [])
+    edge = next(i for i, n in fake.nets.items() if n.name == "px_edge")
+    fake.add_service("evil_decoy", {"com.docker.stack.namespace": "evil"}, "x", [(edge, ["px-gw-shop", "decoy"])])
     res = p.sync()
     assert served_hosts(fake) == ["blog.test"]
     assert any("evil_decoy answers to px-gw-shop" in c for c in res.table.messages)
@@ -109,14 +106,13 @@ def test_an_impostor_on_the_edge_network_withholds_only_its_victim():
 
 def test_tls_needs_shared_storage_and_publishes_https(monkeypatch):
     fake = FakeSwarm()
-    with pytest.raises(SwarmError):
+    with pytest.raises(UsageError):  # the user's option: exit 2, as on one host
         up(fake, tls=routes.EdgeTLS("acme", 8443))
     assert fake.calls == [], "refused before any change"
     up(fake, tls=routes.EdgeTLS("acme", 8443, acme_root=True), storage="/srv/shared", acme_root_pem="PEM")
-    args = fake.services_["px"]["CreateArgs"]
-    assert "type=bind,source=/srv/shared,target=/data" in args
-    assert "mode=host,target=8443,published=8443,protocol=tcp" in args
-    assert "mode=host,target=8443,published=8443,protocol=udp" in args
+    spec = fake.specs["px"]
+    assert spec.mounts == (Mount("bind", "/srv/shared", "/data"),)
+    assert Publish(8443, 8443, "tcp", "host") in spec.publish and Publish(8443, 8443, "udp", "host") in spec.publish
     assert edge_config(fake)["storage"] == {"module": "file_system", "root": "/data/caddy"}
     # the settings live on the edge: a sync builds the same TLS config; another up with others refuses
     p = swarm_proxy.SwarmProxy(fake, "px", log=lambda s: None)
@@ -149,9 +145,9 @@ def test_the_watch_joins_every_routed_overlay_and_a_plain_container_there_withho
     fake.add_stack_service("shop", "web", "shop.test")
     fake.add_stack_service("blog", "web", "blog.test")
     p = up(fake)
-    watch = fake.containers["px-watch"]
-    assert set(watch["NetworkSettings"]["Networks"]) == {"shop_luma", "blog_luma"}
-    assert "--mount" not in watch["Args"] and "-v" not in watch["Args"], "no socket, no mount"
+    assert set(fake.containers["px-watch"].endpoints) == {"shop_luma", "blog_luma"}
+    # no socket, no mount: run_container takes none; it sleeps
+    assert fake.runs["px-watch"]["entrypoint"] == "sleep"
     assert served_hosts(fake) == ["blog.test", "shop.test"]
     # `docker run --network shop_luma --network-alias shop-web` on another node
     fake.plain["shop_luma"] = ["sneaky"]
@@ -164,46 +160,46 @@ def test_the_watch_joins_every_routed_overlay_and_a_plain_container_there_withho
     # a project gone: the watch leaves its overlay (so the overlay can be removed)
     fake.remove_stack("blog")
     p.sync()
-    assert set(watch["NetworkSettings"]["Networks"]) == {"shop_luma"}
+    assert set(fake.containers["px-watch"].endpoints) == {"shop_luma"}
 
 
 def test_an_overlay_the_watch_cannot_see_into_is_not_trusted():
     fake = FakeSwarm()
     fake.add_stack_service("shop", "web", "shop.test")
     p = up(fake)
-    fake.run("rm", "-f", "px-watch")
+    fake.remove_container("px-watch")
     # a read-only look (swarm routes) does not recreate it, and says what it cannot see
     t = p.served()
     assert not t.serving and any("cannot see who is attached to shop_luma" in c for c in t.messages)
     # a sync brings it back
     assert p.sync().table.messages == [] and served_hosts(fake) == ["shop.test"]
-    assert "shop_luma" in fake.containers["px-watch"]["NetworkSettings"]["Networks"]
+    assert "shop_luma" in fake.containers["px-watch"].endpoints
 
 
 def test_sync_recreates_a_missing_config_server_and_a_lost_key():
     fake = FakeSwarm()
     fake.add_stack_service("shop", "web", "shop.test")
     p = up(fake)
-    fake.run("service", "rm", "px-config")
+    fake.remove_service("px-config")
     fake.calls.clear()
     res = p.sync()
     assert res.changed and ("create", "px-config") in service_ops(fake)
     assert served_hosts(fake) == ["shop.test"]
     assert not p.sync().changed, "converged: the next sync does nothing"
     # the key's secret gone too: a new pair, and the edges pin the new certificate
-    fake.run("service", "rm", "px-config")
-    for s in list(fake.secrets):
-        fake.run("secret", "rm", s)
+    fake.remove_service("px-config")
+    for s in fake.secrets():
+        fake.remove_secret(s)
     p.sync()
-    key = next(iter(fake.secrets))
+    key = next(iter(fake.secrets()))
     cert = key.removesuffix("-key")
-    assert p._config_names(fake.services_["px"])[routes.CONTROL_CERT_TARGET] == cert
-    assert p._config_names(fake.services_["px-config"])[routes.CONTROL_CERT_TARGET] == cert
+    assert fake.services_["px"].configs[routes.CONTROL_CERT_TARGET] == cert
+    assert fake.services_["px-config"].configs[routes.CONTROL_CERT_TARGET] == cert
     assert not p.sync().changed
 
 
 def _sysctls(fake: FakeSwarm, name: str) -> dict:
-    return fake.services_[name]["Spec"]["TaskTemplate"]["ContainerSpec"].get("Sysctls") or {}
+    return dict(fake.services_[name].sysctls)
 
 
 @pytest.mark.parametrize("kernel, want", [("6.1.0-18-amd64", {"net.ipv4.tcp_migrate_req": "1"}),
@@ -233,3 +229,12 @@ def test_an_edge_created_without_the_setting_gets_it_from_the_next_up():
     fake.calls.clear()
     up(fake)  # and then nothing changes
     assert ("update", "px") not in service_ops(fake)
+
+
+@pytest.mark.parametrize("kw", [{"nodes": "somewhere"}, {"nodes": "label=edge"},
+                                {"tls": routes.EdgeTLS("internal", 8443), "storage": "not a volume!"}])
+def test_a_bad_option_through_the_python_api_is_a_usage_error_before_any_change(kw):
+    fake = FakeSwarm()
+    with pytest.raises(UsageError):
+        up(fake, **kw)
+    assert not [c for c in fake.mutations() if c[0] in ("create_service", "update_service")]

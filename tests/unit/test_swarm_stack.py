@@ -6,9 +6,11 @@ from dataclasses import replace
 
 from luma_compose import api
 from luma_compose.compose.source import parse
+from luma_compose.records import Mount, ServiceNetwork, ServiceRecord
 from luma_compose.routing import services
 from luma_compose.routing.claims import RouteTable
-from luma_compose.swarm import routes, shadow, stack
+from luma_compose.compose import stack
+from luma_compose.swarm import routes, shadow
 
 SRC = """\
 name: shop
@@ -56,14 +58,15 @@ def test_checks() -> None:
 
 
 def _svc(name, project, service, hosts, created):
-    return {"CreatedAt": created, "Spec": {"Name": name, "Labels": {
+    return ServiceRecord(name, labels={
         "luma.managed": "true", "luma.project": project, "luma.service": service, "luma.hosts": hosts,
-        "luma.port": "3000", "luma.network": f"{project}_luma", "com.docker.stack.namespace": project}}}
+        "luma.port": "3000", "luma.network": f"{project}_luma", "com.docker.stack.namespace": project},
+        created=created)
 
 
 def test_routes_conflicts_and_config() -> None:
     t = services.table([_svc("b_web", "b", "web", "x.test", "2"), _svc("a_web", "a", "web", "x.test,y.test", "1"),
-                      {"Spec": {"Name": "plain", "Labels": {}}}])
+                      ServiceRecord("plain")])
     assert [r.project for r in t.serving] == ["a"] and "b/web claims x.test" in t.messages[0]
     cfg = routes.edge_config(t, 8080, "px")
     server = cfg["apps"]["http"]["servers"]["luma"]
@@ -92,10 +95,10 @@ def test_swarm_routes_refuse_label_values_the_container_proxy_refuses():
 
     labels = {**contract.route_labels("gmail", "web", ["mail.example.com"], 3000, "/up"),
               "com.docker.stack.namespace": "gmail"}
-    ok = {"Spec": {"Name": "gmail_web", "Labels": labels}}
+    ok = ServiceRecord("gmail_web", labels=labels)
     assert route_of(ok) is not None
     for bad in ("{http.request.host}", "mail.example.com{env.NOPE}", "${HOST}"):
-        assert route_of({"Spec": {"Name": "evil_web", "Labels": {**labels, contract.LABEL_HOSTS: bad}}}) is None
+        assert route_of(ServiceRecord("evil_web", labels={**labels, contract.LABEL_HOSTS: bad})) is None
 
 
 def test_a_swarm_service_routes_only_for_its_own_stack():
@@ -104,12 +107,12 @@ def test_a_swarm_service_routes_only_for_its_own_stack():
 
     labels = {**contract.route_labels("gmail", "web", ["mail.example.com"], 3000, "/up"),
               "com.docker.stack.namespace": "gmail"}
-    assert route_of({"Spec": {"Name": "gmail_web", "Labels": labels}}) is not None
+    assert route_of(ServiceRecord("gmail_web", labels=labels)) is not None
     # another stack copying gmail's labels, or a hand-made service, never passes as gmail's web
-    assert route_of({"Spec": {"Name": "evil_web", "Labels": {**labels, "com.docker.stack.namespace": "evil"}}}) is None
-    assert route_of({"Spec": {"Name": "evil_web", "Labels": labels}}) is None
+    assert route_of(ServiceRecord("evil_web", labels={**labels, "com.docker.stack.namespace": "evil"})) is None
+    assert route_of(ServiceRecord("evil_web", labels=labels)) is None
     no_stack = {k: v for k, v in labels.items() if k != "com.docker.stack.namespace"}
-    assert route_of({"Spec": {"Name": "gmail_web", "Labels": no_stack}}) is None
+    assert route_of(ServiceRecord("gmail_web", labels=no_stack)) is None
 
 
 def _stack_svc(project, service, routed_hosts=None, networks=(), created="1"):
@@ -117,8 +120,8 @@ def _stack_svc(project, service, routed_hosts=None, networks=(), created="1"):
     if routed_hosts:
         labels.update({"luma.managed": "true", "luma.project": project, "luma.service": service,
                        "luma.hosts": routed_hosts, "luma.port": "3000", "luma.network": f"{project}_luma"})
-    return {"CreatedAt": created, "Spec": {"Name": f"{project}_{service}", "Labels": labels, "TaskTemplate": {
-        "Networks": [{"Target": f"id-{net}", "Aliases": list(aliases)} for net, aliases in networks]}}}
+    return ServiceRecord(f"{project}_{service}", labels=labels, created=created,
+                         networks=tuple(ServiceNetwork(f"id-{net}", tuple(aliases)) for net, aliases in networks))
 
 
 def test_only_a_service_a_gateway_or_an_edge_could_resolve_can_shadow_a_project():
@@ -220,17 +223,16 @@ def test_edge_tls_config_is_the_single_host_layout_with_shared_storage():
 def test_tls_on_a_swarm_needs_shared_storage():
     import pytest
 
-    from luma_compose.engine.swarm import SwarmError
     from luma_compose.errors import UsageError
-    from luma_compose.swarm import proxy
+    from luma_compose.swarm import options, proxy
 
-    with pytest.raises(SwarmError) as e:
+    with pytest.raises(UsageError) as e:  # the user's option: exit 2, as on one host
         proxy.SwarmProxy(engine=None).up(tls=routes.EdgeTLS("acme"))  # refused before any engine call
     assert "--storage" in e.value.hint
-    assert proxy._storage_mount("/srv/luma") == "type=bind,source=/srv/luma,target=/data"
-    assert proxy._storage_mount("luma-certs") == "type=volume,source=luma-certs,target=/data"
+    assert options.storage_mount("/srv/luma") == Mount("bind", "/srv/luma", "/data")
+    assert options.storage_mount("luma-certs") == Mount("volume", "luma-certs", "/data")
     with pytest.raises(UsageError):  # the user's option: exit 2, as on one host
-        proxy._storage_mount("a,b=c")
+        options.storage_mount("a,b=c")
 
 
 def test_a_name_shadows_whatever_its_case_or_trailing_dot():
@@ -269,7 +271,7 @@ def test_a_plain_container_on_the_overlay_withholds_the_project_and_is_named():
 
 def test_a_route_on_another_projects_network_is_refused():
     bad = _svc("evil_web", "evil", "web", "evil.test", "1")
-    bad["Spec"]["Labels"]["luma.network"] = "gmail_luma"
+    bad.labels["luma.network"] = "gmail_luma"
     t = services.table([_svc("gmail_web", "gmail", "web", "mail.test", "2"), bad])
     assert [r.project for r in t.serving] == ["gmail"]
     assert "evil/web asks for the network gmail_luma" in t.messages[0] and "evil_luma only" in t.messages[0]

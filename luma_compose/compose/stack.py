@@ -1,4 +1,4 @@
-"""The swarm output mode of render, and the swarm checks. Pure: no Docker.
+"""The swarm output of render (a stack file), and the swarm checks. Pure: no Docker.
 
 It post-processes render's output (the single-host contract) with the same splicing editor,
 so everything render keeps byte for byte is kept here too. What changes for
@@ -12,18 +12,26 @@ so everything render keeps byte for byte is kept here too. What changes for
   a manager shows for the whole cluster (container labels are kept: they cost nothing).
 
 ``problems()`` reports the keys Swarm ignores (warnings) or rejects (errors) for ``check --swarm``.
+:func:`render` is the whole swarm output of one render result; :func:`intended` says, as data, what the
+stack file is meant to be (the input as ``docker stack config`` reads it, plus the additions above), for
+the read-back (``docker stack config`` runs in :mod:`..engine.stack_cli`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import copy
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml.nodes import MappingNode
 
 from .. import contract
 from ..errors import Problem
-from ..compose.source import Source, is_map, is_null, is_seq, own_get, parse
-from ..compose.splice import Editor, key_col, scalar
+from .source import Source, is_map, is_null, is_seq, own_get, parse
+from .splice import Editor, key_col, scalar
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .pipeline import Result
 
 #: Service keys `docker stack deploy` ignores, with what to use instead.
 IGNORED_SERVICE_KEYS = {
@@ -115,9 +123,7 @@ def to_stack(name: str, rendered: str, project: str, routes: list[contract.Route
     # 1. no `name:`
     k, v = own_get(root, "name")
     if k is not None:
-        start = src.offset(k.start_mark.line, 0)
-        end = ed.line_after(ed.node_end(v, ed.off(k.end_mark)))
-        ed.replace(start, end, "")
+        ed.replace(src.offset(k.start_mark.line, 0), ed.line_after(ed.node_end(v, ed.off(k.end_mark))), "")
     # 2. the ingress network is an attachable overlay
     if routes:
         _, nets = own_get(root, "networks")
@@ -210,3 +216,67 @@ def _deploy_labels(src: Source, ed: Editor, body: MappingNode, want: dict[str, s
     else:
         raise StackRefused(src.problem(labels, "--swarm needs deploy.labels as a non-empty block collection",
                                        "write deploy.labels in block style", "swarm-style"))
+
+
+#: DEPLOY_DEFAULTS as ``docker stack config`` prints them.
+DEPLOY_DEFAULT_DATA = {"endpoint_mode": "dnsrr",
+                       "update_config": {"order": "start-first", "failure_action": "rollback", "monitor": "10s"},
+                       "rollback_config": {"order": "start-first"}}
+
+
+@dataclass
+class StackRender:
+    """The swarm output of one render: the stack file (None when there are problems), the problems
+    (render's and Swarm's errors), the warnings (what Swarm ignores)."""
+
+    text: str | None
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    #: render's output (the single-host file) the stack file was made from
+    single_host: str | None = None
+
+
+def render(result: Result) -> StackRender:
+    """The stack file of a render result, with Swarm's checks."""
+    src, errs = parse(result.source, result.input_text)
+    swarm_problems = [] if errs else problems(src)
+    out = StackRender(None, list(result.problems) + [p for p in swarm_problems if not is_warning(p)],
+                      [p for p in swarm_problems if is_warning(p)], result.text)
+    if not out.problems:
+        try:
+            out.text = to_stack(result.source, result.text, result.project, result.routes)
+        except StackRefused as e:
+            out.problems.append(e.problem)
+    return out
+
+
+def without_name(name: str, rendered: str) -> str:
+    """Render's output without its top-level ``name:`` (the stack loader rejects it): what the stack
+    file is made from, as ``docker stack config`` can read it."""
+    src, errs = parse(name, rendered)
+    k, v = own_get(src.root, "name") if not errs and is_map(src.root) else (None, None)
+    if k is None:
+        return rendered
+    ed = Editor(src)
+    ed.replace(src.offset(k.start_mark.line, 0), ed.line_after(ed.node_end(v, ed.off(k.end_mark))), "")
+    return ed.apply()
+
+
+def intended(model_in: dict, project: str, routes: list[contract.RoutedService]) -> dict:
+    """What the stack file is meant to read as: ``model_in`` (docker stack config's model of render's
+    output without ``name``) plus the overlay, attachable ``luma`` network and, on each routed service,
+    the deploy defaults it does not set and the luma.* labels as deploy.labels."""
+    model = copy.deepcopy(model_in)
+    if routes:
+        net = ((model.setdefault("networks", {}) or {}).get(contract.NETWORK_KEY)) or {}
+        model["networks"][contract.NETWORK_KEY] = {**net, "driver": "overlay", "attachable": True}
+    for r in routes:
+        svc = (model.get("services") or {}).get(r.service)
+        if not isinstance(svc, dict):
+            continue
+        deploy = svc.setdefault("deploy", {})
+        for key, value in DEPLOY_DEFAULT_DATA.items():
+            if key not in deploy and not (key == "endpoint_mode" and svc.get("ports")):
+                deploy[key] = copy.deepcopy(value)
+        deploy["labels"] = {**(deploy.get("labels") or {}), **r.labels(project)}
+    return model

@@ -1,0 +1,115 @@
+"""The swarm's inspect data in, records out; specs in, ``docker service`` argv out. Pure: no Docker.
+
+The only reader of ``docker service/config/network inspect`` JSON, and the only writer of the swarm's
+command lines (:mod:`.swarm` runs them), as :mod:`.state` is for one host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..records import (ConfigRecord, OverlayView, PlainContainer, PlainEndpoint, ServiceNetwork, ServiceRecord,
+                       ServiceSpec, ServiceUpdate, TaskRecord)
+
+
+def service_record(d: Mapping[str, Any]) -> ServiceRecord:
+    spec = d.get("Spec") or {}
+    tmpl = spec.get("TaskTemplate") or {}
+    cs = tmpl.get("ContainerSpec") or {}
+    update = d.get("UpdateStatus") or {}
+    replicated = (spec.get("Mode") or {}).get("Replicated")
+    return ServiceRecord(
+        name=spec.get("Name") or "",
+        id=d.get("ID") or "",
+        labels=dict(spec.get("Labels") or {}),
+        created=d.get("CreatedAt") or "",
+        version=int((d.get("Version") or {}).get("Index") or 0),
+        image=cs.get("Image") or "",
+        configs={c["File"]["Name"]: c.get("ConfigName", "") for c in cs.get("Configs") or [] if c.get("File")},
+        networks=tuple(ServiceNetwork(n.get("Target", ""), tuple(n.get("Aliases") or ()))
+                       for n in tmpl.get("Networks") or []),
+        sysctls=dict(cs.get("Sysctls") or {}),
+        constraints=tuple((tmpl.get("Placement") or {}).get("Constraints") or ()),
+        replicas=replicated.get("Replicas") if isinstance(replicated, dict) else None,
+        update_state=update.get("State") or "",
+        update_started=update.get("StartedAt"),
+        update_message=update.get("Message") or "",
+    )
+
+
+def task_record(d: Mapping[str, Any]) -> TaskRecord:
+    status = d.get("Status") or {}
+    return TaskRecord(d.get("DesiredState") or "", status.get("State") or "",
+                      (status.get("ContainerStatus") or {}).get("ContainerID") or "")
+
+
+def config_record(d: Mapping[str, Any]) -> ConfigRecord:
+    spec = d.get("Spec") or {}
+    return ConfigRecord(spec.get("Name") or "", dict(spec.get("Labels") or {}), d.get("CreatedAt") or "")
+
+
+def overlay_view(d: Mapping[str, Any]) -> OverlayView:
+    """``docker network inspect --verbose``: this node's endpoints (``Containers``) and the plain
+    containers of every node (``Services[""]``)."""
+    local = tuple((c or {}).get("EndpointID") or "" for c in (d.get("Containers") or {}).values())
+    tasks = ((d.get("Services") or {}).get("") or {}).get("Tasks") or []
+    return OverlayView(local, tuple(PlainEndpoint(t.get("Name") or "?", t.get("EndpointID") or "",
+                                                  (t.get("Info") or {}).get("Host IP") or "?") for t in tasks))
+
+
+def plain_container(d: Mapping[str, Any]) -> PlainContainer:
+    nets = (d.get("NetworkSettings") or {}).get("Networks") or {}
+    return PlainContainer((d.get("Name") or "").lstrip("/"), bool((d.get("State") or {}).get("Running")),
+                          {n: (v or {}).get("EndpointID") or "" for n, v in nets.items()})
+
+
+# ---------------------------------------------------------------------- argv
+
+
+def _pairs(flag: str, values: Any) -> list[str]:
+    return [x for v in values for x in (flag, v)]
+
+
+def kv_args(flag: str, m: Mapping[str, str]) -> list[str]:
+    return _pairs(flag, [f"{k}={v}" for k, v in m.items()])
+
+
+def create_argv(s: ServiceSpec) -> list[str]:
+    """``docker service create`` of a spec."""
+    args = ["service", "create", "--detach", "--name", s.name]
+    args += ["--mode", "global"] if s.mode == "global" else []
+    args += ["--replicas", str(s.replicas)] if s.replicas is not None else []
+    args += kv_args("--label", s.labels)
+    args += _pairs("--publish", [f"mode={p.mode},target={p.target},published={p.published},protocol={p.protocol}"
+                                 for p in s.publish])
+    args += ["--endpoint-mode", s.endpoint_mode] if s.endpoint_mode else []
+    args += _pairs("--placement-pref", s.placement_prefs)
+    for flag, value in (("--update-order", s.update_order), ("--update-delay", s.update_delay),
+                        ("--update-monitor", s.update_monitor), ("--update-failure-action", s.update_failure_action),
+                        ("--stop-grace-period", s.stop_grace_period), ("--restart-condition", s.restart_condition)):
+        args += [flag, value] if value else []
+    args += ["--update-parallelism", str(s.update_parallelism)] if s.update_parallelism is not None else []
+    args += _pairs("--network", s.networks)
+    args += _pairs("--constraint", s.constraints)
+    args += kv_args("--sysctl", dict(sorted(s.sysctls.items())))
+    args += _pairs("--mount", [f"type={m.type},source={m.source},target={m.target}" for m in s.mounts])
+    args += _pairs("--secret", [f"source={n},target={t},mode=0400" for t, n in s.secrets.items()])
+    args += _pairs("--config", [f"source={n},target={t},mode=0444" for t, n in s.configs.items()])
+    return [*args, s.image, *s.command]
+
+
+def update_argv(name: str, u: ServiceUpdate) -> list[str]:
+    """``docker service update`` of a change."""
+    args = ["service", "update", "--detach", *kv_args("--sysctl-add", u.sysctl_add)]
+    args += ["--image", u.image] if u.image is not None else []
+    args += _pairs("--config-rm", u.config_rm)
+    args += _pairs("--config-add", [f"source={n},target={t},mode=0444" for t, n in u.config_add.items()])
+    args += _pairs("--network-add", u.network_add) + _pairs("--network-rm", u.network_rm)
+    args += _pairs("--constraint-rm", u.constraint_rm) + _pairs("--constraint-add", u.constraint_add)
+    args += kv_args("--label-add", u.label_add)
+    return [*args, name]
+
+
+def filter_args(filters: tuple[str, ...]) -> list[str]:
+    return _pairs("--filter", filters)
