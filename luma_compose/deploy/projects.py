@@ -11,7 +11,7 @@ from ..records import COMPOSE_PROJECT_LABEL, ContainerRecord, NetworkRecord
 from .releases import Release, releases
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine.docker_engine import DockerEngine as Engine
+    from ..engine.protocols import Engine
 
 
 @dataclass

@@ -31,7 +31,7 @@ from ..errors import LumaError, UsageError
 from ..records import COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, VolumeRecord
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine.docker_engine import DockerEngine as Engine
+    from ..engine.protocols import Engine
 
 DEFAULT_KEEP = 10
 KEEP_ENV = "LUMA_KEEP_RELEASES"
@@ -103,10 +103,17 @@ def to_labels(r: Release) -> dict[str, str]:
         k.RELEASE_BY_LABEL: r.origin.by, k.RELEASE_SOURCE_LABEL: r.origin.source,
         k.RELEASE_COMMIT_LABEL: r.origin.commit, k.RELEASE_NOTE_LABEL: r.note,
         k.RELEASE_IMAGES_LABEL: json.dumps({s: [i.id, i.ref, i.pin] for s, i in sorted(r.images.items())}),
-        k.RELEASE_ROUTES_LABEL: json.dumps([[x.service, list(x.hosts), x.port, x.health_path, x.rollout]
-                                            for x in r.routes]),
+        k.RELEASE_ROUTES_LABEL: json.dumps([x._asdict() for x in r.routes]),
         k.RELEASE_FILE_LABEL: encode_file(r.config),
     }
+
+
+def _routed(x: dict) -> RoutedService:
+    """A route of a release's label: every field of RoutedService, lists back to tuples."""
+    def tup(v):
+        return tuple(tup(i) for i in v) if isinstance(v, list) else v
+    fields = {f: tup(x[f]) for f in RoutedService._fields if f in x}
+    return RoutedService(**{**fields, "port": int(fields["port"])})
 
 
 def from_volume(v: VolumeRecord) -> Release | None:
@@ -119,8 +126,7 @@ def from_volume(v: VolumeRecord) -> Release | None:
         if v.name != k.release_volume(project, number):
             return None
         images = {s: ReleaseImage(*x) for s, x in json.loads(lb.get(k.RELEASE_IMAGES_LABEL) or "{}").items()}
-        routes = tuple(RoutedService(s, tuple(h), int(p), hp, *rest)
-                       for s, h, p, hp, *rest in json.loads(lb.get(k.RELEASE_ROUTES_LABEL) or "[]"))
+        routes = tuple(_routed(x) for x in json.loads(lb.get(k.RELEASE_ROUTES_LABEL) or "[]"))
         config = decode_file(lb.get(k.RELEASE_FILE_LABEL, ""))
     except (KeyError, ValueError, TypeError, OSError):
         return None

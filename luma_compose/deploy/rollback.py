@@ -15,7 +15,7 @@ from ..errors import LumaError
 from .releases import Release
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..engine.docker_engine import DockerEngine as Engine
+    from ..engine.protocols import Engine
 
 
 @dataclass(frozen=True)

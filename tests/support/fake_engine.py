@@ -160,6 +160,13 @@ class FakeEngine:
     def logs(self, ref: str, tail: int = 20, stdout: bool = True) -> str:
         return "fake log line\n"
 
+    def log_lines(self, ref: str, since: float | None = None, follow: bool = False, tail: int | None = None,
+                  stdout: bool = True, stderr: bool = True) -> Iterator[str]:
+        """The lines a test put in ``self.log_text[ref]`` (the access log, for ``logs``)."""
+        self._require(ref)
+        lines = getattr(self, "log_text", {}).get(ref, "").splitlines()
+        yield from (lines[-tail:] if tail else lines)
+
     def exec(self, ref: str, argv: Sequence[str]) -> tuple[int, str, str]:
         c = self._require(ref)
         if c.state != "running":  # what the real engine answers (409), as DockerEngine raises it

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from support.records import routed  # noqa: E402
 
+from luma_compose.engine.swarm_state import service_record
 from luma_compose import api, contract, validate  # noqa: E402
 from luma_compose.proxy import caddy_config, guards  # noqa: E402
 from luma_compose.records import ContainerRecord, NetworkAttachment  # noqa: E402
@@ -162,7 +163,7 @@ def test_a_bad_access_label_withholds_only_its_route_on_both_targets(labels, why
     svc = {"CreatedAt": T1, "Spec": {"Name": "shop_web", "Labels": {
         **contract.route_labels("shop", "web", ["shop.test"], 3000, "/up"), contract.STACK_NAMESPACE_LABEL: "shop",
         **labels}}}
-    swarm = services.table([svc])
+    swarm = services.table([service_record(svc)])
     assert swarm.routes == () and any(why in p for p in swarm.problems), swarm.problems
 
 
@@ -222,7 +223,7 @@ def test_swarm_edges_guard_the_same_way():
         **labels}}}
     plain = {"CreatedAt": T1, "Spec": {"Name": "blog_web", "Labels": {
         **contract.route_labels("blog", "web", ["blog.test"], 3000, "/up"), contract.STACK_NAMESPACE_LABEL: "blog"}}}
-    config = edge_layout.edge_config(services.table([svc, plain]))
+    config = edge_layout.edge_config(services.table([service_record(svc), service_record(plain)]))
     guard, proxy = _handlers(config, "shop/web")
     assert guard == guards.guard(("203.0.113.0/24",), (("alice", B64),), edge_layout.EDGE_RELAYS)
     assert proxy["handler"] == "reverse_proxy"

@@ -35,7 +35,8 @@ def route(project="shop", service="web", hosts=("shop.test",)) -> Route:
 
 def handlers(cfg: dict) -> dict[str, dict]:
     routes = cfg["apps"]["http"]["servers"][caddy_config.SERVER_NAME]["routes"]
-    return {r["@id"]: r["handle"][0] for r in routes if "@id" in r}
+    # the route's own handler: after the access log's ``vars`` (proxy/observe.py) and any guard
+    return {r["@id"]: r["handle"][-1] for r in routes if "@id" in r}
 
 
 # ------------------------------------------------------------------ the rules
@@ -121,8 +122,8 @@ def test_the_swarm_edge_serves_a_route_in_maintenance_from_the_edge_and_the_othe
     assert h["luma-route:shop/web"]["status_code"] == 503 and "Back soon" in h["luma-route:shop/web"]["body"]
     assert h["luma-route:blog/web"]["handler"] == "reverse_proxy"
     # the state is a Swarm config with labels, not a label on the service (a stack deploy would drop that)
-    states = [c for c in fake.cfgs.values() if contract.MAINTENANCE_PROJECT_LABEL in c["Spec"]["Labels"]]
-    assert len(states) == 1 and "luma.maintenance.project" not in fake.services_["shop_web"]["Spec"]["Labels"]
+    states = [c for c in fake.cfgs.values() if contract.MAINTENANCE_PROJECT_LABEL in c.labels]
+    assert len(states) == 1 and "luma.maintenance.project" not in fake.services_["shop_web"].labels
     fake.clear_maintenance("shop")
     assert handlers(swarm_routes.edge_config(px.served(), 8080, "luma-proxy"))["luma-route:shop/web"]["handler"] \
         == "reverse_proxy"

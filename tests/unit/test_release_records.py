@@ -262,7 +262,7 @@ def test_x_luma_rollout_stop_first_is_read_as_compose_s_own_key():
     assert not bad.ok and "rollout" in bad.problems[0].message
     e = world()
     svc = e.projects["gmail"].services["web"]
-    svc.routed = contract.RoutedService("web", ("mail.test",), 3000, "/up", "stop-first")
+    svc.routed = contract.RoutedService("web", ("mail.test",), 3000, "/up", rollout="stop-first")
     deploy(e)
     (old,) = [c.name for c in e.containers(["com.docker.compose.service=web"], all=True)][:1]
     e.images["app:v2"] = "sha256:v2"
@@ -275,7 +275,7 @@ def test_x_luma_rollout_stop_first_is_read_as_compose_s_own_key():
 
 def test_x_luma_rollout_is_named_as_not_read_on_a_swarm():
     from luma_compose.compose.source import parse
-    from luma_compose.swarm import stack
+    from luma_compose.compose import stack
 
     text = ("services:\n  app:\n    image: a\n    x-luma:\n      hosts: a.test\n      port: 80\n"
             "      rollout: stop-first\n")

@@ -15,6 +15,7 @@ import threading
 import pytest
 
 from luma_compose import contract
+from luma_compose.records import ServiceRecord
 from luma_compose.deploy.plan import claim_keys, owned_elsewhere
 from luma_compose.proxy import caddy_config
 from luma_compose.routing import services
@@ -32,7 +33,7 @@ def svc(project, service, hosts, created=T1, **labels):
     """A swarm service as `docker stack deploy` makes it, with extra labels."""
     lb = {**contract.route_labels(project, service, hosts.split(","), 3000, "/up"),
           contract.STACK_NAMESPACE_LABEL: project, **labels}
-    return {"CreatedAt": created, "Spec": {"Name": contract.stack_service(project, service), "Labels": lb}}
+    return ServiceRecord(contract.stack_service(project, service), labels=lb, created=created)
 
 
 def both(*claims):
