@@ -192,12 +192,15 @@ def routes(name, fmt) -> None:
     t = _proxy(name, log=lambda s: None).served()
     if fmt == "json":
         def rows(rs):
-            return [{"hosts": list(r.hosts), "target": r.target, "project": r.project, "service": r.service}
-                    for r in rs]
+            return [{"hosts": list(r.hosts), "target": r.target, "project": r.project, "service": r.service,
+                     **r.access_json()} for r in rs]  # user names and networks, never a hash
         click.echo(json.dumps({"routes": rows(t.serving), "withheld": rows(t.withheld), "conflicts": t.messages}))
     else:
         for r in t.serving:
-            click.echo(f"{','.join(r.hosts)} -> {r.target} ({r.project}/{r.service})")
+            access = r.access_json().get("access", {})
+            guard = "".join(f" [basic auth: {', '.join(v)}]" if k == "basic_auth" else f" [allow {', '.join(v)}]"
+                            for k, v in access.items())
+            click.echo(f"{','.join(r.hosts)} -> {r.target} ({r.project}/{r.service}){guard}")
         for r in t.withheld:
             click.echo(f"{','.join(r.hosts)} -> withheld, 404 ({r.project}/{r.service})")
         for c in t.messages:
