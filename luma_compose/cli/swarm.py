@@ -187,13 +187,16 @@ def routes(name, fmt) -> None:
     if fmt == "json":
         def rows(rs):
             return [{"hosts": list(r.hosts), "target": r.target, "project": r.project, "service": r.service,
-                     **r.features_json(),
+                     **r.features_json(), **r.access_json(),  # user names and networks, never a hash
                      "maintenance": r.maintenance.to_json() if r.maintenance else None} for r in rs]
         click.echo(json.dumps({"routes": rows(t.serving), "withheld": rows(t.withheld), "conflicts": t.messages}))
     else:
         for r in t.serving:
             paths = f" paths {','.join(r.paths)}{' (stripped)' if r.strip_prefix else ''}" if r.paths else ""
-            click.echo(f"{','.join(r.hosts)}{paths} -> {r.target} ({r.project}/{r.service})"
+            access = r.access_json().get("access", {})
+            guard = "".join(f" [basic auth: {', '.join(v)}]" if k == "basic_auth" else f" [allow {', '.join(v)}]"
+                            for k, v in access.items())
+            click.echo(f"{','.join(r.hosts)}{paths} -> {r.target} ({r.project}/{r.service}){guard}"
                        + (f" [{describe(r.maintenance)}]" if r.maintenance else ""))
             if r.redirect_from:
                 click.echo(f"{','.join(r.redirect_from)} -> 308 to {r.redirect_to} ({r.project}/{r.service})")

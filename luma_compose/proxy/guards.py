@@ -87,7 +87,8 @@ AUTH_ERROR = {"match": [{"expression": "{http.error.status_code} == 401"}],
 def with_auth_errors(server: dict[str, Any], routes: Iterable[Any]) -> None:
     """Put AUTH_ERROR first in ``server``'s error routes when one of ``routes`` has basic auth."""
     if any(r.basic_auth for r in routes):
-        server["errors"] = {**server.get("errors", {}), "routes": [AUTH_ERROR, *server.get("errors", {}).get("routes", [])]}
+        errors = server.get("errors", {})
+        server["errors"] = {**errors, "routes": [AUTH_ERROR, *errors.get("routes", [])]}
 
 
 def wrap(r: Any, handler: dict[str, Any], relays: Sequence[str] = ()) -> list[dict[str, Any]]:

@@ -193,3 +193,17 @@ def test_hostile_access_labels_are_refused_and_other_projects_stay_served(tmp_pa
         assert curl(ns, url, f"web.{good}.test")[2].startswith(f"{good}/web/")
         assert curl(ns, url, f"auth.{good}.test")[0] == 401
         assert curl(ns, url, f"auth.{good}.test", "-u", "alice:" + PASSWORD)[0] == 200
+
+
+def test_deploy_with_tls_takes_the_guards_own_answer_as_served(tmp_path, busybox_image, caddy_image):
+    """With TLS, deploy checks each host over HTTPS from this machine (through docker-proxy: the
+    request is relayed, and has no password): the guard's 401/403 (`Luma-Guard`) means served."""
+    name = dk.unique("guardtls")
+    f = compose_file(tmp_path, name, busybox_image, {"auth": {"basic_auth": "./users.htpasswd"},
+                                                     "lan": {"allow": ["203.0.113.0/24"]}})
+    with pk.proxy(pk.SHARED, caddy_image, "--tls", "internal") as proxy, down_at_end(name, f):
+        p = dk.run([*dk.luma_compose_cmd(), "deploy", "-f", str(f), "-p", name, "--proxy-name", proxy.name,
+                    "--drain", "0", "--settle", "0"], check=False, timeout=600)
+        assert p.returncode == 0, (p.stdout, p.stderr)
+        routes = {r["service"]: r.get("access") for r in proxy.routes()["routes"] if r["project"] == name}
+        assert routes == {"auth": {"basic_auth": ["alice"]}, "lan": {"allow": ["203.0.113.0/24"]}}

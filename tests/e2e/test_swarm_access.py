@@ -11,6 +11,7 @@ list that names it admits it on every node; one that does not, refuses it).
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import sys
 import time
@@ -113,7 +114,8 @@ def test_basic_auth_and_allow_at_every_edge_and_a_hostile_label_refused(swarm, t
             assert curl(c, node, f"away.{name}.test")[:2] == (403, "allow")
         routes = luma(c, "routes", "--swarm", "--format", "json").stdout
         assert base64.b64encode(hashed.encode()).decode() not in routes and "$2y$" not in routes
-        assert '"basic_auth": [' in routes or '"basic_auth":[' in routes
+        access = {r["service"]: r.get("access") for r in json.loads(routes)["routes"]}
+        assert access["auth"] == {"basic_auth": ["alice"]} and access["open"] is None
 
         # a label set by hand on a service: a non-bcrypt hash. Refused (its host unknown, never
         # served unguarded); the project's other hosts and their guards stay as they were.
