@@ -300,6 +300,15 @@ def force_remove_project(project: str) -> None:
         time.sleep(0.5)
     for v in project_volumes(project):
         docker("volume", "rm", "-f", v, check=False)
+    remove_releases(project)
+
+
+def remove_releases(project: str) -> None:
+    """The releases deploy recorded of OUR project (docs/releases.md): their volumes and pin tags."""
+    for v in docker("volume", "ls", "-q", "--filter", f"label=luma.release.project={project}").split():
+        docker("volume", "rm", "-f", v, check=False)
+    for ref in docker("images", "--format", "{{.Repository}}:{{.Tag}}", f"luma-release/{project}").split():
+        docker("rmi", ref, check=False)
 
 
 @contextlib.contextmanager

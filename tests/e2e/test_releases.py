@@ -46,10 +46,7 @@ def releases_cleanup() -> Iterator[list[str]]:
         yield projects
     finally:
         for p in projects:
-            for v in dk.docker("volume", "ls", "-q", "--filter", f"label=luma.release.project={p}").split():
-                dk.docker("volume", "rm", "-f", v, check=False)
-            for ref in dk.docker("images", "--format", "{{.Repository}}:{{.Tag}}", f"luma-release/{p}").split():
-                dk.docker("rmi", ref, check=False)
+            dk.remove_releases(p)
 
 
 def luma(*args: str, check: bool = True, env_extra: dict[str, str] | None = None, cwd: Path | None = None,
