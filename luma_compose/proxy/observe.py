@@ -111,7 +111,10 @@ def metrics_server(luma_text: str, allow: Iterable[str]) -> dict[str, Any]:
     """The metrics listener: 403 to anyone outside ``allow`` and loopback, then Caddy's metrics and ours."""
     ranges = sorted({*LOOPBACK_RANGES, *allow})
     forbidden = {"match": [{"not": [{"remote_ip": {"ranges": ranges}}]}],
-                 "handle": [{"handler": "static_response", "status_code": 403}], "terminal": True}
+                 # Caddy's own placeholder: says which address was refused (to widen --metrics' reach knowingly)
+                 "handle": [{"handler": "static_response", "status_code": 403,
+                             "body": "luma-compose: metrics are not served to {http.request.remote.host}\n"}],
+                 "terminal": True}
     caddy = {"match": [{"path": [METRICS_PATH]}], "handle": [{"handler": "metrics"}], "terminal": True}
     ours = {"match": [{"path": [LUMA_METRICS_PATH]}],
             "handle": [{"handler": "static_response", "status_code": 200, "body": luma_text,
