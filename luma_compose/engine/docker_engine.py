@@ -338,6 +338,22 @@ class DockerEngine:
         return {n.get("Name") or "": tuple(c["Subnet"] for c in ((n.get("IPAM") or {}).get("Config") or [])
                                             if c.get("Subnet")) for n in nets}
 
+    def network_gateways(self) -> dict[str, tuple[str, ...]]:
+        """Each network's gateway addresses (the host's own address on it) by name; one list call."""
+        out = {}
+        for n in self.dc.api.networks():
+            gws = []
+            for c in (n.get("IPAM") or {}).get("Config") or []:
+                gw = c.get("Gateway") or ""
+                if not gw and c.get("Subnet"):  # Docker's default: the subnet's first address
+                    import ipaddress
+
+                    gw = str(next(ipaddress.ip_network(c["Subnet"], strict=False).hosts(), ""))
+                if gw:
+                    gws.append(gw.split("/")[0])
+            out[n.get("Name") or ""] = tuple(gws)
+        return out
+
     def create_network(self, name: str, labels: dict[str, str], subnet: str) -> NetworkRecord:
         """A bridge network on ``subnet`` (the engine's default driver, as Compose creates it); one of
         that name already there is returned as it is. SubnetTaken when the subnet overlaps another."""

@@ -58,8 +58,8 @@ def apply(config: dict[str, Any], routes: Iterable[Any], *, access_log: bool = T
     """``config`` with access logs and/or metrics added (a copy; ``config`` is left as it is).
 
     ``routes``: the route table's routes (``project``, ``service``, ``hosts``, ``upstreams``);
-    ``allow``: the address ranges that may read the metrics besides loopback (the default
-    bridge's subnet); ``cert_expiry``: host -> certificate expiry (Unix time)."""
+    ``allow``: the addresses that may read the metrics besides loopback (the gateways of the
+    proxy's networks); ``cert_expiry``: host -> certificate expiry (Unix time)."""
     if not access_log and not metrics:
         return config
     out = copy.deepcopy(config)
@@ -108,10 +108,13 @@ def _with_request_id(handler: dict[str, Any]) -> dict[str, Any]:
 
 
 def metrics_server(luma_text: str, allow: Iterable[str]) -> dict[str, Any]:
-    """The metrics listener: 403 to anyone outside ``allow`` and loopback, then Caddy's metrics and ours."""
+    """The metrics listener: 403 to anyone but ``allow`` and loopback, then Caddy's metrics and ours."""
     ranges = sorted({*LOOPBACK_RANGES, *allow})
     forbidden = {"match": [{"not": [{"remote_ip": {"ranges": ranges}}]}],
-                 "handle": [{"handler": "static_response", "status_code": 403}], "terminal": True}
+                 # Caddy's own placeholder: says which address was refused (to widen --metrics' reach knowingly)
+                 "handle": [{"handler": "static_response", "status_code": 403,
+                             "body": "luma-compose: metrics are not served to {http.request.remote.host}\n"}],
+                 "terminal": True}
     caddy = {"match": [{"path": [METRICS_PATH]}], "handle": [{"handler": "metrics"}], "terminal": True}
     ours = {"match": [{"path": [LUMA_METRICS_PATH]}],
             "handle": [{"handler": "static_response", "status_code": 200, "body": luma_text,

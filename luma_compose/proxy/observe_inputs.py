@@ -55,14 +55,16 @@ class ObserveInputs:
     def __init__(self, engine: Any, proxy: ProxyContainer):
         self.engine = engine
         self.proxy = proxy
-        self._allow: tuple[str, ...] | None = None
         self._certs: tuple[float, str, dict[str, float]] | None = None  # (read at, proxy id, host -> expiry)
 
-    def allow(self) -> tuple[str, ...]:
-        """The default bridge's subnets: host-side connections to a published port arrive from there."""
-        if self._allow is None:
-            self._allow = tuple(self.engine.network_subnets().get(DEFAULT_BRIDGE, ()))
-        return self._allow
+    def allow(self, table: "RouteTable") -> tuple[str, ...]:
+        """The host's own addresses on the networks the proxy is on (the default bridge and the ingress
+        networks it routes): a connection to a published port arrives from one of them (Docker's port
+        forwarding), a project container never has one (the engine keeps a network's gateway for the
+        host, and a spoofed source gets no TCP handshake). Read at every config build: fail closed."""
+        gateways = self.engine.network_gateways()
+        nets = {DEFAULT_BRIDGE, *table.networks()}
+        return tuple(sorted({f"{g}/{128 if ':' in g else 32}" for n in nets for g in gateways.get(n, ())}))
 
     def cert_expiry(self, proxy_id: str, hosts: list[str]) -> dict[str, float]:
         now = time.monotonic()
@@ -81,7 +83,7 @@ class ObserveInputs:
         hosts = sorted({h for r in table.routes for h in r.hosts if not h.startswith("*")})
         expiry = self.cert_expiry(proxy_id, hosts) if metrics and settings.tls != "off" and hosts else {}
         return observe.apply(config, table.routes, access_log=settings.access_log != "off", metrics=metrics,
-                             allow=self.allow() if metrics else (), cert_expiry=expiry)
+                             allow=self.allow(table) if metrics else (), cert_expiry=expiry)
 
 
 def _unix(iso: str) -> float:

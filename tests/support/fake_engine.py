@@ -269,6 +269,9 @@ class FakeEngine:
     def network_subnets(self, labels: Sequence[str] = ()) -> dict[str, tuple[str, ...]]:
         return {n.name: self.subnets.get(n.name, ()) for n in self.networks(labels)}
 
+    def network_gateways(self) -> dict[str, tuple[str, ...]]:
+        return {n: tuple(str(next(ipaddress.ip_network(s).hosts())) for s in subs) for n, subs in self.subnets.items()}
+
     def create_network(self, name: str, labels: dict[str, str], subnet: str) -> NetworkRecord:
         if name in self.nets:
             return self.nets[name]

@@ -326,3 +326,12 @@ def test_the_grafana_dashboard_parses_and_queries_only_metrics_that_exist():
         assert e.count("(") == e.count(")"), e
     assert {"luma_route_info", "caddy_http_request_duration_seconds", "luma_certificate_expiry_timestamp_seconds",
             "caddy_reverse_proxy_upstreams_healthy", "caddy_http_requests_in_flight"} <= used
+
+
+def test_only_the_gateways_of_the_proxys_networks_may_read_the_metrics():
+    from luma_compose.proxy.observe_inputs import ObserveInputs
+
+    e = FakeEngine()
+    e.subnets.update({"bridge": ("172.17.0.0/16",), "blog_luma": ("172.16.0.0/26",), "other": ("10.9.0.0/24",)})
+    allow = ObserveInputs(e, None).allow(RouteTable((route(),)))
+    assert allow == ("172.16.0.1/32", "172.17.0.1/32")  # not a container's address, not another network's
