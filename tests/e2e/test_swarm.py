@@ -301,8 +301,8 @@ def test_drained_node_tasks_move_and_stay_served(swarm, tmp_path, busybox_image,
             assert nodes_of(c, f"{name}_web") == {c.manager.node_id}
             codes, errors, out = hey_result(load)
             assert set(codes) == {200} and errors == 0, out
-            got = get(c, c.manager, host, 8)
-            assert all(g.startswith(f"{name}/web/") for g in got) and len(set(got)) == 2, got
+            # both moved tasks answer, once the new one is in DNS (a loaded machine takes its time)
+            assert len(distinct_bodies(c, c.manager, host, f"{name}/web/", 2)) == 2
         finally:
             c.docker("node", "update", "--availability", "active", worker.node_id, check=False)
             if load.poll() is None:
