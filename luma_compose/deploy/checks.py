@@ -164,3 +164,17 @@ def https_status(addr: str, port: int, host: str, path: str, timeout: float = 5)
     guard = next((v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])
                   if k.strip().lower() == "luma-guard"), "")
     return int(parts[1]), guard
+
+
+def watch_running(engine: "Engine", ids: Sequence[str], seconds: float, sleep: Callable[[float], None]) -> str:
+    """Watch containers for ``seconds`` (deploy's settle time): "" if all kept running and healthy, else
+    the name of one that stopped, restarted (a non-zero last exit code) or turned unhealthy."""
+    step = 0.5
+    for i in range(int(seconds / step) + 2):
+        for cid in ids:
+            c = engine.container(cid)
+            if c is None or not c.running or c.health == "unhealthy" or c.exit_code not in (None, 0):
+                return c.name if c is not None else cid[:12]
+        if i * step < seconds:
+            sleep(min(step, seconds - i * step))
+    return ""

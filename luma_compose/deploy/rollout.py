@@ -34,7 +34,7 @@ from ..contract import RoutedService
 from ..errors import LumaError, UnavailableError
 from ..proxy.controller import Controller
 from ..records import COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, ContainerRecord, draining_name, is_draining
-from .checks import Checks
+from .checks import Checks, watch_running
 from .plan import (
     DEFAULT_DRAIN,
     DEFAULT_SETTLE,
@@ -391,7 +391,7 @@ class Deployer:
         watch = max(self.drain, self.settle)
         with self.progress.step(f"Drain {len(old)} old container(s) of {s} ({self.drain:g}s), "
                                 f"watching the new ones ({watch:g}s)"):
-            dead = self._watch(new, watch)
+            dead = watch_running(self.engine, new, watch, self.sleep)
             if dead:
                 back_out()
                 raise DeployFailed(f"service {s}: new container {dead} stopped after traffic moved to it; "
@@ -412,19 +412,6 @@ class Deployer:
                 self._sync()
                 self.sleep(self.drain)
             self._remove([c.id for c in orphans], graceful=True)
-
-    def _watch(self, ids: Sequence[str], seconds: float) -> str:
-        """Watch containers for ``seconds``: "" if all kept running and healthy, else the name of one
-        that stopped, restarted (a non-zero last exit code) or turned unhealthy."""
-        step = 0.5
-        for i in range(int(seconds / step) + 2):
-            for cid in ids:
-                c = self.engine.container(cid)
-                if c is None or not c.running or c.health == "unhealthy" or c.exit_code not in (None, 0):
-                    return c.name if c is not None else cid[:12]
-            if i * step < seconds:
-                self.sleep(min(step, seconds - i * step))
-        return ""
 
     def _unrename(self, ids: Sequence[str]) -> None:
         for cid in ids:

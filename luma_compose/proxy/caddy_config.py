@@ -37,7 +37,7 @@ from typing import Any
 
 from .. import validate
 from ..routing.claims import Route, RouteTable
-from . import caddy_routes
+from . import caddy_routes, caddy_tls
 from . import guards
 from . import maintenance
 
@@ -352,70 +352,20 @@ def assemble(
         server["listen"] = [f":{http_port}"]
         server["automatic_https"] = {"disable": True}
         return config
-    # HTTPS on https_port; plain HTTP on its own server (_redirect_server).
+    # HTTPS on https_port; plain HTTP on its own server (caddy_tls.redirect_server).
     server["listen"] = [f":{https_port}"]
     server["automatic_https"] = {"disable_redirects": True}
-    _http3(server, http3, alt_svc_port, https_port)
+    caddy_tls.http3(server, http3, alt_svc_port, https_port)
     hosts = sorted({_safe(h) for h in hosts})
     public = https_port if public_https_port is None else public_https_port
-    http_app["servers"][HTTP_SERVER_NAME] = _redirect_server(hosts, http_port, public, not_found)
-    issuer = _issuer(config, tls, email, acme_ca, acme_ca_root, tls_alpn)
+    http_app["servers"][HTTP_SERVER_NAME] = caddy_tls.redirect_server(hosts, http_port, public, not_found)
+    issuer = caddy_tls.issuer(config, tls, email, acme_ca, acme_ca_root, tls_alpn)
     policies = [{"subjects": hosts, "issuers": [issuer]}] if hosts else []
     if catch_all:
         policies.append({"issuers": [issuer]})
     if policies:
         config["apps"]["tls"] = {"automation": {"policies": policies}}
     return config
-
-
-def _http3(server: dict[str, Any], http3: bool, alt_svc_port: int | None, https_port: int) -> None:
-    """HTTP/3 off (``h1, h2``: no ``Alt-Svc``), or advertised on the published UDP port."""
-    if not http3:
-        server["protocols"] = ["h1", "h2"]
-    elif alt_svc_port and alt_svc_port != https_port:
-        # Caddy advertises the port it listens on; clients must be told the published one.
-        server["routes"].insert(0, {"handle": [{"handler": "headers", "response": {
-            "set": {"Alt-Svc": [f'h3=":{alt_svc_port}"; ma=2592000']}, "deferred": True}}]})
-
-
-def _redirect_server(hosts: list[str], http_port: int, public_https_port: int,
-                     not_found: dict[str, Any]) -> dict[str, Any]:
-    """Plain HTTP gets its own server: known hosts are redirected to HTTPS, unknown hosts get the
-    same 404 (Caddy's automatic redirects would send every host to HTTPS, where an unknown one fails
-    the TLS handshake instead of getting a 404)."""
-    port_part = "" if public_https_port in (443, 0) else f":{int(public_https_port)}"
-    redirect: list[dict[str, Any]] = []
-    if hosts:
-        redirect.append({
-            "match": [{"host": hosts}],
-            "handle": [{
-                "handler": "static_response",
-                "status_code": 308,
-                # The only placeholders in the config: Caddy's own, never a label value.
-                "headers": {"Location": [f"https://{{http.request.host}}{port_part}{{http.request.uri}}"]},
-            }],
-            "terminal": True,
-        })
-    return {"listen": [f":{http_port}"], "routes": redirect + [not_found], "automatic_https": {"disable": True}}
-
-
-def _issuer(config: dict[str, Any], tls: str, email: str | None, acme_ca: str | None, acme_ca_root: str | None,
-            tls_alpn: bool) -> dict[str, Any]:
-    """The certificate issuer for ``tls`` (internal: Caddy's own CA, added to ``config``; else ACME)."""
-    if tls == "internal":
-        # Never try to install Caddy's root into a trust store.
-        config["apps"]["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
-        return {"module": "internal"}
-    issuer: dict[str, Any] = {"module": "acme"}
-    if email:
-        issuer["email"] = email
-    if acme_ca:
-        issuer["ca"] = acme_ca
-    if acme_ca_root:
-        issuer["trusted_roots_pem_files"] = [acme_ca_root]
-    if not tls_alpn:
-        issuer["challenges"] = {"tls-alpn": {"disabled": True}}
-    return issuer
 
 
 def dumps(config: dict[str, Any]) -> str:
