@@ -24,6 +24,11 @@ LABEL_NETWORK = "luma.network"
 LABEL_PATHS = "luma.paths"
 LABEL_STRIP_PREFIX = "luma.strip_prefix"
 LABEL_REDIRECT_FROM = "luma.redirect_from"
+#: Seconds the proxy holds a request while a stop-first service has no running container (x-luma
+#: ``hold``, default DEFAULT_HOLD); written only for a stop-first service.
+LABEL_HOLD = "luma.hold"
+DEFAULT_HOLD = 30
+MAX_HOLD = 600
 
 #: Label order as render writes them.
 ROUTE_LABELS = (
@@ -164,11 +169,17 @@ class RoutedService(NamedTuple):  # not a dataclass: render must not pay for imp
     basic_auth: tuple[tuple[str, str], ...] = ()
     allow: tuple[str, ...] = ()
     rollout: str = "start-first"  # x-luma `rollout` (deploy/stopfirst.py)
+    hold: int = 0  # seconds the proxy holds requests during a stop-first roll (0: not stop-first)
 
     def labels(self, project: str) -> dict[str, str]:
         return {**route_labels(project, self.service, list(self.hosts), self.port, self.health_path,
                                self.paths, self.strip_prefix, self.redirect_from),
-                **access_labels(self.basic_auth, self.allow)}
+                **access_labels(self.basic_auth, self.allow), **hold_labels(self.hold)}
+
+
+def hold_labels(hold: int) -> dict[str, str]:
+    """``luma.hold`` of a stop-first service (nothing for any other)."""
+    return {LABEL_HOLD: str(int(hold))} if hold else {}
 
 
 def parse_hosts(value: str) -> list[str]:

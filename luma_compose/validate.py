@@ -142,6 +142,15 @@ def paths_problem(value: str) -> str | None:
     return None
 
 
+def hold_problem(value: str) -> str | None:
+    """A ``luma.hold`` label: whole seconds, 1 to contract.MAX_HOLD (written digits only)."""
+    from . import contract
+
+    if not (isinstance(value, str) and value.isascii() and value.isdigit() and 1 <= int(value) <= contract.MAX_HOLD):
+        return f"hold {_shown(str(value))} is not a whole number of seconds from 1 to {contract.MAX_HOLD}"
+    return None
+
+
 def strip_prefix_problem(value: str) -> str | None:
     if value not in ("true", "false"):
         return f"strip_prefix {_shown(value)} is not true or false"

@@ -37,19 +37,20 @@ class MarkedService(NamedTuple):
     basic_auth: tuple[tuple[str, str], ...] = ()
     allow: tuple[str, ...] = ()
     rollout: str = "start-first"  # x-luma `rollout`
+    hold: int = 0  # seconds the proxy holds requests in a stop-first roll (x-luma `hold`); 0: not stop-first
 
     def spec(self) -> contract.RoutedService:
         """The plain description (no YAML nodes, variables interpolated): what deploy and the API see."""
         assert self.port is not None
         return contract.RoutedService(self.service, tuple(self.hosts), self.port, self.health_path,
                                       self.paths, self.strip_prefix, self.redirect_from, self.basic_auth, self.allow,
-                                      self.rollout)
+                                      self.rollout, self.hold)
 
     def labels(self, project: str) -> dict[str, str]:
         return {**contract.route_labels(project, self.service, list(self.label_hosts or self.hosts),
                                         self.label_port or self.port, self.label_health or self.health_path,  # type: ignore[arg-type]
                                         self.paths, self.strip_prefix, self.redirect_from),
-                **contract.access_labels(self.basic_auth, self.allow)}
+                **contract.access_labels(self.basic_auth, self.allow), **contract.hold_labels(self.hold)}
 
 
 def services_node(src: Source) -> MappingNode | None:
@@ -148,7 +149,8 @@ def find_routes(src: Source, data: dict, variables: Mapping[str, str] | None = N
         if port is not None:
             strict.append(validate.port_problem(port))
         features = _features(xdata, hosts)
-        strict = [p for p in strict + features_problems(features, hosts) if p]
+        hold, hold_problem = _hold(xdata, (data.get("services") or {}).get(name) or {})
+        strict = [p for p in strict + features_problems(features, hosts) + [hold_problem] if p]
         if strict:
             problems += [src.problem(xnode, f"service '{name}': x-luma: {p}",
                                      "the proxy would ignore labels with this value; see the README, x-luma", "x-luma")
@@ -165,8 +167,19 @@ def find_routes(src: Source, data: dict, variables: Mapping[str, str] | None = N
         routes.append(MarkedService(name, snode, knode, xnode, [h.lower() for h in hosts], port, health,
                                     label_hosts, str(text_port) if isinstance(text_port, str) else expose_label,
                                     str(written.get("health", health)), *features, users, allow,
-                                    str(xdata.get("rollout", "start-first"))))
+                                    str(xdata.get("rollout", "start-first")), hold))
     return routes, problems
+
+
+def _hold(xdata: dict, service: dict) -> tuple[int, str | None]:
+    """(seconds the proxy holds requests, problem): x-luma ``hold`` (default contract.DEFAULT_HOLD) for a
+    stop-first service (x-luma ``rollout`` or Compose's ``deploy.update_config.order``); 0 for any other."""
+    order = ((service.get("deploy") or {}).get("update_config") or {}).get("order") if isinstance(service, dict) else None
+    stop_first = xdata.get("rollout") == "stop-first" or order == "stop-first"
+    if not stop_first:
+        return 0, ("hold applies only to a stop-first rollout (rollout: stop-first, or Compose's "
+                   "deploy.update_config.order: stop-first)" if "hold" in xdata else None)
+    return int(xdata.get("hold", contract.DEFAULT_HOLD)), None
 
 
 def _features(xdata: dict, hosts: list[str]) -> tuple[tuple[str, ...], bool, tuple[str, ...]]:

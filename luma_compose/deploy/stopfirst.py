@@ -6,14 +6,14 @@ A service whose compose file says ``deploy.update_config.order: stop-first`` is 
    without starting them (nothing of the new version runs yet).
 2. The old containers are stopped (their stop_grace_period). The proxy's config is not changed:
    a request for the service now waits in Caddy's retry loop (its dial finds no running
-   container) for up to the proxy's retry window (caddy_config.TRY_DURATION).
+   container) for up to the service's ``hold`` (x-luma, default 30 s: its route's try_duration).
 3. The new containers are started and must pass their checks, as in a start-first roll.
 4. The old (stopped) containers are renamed ``--luma-draining`` and the proxy synced: that config
    load sends every waiting request again through the new config (caddy_config.REPLAY_MATCH),
    to the new containers. Then the old ones are removed.
 
 A new container that fails: the new ones are removed and the old ones started again (the config
-never stopped naming them, so waiting requests reach them). Past the retry window a waiting request
+never stopped naming them, so waiting requests reach them). Past ``hold`` a waiting request
 gets the proxy's 503 with Retry-After.
 """
 

@@ -168,7 +168,8 @@ def _route(r: Route, hosts: tuple[str, ...] | None = None, wildcard: bool = Fals
             "stream_close_delay": STREAM_CLOSE_DELAY,
             "load_balancing": {
                 "selection_policy": {"policy": SELECTION_POLICY},
-                "try_duration": TRY_DURATION,
+                # a stop-first service holds requests longer while it has no running container
+                "try_duration": f"{int(r.hold)}s" if r.hold else TRY_DURATION,
                 "try_interval": TRY_INTERVAL,
             },
             "health_checks": {
@@ -192,7 +193,8 @@ def _route(r: Route, hosts: tuple[str, ...] | None = None, wildcard: bool = Fals
     return {
         "@id": route_handle_id(r.key) + (WILDCARD_ID_SUFFIX if wildcard else ""),
         "match": [{"host": hosts}],
-        "handle": guards.wrap(r, handler, relays),
+        # a held route names its window for the replay of a request a config load cut short (HOLD_VAR)
+        "handle": ([{"handler": "vars", HOLD_VAR: str(int(r.hold))}] if r.hold else []) + guards.wrap(r, handler, relays),
         "terminal": True,
     }
 
@@ -222,16 +224,20 @@ UNAVAILABLE_ERRORS = {
 #: its body is unread), and only before TRY_DURATION ran out (a loop that ended earlier was cut
 #: short; one that waited the whole window is not replayed). The error route runs only before
 #: anything was written to the client (a failed response body aborts the connection instead).
-REPLAY_MATCH = ("{http.reverse_proxy.duration_ms} < %d.0 && ({http.request.method} == 'GET'"
-                " || {http.error.message} == 'no upstreams available' || {http.error.message}.startsWith('dial '))"
-                % TRY_DURATION_MS)
+REPLAY_WITHIN = ("{http.reverse_proxy.duration_ms} < %d.0 && ({http.request.method} == 'GET'"
+                 " || {http.error.message} == 'no upstreams available' || {http.error.message}.startsWith('dial '))")
+REPLAY_MATCH = REPLAY_WITHIN % TRY_DURATION_MS
 LOOPBACK = "127.0.0.1"
+#: The variable a held (stop-first) route sets to its window in seconds: which replay applies to it.
+HOLD_VAR = "luma_hold"
 
 
-def unavailable_errors(tls: str, http_port: int, https_port: int) -> dict[str, Any]:
+def unavailable_errors(tls: str, http_port: int, https_port: int, holds: Iterable[int] = ()) -> dict[str, Any]:
     """The main server's error routes: replay what a config load cut short (``REPLAY_MATCH``),
     503 for the rest. With TLS the replay speaks TLS to Caddy itself (the host's own name as
-    SNI; the peer is this process, so its certificate is not verified)."""
+    SNI; the peer is this process, so its certificate is not verified). ``holds``: the windows of
+    stop-first routes (x-luma ``hold``, seconds): a request of such a route is replayed when it was cut
+    short before its own window ran out (its route set ``HOLD_VAR``), first."""
     transport: dict[str, Any] = {"protocol": "http", "compression": False, "versions": ["1.1"]}
     if tls != "off":
         transport["tls"] = {"server_name": "{http.request.host}", "insecure_skip_verify": True}
@@ -247,7 +253,12 @@ def unavailable_errors(tls: str, http_port: int, https_port: int) -> dict[str, A
         }],
         "terminal": True,
     }
-    return {"routes": [replay, *UNAVAILABLE_ERRORS["routes"]]}
+    windows = sorted(set(holds))
+    held = [{**replay, "match": [{"vars": {HOLD_VAR: [str(h)]}, "expression": REPLAY_WITHIN % (h * 1000)}]}
+            for h in windows]
+    if windows:  # a held request that waited its whole window is not replayed by the default either
+        replay["match"][0]["not"] = [{"vars": {HOLD_VAR: [str(h) for h in windows]}}]
+    return {"routes": [*held, replay, *UNAVAILABLE_ERRORS["routes"]]}
 
 
 NOT_FOUND = {
@@ -274,7 +285,8 @@ def build_config(table: RouteTable, **options: Any) -> dict[str, Any]:
     caddy_routes.plain_http_redirects(config, HTTP_SERVER_NAME, table.routes, redirect, _safe, _entry_id)
     tls = options.get("tls", "acme")
     server = config["apps"]["http"]["servers"][SERVER_NAME]
-    server["errors"] = unavailable_errors(tls, options.get("http_port", 80), options.get("https_port", 443))
+    server["errors"] = unavailable_errors(tls, options.get("http_port", 80), options.get("https_port", 443),
+                                          [r.hold for r in table.routes if r.hold])
     # A replayed request comes from loopback: keep the client's X-Forwarded-For it carries.
     server["trusted_proxies"] = {"source": "static", "ranges": [f"{LOOPBACK}/32"]}
     guards.with_auth_errors(server, table.routes)

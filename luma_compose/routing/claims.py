@@ -67,6 +67,8 @@ class Route:
     strip_prefix: bool = False
     #: Hosts answered with a 308 to :attr:`redirect_to` (``luma.redirect_from``), claimed like hosts.
     redirect_from: tuple[str, ...] = ()
+    #: Stop-first (``luma.hold``): seconds the proxy holds a request while no container runs; 0: the default window.
+    hold: int = 0
     #: Access control (docs/access.md): (user, base64 bcrypt hash) and admitted networks; never in output.
     basic_auth: tuple[tuple[str, str], ...] = ()
     allow: tuple[str, ...] = ()
@@ -132,6 +134,8 @@ class Route:
             out.update(paths=list(self.paths), strip_prefix=self.strip_prefix)
         if self.redirect_from:
             out.update(redirect_from=list(self.redirect_from), redirect_to=self.redirect_to)
+        if self.hold:
+            out.update(hold=self.hold)
         return out
 
     def access_json(self) -> dict[str, Any]:
@@ -314,6 +318,8 @@ def _feature_checks(labels: Mapping[str, str]) -> tuple[tuple[str, str | None], 
             if first.startswith("*") else None) or (
             "a redirect host is also one of hosts" if set(contract.parse_hosts(value))
             & set(hosts_of(labels)) else None)))
+    if contract.LABEL_HOLD in labels:
+        out.append((contract.LABEL_HOLD, validate.hold_problem(labels[contract.LABEL_HOLD])))
     return tuple(out)
 
 
@@ -330,7 +336,8 @@ def redirects_of(labels: Mapping[str, str]) -> tuple[str, ...]:
 def features_of(labels: Mapping[str, str]) -> dict[str, Any]:
     """The Route keyword arguments of the optional labels."""
     return {"paths": paths_of(labels), "strip_prefix": labels.get(contract.LABEL_STRIP_PREFIX) == "true",
-            "redirect_from": redirects_of(labels)}
+            "redirect_from": redirects_of(labels),
+            "hold": int(labels[contract.LABEL_HOLD]) if contract.LABEL_HOLD in labels else 0}
 
 
 def access_problem(labels: Mapping[str, str]) -> str | None:
