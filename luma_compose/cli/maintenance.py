@@ -77,7 +77,9 @@ def _target(swarm: bool, proxy_name: str | None):
         name = on_swarm.proxy_name(proxy_name, "--proxy-name")  # checked before any engine is asked
         engine = swarm_engine()
         engine.require_manager()
-        return ops.SwarmTarget(engine, name)
+        from ..swarm.maintenance import SwarmTarget
+
+        return SwarmTarget(engine, name)
     return ops.HostTarget(docker_engine(), proxy_name)
 
 

@@ -26,7 +26,7 @@ from ..routing.claims import RouteTable
 
 
 class Target:
-    """One host's proxy (:class:`HostTarget`) or a swarm's (:class:`SwarmTarget`)."""
+    """One host's proxy (:class:`HostTarget`) or a swarm's (``swarm.maintenance.SwarmTarget``)."""
 
     engine: Any
     where: str = ""
@@ -55,25 +55,6 @@ class HostTarget(Target):
         if c is None or not c.running:
             return False
         self.ctrl.sync()
-        return True
-
-
-class SwarmTarget(Target):
-    def __init__(self, engine: Any, proxy_name: str, log: Callable[[str], None] = lambda s: None):
-        from ..swarm.proxy import SwarmProxy
-
-        self.engine = engine
-        self.proxy = SwarmProxy(engine, proxy_name, log=log)
-        endpoint = getattr(engine, "endpoint", None)
-        self.where = f"the swarm of {endpoint.describe()}" if endpoint is not None else "the swarm"
-
-    def table(self) -> RouteTable:
-        return self.proxy.served()
-
-    def sync(self) -> bool:
-        if self.engine.service(self.proxy.name) is None:
-            return False
-        self.proxy.sync()
         return True
 
 

@@ -52,7 +52,8 @@ def deploy(engine: SwarmEngineProtocol, project: str, stack_text: str, routed: l
     if not maintenance:
         return _deploy(engine, project, stack_text, routed, proxy_name, proxy_image, proxy_http_port, proxy_nodes,
                        resolve_image, timeout, log)
-    from ..deploy.maintenance import SwarmTarget, swarm_deploy_maintenance
+    from ..deploy.maintenance import swarm_deploy_maintenance
+    from .maintenance import SwarmTarget
 
     return swarm_deploy_maintenance(SwarmTarget(engine, proxy_name, log), project, log, lambda: _deploy(
         engine, project, stack_text, routed, proxy_name, proxy_image, proxy_http_port, proxy_nodes, resolve_image,

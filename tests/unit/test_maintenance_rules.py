@@ -276,7 +276,9 @@ def test_a_project_already_in_maintenance_stays_in_it_with_its_page():
 def test_deploy_swarm_maintenance_is_on_during_the_stack_deploy_off_after_and_on_after_a_failure():
     fake = FakeSwarm()
     fake.add_stack_service("shop", "web", "shop.test")
-    target = ops.SwarmTarget(fake, "luma-proxy")
+    from luma_compose.swarm.maintenance import SwarmTarget
+
+    target = SwarmTarget(fake, "luma-proxy")
     seen = []
     ops.swarm_deploy_maintenance(target, "shop", lambda s: None, lambda: seen.append(fake.maintenance_states()))
     assert [m.project for m in seen[0]] == ["shop"] and fake.maintenance_states() == []
