@@ -3,7 +3,7 @@
 The state is an engine object per project (or service) that every sync reads
 (:mod:`luma_compose.routing.maintenance`); these operations write it, then sync the proxy so it is
 served at once. A :class:`Target` is what they need of either target: the engine (its
-``maintenance_states``/``set_maintenance``/``clear_maintenance``), the route table, and a sync.
+``maintenance_states``/``keep_maintenance``/``drop_maintenance``), the route table, and a sync.
 
 ``deploy --maintenance`` turns it on once deploy holds the project's lock (a deploy refused before
 anything changed leaves it as it was) and off after a deploy that succeeded, then checks every host
@@ -68,6 +68,25 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
 
+def set_state(engine: Any, rec: MaintenanceRecord) -> MaintenanceRecord:
+    """Keep ``rec`` on the engine (one host or a swarm), then remove the older states of its key: there
+    is no moment without one."""
+    kept = engine.keep_maintenance(rec)
+    for old in engine.maintenance_states():
+        if old.key == rec.key and old.name != kept.name:
+            engine.drop_maintenance(old.name)
+    return kept
+
+
+def clear_states(engine: Any, project: str, service: str | None = None) -> list[MaintenanceRecord]:
+    """Remove the states of ``project`` (every one, or only ``service``'s); the ones removed."""
+    gone = [m for m in engine.maintenance_states()
+            if m.project == project and (service is None or m.service == service)]
+    for m in gone:
+        engine.drop_maintenance(m.name)
+    return gone
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -108,7 +127,7 @@ def _routes(target: Target, project: str, service: str) -> list:
 def turn_on(target: Target, project: str, service: str = "", message: str = "", page: str = "") -> Outcome:
     """Put a project's routed services (or one) in maintenance, and serve it now."""
     routes = _routes(target, project, service)
-    target.engine.set_maintenance(MaintenanceRecord(project, service, message, page, now()))
+    set_state(target.engine, MaintenanceRecord(project, service, message, page, now()))
     out = Outcome(project, service, True, sorted({h for r in routes for h in r.hosts}))
     out.synced = target.sync()
     return out
@@ -125,7 +144,7 @@ def turn_off(target: Target, project: str, service: str = "") -> Outcome:
     ours = [k for k in states if k[0] == project and (not service or k[1] == service)]
     if not ours:
         _routes(target, project, service)  # an unknown project or service is an error; a known one is fine
-    gone = target.engine.clear_maintenance(project, service or None)
+    gone = clear_states(target.engine, project, service or None)
     table = target.table()
     out = Outcome(project, service, False, sorted({h for r in rules.routes_of(table, project, service)
                                                    for h in r.hosts}))
@@ -151,7 +170,7 @@ class DeployMaintenance:
             if self.kept is not None:
                 note.append(f"(already on since {self.kept.since}: kept, and left on after the deploy)")
                 return
-            d.engine.set_maintenance(MaintenanceRecord(d.project, "", "", "", now()))
+            set_state(d.engine, MaintenanceRecord(d.project, "", "", "", now()))
             self.began = True
             d._sync()
 
@@ -160,7 +179,7 @@ class DeployMaintenance:
         if not self.began:
             return
         with d.progress.step(f"Maintenance off for {d.project}"):
-            d.engine.clear_maintenance(d.project, "")
+            clear_states(d.engine, d.project, "")
             d._sync()
         self.began = False
         try:
@@ -169,7 +188,7 @@ class DeployMaintenance:
                     for h in r.hosts:
                         d.checks.check_host(h, r.health_path)
         except LumaError as e:
-            d.engine.set_maintenance(MaintenanceRecord(d.project, "", "", "", now()))
+            set_state(d.engine, MaintenanceRecord(d.project, "", "", "", now()))
             self.began = True
             d._sync()
             raise LumaError(f"{e.message}; maintenance is on again for {d.project}", e.hint) from None
@@ -192,7 +211,7 @@ def swarm_deploy_maintenance(target: Target, project: str, log: Callable[[str], 
     if kept is not None:
         log(f"maintenance: {project} is in maintenance since {kept.since}: kept, and left on after the deploy")
         return deploy()
-    target.engine.set_maintenance(MaintenanceRecord(project, "", "", "", now()))
+    set_state(target.engine, MaintenanceRecord(project, "", "", "", now()))
     target.sync()
     log(f"maintenance: on for {project}")
     try:
@@ -201,7 +220,7 @@ def swarm_deploy_maintenance(target: Target, project: str, log: Callable[[str], 
         log(f"maintenance stays ON for {project}: the deploy failed after it was turned on, and the data may be "
             f"half-migrated; look, then: luma-compose maintenance off --swarm -p {project}")
         raise
-    target.engine.clear_maintenance(project, "")
+    clear_states(target.engine, project, "")
     target.sync()
     log(f"maintenance: off for {project}")
     return res

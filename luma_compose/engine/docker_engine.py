@@ -255,31 +255,25 @@ class DockerEngine:
         return [MaintenanceRecord.from_labels(v.get("Name") or "", v.get("Labels") or {})
                 for v in vols.get("Volumes") or []]
 
-    def set_maintenance(self, rec: MaintenanceRecord) -> MaintenanceRecord:
-        """Keep ``rec`` (a new volume), then remove the older states of its key: no moment without one."""
+    def keep_maintenance(self, rec: MaintenanceRecord) -> MaintenanceRecord:
+        """Keep one state: a new volume named after it, its labels the state (deploy/maintenance.set_state)."""
         name = rec.object_name()
         try:
             self.dc.volumes.create(name, labels=rec.labels())
         except _errors().APIError as e:
             raise EngineError(f"cannot create the volume {name} that keeps the maintenance state: "
                               f"{short_error(e)}") from e
-        for old in self.maintenance_states():
-            if old.key == rec.key and old.name != name:
-                self.remove_volume(old.name)
         return dataclasses.replace(rec, name=name)
 
-    def clear_maintenance(self, project: str, service: str | None = None) -> list[MaintenanceRecord]:
-        """Remove the states of ``project`` (every one, or only ``service``'s); the ones removed."""
-        gone = [m for m in self.maintenance_states()
-                if m.project == project and (service is None or m.service == service)]
-        for m in gone:
-            try:
-                self.dc.volumes.get(m.name).remove()
-            except _errors().NotFound:
-                pass
-            except _errors().APIError as e:
-                raise EngineError(f"cannot remove the volume {m.name}: {short_error(e)}") from e
-        return gone
+    def drop_maintenance(self, name: str) -> None:
+        """Remove the volume that keeps one state (gone already is fine)."""
+        try:
+            self.dc.volumes.get(name).remove()
+        except _errors().NotFound:
+            pass
+        except _errors().APIError as e:
+            raise EngineError(f"cannot remove the volume {name}: {short_error(e)}") from e
+
     def volume_records(self, labels: Sequence[str] = ()) -> list[VolumeRecord]:
         """Volumes carrying these labels (one list call)."""
         rows = self.dc.api.volumes(filters={"label": list(labels)}).get("Volumes") or []

@@ -185,25 +185,18 @@ class SwarmEngine:
         return [MaintenanceRecord.from_labels(c.name, c.labels)
                 for c in self.configs(f"label={contract.MAINTENANCE_PROJECT_LABEL}")]
 
-    def set_maintenance(self, rec: MaintenanceRecord) -> MaintenanceRecord:
-        """Keep ``rec`` (a new Swarm config), then remove the older states of its key."""
+    def keep_maintenance(self, rec: MaintenanceRecord) -> MaintenanceRecord:
+        """Keep one state: a new Swarm config named after it, its labels the state."""
         name = rec.object_name()
         try:
             self.create_config(name, f"luma-compose maintenance of {rec.project}/{rec.service or '*'} "
                                      "(the labels hold it)\n", rec.labels())
         except SwarmError as e:
             raise SwarmError(f"cannot create the config {name} that keeps the maintenance state: {e.message}") from None
-        for old in self.maintenance_states():
-            if old.key == rec.key and old.name != name:
-                self.remove_config(old.name)
         return dataclasses.replace(rec, name=name)
 
-    def clear_maintenance(self, project: str, service: str | None = None) -> list[MaintenanceRecord]:
-        """Remove the states of ``project`` (every one, or only ``service``'s); the ones removed."""
-        gone = [m for m in self.maintenance_states()
-                if m.project == project and (service is None or m.service == service)]
-        for m in gone:
-            p = self._run("config", "rm", m.name, check=False)
-            if p.returncode != 0 and "not found" not in p.stderr.lower():
-                raise SwarmError(f"cannot remove the config {m.name}: {p.stderr.strip()}")
-        return gone
+    def drop_maintenance(self, name: str) -> None:
+        """Remove the config that keeps one state (gone already is fine)."""
+        p = self._run("config", "rm", name, check=False)
+        if p.returncode != 0 and "not found" not in p.stderr.lower():
+            raise SwarmError(f"cannot remove the config {name}: {p.stderr.strip()}")

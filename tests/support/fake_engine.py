@@ -214,20 +214,14 @@ class FakeEngine:
         return [MaintenanceRecord.from_labels(n, lb) for n, lb in sorted(self.volume_labels.items())
                 if contract.MAINTENANCE_PROJECT_LABEL in lb]
 
-    def set_maintenance(self, rec: MaintenanceRecord) -> MaintenanceRecord:
+    def keep_maintenance(self, rec: MaintenanceRecord) -> MaintenanceRecord:
         name = rec.object_name()
         self.create_volume(name, rec.labels())
-        for old in self.maintenance_states():
-            if old.key == rec.key and old.name != name:
-                self.remove_volume(old.name)
         return dataclasses.replace(rec, name=name)
 
-    def clear_maintenance(self, project: str, service: str | None = None) -> list[MaintenanceRecord]:
-        gone = [m for m in self.maintenance_states()
-                if m.project == project and (service is None or m.service == service)]
-        for m in gone:
-            self.remove_volume(m.name)
-        return gone
+    def drop_maintenance(self, name: str) -> None:
+        self.remove_volume(name)
+
     def volume_records(self, labels: Sequence[str] = ()) -> list[VolumeRecord]:
         return [VolumeRecord(n, lb, "") for n, lb in self.volume_labels.items()
                 if all(k in lb and (not eq or lb[k] == v) for k, eq, v in (f.partition("=") for f in labels))]

@@ -248,17 +248,10 @@ class FakeSwarm:
         return [MaintenanceRecord.from_labels(c.name, c.labels)
                 for c in self.configs(f"label={contract.MAINTENANCE_PROJECT_LABEL}")]
 
-    def set_maintenance(self, rec: MaintenanceRecord) -> MaintenanceRecord:
+    def keep_maintenance(self, rec: MaintenanceRecord) -> MaintenanceRecord:
         name = rec.object_name()
         self.create_config(name, "", rec.labels())
-        for old in self.maintenance_states():
-            if old.key == rec.key and old.name != name:
-                self.remove_config(old.name)
         return dataclasses.replace(rec, name=name)
 
-    def clear_maintenance(self, project: str, service: str | None = None) -> list[MaintenanceRecord]:
-        gone = [m for m in self.maintenance_states()
-                if m.project == project and (service is None or m.service == service)]
-        for m in gone:
-            self.remove_config(m.name)
-        return gone
+    def drop_maintenance(self, name: str) -> None:
+        self.remove_config(name)

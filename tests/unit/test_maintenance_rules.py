@@ -114,7 +114,7 @@ def test_the_swarm_edge_serves_a_route_in_maintenance_from_the_edge_and_the_othe
     fake.add_stack_service("blog", "web", "blog.test")
     px = swarm_proxy.SwarmProxy(fake, "luma-proxy", log=lambda s: None)
     px.up("caddy:test", 8080)
-    fake.set_maintenance(MaintenanceRecord("shop", "", "Back soon", since="t"))
+    ops.set_state(fake, MaintenanceRecord("shop", "", "Back soon", since="t"))
     px.sync(wait=False)
     table = px.served()
     cfg = swarm_routes.edge_config(table, 8080, "luma-proxy")
@@ -124,7 +124,7 @@ def test_the_swarm_edge_serves_a_route_in_maintenance_from_the_edge_and_the_othe
     # the state is a Swarm config with labels, not a label on the service (a stack deploy would drop that)
     states = [c for c in fake.cfgs.values() if contract.MAINTENANCE_PROJECT_LABEL in c.labels]
     assert len(states) == 1 and "luma.maintenance.project" not in fake.services_["shop_web"].labels
-    fake.clear_maintenance("shop")
+    ops.clear_states(fake, "shop")
     assert handlers(swarm_routes.edge_config(px.served(), 8080, "luma-proxy"))["luma-route:shop/web"]["handler"] \
         == "reverse_proxy"
 
@@ -267,7 +267,7 @@ def test_a_deploy_refused_before_anything_changed_leaves_maintenance_as_it_was()
 def test_a_project_already_in_maintenance_stays_in_it_with_its_page():
     e = world()
     deployer(e).deploy()
-    e.set_maintenance(MaintenanceRecord("gmail", "", "manual", since="t"))
+    ops.set_state(e, MaintenanceRecord("gmail", "", "manual", since="t"))
     e.projects["gmail"].services["web"].config_hash = "h2"
     deployer(e).deploy()  # the host check through the proxy is skipped for a route in maintenance
     assert [m.message for m in e.maintenance_states()] == ["manual"]
