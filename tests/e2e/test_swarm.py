@@ -68,13 +68,20 @@ def luma(c: clusterkit.Cluster, *args: str, input: str | None = None, check: boo
                          input=input, timeout=timeout, env=c.manager.env)
 
 
-@pytest.fixture(scope="module")
-def swarm(busybox_image: str, caddy_image: str) -> Iterator[clusterkit.Cluster]:
+@contextlib.contextmanager
+def proxied_cluster(busybox_image: str, caddy_image: str) -> Iterator[clusterkit.Cluster]:
+    """A private 2-node swarm with the test images and the swarm proxy up on PORT (every swarm e2e module's)."""
     why = clusterkit.preflight()
     if why:
         pytest.fail(why, pytrace=False)
     with clusterkit.cluster(2, images=[busybox_image, caddy_image]) as c:
         luma(c, "proxy", "up", "--swarm", "--image", caddy_image, "--http-port", str(PORT))
+        yield c
+
+
+@pytest.fixture(scope="module")
+def swarm(busybox_image: str, caddy_image: str) -> Iterator[clusterkit.Cluster]:
+    with proxied_cluster(busybox_image, caddy_image) as c:
         yield c
 
 

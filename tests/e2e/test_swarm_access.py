@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import dockerkit  # noqa: E402
 from luma_compose import contract  # noqa: E402
 from support import cluster as clusterkit  # noqa: E402
+from test_swarm import PORT, luma, proxied_cluster  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
-PORT = 8080
 PASSWORD = "correct horse"
 
 SERVICE = """\
@@ -47,17 +46,9 @@ SERVICE = """\
 {extra}"""
 
 
-def luma(c: clusterkit.Cluster, *args: str, check: bool = True, timeout: float = 400) -> subprocess.CompletedProcess:
-    return dockerkit.run([*dockerkit.luma_compose_cmd(), *args], check=check, timeout=timeout, env=c.manager.env)
-
-
 @pytest.fixture(scope="module")
 def swarm(busybox_image: str, caddy_image: str) -> Iterator[clusterkit.Cluster]:
-    why = clusterkit.preflight()
-    if why:
-        pytest.fail(why, pytrace=False)
-    with clusterkit.cluster(2, images=[busybox_image, caddy_image]) as c:
-        luma(c, "proxy", "up", "--swarm", "--image", caddy_image, "--http-port", str(PORT))
+    with proxied_cluster(busybox_image, caddy_image) as c:
         yield c
 
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import dockerkit  # noqa: E402
 from support import cluster as clusterkit  # noqa: E402
-from test_swarm import APP, BROKEN, GOOD, PORT, get, luma, wait_served  # noqa: E402
+from test_swarm import APP, BROKEN, GOOD, PORT, get, luma, proxied_cluster, wait_served  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -30,11 +30,7 @@ PAGE = "<!doctype html><h1>Wartung {env.HOME}</h1><style>h1 { color: red }</styl
 
 @pytest.fixture(scope="module")
 def cluster(busybox_image: str, caddy_image: str) -> Iterator[clusterkit.Cluster]:
-    why = clusterkit.preflight()
-    if why:
-        pytest.fail(why, pytrace=False)
-    with clusterkit.cluster(2, images=[busybox_image, caddy_image]) as c:
-        luma(c, "proxy", "up", "--swarm", "--image", caddy_image, "--http-port", str(PORT))
+    with proxied_cluster(busybox_image, caddy_image) as c:
         yield c
 
 

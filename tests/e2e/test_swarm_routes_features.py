@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import dockerkit  # noqa: E402
 from support import cluster as clusterkit  # noqa: E402
+from test_swarm import PORT, luma, proxied_cluster  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
-PORT = 8080
 FILES = "index.html x apix api/index.html api/x api/v2/x"
 SERVE = ('["sh", "-c", "mkdir -p /www/api/v2 && for f in ' + FILES + '; do echo \\"$$SERVICE /$$f\\" > /www/$$f; '
          'done && echo ok > /www/up && exec httpd -f -p 3000 -h /www"]')
@@ -45,18 +45,9 @@ def stack(image: str, services: dict[str, str]) -> str:
                                    for n, x in services.items())
 
 
-def luma(c, *args: str, check: bool = True, input: str | None = None):
-    return dockerkit.run([*dockerkit.luma_compose_cmd(), *args], check=check, input=input, timeout=400,
-                         env=c.manager.env)
-
-
 @pytest.fixture(scope="module")
 def swarm(busybox_image: str, caddy_image: str) -> Iterator[clusterkit.Cluster]:
-    why = clusterkit.preflight()
-    if why:
-        pytest.fail(why, pytrace=False)
-    with clusterkit.cluster(2, images=[busybox_image, caddy_image]) as c:
-        luma(c, "proxy", "up", "--swarm", "--image", caddy_image, "--http-port", str(PORT))
+    with proxied_cluster(busybox_image, caddy_image) as c:
         yield c
 
 
