@@ -88,11 +88,14 @@ def deploy(files, project, project_directory, target, swarm_flag, timeout, drain
     health-gated, with rollback.
     """
     target = resolve_target(target, swarm_flag,
-                            compose_only=("drain", "settle", "force_unlock", "dry_run", "fmt", "proxy_https_port",
+                            compose_only=("drain", "settle", "force_unlock", "fmt", "proxy_https_port",
                                           "proxy_tls", "proxy_select", "ingress_pool", "keep_releases"),
                             swarm_only=("resolve_image", "proxy_nodes"))
     if dry_run and maintenance:
         raise UsageError("--dry-run changes nothing, so it turns no maintenance on", "drop --maintenance or --dry-run")
+    if target == "swarm" and dry_run:
+        sys.exit(on_swarm.run_dry_run(files, project, project_directory,
+                                      on_swarm.proxy_name(proxy_name, "--proxy-name")))
     if target == "swarm":
         _swarm_deploy(files, project, project_directory, timeout, proxy_name, proxy_image, proxy_http_port,
                       resolve_image, proxy_nodes, maintenance)

@@ -117,6 +117,23 @@ def run_deploy(files, project, project_directory, resolve_image, timeout, proxy_
         click.echo(u)
 
 
+def run_dry_run(files, project, project_directory, proxy_name) -> int:
+    """`deploy --swarm --dry-run`: render and read back the stack, then read (never change) the swarm."""
+    from ruamel.yaml import YAML
+
+    from ..swarm import deploy as sd
+
+    result, text, problems, warnings = _stack(files, project, project_directory)
+    _print(problems, warnings)
+    if problems:
+        click.echo("deploy would refuse: fix the problems above (exit 1)", err=True)
+        return 1
+    services = list((YAML(typ="safe").load(text) or {}).get("services") or {})
+    plan = sd.dry_run(swarm_engine(), result.project, services, result.routes, proxy_name=proxy_name)
+    click.echo(plan.text())
+    return plan.exit_code
+
+
 def run_down(project, proxy_name) -> None:
     """`down --swarm`: docker stack rm, unroute, and remove the project's networks."""
     from ..swarm import deploy as sd

@@ -82,6 +82,53 @@ def _deploy(engine: SwarmEngineProtocol, project: str, stack_text: str, routed: 
     return StackResult(project, urls(engine, proxy_name, routed))
 
 
+@dataclass
+class StackPlan:
+    """What ``deploy --swarm`` would do (``--dry-run``): read from the manager, nothing changed."""
+
+    project: str
+    create: list[str] = field(default_factory=list)  # stack services that do not exist yet
+    update: list[str] = field(default_factory=list)  # existing ones (Swarm rolls those whose spec changed)
+    remove: list[str] = field(default_factory=list)  # existing ones the file no longer has (--prune)
+    conflicts: list[str] = field(default_factory=list)  # what deploy would refuse, from the served table
+    proxy: str = "running"  # or "would be created"
+    urls: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """1: deploy would refuse; 4: it would change something; 0: nothing to do (as on one host)."""
+        return 1 if self.conflicts else 4 if (self.create or self.update or self.remove) else 0
+
+    def text(self) -> str:
+        lines = [f"deploy --swarm {self.project} (dry run: nothing was changed)", f"  proxy: {self.proxy}"]
+        lines += [f"  create {s}" for s in self.create]
+        lines += [f"  update {s} (Swarm rolls it, start-first, only if its spec changed)" for s in self.update]
+        lines += [f"  remove {s} (no longer in the file)" for s in self.remove]
+        lines += [f"  url {u}" for u in self.urls]
+        lines += [f"  refuse: {c}" for c in self.conflicts]
+        if self.conflicts:
+            lines.append("deploy would refuse, nothing would change (exit 1)")
+        return "\n".join(lines)
+
+
+def dry_run(engine: SwarmEngineProtocol, project: str, services: list[str], routed: list[contract.RoutedService],
+            proxy_name: str = "luma-proxy") -> StackPlan:
+    """``deploy --swarm --dry-run``: the refusals deploy would make (the same served table), and the stack's
+    services it would create, update or remove."""
+    engine.require_manager()
+    plan = StackPlan(project, conflicts=_conflicts(engine, project, routed, proxy_name))
+    existing = {s.name for s in engine.services(f"label={contract.STACK_NAMESPACE_LABEL}={project}")}
+    wanted = [contract.stack_service(project, s) for s in services]
+    plan.create = [w for w in wanted if w not in existing]
+    plan.update = [w for w in wanted if w in existing]
+    plan.remove = sorted(existing - set(wanted))
+    if engine.service(proxy_name) is None:
+        plan.proxy = "would be created (proxy up --swarm)"
+    else:
+        plan.urls = urls(engine, proxy_name, routed)
+    return plan
+
+
 def urls(engine: SwarmEngineProtocol, proxy_name: str, routed: list[contract.RoutedService]) -> list[str]:
     """The URLs the edges serve the hosts at (https with TLS on), as one host's deploy says them."""
     edge = engine.service(proxy_name)

@@ -104,7 +104,12 @@ def test_paths_and_redirects_on_every_node_and_no_other_stack_takes_them(swarm, 
         assert mine["api"]["paths"] == ["/api"] and mine["api"]["strip_prefix"] is True
         assert mine["web"]["redirect_from"] == [f"www.{host}"] and mine["web"]["redirect_to"] == host
 
-        # deploy refuses a stack that claims the shop's host by path or its redirect host
+        # deploy refuses a stack that claims the shop's host by path or its redirect host; --dry-run says so first
+        dry = luma(c, "deploy", "--swarm", "--dry-run", "-f", str(hostile), "-p", evil, check=False)
+        assert dry.returncode == 1 and f"host {host} (service grab)" in dry.stdout \
+            and f"host www.{host} (service redir)" in dry.stdout, dry.stdout + dry.stderr
+        again = luma(c, "deploy", "--swarm", "--dry-run", "-f", str(f), "-p", shop, check=False)
+        assert again.returncode == 4 and f"update {shop}_web" in again.stdout, again.stdout + again.stderr
         p = luma(c, "deploy", "--swarm", "-f", str(hostile), "-p", evil, "--resolve-image", "never", check=False)
         assert p.returncode != 0 and f"host {host} (service grab)" in p.stderr \
             and f"host www.{host} (service redir)" in p.stderr, p.stderr

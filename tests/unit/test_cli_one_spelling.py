@@ -53,7 +53,7 @@ BAD_WITH_SWARM = [
     ["deploy", "--swarm", "-f", "good.yaml", "--proxy-nodes", "label=edge"],
     ["deploy", "--swarm", "-f", "good.yaml", "--proxy-http-port", "99999"],
     ["deploy", "--swarm", "-f", "good.yaml", "--proxy-name", "bad name"],
-    ["deploy", "--swarm", "-f", "good.yaml", "--dry-run"],
+    ["deploy", "--swarm", "-f", "good.yaml", "--dry-run", "--format", "json"],
     ["down", "--swarm", "-f", "good.yaml", "--proxy-name", "../x"],
     ["down", "--swarm", "-f", "good.yaml", "--volumes"],
     ["routes", "--swarm", "--name", "bad name"],

@@ -150,7 +150,6 @@ CONFLICTS = [
     (["render", "--swarm", "--target", "compose"], "--target compose"),
     (["check", "--swarm", "--format", "json"], "--format"),
     (["check", "--swarm", "--format", "text"], "--format"),
-    (["deploy", "--swarm", "--dry-run"], "--dry-run"),
     (["deploy", "--swarm", "--drain", "10"], "--drain"),  # the default value, given: still refused
     (["deploy", "--swarm", "--format", "json"], "--format"),
     (["deploy", "--swarm", "--proxy-tls", "off"], "--proxy-tls"),

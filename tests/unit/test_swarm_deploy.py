@@ -105,3 +105,34 @@ def test_down_removes_the_stack_unroutes_it_and_removes_its_networks():
     assert "shop_web" not in fake.services_ and "px-gw-shop" not in fake.services_
     assert "shop_luma" not in {n.name for n in fake.nets.values()}
     assert "blog_web" in fake.services_ and "px-gw-blog" in fake.services_
+
+
+def test_dry_run_names_what_deploy_would_create_update_and_remove_and_changes_nothing():
+    fake = FakeSwarm()
+    fake.add_stack_service("shop", "web", "shop.test")
+    fake.add_stack_service("shop", "old", "old.shop.test")
+    swarm_proxy.SwarmProxy(fake, "px", log=lambda s: None).up("caddy:test", 8080)
+    fake.calls.clear()
+    plan = sd.dry_run(fake, "shop", ["web", "worker"], WEB, proxy_name="px")
+    assert (plan.create, plan.update, plan.remove) == (["shop_worker"], ["shop_web"], ["shop_old"])
+    assert plan.conflicts == [] and plan.urls == ["http://shop.test:8080/"] and plan.exit_code == 4
+    assert "remove shop_old" in plan.text() and fake.calls == []
+
+
+def test_dry_run_refuses_what_deploy_refuses_from_the_served_table():
+    fake = FakeSwarm()
+    fake.add_stack_service("blog", "web", "shop.test")
+    swarm_proxy.SwarmProxy(fake, "px", log=lambda s: None).up("caddy:test", 8080)
+    fake.calls.clear()
+    plan = sd.dry_run(fake, "shop", ["web"], WEB, proxy_name="px")
+    assert plan.exit_code == 1 and any("shop.test" in c for c in plan.conflicts), plan.conflicts
+    assert "deploy would refuse" in plan.text() and fake.calls == []
+    with pytest.raises(SwarmError, match="refusing to deploy"):  # the same refusal as deploy's own
+        sd.deploy(fake, "shop", "x", WEB, proxy_name="px", log=lambda s: None)
+
+
+def test_dry_run_of_a_first_deploy_says_the_proxy_would_be_created():
+    fake = FakeSwarm()
+    plan = sd.dry_run(fake, "shop", ["web"], WEB, proxy_name="px")
+    assert plan.create == ["shop_web"] and "would be created" in plan.proxy and plan.urls == []
+    assert plan.exit_code == 4 and fake.calls == []
