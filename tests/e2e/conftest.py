@@ -79,3 +79,32 @@ def compose() -> Iterator[Callable[..., dockerkit.ComposeProject]]:
         yield make
 
 
+
+
+@pytest.fixture(scope="session")
+def swarm(busybox_image: str, caddy_image: str) -> Iterator[object]:
+    """One private 2-node swarm with the swarm proxy up, shared by every swarm module: building a
+    cluster costs a minute or more, and the modules clean up what they deploy."""
+    from test_swarm import proxied_cluster
+
+    with proxied_cluster(busybox_image, caddy_image) as c:
+        yield c
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_release_or_maintenance_leftovers() -> Iterator[None]:
+    """Deploys record releases (a labelled volume and pin tags) and maintenance states (a labelled
+    volume) that a plain `docker compose down` does not remove: remove this run's at the end."""
+    yield
+    for label in ("luma.release.project", "luma.maintenance.project"):
+        out = dockerkit.docker("volume", "ls", "--filter", f"label={label}",
+                               "--format", f'{{{{.Name}}}} {{{{.Label "{label}"}}}}', check=False)
+        names = [n for n, _, project in (line.partition(" ") for line in out.splitlines())
+                 if dockerkit.RUN_ID in project]
+        if names:
+            dockerkit.docker("volume", "rm", "-f", *names, check=False)
+    tags = [t for t in dockerkit.docker("images", "--format", "{{.Repository}}:{{.Tag}}",
+                                        "luma-release/*", check=False).split()
+            if dockerkit.RUN_ID in t]
+    if tags:
+        dockerkit.docker("rmi", "-f", *tags, check=False)

@@ -46,6 +46,8 @@ def test_list_records_equal_inspect_records(busybox_image):
     label = f"luma.e2e.reads={u}"
     ingress, plain = f"{u}_luma", f"{u}_default"
     with contextlib.ExitStack() as st:
+        # registered first, so it runs last: after the container using the volume is gone
+        st.callback(dockerkit.docker, "volume", "rm", "-f", f"{u}-vol", check=False)
         st.enter_context(dockerkit.network(ingress))
         st.enter_context(dockerkit.network(plain))
         hc = ["--health-cmd", "wget -q -O /dev/null http://127.0.0.1:3000/up", "--health-interval", "1s"]
@@ -60,7 +62,6 @@ def test_list_records_equal_inspect_records(busybox_image):
         for kind, (args, nets) in names.items():
             st.enter_context(dockerkit.container(f"{u}-{kind}", busybox_image, "--label", label, *args,
                                                  networks=nets, aliases={ingress: [f"{u}-{kind}-alias"]}))
-        st.callback(dockerkit.docker, "volume", "rm", "-f", f"{u}-vol", check=False)
         dockerkit.docker("stop", "-t", "0", f"{u}-stopped")
         eng = DockerEngine()
         # until the health checks have run (unhealthy after one failed check)
@@ -92,6 +93,8 @@ def test_a_pass_inspects_only_what_changed(busybox_image):
     label = f"luma.e2e.reads={u}"
     ingress, plain = f"{u}_luma", f"{u}_default"
     with contextlib.ExitStack() as st:
+        # registered first, so it runs last: after the container using the volume is gone
+        st.callback(dockerkit.docker, "volume", "rm", "-f", f"{u}-vol", check=False)
         st.enter_context(dockerkit.network(ingress))
         st.enter_context(dockerkit.network(plain))
         for i in range(3):

@@ -79,11 +79,6 @@ def proxied_cluster(busybox_image: str, caddy_image: str) -> Iterator[clusterkit
         yield c
 
 
-@pytest.fixture(scope="module")
-def swarm(busybox_image: str, caddy_image: str) -> Iterator[clusterkit.Cluster]:
-    with proxied_cluster(busybox_image, caddy_image) as c:
-        yield c
-
 
 @contextlib.contextmanager
 def project(c: clusterkit.Cluster, tmp: Path, name: str, host: str, image: str, version: str = "1",

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import dockerkit  # noqa: E402
 from luma_compose import contract  # noqa: E402
 from support import cluster as clusterkit  # noqa: E402
-from test_swarm import PORT, luma, proxied_cluster  # noqa: E402
+from test_swarm import PORT, luma  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -45,11 +45,6 @@ SERVICE = """\
       port: 3000
 {extra}"""
 
-
-@pytest.fixture(scope="module")
-def swarm(busybox_image: str, caddy_image: str) -> Iterator[clusterkit.Cluster]:
-    with proxied_cluster(busybox_image, caddy_image) as c:
-        yield c
 
 
 def curl(c: clusterkit.Cluster, node: clusterkit.Node, host: str, *args: str) -> tuple[int, str, str]:

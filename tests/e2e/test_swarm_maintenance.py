@@ -21,17 +21,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import dockerkit  # noqa: E402
 from support import cluster as clusterkit  # noqa: E402
-from test_swarm import APP, BROKEN, GOOD, PORT, get, luma, proxied_cluster, wait_served  # noqa: E402
+from test_swarm import APP, BROKEN, GOOD, PORT, get, luma, wait_served  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
 PAGE = "<!doctype html><h1>Wartung {env.HOME}</h1><style>h1 { color: red }</style>\n"
 
 
-@pytest.fixture(scope="module")
-def cluster(busybox_image: str, caddy_image: str) -> Iterator[clusterkit.Cluster]:
-    with proxied_cluster(busybox_image, caddy_image) as c:
-        yield c
+@pytest.fixture
+def cluster(swarm: clusterkit.Cluster) -> clusterkit.Cluster:
+    return swarm
 
 
 def deploy(c, tmp: Path, name: str, host: str, image: str, version: str, command: str = GOOD, *extra: str,

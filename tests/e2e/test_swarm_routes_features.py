@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import dockerkit  # noqa: E402
 from support import cluster as clusterkit  # noqa: E402
-from test_swarm import PORT, luma, proxied_cluster  # noqa: E402
+from test_swarm import PORT, luma  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -44,11 +44,6 @@ def stack(image: str, services: dict[str, str]) -> str:
     return "services:\n" + "".join(SERVICE.format(name=n, image=image, command=SERVE, xluma=x)
                                    for n, x in services.items())
 
-
-@pytest.fixture(scope="module")
-def swarm(busybox_image: str, caddy_image: str) -> Iterator[clusterkit.Cluster]:
-    with proxied_cluster(busybox_image, caddy_image) as c:
-        yield c
 
 
 def fetch(c, node, host: str, path: str) -> tuple[str, str, str]:
