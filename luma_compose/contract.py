@@ -83,6 +83,8 @@ SWARM_NODES_LABEL = "luma.proxy.nodes"
 SWARM_STORAGE_LABEL = "luma.proxy.storage"
 #: The edge's TLS settings (``--acme-ca-root`` as a flag: the PEM is a Swarm config).
 SWARM_ACME_ROOT_LABEL = "luma.proxy.acme-root"
+#: The edges' metrics listener: its port is ``PROXY_METRICS_LABEL``, who may read it this (CIDRs, comma-separated).
+SWARM_METRICS_ALLOW_LABEL = "luma.proxy.metrics-allow"
 
 #: Docker's label on every service and network of a stack: the stack (project) name.
 STACK_NAMESPACE_LABEL = "com.docker.stack.namespace"

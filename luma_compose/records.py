@@ -315,6 +315,9 @@ class ServiceUpdate:
     constraint_rm: tuple[str, ...] = ()
     constraint_add: tuple[str, ...] = ()
     label_add: Mapping[str, str] = field(default_factory=dict)
+    label_rm: tuple[str, ...] = ()
+    publish_add: tuple[Publish, ...] = ()
+    publish_rm: tuple[int, ...] = ()  # target ports
 
     def __bool__(self) -> bool:
         return self != ServiceUpdate()

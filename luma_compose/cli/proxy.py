@@ -64,21 +64,28 @@ def proxy() -> None:
                    "every proxy node (NFS, ...); a name is a volume whose driver shares it across nodes.")
 @click.option("--metrics", default=None, metavar="[IP:]PORT",
               help="Serve Prometheus metrics there (IP defaults to 127.0.0.1; off by default; 'off' switches them "
-                   "off). Only the host reads them: never a project container. Not with --swarm.")
+                   "off). Only the host reads them: never a project container. With --swarm: a port number, "
+                   "published on every proxy node, with --metrics-allow.")
+@click.option("--metrics-allow", default=None, metavar="CIDR[,CIDR...]",
+              help="--swarm only, needed with --metrics PORT: the addresses that may read the metrics (your "
+                   "Prometheus); everyone else gets 403. Refused if it overlaps the swarm's overlays, the "
+                   "docker_gwbridge or the nodes' addresses.")
 @click.option("--access-log", type=click.Choice(["on", "off"]), default=None,
               help="One JSON line per request in the proxy's log (default on; read with `luma-compose logs`). "
                    "Not with --swarm.")
 def up(name, target, swarm_flag, image, http_port, https_port, tls, email, volume, select, acme_ca, acme_ca_root,
-       nodes, storage, metrics, access_log) -> None:
+       nodes, storage, metrics, access_log, metrics_allow) -> None:
     """Start (or reconcile) the proxy container, then sync the routes.
 
     Options left out keep the running proxy's settings. --swarm: create the proxy as swarm services
     (edges on every node, config server, gateways), or check it runs with these settings.
     """
-    target = resolve_target(target, swarm_flag, compose_only=("volume", "select", "metrics", "access_log"), swarm_only=("nodes", "storage"))
+    target = resolve_target(target, swarm_flag, compose_only=("volume", "select", "access_log"),
+                            swarm_only=("nodes", "storage", "metrics_allow"))
     root_pem = _read_root(acme_ca_root)
     if target == "swarm":
-        on_swarm.proxy_up(name, image, http_port, https_port, tls, email, acme_ca, root_pem, nodes, storage)
+        on_swarm.proxy_up(name, image, http_port, https_port, tls, email, acme_ca, root_pem, nodes, storage,
+                          on_swarm.edge_metrics(metrics, metrics_allow))
         return
     ctl = _controller(name)
     c, created = ctl.up(image=image, http_port=http_port, https_port=https_port, tls=tls, email=email, volume=volume,

@@ -152,7 +152,16 @@ def _proxy(name: str | None, manager: bool = True, **kw):
     return SwarmProxy(eng, name, **kw)
 
 
-def proxy_up(name, image, http_port, https_port, tls, email, acme_ca, acme_root_pem, nodes_, storage) -> None:
+def edge_metrics(metrics: str | None, allow: str | None):
+    """`--metrics PORT|off` and `--metrics-allow` on a swarm -> the edges' metrics settings (None: keep them)."""
+    from ..swarm.metrics import settings
+
+    off = metrics is not None and metrics.strip() == "off"
+    return settings(None if metrics is None or off else port(metrics, "--metrics", 0), off, allow)
+
+
+def proxy_up(name, image, http_port, https_port, tls, email, acme_ca, acme_root_pem, nodes_, storage,
+             metrics=None) -> None:
     """`proxy up --swarm`: the edges on every node (or the labelled ones), config server, gateways."""
     from ..swarm.options import check_storage
     from ..swarm.routes import EdgeTLS
@@ -178,7 +187,7 @@ def proxy_up(name, image, http_port, https_port, tls, email, acme_ca, acme_root_
     name = proxy_name(name)
     root = acme_root_pem or None
     edge_tls = EdgeTLS() if tls == "off" else EdgeTLS(tls, https, email or "", acme_ca or "", bool(root))
-    _proxy(name).up(pick("proxy_image", image), http, where, edge_tls, storage or "", root)
+    _proxy(name).up(pick("proxy_image", image), http, where, edge_tls, storage or "", root, metrics)
 
 
 def proxy_sync(name) -> None:

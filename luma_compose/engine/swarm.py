@@ -121,6 +121,16 @@ class SwarmEngine:
         data = json.loads(p.stdout or "[]") if p.returncode == 0 else []
         return ss.plain_container(data[0]) if data else None
 
+    def address_ranges(self) -> dict[str, tuple[str, ...]]:
+        """The address ranges a task's connection can come from, by what they are
+        (:func:`.swarm_state.address_ranges`)."""
+        overlays = self._inspect("network", self._run("network", "ls", "-q", "--filter", "driver=overlay").stdout.split())
+        gwbridge = self._inspect("network", ["docker_gwbridge"])
+        p = self._run("info", "--format", "{{json .Swarm.Cluster}}", check=False, timeout=30)
+        cluster = json.loads(p.stdout or "null") if p.returncode == 0 else None
+        nodes = self._inspect("node", self._run("node", "ls", "-q").stdout.split())
+        return ss.address_ranges(overlays, gwbridge[0] if gwbridge else None, cluster, nodes)
+
     # ------------------------------------------------------------------ changes
 
     def create_service(self, spec: ServiceSpec) -> None:

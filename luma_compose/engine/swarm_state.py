@@ -6,7 +6,7 @@ command lines (:mod:`.swarm` runs them), as :mod:`.state` is for one host.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..records import (ConfigRecord, OverlayView, PlainContainer, PlainEndpoint, ServiceNetwork, ServiceRecord,
@@ -107,9 +107,38 @@ def update_argv(name: str, u: ServiceUpdate) -> list[str]:
     args += _pairs("--config-add", [f"source={n},target={t},mode=0444" for t, n in u.config_add.items()])
     args += _pairs("--network-add", u.network_add) + _pairs("--network-rm", u.network_rm)
     args += _pairs("--constraint-rm", u.constraint_rm) + _pairs("--constraint-add", u.constraint_add)
-    args += kv_args("--label-add", u.label_add)
+    args += kv_args("--label-add", u.label_add) + _pairs("--label-rm", u.label_rm)
+    args += _pairs("--publish-rm", [str(t) for t in u.publish_rm])
+    args += _pairs("--publish-add", [f"mode={p.mode},target={p.target},published={p.published},protocol={p.protocol}"
+                                     for p in u.publish_add])
     return [*args, name]
 
 
 def filter_args(filters: tuple[str, ...]) -> list[str]:
     return _pairs("--filter", filters)
+
+
+def _subnets(d: Mapping[str, Any] | None) -> tuple[str, ...]:
+    return tuple(c["Subnet"] for c in ((d or {}).get("IPAM") or {}).get("Config") or [] if c.get("Subnet"))
+
+
+def address_ranges(overlays: Sequence[Mapping[str, Any]], gwbridge: Mapping[str, Any] | None,
+                   cluster: Mapping[str, Any] | None, nodes: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str, ...]]:
+    """What a task's connection can come from, by what it is (``network inspect`` of the overlays and of
+    docker_gwbridge, ``docker info``'s ``.Swarm.Cluster``, ``node inspect``): the overlays' subnets, the
+    pool future overlays are cut from, the node's docker_gwbridge subnet (a task's way out of its node)
+    and every node's address (a task's connection to another node leaves masqueraded as its node's)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for n in overlays:
+        if _subnets(n):
+            out[f"overlay network {n.get('Name') or '?'}"] = _subnets(n)
+    if _subnets(gwbridge):
+        out["docker_gwbridge (the manager's)"] = _subnets(gwbridge)
+    if (cluster or {}).get("DefaultAddrPool"):
+        out["the swarm's default address pool"] = tuple((cluster or {})["DefaultAddrPool"])
+    for d in nodes:
+        addr = (d.get("Status") or {}).get("Addr") or ""
+        if addr and addr != "0.0.0.0":
+            name = (d.get("Description") or {}).get("Hostname") or d.get("ID") or "?"
+            out[f"node {name}'s address"] = (f"{addr}/{128 if ':' in addr else 32}",)
+    return out

@@ -23,7 +23,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from . import caddy_config
@@ -68,10 +68,17 @@ def apply(config: dict[str, Any], routes: Iterable[Any], *, access_log: bool = T
     if access_log:
         _access_log(out, servers, main)
     if metrics:
-        routes = list(routes)
-        out["apps"]["http"]["metrics"] = {"per_host": True}
-        servers[METRICS_SERVER] = metrics_server(luma_metrics(routes, cert_expiry or {}), allow)
+        add_metrics(out, routes, allow, cert_expiry or {})
     return out
+
+
+def add_metrics(config: dict[str, Any], routes: Iterable[Any], allow: Iterable[str], cert_expiry: Mapping[str, float],
+                deny: Iterable[str] = (), dial: Callable[[str], str] = caddy_config.dial_address) -> None:
+    """Caddy's metrics (per host) and the metrics listener, in ``config`` (one host's or a swarm edge's):
+    ``deny`` is refused even inside ``allow``; ``dial`` turns a route's upstream into Caddy's label."""
+    config["apps"]["http"]["metrics"] = {"per_host": True}
+    config["apps"]["http"]["servers"][METRICS_SERVER] = metrics_server(
+        luma_metrics(list(routes), cert_expiry, dial), allow, deny)
 
 
 def _access_log(config: dict[str, Any], servers: dict[str, Any], main: dict[str, Any]) -> None:
@@ -107,10 +114,13 @@ def _with_request_id(handler: dict[str, Any]) -> dict[str, Any]:
     return handler
 
 
-def metrics_server(luma_text: str, allow: Iterable[str]) -> dict[str, Any]:
-    """The metrics listener: 403 to anyone but ``allow`` and loopback, then Caddy's metrics and ours."""
+def metrics_server(luma_text: str, allow: Iterable[str], deny: Iterable[str] = ()) -> dict[str, Any]:
+    """The metrics listener: 403 to anyone but ``allow`` and loopback (and to ``deny``, even inside
+    ``allow``), then Caddy's metrics and ours."""
     ranges = sorted({*LOOPBACK_RANGES, *allow})
-    forbidden = {"match": [{"not": [{"remote_ip": {"ranges": ranges}}]}],
+    denied = sorted(set(deny))
+    forbidden = {"match": [{"not": [{"remote_ip": {"ranges": ranges}}]}]
+                 + ([{"remote_ip": {"ranges": denied}}] if denied else []),
                  # Caddy's own placeholder: says which address was refused (to widen --metrics' reach knowingly)
                  "handle": [{"handler": "static_response", "status_code": 403,
                              "body": "luma-compose: metrics are not served to {http.request.remote.host}\n"}],
@@ -151,7 +161,8 @@ def _series(name: str, labels: Mapping[str, str], value: float | int) -> str:
     return f"{name}{{{inner}}} {value}"
 
 
-def luma_metrics(routes: Iterable[Any], cert_expiry: Mapping[str, float]) -> str:
+def luma_metrics(routes: Iterable[Any], cert_expiry: Mapping[str, float],
+                 dial: Callable[[str], str] = caddy_config.dial_address) -> str:
     """The text of ``/luma/metrics`` (Prometheus text format 0.0.4)."""
     routes = sorted(routes, key=lambda r: (r.project, r.service))
     lines = ["# HELP luma_route_info A host the proxy routes, and the project and service it routes it to.",
@@ -160,7 +171,7 @@ def luma_metrics(routes: Iterable[Any], cert_expiry: Mapping[str, float]) -> str
               for r in routes for h in sorted(r.hosts)]
     lines += ["# HELP luma_upstream_info An address the proxy dials (Caddy's upstream label), and its route.",
               "# TYPE luma_upstream_info gauge"]
-    lines += [_series("luma_upstream_info", {"upstream": caddy_config.dial_address(u), "project": r.project,
+    lines += [_series("luma_upstream_info", {"upstream": dial(u), "project": r.project,
                                              "service": r.service}, 1)
               for r in routes for u in sorted(set(r.upstreams))]
     lines += ["# HELP luma_route_upstreams Containers the proxy dials for a route (0: it answers 503).",

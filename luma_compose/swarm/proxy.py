@@ -30,6 +30,7 @@ from ..proxy import handover
 from ..routing import maintenance, services as swarm_claims
 from ..routing.claims import RouteTable, SyncResult
 from . import control_tls, shadow
+from . import metrics as swarm_metrics
 from .options import placement, storage_mount, tls_labels, tls_of
 from .converge import wait_converged
 from .watch import ROLE as WATCH_ROLE, Watch
@@ -85,10 +86,12 @@ class SwarmProxy:
 
     # ------------------------------------------------------------------ state
 
-    def desired(self, http_port: int, tls: swarm_routes.EdgeTLS = swarm_routes.EdgeTLS(), image: str | None = None
-                ) -> tuple[RouteTable, str]:
+    def desired(self, http_port: int, tls: swarm_routes.EdgeTLS = swarm_routes.EdgeTLS(), image: str | None = None,
+                metrics: swarm_metrics.EdgeMetrics = swarm_metrics.EdgeMetrics()) -> tuple[RouteTable, str]:
         table = self.served(image)
-        return table, swarm_routes.dumps(swarm_routes.edge_config(table, http_port, self.name, tls))
+        cfg = swarm_routes.edge_config(table, http_port, self.name, tls)
+        ranges = self.engine.address_ranges() if metrics.on else {}  # read at every sync: fail closed
+        return table, swarm_routes.dumps(swarm_metrics.apply(cfg, table, self.name, metrics, ranges))
 
     def served(self, image: str | None = None) -> RouteTable:
         """The route table the edges are to serve: what ``swarm routes``, ``deploy``'s refusal and every
@@ -116,7 +119,7 @@ class SwarmProxy:
 
     def up(self, image: str = DEFAULT_IMAGE, http_port: int = 80, nodes: str = "all",
            tls: swarm_routes.EdgeTLS = swarm_routes.EdgeTLS(), storage: str = "",
-           acme_root_pem: str | None = None) -> SyncResult:
+           acme_root_pem: str | None = None, metrics: swarm_metrics.EdgeMetrics | None = None) -> SyncResult:
         """Create (or bring up to date) the edge, the config server and the gateways.
 
         With TLS, ``storage`` is what every edge mounts at /data: an absolute path that is the same
@@ -133,6 +136,11 @@ class SwarmProxy:
         constraints = placement(nodes)  # the user's options: a usage error before any change
         mounts = (storage_mount(storage),) if tls.on else ()
         existing = self.engine.service(self.name)
+        had = swarm_metrics.of(existing) if existing is not None else swarm_metrics.EdgeMetrics()
+        want = had if metrics is None else metrics  # left out: the running proxy's
+        if metrics is not None:
+            swarm_metrics.check(want, (http_port, *((tls.https_port,) if tls.on else ())),
+                                self.engine.address_ranges() if want.on else {})
         if existing is not None:
             labels = existing.labels
             if labels.get(PROXY_LABEL) != self.name:
@@ -145,7 +153,7 @@ class SwarmProxy:
                                  "luma-compose proxy down --swarm, then proxy up --swarm with the new settings")
         self._ensure_edge_network()
         cert_cfg, key_secret = self._ensure_control_tls()
-        table, text = self.desired(http_port, tls, image)
+        table, text = self.desired(http_port, tls, image, want)
         for c in table.messages:
             self.log(f"conflict: {c}")
         self._ensure_config_server(image, cert_cfg, key_secret, text)
@@ -155,8 +163,9 @@ class SwarmProxy:
         if acme_root_pem:
             configs[swarm_routes.ACME_ROOT_TARGET] = self._ensure_config(acme_root_pem, "acme-root")
         if existing is None:
-            labels = {**self._labels("edge"), HTTP_PORT_LABEL: str(http_port), NODES_LABEL: nodes, **tls_labels(tls)}
-            publish = [Publish(http_port, http_port)]
+            labels = {**self._labels("edge"), HTTP_PORT_LABEL: str(http_port), NODES_LABEL: nodes, **tls_labels(tls),
+                      **swarm_metrics.labels(want)}
+            publish = [Publish(http_port, http_port), *swarm_metrics.publish(want)]
             if tls.on:
                 labels[STORAGE_LABEL] = storage
                 publish += [Publish(tls.https_port, tls.https_port, proto) for proto in ("tcp", "udp")]  # udp: HTTP/3
@@ -170,6 +179,7 @@ class SwarmProxy:
             wait_converged(self.engine, self.name)
         else:
             self._update(existing, image, configs, {self.edge}, nodes, sysctls=self._sysctls())
+            self._update_metrics(had, want)
         wait_converged(self.engine, self.config_server)
         time.sleep(PROPAGATION)
         self._gc()
@@ -181,7 +191,7 @@ class SwarmProxy:
             raise SwarmError(f"no proxy service {self.name} on this swarm", "luma-compose proxy up --swarm")
         http_port = int(svc.labels.get(HTTP_PORT_LABEL, "80"))
         image = svc.image
-        table, text = self.desired(http_port, tls_of(svc), image)
+        table, text = self.desired(http_port, tls_of(svc), image, swarm_metrics.of(svc))
         for c in table.messages:
             self.log(f"conflict: {c}")
         # New projects' gateways first (served before the edges route to them), then the config,
@@ -215,6 +225,18 @@ class SwarmProxy:
             self._update(edge, image, {swarm_routes.CONTROL_CERT_TARGET: cert_cfg}, None, wait=wait)
             done.append(self.name)
         return done
+
+    def _update_metrics(self, had: swarm_metrics.EdgeMetrics, want: swarm_metrics.EdgeMetrics) -> None:
+        """A new metrics port (or none) is a new host-mode publish: Swarm recreates the edges one node
+        at a time; a new allow list only changes the labels (and the config the edges pull)."""
+        change = swarm_metrics.change(had, want)
+        if not change:
+            return
+        before = self.engine.service(self.name)
+        self.engine.update_service(self.name, change)
+        self.log(f"proxy: metrics {f'on port {want.port}' if want.on else 'off'}")
+        if change.publish_add or change.publish_rm:
+            wait_converged(self.engine, self.name, previous=before.update_started if before else "")
 
     def run(self, interval: float = 1.0) -> None:  # pragma: no cover - exercised by the e2e tests
         """Converge forever: polling a manager survives its restarts and needs no event stream."""

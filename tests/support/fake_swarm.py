@@ -53,6 +53,10 @@ class FakeSwarm:
         self.stacks: dict[str, str] = {}
         self._n = 0
         self.kernel = "6.1.0-fake"
+        #: what address_ranges reports (the overlays' subnets, docker_gwbridge, the pool, node addresses)
+        self.ranges: dict[str, tuple[str, ...]] = {"the swarm's default address pool": ("10.0.0.0/8",),
+                                                   "docker_gwbridge (the manager's)": ("172.18.0.0/16",),
+                                                   "node n1's address": ("192.0.2.1/32",)}
 
     # --------------------------------------------------------------- setup helpers
 
@@ -136,6 +140,9 @@ class FakeSwarm:
     def container(self, name: str) -> PlainContainer | None:
         return self.containers.get(name)
 
+    def address_ranges(self) -> dict[str, tuple[str, ...]]:
+        return dict(self.ranges)
+
     # --------------------------------------------------------------- changes
 
     def create_service(self, spec: ServiceSpec) -> None:
@@ -161,7 +168,7 @@ class FakeSwarm:
             svc, image=update.image if update.image is not None else svc.image, configs=configs,
             networks=tuple(nets), sysctls={**svc.sysctls, **update.sysctl_add},
             constraints=tuple(c for c in svc.constraints if c not in update.constraint_rm) + update.constraint_add,
-            labels={**svc.labels, **update.label_add}, version=svc.version + 1,
+            labels={k: v for k, v in {**svc.labels, **update.label_add}.items() if k not in update.label_rm}, version=svc.version + 1,
             update_state="completed", update_started=str(len(self.calls)))
 
     def remove_service(self, name: str) -> bool:
