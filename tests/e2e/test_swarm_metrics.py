@@ -14,7 +14,6 @@ import sys
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -22,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import dockerkit  # noqa: E402
 from support import cluster as clusterkit  # noqa: E402
-from test_swarm import PORT, luma, proxied_cluster  # noqa: E402
+from test_swarm import PORT, luma  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -46,12 +45,6 @@ services:
       hosts: [web.{project}.test]
       port: 3000
 """
-
-
-@pytest.fixture(scope="module")
-def swarm(busybox_image: str, caddy_image: str) -> Iterator[clusterkit.Cluster]:
-    with proxied_cluster(busybox_image, caddy_image) as c:
-        yield c
 
 
 def proxy_up(c: clusterkit.Cluster, caddy_image: str, *args: str, check: bool = True):
