@@ -152,7 +152,8 @@ def _proxy(name: str | None, manager: bool = True, **kw):
     return SwarmProxy(eng, name, **kw)
 
 
-def proxy_up(name, image, http_port, https_port, tls, email, acme_ca, acme_root_pem, nodes_, storage) -> None:
+def proxy_up(name, image, http_port, https_port, tls, email, acme_ca, acme_root_pem, nodes_, storage,
+             access_log=None) -> None:
     """`proxy up --swarm`: the edges on every node (or the labelled ones), config server, gateways."""
     from ..swarm.options import check_storage
     from ..swarm.routes import EdgeTLS
@@ -178,7 +179,7 @@ def proxy_up(name, image, http_port, https_port, tls, email, acme_ca, acme_root_
     name = proxy_name(name)
     root = acme_root_pem or None
     edge_tls = EdgeTLS() if tls == "off" else EdgeTLS(tls, https, email or "", acme_ca or "", bool(root))
-    _proxy(name).up(pick("proxy_image", image), http, where, edge_tls, storage or "", root)
+    _proxy(name).up(pick("proxy_image", image), http, where, edge_tls, storage or "", root, access_log=access_log)
 
 
 def proxy_sync(name) -> None:

@@ -6,6 +6,7 @@ command lines (:mod:`.swarm` runs them), as :mod:`.state` is for one host.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,8 @@ def service_record(d: Mapping[str, Any]) -> ServiceRecord:
         update_state=update.get("State") or "",
         update_started=update.get("StartedAt"),
         update_message=update.get("Message") or "",
+        updated=d.get("UpdatedAt") or "",
+        healthcheck=bool(cs.get("Healthcheck")) and (cs["Healthcheck"].get("Test") or ["NONE"])[0] != "NONE",
     )
 
 
@@ -90,6 +93,8 @@ def create_argv(s: ServiceSpec) -> list[str]:
                         ("--stop-grace-period", s.stop_grace_period), ("--restart-condition", s.restart_condition)):
         args += [flag, value] if value else []
     args += ["--update-parallelism", str(s.update_parallelism)] if s.update_parallelism is not None else []
+    args += ["--log-driver", s.log_driver] if s.log_driver else []
+    args += kv_args("--log-opt", s.log_opts)
     args += _pairs("--network", s.networks)
     args += _pairs("--constraint", s.constraints)
     args += kv_args("--sysctl", dict(sorted(s.sysctls.items())))
@@ -113,3 +118,29 @@ def update_argv(name: str, u: ServiceUpdate) -> list[str]:
 
 def filter_args(filters: tuple[str, ...]) -> list[str]:
     return _pairs("--filter", filters)
+
+
+# ---------------------------------------------------------------------- service logs
+
+#: A line of ``docker service logs`` (not --raw): ``TASK@NODE<padding>    | MESSAGE``. A task name is
+#: SERVICE.SLOT[.ID] or SERVICE.NODEID[.ID], a node name a host name: neither has a space, '@' or '|'.
+_SERVICE_LOG_LINE = re.compile(r"(?P<task>[^@\s|]+)@(?P<node>[^\s|]+) *\| ?(?P<message>.*)", re.DOTALL)
+
+
+def service_log_argv(name: str, since: float | None = None, follow: bool = False) -> list[str]:
+    """``docker service logs`` of every task of ``name`` on every node, each line with its task and node."""
+    args = ["service", "logs", "--no-trunc"]
+    args += ["--since", f"{since:.3f}"] if since is not None else []
+    args += ["--follow"] if follow else []
+    return [*args, name]
+
+
+def service_log_line(line: str, service: str) -> tuple[str, str, str] | None:
+    """One line of :func:`service_log_argv`'s output for ``service`` -> (node's hostname, node id, message);
+    the node id is in a global service's task names only ("" for a replicated one's). None: no such prefix."""
+    m = _SERVICE_LOG_LINE.fullmatch(line.rstrip("\r\n"))
+    if not m:
+        return None
+    task = m["task"]
+    middle = task[len(service) + 1:].split(".")[0] if task.startswith(service + ".") else ""
+    return m["node"], "" if middle.isdigit() else middle, m["message"]

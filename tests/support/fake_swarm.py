@@ -9,7 +9,7 @@ change as ``(operation, name)`` for the tests to assert on. Every task of a serv
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from luma_compose import contract
@@ -53,6 +53,10 @@ class FakeSwarm:
         self.stacks: dict[str, str] = {}
         self._n = 0
         self.kernel = "6.1.0-fake"
+        #: service name -> (node, node id, stdout line) of its tasks, as `docker service logs` gives them
+        self.logs: dict[str, list[tuple[str, str, str]]] = {}
+        #: service name -> its tasks (default: one running)
+        self.task_list: dict[str, list[TaskRecord]] = {}
 
     # --------------------------------------------------------------- setup helpers
 
@@ -108,6 +112,8 @@ class FakeSwarm:
         return self.services_.get(name)
 
     def tasks(self, service: str) -> list[TaskRecord]:
+        if service in self.task_list:
+            return list(self.task_list[service])
         return [TaskRecord("running", "running", "c1")] if service in self.services_ else []
 
     def networks(self, *filters: str) -> list[NetworkRecord]:
@@ -148,6 +154,11 @@ class FakeSwarm:
             dict(spec.configs), tuple(ServiceNetwork(i or "", a) for i, a in nets), dict(spec.sysctls),
             tuple(spec.constraints), None if spec.mode == "global" else (spec.replicas or 1), "completed", "0")
         self.specs[spec.name] = spec
+
+    def service_log_lines(self, name: str, since: float | None = None, follow: bool = False
+                          ) -> Iterator[tuple[str, str, str]]:
+        assert name in self.services_, f"no service {name}"
+        yield from self.logs.get(name, [])
 
     def update_service(self, name: str, update: ServiceUpdate) -> None:
         self._change("update_service", name)
