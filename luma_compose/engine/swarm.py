@@ -121,12 +121,18 @@ class SwarmEngine:
         data = json.loads(p.stdout or "[]") if p.returncode == 0 else []
         return ss.plain_container(data[0]) if data else None
 
+    def _node_hostnames(self) -> dict[str, str]:
+        """node id -> hostname, of every node of the swarm."""
+        ids = self._run("node", "ls", "-q").stdout.split()
+        return dict(map(ss.node_hostnames, self._inspect("node", ids)))
+
     def service_log_lines(self, name: str, since: float | None = None, follow: bool = False
                           ) -> Iterator[tuple[str, str, str]]:
         """(node's hostname, node id, line) of the stdout of every task of service ``name`` on every
         node, through the manager (``docker service logs``); ``since``: Unix time; ``follow``: until stopped."""
         import tempfile
 
+        hosts = self._node_hostnames()
         cmd = [*self.endpoint.docker_cli(), *ss.service_log_argv(name, since, follow)]
         # the tasks' stderr (Caddy's own messages) goes to a file: a pipe nobody reads would fill and stall
         with tempfile.TemporaryFile() as errors:
@@ -137,9 +143,14 @@ class SwarmEngine:
             try:
                 assert p.stdout is not None
                 for line in p.stdout:
-                    parsed = ss.service_log_line(line, name)
-                    if parsed is not None:
-                        yield parsed
+                    parsed = ss.service_log_line(line)
+                    if parsed is None:
+                        continue
+                    node, message = parsed
+                    if node not in hosts:  # a node that joined since (one gone since: no hostname)
+                        hosts = self._node_hostnames()
+                        hosts.setdefault(node, "")
+                    yield hosts[node], node, message
                 if p.wait() != 0:
                     errors.seek(0)
                     tail = errors.read()[-2000:].decode(errors="replace").strip().splitlines()

@@ -122,25 +122,26 @@ def filter_args(filters: tuple[str, ...]) -> list[str]:
 
 # ---------------------------------------------------------------------- service logs
 
-#: A line of ``docker service logs`` (not --raw): ``TASK@NODE<padding>    | MESSAGE``. A task name is
-#: SERVICE.SLOT[.ID] or SERVICE.NODEID[.ID], a node name a host name: neither has a space, '@' or '|'.
+#: A line of ``docker service logs --no-resolve`` (not --raw): ``SERVICEID.SLOT.TASKID@NODEID<padding>    | MESSAGE``
+#: (docker/cli's taskFormatter; a global service's slot is 0, so the node is only after the '@').
 _SERVICE_LOG_LINE = re.compile(r"(?P<task>[^@\s|]+)@(?P<node>[^\s|]+) *\| ?(?P<message>.*)", re.DOTALL)
 
 
 def service_log_argv(name: str, since: float | None = None, follow: bool = False) -> list[str]:
-    """``docker service logs`` of every task of ``name`` on every node, each line with its task and node."""
-    args = ["service", "logs", "--no-trunc"]
+    """``docker service logs`` of every task of ``name`` on every node, each line with its task and node
+    by id (a node's hostname need not be unique: :func:`node_hostnames` maps them)."""
+    args = ["service", "logs", "--no-trunc", "--no-resolve"]
     args += ["--since", f"{since:.3f}"] if since is not None else []
     args += ["--follow"] if follow else []
     return [*args, name]
 
 
-def service_log_line(line: str, service: str) -> tuple[str, str, str] | None:
-    """One line of :func:`service_log_argv`'s output for ``service`` -> (node's hostname, node id, message);
-    the node id is in a global service's task names only ("" for a replicated one's). None: no such prefix."""
+def service_log_line(line: str) -> tuple[str, str] | None:
+    """One line of :func:`service_log_argv`'s output -> (node id, message); None if it has no such prefix."""
     m = _SERVICE_LOG_LINE.fullmatch(line.rstrip("\r\n"))
-    if not m:
-        return None
-    task = m["task"]
-    middle = task[len(service) + 1:].split(".")[0] if task.startswith(service + ".") else ""
-    return m["node"], "" if middle.isdigit() else middle, m["message"]
+    return (m["node"], m["message"]) if m else None
+
+
+def node_hostnames(d: Mapping[str, Any]) -> tuple[str, str]:
+    """``docker node inspect`` -> (node id, hostname)."""
+    return d.get("ID") or "", ((d.get("Description") or {}).get("Hostname") or "")

@@ -124,24 +124,22 @@ def caddy_line(**over) -> str:
 
 
 @pytest.mark.parametrize("line, want", [
-    # a global service's task: SERVICE.NODEID.TASKID@HOSTNAME, padded
-    ("luma-proxy.k2nbt1ve4pa8.x7ak3j0q1w9z@node-a    | {\"a\": 1}", ("node-a", "k2nbt1ve4pa8", '{"a": 1}')),
-    ("luma-proxy.k2nbt1ve4pa8.x7ak3j0q1w9z@n2       | x | y\n", ("n2", "k2nbt1ve4pa8", "x | y")),
-    # a replicated one's: SERVICE.SLOT.TASKID (no node id); a service name with dots
-    ("my.proxy.2.x7ak3j0q1w9z@n1    | hi", ("n1", "", "hi")),
-    ("luma-proxy.k2nbt1ve4pa8.x7a@n1    | ", ("n1", "k2nbt1ve4pa8", "")),
+    # docker/cli's taskFormatter with --no-resolve: SERVICEID.SLOT.TASKID@NODEID, padded (a global service: slot 0)
+    ("q1w2e3r4t5y6.0.x7ak3j0q1w9z@k2nbt1ve4pa8    | {\"a\": 1}", ("k2nbt1ve4pa8", '{"a": 1}')),
+    ("q1w2e3r4t5y6.0.x7ak3j0q1w9z@k2nbt1ve4pa9     | x | y\n", ("k2nbt1ve4pa9", "x | y")),
+    ("q1w2e3r4t5y6.12.x7ak3j0q1w9z@n1    | ", ("n1", "")),
     ("error from daemon in stream: no such task", None),
     ("", None),
 ])
 def test_a_service_log_line_gives_its_node_and_message(line, want):
-    service = "my.proxy" if line.startswith("my.") else "luma-proxy"
-    assert ss.service_log_line(line, service) == want
+    assert ss.service_log_line(line) == want
 
 
-def test_service_log_argv_reads_every_task_untruncated():
-    assert ss.service_log_argv("px") == ["service", "logs", "--no-trunc", "px"]
-    assert ss.service_log_argv("px", 1796627730.25, True) == ["service", "logs", "--no-trunc", "--since",
-                                                              "1796627730.250", "--follow", "px"]
+def test_service_log_argv_reads_every_task_untruncated_with_node_ids():
+    assert ss.service_log_argv("px") == ["service", "logs", "--no-trunc", "--no-resolve", "px"]
+    assert ss.service_log_argv("px", 1796627730.25, True) == ["service", "logs", "--no-trunc", "--no-resolve",
+                                                              "--since", "1796627730.250", "--follow", "px"]
+    assert ss.node_hostnames({"ID": "k2n", "Description": {"Hostname": "edge-1"}}) == ("k2n", "edge-1")
 
 
 def test_records_of_every_edge_carry_their_node_in_json_and_text():
