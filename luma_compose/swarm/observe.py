@@ -1,4 +1,5 @@
-"""Access logs on the swarm's edges (the same lines as one host's proxy, :mod:`..proxy.observe`). Pure.
+"""Access logs on the swarm's edges (the same lines as one host's proxy, :mod:`..proxy.observe`). The
+config part is pure; :func:`edge_service` and :func:`edge_log_lines` read through the engine they are given.
 
 The edge writes the line: it has the client's address, the Host, the final status and the duration.
 Each route names its project and service with the same ``vars``/``log_append`` handlers as on one

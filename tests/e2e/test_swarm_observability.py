@@ -12,7 +12,10 @@ shares the cluster other swarm modules use: unique project names, everything it 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -53,6 +56,24 @@ services:
     healthcheck: *health
     x-luma:
       hosts: [down.{project}.test]
+      port: 3000
+  echo:
+    image: {image}
+    healthcheck: *health
+    # a CGI that answers the request id it got, and a Luma-Upstream header of its own (forged)
+    command:
+      - sh
+      - -c
+      - |
+        mkdir -p /www/cgi-bin && echo ok > /www/up
+        cat > /www/cgi-bin/rid <<'END'
+        #!/bin/sh
+        printf 'Content-Type: text/plain\\r\\nLuma-Upstream: forged:1\\r\\n\\r\\n%s\\n' "$$HTTP_X_REQUEST_ID"
+        END
+        chmod +x /www/cgi-bin/rid
+        exec httpd -f -p 3000 -h /www
+    x-luma:
+      hosts: [echo.{project}.test]
       port: 3000
 """
 
@@ -152,6 +173,24 @@ def test_each_edge_logs_every_request_with_its_route_upstream_client_and_node(sw
     assert all(f"{name}/web 200 GET {host}{path}" in text for path in probes), text
 
 
+def test_the_app_gets_the_request_id_and_cannot_forge_the_logged_upstream(swarm, app):
+    c, name = swarm, app
+    host = f"echo.{name}.test"
+    addresses = task_addresses(c, f"{name}_echo", f"{name}_luma")
+    for node in c.nodes:
+        p = c.in_client(["curl", "-sS", "-m", "20", "-D", "-", "-H", f"Host: {host}", "-H", "X-Request-Id: forged",
+                         f"http://{node.ip}:{PORT}/cgi-bin/rid"], timeout=60)
+        head, _, body = p.stdout.replace("\r\n", "\n").partition("\n\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in head.splitlines()[1:])}
+        rid = headers.get("x-request-id")
+        assert head.split()[1] == "200" and rid and rid != "forged", p.stdout
+        assert body.strip() == rid  # what the app got is what the client and the log get
+        assert "luma-upstream" not in headers  # neither the gateway's nor the app's reaches the client
+        recs = logged(c, lambda rs: any(r["request_id"] == rid for r in rs), "-p", name, "--service", "echo")
+        [r] = [r for r in recs if r["request_id"] == rid]
+        assert r["upstream"].rpartition(":")[0] in addresses, (r, addresses)  # the gateway's, not the app's
+
+
 def test_logs_swarm_filters_by_status_and_service(swarm, app):
     c, name = swarm, app
     for node in c.nodes:
@@ -162,6 +201,35 @@ def test_logs_swarm_filters_by_status_and_service(swarm, app):
                                                                       for n in c.nodes}
     assert logs(c, "-p", name, "--service", "nope") == []
     assert all(r["service"] == "web" for r in logs(c, "-p", name, "--service", "web"))
+
+
+def test_logs_swarm_follow_prints_each_edges_new_requests(swarm, app):
+    c, name = swarm, app
+    cmd = [*dockerkit.luma_compose_cmd(), "logs", "--swarm", "-p", name, "--since", "1s", "--follow", "--format", "json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, **c.manager.env})
+    guard = threading.Timer(120, proc.kill)  # a readline that never returns fails the test, never hangs it
+    guard.start()
+    try:
+        time.sleep(2)
+        paths = {}
+        for node in c.nodes:
+            path = f"/?followed={uuid.uuid4().hex}"
+            assert curl(c, node, f"web.{name}.test", path)[0] == 200
+            paths[path] = node.node_id
+        seen: dict[str, str] = {}
+        while not set(paths) <= set(seen):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            r = json.loads(line)
+            seen[r["path"]] = r["node_id"]
+        assert {p: seen.get(p) for p in paths} == paths
+        assert proc.poll() is None  # still following
+    finally:
+        guard.cancel()
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_hostile_hosts_and_paths_keep_every_edge_line_json(swarm, app):
