@@ -210,6 +210,8 @@ class ServiceRecord:
     update_state: str = ""  # "" (never updated), updating, completed, paused, rollback_* ...
     update_started: str | None = None  # None: never updated
     update_message: str = ""
+    updated: str = ""  # RFC 3339: the last change of the spec (a deploy, a scale, ...)
+    healthcheck: bool = False  # the spec has a health check (Swarm runs a task only once it passes)
 
     @property
     def stack(self) -> str | None:
@@ -300,6 +302,8 @@ class ServiceSpec:
     update_failure_action: str = ""
     stop_grace_period: str = ""
     restart_condition: str = ""
+    log_driver: str = ""  # "": the engine's default
+    log_opts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

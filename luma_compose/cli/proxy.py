@@ -72,7 +72,7 @@ def proxy() -> None:
                    "docker_gwbridge or the nodes' addresses.")
 @click.option("--access-log", type=click.Choice(["on", "off"]), default=None,
               help="One JSON line per request in the proxy's log (default on; read with `luma-compose logs`). "
-                   "Not with --swarm.")
+                   "With --swarm: written by every edge (`luma-compose logs --swarm`).")
 def up(name, target, swarm_flag, image, http_port, https_port, tls, email, volume, select, acme_ca, acme_ca_root,
        nodes, storage, metrics, access_log, metrics_allow) -> None:
     """Start (or reconcile) the proxy container, then sync the routes.
@@ -80,12 +80,12 @@ def up(name, target, swarm_flag, image, http_port, https_port, tls, email, volum
     Options left out keep the running proxy's settings. --swarm: create the proxy as swarm services
     (edges on every node, config server, gateways), or check it runs with these settings.
     """
-    target = resolve_target(target, swarm_flag, compose_only=("volume", "select", "access_log"),
+    target = resolve_target(target, swarm_flag, compose_only=("volume", "select"),
                             swarm_only=("nodes", "storage", "metrics_allow"))
     root_pem = _read_root(acme_ca_root)
     if target == "swarm":
         on_swarm.proxy_up(name, image, http_port, https_port, tls, email, acme_ca, root_pem, nodes, storage,
-                          on_swarm.edge_metrics(metrics, metrics_allow))
+                          on_swarm.edge_metrics(metrics, metrics_allow), access_log=access_log)
         return
     ctl = _controller(name)
     c, created = ctl.up(image=image, http_port=http_port, https_port=https_port, tls=tls, email=email, volume=volume,

@@ -161,7 +161,7 @@ def edge_metrics(metrics: str | None, allow: str | None):
 
 
 def proxy_up(name, image, http_port, https_port, tls, email, acme_ca, acme_root_pem, nodes_, storage,
-             metrics=None) -> None:
+             metrics=None, access_log=None) -> None:
     """`proxy up --swarm`: the edges on every node (or the labelled ones), config server, gateways."""
     from ..swarm.options import check_storage
     from ..swarm.routes import EdgeTLS
@@ -187,7 +187,7 @@ def proxy_up(name, image, http_port, https_port, tls, email, acme_ca, acme_root_
     name = proxy_name(name)
     root = acme_root_pem or None
     edge_tls = EdgeTLS() if tls == "off" else EdgeTLS(tls, https, email or "", acme_ca or "", bool(root))
-    _proxy(name).up(pick("proxy_image", image), http, where, edge_tls, storage or "", root, metrics)
+    _proxy(name).up(pick("proxy_image", image), http, where, edge_tls, storage or "", root, metrics, access_log=access_log)
 
 
 def proxy_sync(name) -> None:

@@ -12,7 +12,7 @@ import dataclasses
 
 import json
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from .client import Endpoint, resolve
@@ -130,6 +130,44 @@ class SwarmEngine:
         cluster = json.loads(p.stdout or "null") if p.returncode == 0 else None
         nodes = self._inspect("node", self._run("node", "ls", "-q").stdout.split())
         return ss.address_ranges(overlays, gwbridge[0] if gwbridge else None, cluster, nodes)
+    def _node_hostnames(self) -> dict[str, str]:
+        """node id -> hostname, of every node of the swarm."""
+        ids = self._run("node", "ls", "-q").stdout.split()
+        return dict(map(ss.node_hostnames, self._inspect("node", ids)))
+
+    def service_log_lines(self, name: str, since: float | None = None, follow: bool = False
+                          ) -> Iterator[tuple[str, str, str]]:
+        """(node's hostname, node id, line) of the stdout of every task of service ``name`` on every
+        node, through the manager (``docker service logs``); ``since``: Unix time; ``follow``: until stopped."""
+        import tempfile
+
+        hosts = self._node_hostnames()
+        cmd = [*self.endpoint.docker_cli(), *ss.service_log_argv(name, since, follow)]
+        # the tasks' stderr (Caddy's own messages) goes to a file: a pipe nobody reads would fill and stall
+        with tempfile.TemporaryFile() as errors:
+            try:
+                p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, text=True, errors="replace")
+            except FileNotFoundError as e:
+                raise UnavailableError("the docker CLI is not installed", "install docker (the CLI)") from e
+            try:
+                assert p.stdout is not None
+                for line in p.stdout:
+                    parsed = ss.service_log_line(line)
+                    if parsed is None:
+                        continue
+                    node, message = parsed
+                    if node not in hosts:  # a node that joined since (one gone since: no hostname)
+                        hosts = self._node_hostnames()
+                        hosts.setdefault(node, "")
+                    yield hosts[node], node, message
+                if p.wait() != 0:
+                    errors.seek(0)
+                    tail = errors.read()[-2000:].decode(errors="replace").strip().splitlines()
+                    raise SwarmError(f"service logs {name} failed: {tail[-1] if tail else f'exit {p.returncode}'}")
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
 
     # ------------------------------------------------------------------ changes
 

@@ -6,6 +6,7 @@ command lines (:mod:`.swarm` runs them), as :mod:`.state` is for one host.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,6 +36,8 @@ def service_record(d: Mapping[str, Any]) -> ServiceRecord:
         update_state=update.get("State") or "",
         update_started=update.get("StartedAt"),
         update_message=update.get("Message") or "",
+        updated=d.get("UpdatedAt") or "",
+        healthcheck=bool(cs.get("Healthcheck")) and (cs["Healthcheck"].get("Test") or ["NONE"])[0] != "NONE",
     )
 
 
@@ -90,6 +93,8 @@ def create_argv(s: ServiceSpec) -> list[str]:
                         ("--stop-grace-period", s.stop_grace_period), ("--restart-condition", s.restart_condition)):
         args += [flag, value] if value else []
     args += ["--update-parallelism", str(s.update_parallelism)] if s.update_parallelism is not None else []
+    args += ["--log-driver", s.log_driver] if s.log_driver else []
+    args += kv_args("--log-opt", s.log_opts)
     args += _pairs("--network", s.networks)
     args += _pairs("--constraint", s.constraints)
     args += kv_args("--sysctl", dict(sorted(s.sysctls.items())))
@@ -142,3 +147,28 @@ def address_ranges(overlays: Sequence[Mapping[str, Any]], gwbridge: Mapping[str,
             name = (d.get("Description") or {}).get("Hostname") or d.get("ID") or "?"
             out[f"node {name}'s address"] = (f"{addr}/{128 if ':' in addr else 32}",)
     return out
+# ---------------------------------------------------------------------- service logs
+
+#: A line of ``docker service logs --no-resolve`` (not --raw): ``SERVICEID.SLOT.TASKID@NODEID<padding>    | MESSAGE``
+#: (docker/cli's taskFormatter; a global service's slot is 0, so the node is only after the '@').
+_SERVICE_LOG_LINE = re.compile(r"(?P<task>[^@\s|]+)@(?P<node>[^\s|]+) *\| ?(?P<message>.*)", re.DOTALL)
+
+
+def service_log_argv(name: str, since: float | None = None, follow: bool = False) -> list[str]:
+    """``docker service logs`` of every task of ``name`` on every node, each line with its task and node
+    by id (a node's hostname need not be unique: :func:`node_hostnames` maps them)."""
+    args = ["service", "logs", "--no-trunc", "--no-resolve"]
+    args += ["--since", f"{since:.3f}"] if since is not None else []
+    args += ["--follow"] if follow else []
+    return [*args, name]
+
+
+def service_log_line(line: str) -> tuple[str, str] | None:
+    """One line of :func:`service_log_argv`'s output -> (node id, message); None if it has no such prefix."""
+    m = _SERVICE_LOG_LINE.fullmatch(line.rstrip("\r\n"))
+    return (m["node"], m["message"]) if m else None
+
+
+def node_hostnames(d: Mapping[str, Any]) -> tuple[str, str]:
+    """``docker node inspect`` -> (node id, hostname)."""
+    return d.get("ID") or "", ((d.get("Description") or {}).get("Hostname") or "")

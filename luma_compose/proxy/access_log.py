@@ -98,14 +98,19 @@ def since_time(spec: str | None, now: datetime | None = None) -> float | None:
     return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def select(lines: Iterable[str], project: str | None = None, service: str | None = None,
+def select(lines: Iterable[str | tuple[str, str, str]], project: str | None = None, service: str | None = None,
            status: str | None = None) -> Iterator[dict[str, Any]]:
-    """The records among ``lines`` that match the filters."""
+    """The records among ``lines`` that match the filters. A line given as (node, node id, line) (a
+    swarm's edges, :meth:`~..engine.swarm.SwarmEngine.service_log_lines`) gives a record with the
+    ``node`` (its hostname) and ``node_id`` whose edge wrote it."""
     ok = status_filter(status)
-    for line in lines:
+    for item in lines:
+        where, line = (item[:2], item[2]) if isinstance(item, tuple) else (None, item)
         rec = parse(line)
         if rec is None:
             continue
+        if where is not None:
+            rec["node"], rec["node_id"] = where
         if project and rec["project"] != project:
             continue
         if service and rec["service"] != service:
@@ -125,11 +130,12 @@ def _safe(text: str, limit: int = 200) -> str:
 
 
 def text(rec: dict[str, Any]) -> str:
-    """One record as a line for people: time, project/service, status, method, host+path, duration,
-    bytes, client, upstream, request id."""
+    """One record as a line for people: time, (a swarm's: the node,) project/service, status, method,
+    host+path, duration, bytes, client, upstream, request id."""
     route = f"{rec['project']}/{rec['service']}" if rec["project"] else "-"
+    node = [_safe(rec["node"] or "-", 64)] if "node" in rec else []
     return " ".join([
-        rec["time"] or "-", _safe(route), str(rec["status"]), _safe(rec["method"] or "-", 16),
+        rec["time"] or "-", *node, _safe(route), str(rec["status"]), _safe(rec["method"] or "-", 16),
         _safe(rec["host"] + rec["path"]), f"{rec['duration'] * 1000:.1f}ms", f"{rec['bytes']}B",
         _safe(rec["client"] or "-", 64), _safe(rec["upstream"] or "-", 100), _safe(rec["request_id"] or "-", 64),
     ])

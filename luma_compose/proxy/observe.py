@@ -54,19 +54,21 @@ ACCESS_ENCODER = {"format": "filter", "wrap": {"format": "json"},
 
 
 def apply(config: dict[str, Any], routes: Iterable[Any], *, access_log: bool = True, metrics: bool = False,
-          allow: Iterable[str] = (), cert_expiry: Mapping[str, float] | None = None) -> dict[str, Any]:
+          allow: Iterable[str] = (), cert_expiry: Mapping[str, float] | None = None,
+          upstream: str = LOG_FIELDS["luma_upstream"]) -> dict[str, Any]:
     """``config`` with access logs and/or metrics added (a copy; ``config`` is left as it is).
 
     ``routes``: the route table's routes (``project``, ``service``, ``hosts``, ``upstreams``);
     ``allow``: the addresses that may read the metrics besides loopback (the gateways of the
-    proxy's networks); ``cert_expiry``: host -> certificate expiry (Unix time)."""
+    proxy's networks); ``cert_expiry``: host -> certificate expiry (Unix time); ``upstream``: the
+    placeholder the line's upstream is (a swarm edge: the header its gateway answers with)."""
     if not access_log and not metrics:
         return config
     out = copy.deepcopy(config)
     servers = out["apps"]["http"]["servers"]
     main = servers[caddy_config.SERVER_NAME]
     if access_log:
-        _access_log(out, servers, main)
+        _access_log(out, servers, main, upstream)
     if metrics:
         add_metrics(out, routes, allow, cert_expiry or {})
     return out
@@ -81,7 +83,7 @@ def add_metrics(config: dict[str, Any], routes: Iterable[Any], allow: Iterable[s
         luma_metrics(list(routes), cert_expiry, dial), allow, deny)
 
 
-def _access_log(config: dict[str, Any], servers: dict[str, Any], main: dict[str, Any]) -> None:
+def _access_log(config: dict[str, Any], servers: dict[str, Any], main: dict[str, Any], upstream: str) -> None:
     """One JSON line per request on stdout, only the access log (Caddy's own log stays on stderr)."""
     logging = config.setdefault("logging", {}).setdefault("logs", {})
     default = logging["default"] = dict(logging.get("default") or {})  # keeps its level (a swarm edge's WARN)
@@ -93,15 +95,19 @@ def _access_log(config: dict[str, Any], servers: dict[str, Any], main: dict[str,
     for route in main.get("routes", []):
         rid = route.get("@id", "")
         if isinstance(rid, str) and rid.startswith(caddy_config.ROUTE_ID_PREFIX):
+            # project/service, then an entry's suffix: #wildcard, #path/... (one host), /* (a swarm edge)
             project, _, service = rid[len(caddy_config.ROUTE_ID_PREFIX):].partition("#")[0].partition("/")
-            route["handle"] = route_handlers(project, service) + [_with_request_id(h) for h in route["handle"]]
+            service = service.partition("/")[0]
+            route["handle"] = (route_handlers(project, service, upstream)
+                               + [_with_request_id(h) for h in route["handle"]])
 
 
-def route_handlers(project: str, service: str) -> list[dict[str, Any]]:
+def route_handlers(project: str, service: str, upstream: str = LOG_FIELDS["luma_upstream"]) -> list[dict[str, Any]]:
     """What a route runs before its proxy: its names as vars, and the log fields."""
     names = {"handler": "vars", "luma_project": caddy_config.safe(project),
              "luma_service": caddy_config.safe(service)}
-    return [names] + [{"handler": "log_append", "key": k, "value": v} for k, v in LOG_FIELDS.items()]
+    fields = {**LOG_FIELDS, "luma_upstream": upstream}
+    return [names] + [{"handler": "log_append", "key": k, "value": v} for k, v in fields.items()]
 
 
 def _with_request_id(handler: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from .options import placement, storage_mount, tls_labels, tls_of
 from .converge import wait_converged
 from .watch import ROLE as WATCH_ROLE, Watch
 from . import routes as swarm_routes
+from . import observe as swarm_observe
 from ..errors import SwarmError, UsageError
 from ..records import Publish, ServiceRecord, ServiceSpec, ServiceUpdate
 
@@ -87,9 +88,10 @@ class SwarmProxy:
     # ------------------------------------------------------------------ state
 
     def desired(self, http_port: int, tls: swarm_routes.EdgeTLS = swarm_routes.EdgeTLS(), image: str | None = None,
-                metrics: swarm_metrics.EdgeMetrics = swarm_metrics.EdgeMetrics()) -> tuple[RouteTable, str]:
+                metrics: swarm_metrics.EdgeMetrics = swarm_metrics.EdgeMetrics(),
+                access_log: bool = True) -> tuple[RouteTable, str]:
         table = self.served(image)
-        cfg = swarm_routes.edge_config(table, http_port, self.name, tls)
+        cfg = swarm_observe.edge(swarm_routes.edge_config(table, http_port, self.name, tls), table, access_log)
         ranges = self.engine.address_ranges() if metrics.on else {}  # read at every sync: fail closed
         return table, swarm_routes.dumps(swarm_metrics.apply(cfg, table, self.name, metrics, ranges))
 
@@ -119,11 +121,13 @@ class SwarmProxy:
 
     def up(self, image: str = DEFAULT_IMAGE, http_port: int = 80, nodes: str = "all",
            tls: swarm_routes.EdgeTLS = swarm_routes.EdgeTLS(), storage: str = "",
-           acme_root_pem: str | None = None, metrics: swarm_metrics.EdgeMetrics | None = None) -> SyncResult:
+           acme_root_pem: str | None = None, metrics: swarm_metrics.EdgeMetrics | None = None,
+           access_log: str | None = None) -> SyncResult:
         """Create (or bring up to date) the edge, the config server and the gateways.
 
         With TLS, ``storage`` is what every edge mounts at /data: an absolute path that is the same
-        shared directory on every node (NFS, ...), or the name of a volume whose driver shares it."""
+        shared directory on every node (NFS, ...), or the name of a volume whose driver shares it.
+        ``access_log`` on | off (None: as the running edge has it, on for a new one)."""
         if tls.on and not storage:
             raise UsageError(f"--tls {tls.mode} on a swarm needs storage every edge shares (certificates, the "
                              "ACME account, challenge tokens, locks): without it each node would get its own "
@@ -151,9 +155,11 @@ class SwarmProxy:
                 raise SwarmError(f"the proxy {self.name} runs with other ports, TLS or storage settings "
                                  f"(port {have[0]}, tls {have[1].mode}); they are fixed while it runs",
                                  "luma-compose proxy down --swarm, then proxy up --swarm with the new settings")
+        if access_log is None:
+            access_log = "on" if existing is None or swarm_observe.access_log_of(existing.labels) else "off"
         self._ensure_edge_network()
         cert_cfg, key_secret = self._ensure_control_tls()
-        table, text = self.desired(http_port, tls, image, want)
+        table, text = self.desired(http_port, tls, image, want, access_log == "on")
         for c in table.messages:
             self.log(f"conflict: {c}")
         self._ensure_config_server(image, cert_cfg, key_secret, text)
@@ -164,7 +170,7 @@ class SwarmProxy:
             configs[swarm_routes.ACME_ROOT_TARGET] = self._ensure_config(acme_root_pem, "acme-root")
         if existing is None:
             labels = {**self._labels("edge"), HTTP_PORT_LABEL: str(http_port), NODES_LABEL: nodes, **tls_labels(tls),
-                      **swarm_metrics.labels(want)}
+                      swarm_observe.ACCESS_LOG_LABEL: access_log, **swarm_metrics.labels(want)}
             publish = [Publish(http_port, http_port), *swarm_metrics.publish(want)]
             if tls.on:
                 labels[STORAGE_LABEL] = storage
@@ -174,10 +180,15 @@ class SwarmProxy:
                 publish=tuple(publish), networks=(self.edge,), configs=configs,
                 mounts=mounts, sysctls=self._sysctls(),
                 constraints=constraints, update_order="stop-first", update_parallelism=1, update_delay="1s",
-                update_failure_action="rollback", restart_condition="any"))
+                update_failure_action="rollback", restart_condition="any",
+                log_driver=swarm_observe.LOG_DRIVER, log_opts=swarm_observe.LOG_OPTIONS))
             self.log(f"proxy: created global service {self.name} ({len(table.serving)} routes, tls {tls.mode})")
             wait_converged(self.engine, self.name)
         else:
+            if existing.labels.get(swarm_observe.ACCESS_LOG_LABEL, "on") != access_log:  # a label: no task restarts
+                self.engine.update_service(self.name, ServiceUpdate(label_add={
+                    swarm_observe.ACCESS_LOG_LABEL: access_log}))
+                existing = self.engine.service(self.name) or existing
             self._update(existing, image, configs, {self.edge}, nodes, sysctls=self._sysctls())
             self._update_metrics(had, want)
         wait_converged(self.engine, self.config_server)
@@ -191,7 +202,8 @@ class SwarmProxy:
             raise SwarmError(f"no proxy service {self.name} on this swarm", "luma-compose proxy up --swarm")
         http_port = int(svc.labels.get(HTTP_PORT_LABEL, "80"))
         image = svc.image
-        table, text = self.desired(http_port, tls_of(svc), image, swarm_metrics.of(svc))
+        table, text = self.desired(http_port, tls_of(svc), image, swarm_metrics.of(svc),
+                                   swarm_observe.access_log_of(svc.labels))
         for c in table.messages:
             self.log(f"conflict: {c}")
         # New projects' gateways first (served before the edges route to them), then the config,

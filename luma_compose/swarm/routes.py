@@ -46,6 +46,9 @@ EDGE_CONFIG_TARGET = "/srv/edge.json"
 #: values are overwritten), checked by the gateway against its project, removed before the app.
 HEADER_ALIAS = "Luma-Alias"
 HEADER_PORT = "Luma-Port"
+#: What a gateway answers the edge with: the task address it dialled (set, so an app's own value is
+#: replaced), logged by the edge and removed before the client (swarm/observe.py).
+HEADER_UPSTREAM = "Luma-Upstream"
 #: The version of the edge config, on every 404 (unknown host): which config an edge runs.
 HEADER_VERSION = "Luma-Config"
 #: Networks a gateway takes X-Forwarded-* from (overlay subnets are private ranges): the edge.
@@ -222,6 +225,7 @@ def gateway_config(project: str) -> dict[str, Any]:
                                   {"delete": [HEADER_ALIAS, HEADER_PORT]})],
         "terminal": True,
     }
+    forward["handle"][0]["headers"]["response"] = {"set": {HEADER_UPSTREAM: ["{http.reverse_proxy.upstream.hostport}"]}}
     refuse = {"handle": [{"handler": "static_response", "status_code": 421,
                           "body": "luma-compose: not a target of this project\n"}], "terminal": True}
     server = _server(GATEWAY_PORT, [forward, refuse])

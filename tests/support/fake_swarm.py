@@ -9,7 +9,7 @@ change as ``(operation, name)`` for the tests to assert on. Every task of a serv
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from luma_compose import contract
@@ -57,6 +57,10 @@ class FakeSwarm:
         self.ranges: dict[str, tuple[str, ...]] = {"the swarm's default address pool": ("10.0.0.0/8",),
                                                    "docker_gwbridge (the manager's)": ("172.18.0.0/16",),
                                                    "node n1's address": ("192.0.2.1/32",)}
+        #: service name -> (node, node id, stdout line) of its tasks, as `docker service logs` gives them
+        self.logs: dict[str, list[tuple[str, str, str]]] = {}
+        #: service name -> its tasks (default: one running)
+        self.task_list: dict[str, list[TaskRecord]] = {}
 
     # --------------------------------------------------------------- setup helpers
 
@@ -112,6 +116,8 @@ class FakeSwarm:
         return self.services_.get(name)
 
     def tasks(self, service: str) -> list[TaskRecord]:
+        if service in self.task_list:
+            return list(self.task_list[service])
         return [TaskRecord("running", "running", "c1")] if service in self.services_ else []
 
     def networks(self, *filters: str) -> list[NetworkRecord]:
@@ -155,6 +161,11 @@ class FakeSwarm:
             dict(spec.configs), tuple(ServiceNetwork(i or "", a) for i, a in nets), dict(spec.sysctls),
             tuple(spec.constraints), None if spec.mode == "global" else (spec.replicas or 1), "completed", "0")
         self.specs[spec.name] = spec
+
+    def service_log_lines(self, name: str, since: float | None = None, follow: bool = False
+                          ) -> Iterator[tuple[str, str, str]]:
+        assert name in self.services_, f"no service {name}"
+        yield from self.logs.get(name, [])
 
     def update_service(self, name: str, update: ServiceUpdate) -> None:
         self._change("update_service", name)

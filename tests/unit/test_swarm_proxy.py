@@ -50,7 +50,7 @@ def served_hosts(fake: FakeSwarm, handler: str = "reverse_proxy") -> list[str]:
     """Hosts the edges send to a gateway (handler static_response: the hosts held at 404)."""
     server = edge_config(fake)["apps"]["http"]["servers"]["luma"]
     return sorted(h for r in server["routes"][:-1] for m in r["match"] for h in m["host"]
-                  if r["handle"][0]["handler"] == handler)
+                  if r["handle"][-1]["handler"] == handler)
 
 
 def test_up_creates_edge_config_server_and_a_gateway_per_project_none_with_the_socket():
