@@ -95,6 +95,13 @@ class SwarmProxy:
         ranges = self.engine.address_ranges() if metrics.on else {}  # read at every sync: fail closed
         return table, swarm_routes.dumps(swarm_metrics.apply(cfg, table, self.name, metrics, ranges))
 
+    def desired_of(self, edge: ServiceRecord, watch: bool = True) -> tuple[RouteTable, str]:
+        """:meth:`desired` with the settings the edge service ``edge`` keeps as labels; ``watch``: the
+        watch joins the routed overlays first (a sync), else nothing is changed (a read)."""
+        return self.desired(int(edge.labels.get(HTTP_PORT_LABEL, "80")), tls_of(edge),
+                            edge.image if watch else None, swarm_metrics.of(edge),
+                            swarm_observe.access_log_of(edge.labels))
+
     def served(self, image: str | None = None) -> RouteTable:
         """The route table the edges are to serve: what ``swarm routes``, ``deploy``'s refusal and every
         sync read (with ``image``, the watch joins the routed overlays first)."""
@@ -200,10 +207,8 @@ class SwarmProxy:
         svc = self.engine.service(self.name)
         if svc is None:
             raise SwarmError(f"no proxy service {self.name} on this swarm", "luma-compose proxy up --swarm")
-        http_port = int(svc.labels.get(HTTP_PORT_LABEL, "80"))
         image = svc.image
-        table, text = self.desired(http_port, tls_of(svc), image, swarm_metrics.of(svc),
-                                   swarm_observe.access_log_of(svc.labels))
+        table, text = self.desired_of(svc)
         for c in table.messages:
             self.log(f"conflict: {c}")
         # New projects' gateways first (served before the edges route to them), then the config,

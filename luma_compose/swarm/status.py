@@ -81,6 +81,7 @@ def read(engine: Any, edge: ServiceRecord, window: str) -> ServerView:
     from ..errors import UnavailableError
     from ..proxy import access_log
     from . import observe as swarm_observe
+    from . import metrics as swarm_metrics
     from .options import tls_of
     from .proxy import SwarmProxy
     from .routes import EDGE_CONFIG_TARGET, config_name
@@ -91,8 +92,7 @@ def read(engine: Any, edge: ServiceRecord, window: str) -> ServerView:
         raise UnavailableError(f"no edge of the proxy {edge.name} is running", "luma-compose proxy up --swarm")
     px = SwarmProxy(engine, edge.name, log=lambda s: None)
     on = swarm_observe.access_log_of(edge.labels)
-    tls = tls_of(edge)
-    table, text = px.desired(int(edge.labels.get(contract.PROXY_HTTP_LABEL, "80")), tls, None, on)
+    table, text = px.desired_of(edge, watch=False)
     server = engine.service(px.config_server)
     in_sync = server is not None and server.configs.get(EDGE_CONFIG_TARGET) == config_name(f"{edge.name}-edge", text)
     names = {contract.stack_service(r.project, r.service) for r in table.routes}
@@ -100,5 +100,6 @@ def read(engine: Any, edge: ServiceRecord, window: str) -> ServerView:
     tasks = {n: engine.tasks(n) for n in services}
     records = (access_log.select(swarm_observe.edge_log_lines(engine, edge, access_log.since_time(window)))
                if on else None)  # counted as read, never held
-    proxy = {"name": edge.name, "status": "running", "tls": tls.mode, "access_log": on, "metrics": None}
+    proxy = {"name": edge.name, "status": "running", "tls": tls_of(edge).mode, "access_log": on,
+             "metrics": swarm_metrics.of(edge).port if swarm_metrics.of(edge).on else None}
     return build(table, services, tasks, records, window, proxy, in_sync, edges)
