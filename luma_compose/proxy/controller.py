@@ -356,7 +356,7 @@ class Controller:
         text = caddy_config.dumps(desired)
         staged = self._connect(sorted(table.networks() - attached), res,
                                text if current is None or self._dumped(current) != text else None)
-        if res.connected:
+        if res.connected and self._ephemeral():
             # Docker may publish ephemeral ports anew when a network is connected: the alt-svc port follows.
             again = self.proxy.container()
             if again is not None and dict(again.ports) != self._ports:
@@ -385,6 +385,14 @@ class Controller:
             self._attach(networks, res)
             staged = copy.result()
         return staged
+
+    def _ephemeral(self) -> bool:
+        """Does the proxy publish a port Docker picks (0)? Only such a port moves on a network attach."""
+        s = self.settings
+        try:
+            return any(parse_publish(v, "port")[1] == 0 for v in (s.http, s.https, s.metrics) if v)
+        except UsageError:
+            return True
 
     def _attach(self, networks: list[str], res: SyncResult) -> None:
         for net in networks:
