@@ -117,9 +117,9 @@ class LoadCounter:
         orig = ProxyContainer.load
         counter = self
 
-        def load(self_, config):  # type: ignore[no-untyped-def]
+        def load(self_, config, **kw):  # type: ignore[no-untyped-def]
             counter.sizes.append(len(caddy_config.dumps(config).encode()))
-            return orig(self_, config)
+            return orig(self_, config, **kw)
 
         ProxyContainer.load = load  # type: ignore[method-assign]
 
