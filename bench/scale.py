@@ -239,7 +239,9 @@ def quiet_under_load(addr: tuple[str, int], quiet: str, busy: str, image: str, r
     failed = sum(1 for r in results if r.status != 200)
     slow = sum(1 for r in results if r.latency > 0.5)
     worst = max((r.latency for r in results), default=0)
-    return f"{failed} failed, {slow} slow (>0.5 s) of {len(results)} (worst {worst * 1000:.0f} ms)"
+    why = sorted({f"{r.status or r.error}" for r in results if r.status != 200})
+    return (f"{failed} failed, {slow} slow (>0.5 s) of {len(results)} (worst {worst * 1000:.0f} ms)"
+            + (f"; failed: {', '.join(why)}" if why else ""))
 
 
 def main() -> None:
