@@ -62,7 +62,8 @@ class ProfiledRun:
         eng.events = timed_events  # type: ignore[method-assign]
         self.ctl = Controller(eng, name)
         self.ctl.sync = self.rec.wrap(self.ctl.sync, "SYNC")  # type: ignore[method-assign]
-        self.ctl.proxy.load = self.rec.wrap(self.ctl.proxy.load, "LOAD (put_file + caddy reload)")  # type: ignore[method-assign]
+        self.ctl.proxy.load = self.rec.wrap(self.ctl.proxy.load, "LOAD")  # type: ignore[method-assign]
+        self.ctl.proxy.stage = self.rec.wrap(self.ctl.proxy.stage, "STAGE (the copy)")  # type: ignore[method-assign]
         self.stop = threading.Event()
         self.thread = threading.Thread(target=watcher.run, args=(self.ctl, self.stop), daemon=True)
 

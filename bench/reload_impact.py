@@ -39,7 +39,10 @@ from pathlib import Path
 import _load
 from _proxykit import RUN, SELECT, images, luma, project, proxy, sh
 
-from luma_compose.proxy.container import LIVE_PATH
+from luma_compose.proxy.controller import CONFIG_HOME
+
+#: The config Caddy runs, as it saved it (the file each load posts is removed once loaded).
+AUTOSAVE = f"{CONFIG_HOME}/caddy/autosave.json"
 
 
 def other_source(name: str, image: str, version: int) -> str:
@@ -131,7 +134,7 @@ def main() -> int:
 
                     def reloads() -> None:
                         for _ in range(a.reloads):
-                            sh("docker", "exec", pname, "caddy", "reload", "--config", LIVE_PATH, "--force")
+                            sh("docker", "exec", pname, "caddy", "reload", "--config", AUTOSAVE, "--force")
                             time.sleep(1)
 
                     def redeploys() -> None:

@@ -15,6 +15,12 @@ single-replica services and one unrouted one) and prints per N:
   redeployed --redeploys times: failed requests and requests slower than 0.5 s, without and
   with CPU load (``stress --cpu 2``).
 
+``--baseline DIR`` (another checkout, e.g. ``git archive main | tar -x -C DIR``): its ``proxy sync``
+timed beside this one's, and convergence with its ``proxy run``, alternating with this code's.
+``--no-sync`` skips the sync timings. The quiet project is also measured with ``stress --cpu 2``
+and nothing deployed, for as long as the stressed redeploys took: the slow requests the machine
+makes alone.
+
 ``--profile RUNS``: RUNS more convergences with ``proxy run``'s loop in this process, every engine
 call, config load, sync and Docker event printed with its time from ``compose up -d``'s return
 (bench/_syncprofile.py): where a convergence goes.
@@ -111,9 +117,9 @@ class LoadCounter:
         orig = ProxyContainer.load
         counter = self
 
-        def load(self_, config):  # type: ignore[no-untyped-def]
+        def load(self_, config, **kw):  # type: ignore[no-untyped-def]
             counter.sizes.append(len(caddy_config.dumps(config).encode()))
-            return orig(self_, config)
+            return orig(self_, config, **kw)
 
         ProxyContainer.load = load  # type: ignore[method-assign]
 
@@ -122,6 +128,11 @@ def timed_sync() -> float:
     t0 = time.monotonic()
     Controller(DockerEngine(), PROXY).sync()
     return time.monotonic() - t0
+
+
+def run_in(root: Path, *args: str) -> list[str]:
+    """The CLI of the checkout at ``root`` (``python -m`` puts the working directory first)."""
+    return ["sh", "-c", 'cd "$0" && exec "$@"', str(root), *LUMA, *args]
 
 
 def cli_sync(root: Path) -> float:
@@ -206,8 +217,9 @@ def caddy_rss() -> str:
 
 
 def quiet_under_load(addr: tuple[str, int], quiet: str, busy: str, image: str, redeploys: int,
-                     clients: int, stress: bool) -> str:
-    """Load quiet's web while busy is redeployed; '<failed> failed, <slow> slow of <n>'."""
+                     clients: int, stress: bool, secs: float = 0.0) -> str:
+    """Load quiet's web while busy is redeployed; '<failed> failed, <slow> slow of <n>'. With no
+    redeploys: the load alone for ``secs`` (nothing deployed)."""
     host = f"web.{quiet}.bench.test"
     stop = threading.Event()
     res: list = []
@@ -219,7 +231,7 @@ def quiet_under_load(addr: tuple[str, int], quiet: str, busy: str, image: str, r
             time.sleep(1)
             for i in range(redeploys):
                 deploy(busy, image, version=f"v{i}{'s' if stress else ''}")
-            time.sleep(1)
+            time.sleep(1 if redeploys else max(secs - 1, 1))
         finally:  # a failed deploy too: the load stops (else the process waits for it, holding the lock)
             stop.set()
             t.join()
@@ -227,7 +239,9 @@ def quiet_under_load(addr: tuple[str, int], quiet: str, busy: str, image: str, r
     failed = sum(1 for r in results if r.status != 200)
     slow = sum(1 for r in results if r.latency > 0.5)
     worst = max((r.latency for r in results), default=0)
-    return f"{failed} failed, {slow} slow (>0.5 s) of {len(results)} (worst {worst * 1000:.0f} ms)"
+    why = sorted({f"{r.status or r.error}" for r in results if r.status != 200})
+    return (f"{failed} failed, {slow} slow (>0.5 s) of {len(results)} (worst {worst * 1000:.0f} ms)"
+            + (f"; failed: {', '.join(why)}" if why else ""))
 
 
 def main() -> None:
@@ -239,6 +253,8 @@ def main() -> None:
     ap.add_argument("--profile", type=int, default=0, metavar="RUNS",
                     help="also time every engine call, load and event of RUNS convergences (proxy run in-process)")
     ap.add_argument("--no-quiet", action="store_true", help="skip the quiet-project-under-load part")
+    ap.add_argument("--no-sync", action="store_true", help="skip the sync timings (convergence and the quiet "
+                    "project only: a shorter run under the lock)")
     ap.add_argument("--engine", default="lumascale", help="private engine name (at most 11 characters)")
     ap.add_argument("--baseline", type=Path, help="a checkout of another version (e.g. `git worktree add "
                     "/tmp/base main`): its `proxy sync` is timed beside this one's on the same projects")
@@ -274,19 +290,36 @@ def main() -> None:
             if changed is None:
                 compose_up(f"s{RUN}extra", bb)
                 changed = f"s{RUN}extra"
-            idle, one, sent = measure_sync(counter, bb, changed, n)
-            versus = compare_cli_sync(args.baseline)
+            idle = one = sent = 0
+            if not args.no_sync:
+                idle, one, sent = measure_sync(counter, bb, changed, n)
+            versus = "" if args.no_sync else compare_cli_sync(args.baseline)
             if args.profile:
                 print(profile_convergence(addr, bb, args.profile, n), flush=True)
-            calm = loaded = "skipped (--no-quiet)"
+            calm = loaded = idle_loaded = "skipped (--no-quiet)"
+            conv, base_conv = [], []
+            for _ in range(2 if args.baseline else 1):  # this code's proxy run and the baseline's, alternating
+                with background([*LUMA, "proxy", "run", "--name", PROXY], capture=False):
+                    time.sleep(2)
+                    conv += convergence(addr, bb, args.conv_runs, n)
+                if args.baseline:
+                    with background(run_in(args.baseline, "proxy", "run", "--name", PROXY), capture=False):
+                        time.sleep(2)
+                        base_conv += convergence(addr, bb, args.conv_runs, n)
             with background([*LUMA, "proxy", "run", "--name", PROXY], capture=False):
                 time.sleep(2)
-                conv = convergence(addr, bb, args.conv_runs, n)
                 quiet = f"s{RUN}p{have - 1}"
                 busy = f"s{RUN}p0" if have > 1 else f"s{RUN}extra"
                 if not args.no_quiet:
                     calm = quiet_under_load(addr, quiet, busy, bb, args.redeploys, args.clients, stress=False)
+                    t0 = time.monotonic()
                     loaded = quiet_under_load(addr, quiet, busy, bb, args.redeploys, args.clients, stress=True)
+                    # the same load for as long, nothing deployed: what the machine alone does
+                    idle_loaded = quiet_under_load(addr, quiet, busy, bb, 0, args.clients, stress=True,
+                                                   secs=time.monotonic() - t0)
+            if base_conv:
+                versus += (f"\nconvergence, baseline proxy run  median {statistics.median(base_conv) * 1000:.0f} ms, "
+                           f"worst {max(base_conv) * 1000:.0f} ms ({len(base_conv)} runs, alternating with this code's)")
             print(f"\n== N = {n} projects ({3 * n} containers; bulk setup {bulk:.0f} s)\n"
                   f"deploy (one more project)      {first:6.2f} s\n"
                   f"redeploy (one project)         {redeploy:6.2f} s\n"
@@ -297,7 +330,8 @@ def main() -> None:
                   f"Caddy RSS                      {caddy_rss()}\n"
                   f"quiet project, {args.redeploys} redeploys of another:\n"
                   f"  no CPU load                  {calm}\n"
-                  f"  stress --cpu 2               {loaded}", flush=True)
+                  f"  stress --cpu 2               {loaded}\n"
+                  f"  stress --cpu 2, no deploy    {idle_loaded}", flush=True)
 
 
 if __name__ == "__main__":

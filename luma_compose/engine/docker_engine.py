@@ -189,13 +189,18 @@ class DockerEngine:
             raise EngineError(f"cannot read the log of {c.name}: {short_error(e)}") from e
 
     def exec(self, ref: str, argv: Sequence[str]) -> tuple[int, str, str]:
-        c = self._require(ref)
+        """Run ``argv`` in a running container: (exit code, stdout, stderr). By name, with no
+        inspect first (the proxy's container, inspected, is large: one object per network)."""
+        errors, api = _errors(), self.dc.api
         try:
-            r = c.exec_run(list(argv), demux=True)
-        except _errors().APIError as e:  # 409: the container stopped (or was killed) meanwhile
-            raise EngineError(f"could not run {argv[0]} in {c.name}: {getattr(e, 'explanation', None) or e}") from None
-        out, err = r.output if isinstance(r.output, tuple) else (r.output, b"")
-        return r.exit_code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
+            eid = api.exec_create(ref, list(argv))["Id"]
+            out, err = api.exec_start(eid, demux=True) or (b"", b"")
+            code = api.exec_inspect(eid).get("ExitCode")
+        except errors.NotFound:
+            raise EngineError(f"the container {ref} does not exist") from None
+        except errors.APIError as e:  # 409: the container stopped (or was killed) meanwhile
+            raise EngineError(f"could not run {argv[0]} in {ref}: {getattr(e, 'explanation', None) or e}") from None
+        return code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
 
     def put_file(self, ref: str, path: str, data: bytes, mode: int = 0o600) -> None:
         """Write one file into a container (created or running), parent directories included."""
@@ -209,9 +214,12 @@ class DockerEngine:
             info = tarfile.TarInfo(path.strip("/"))
             info.size, info.mode, info.mtime = len(data), mode, int(time.time())
             tar.addfile(info, io.BytesIO(data))
-        c = self._require(ref)
-        if not c.put_archive("/", buf.getvalue()):
-            raise EngineError(f"could not write {path} into {c.name}")
+        try:  # by name, with no inspect first
+            ok = self.dc.api.put_archive(ref, "/", buf.getvalue())
+        except _errors().NotFound:
+            raise EngineError(f"the container {ref} does not exist") from None
+        if not ok:
+            raise EngineError(f"could not write {path} into {ref}")
 
     def _require(self, ref: str):
         c = self._get(ref)
@@ -382,7 +390,7 @@ class DockerEngine:
         """Attach a container to a network; already attached is fine."""
         errors = _errors()
         try:
-            self.dc.networks.get(network).connect(container)
+            self.dc.api.connect_container_to_network(container, network)  # no network inspect first
         except errors.APIError as e:
             if "already exists" in str(e):
                 return

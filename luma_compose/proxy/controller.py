@@ -353,25 +353,54 @@ class Controller:
         desired = self.desired(table)
         res = SyncResult(table, changed=False)
         attached = set(c.networks)
-        for net in sorted(table.networks() - attached):
-            try:
-                self.engine.connect(net, self.proxy.name)
-                res.connected.append(net)
-            except LumaError as e:
-                res.warnings.append(e.message)
-        if res.connected:
+        text = caddy_config.dumps(desired)
+        staged = self._connect(sorted(table.networks() - attached), res,
+                               text if current is None or self._dumped(current) != text else None)
+        if res.connected and self._ephemeral():
             # Docker may publish ephemeral ports anew when a network is connected: the alt-svc port follows.
             again = self.proxy.container()
             if again is not None and dict(again.ports) != self._ports:
                 self._ports = dict(again.ports)
                 desired = self.desired(table)
-        text = caddy_config.dumps(desired)
+                text = caddy_config.dumps(desired)
         if current is None or self._dumped(current) != text:
-            self.proxy.load(desired)
+            self.proxy.load(desired, staged=staged)
             self._loaded, self._loaded_for, self._loaded_text = json.loads(text), c.id, text
             res.changed = True
         self._prune(table, attached, res)
         return res
+
+    def _connect(self, networks: list[str], res: SyncResult, text: str | None) -> tuple[str, str] | None:
+        """Attach the proxy to ``networks``; meanwhile copy ``text`` (the config to load, if any) into
+        it: the copy changes nothing Caddy serves. The load itself waits for the attaches: Caddy's
+        first health check of a new upstream runs at the load, and one that finds no container yet
+        leaves it unhealthy until the next check, a second later. Returns what ``stage`` did."""
+        if not networks or text is None:
+            self._attach(networks, res)
+            return None
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            copy = pool.submit(self.proxy.stage, text)
+            self._attach(networks, res)
+            staged = copy.result()
+        return staged
+
+    def _ephemeral(self) -> bool:
+        """Does the proxy publish a port Docker picks (0)? Only such a port moves on a network attach."""
+        s = self.settings
+        try:
+            return any(parse_publish(v, "port")[1] == 0 for v in (s.http, s.https, s.metrics) if v)
+        except UsageError:
+            return True
+
+    def _attach(self, networks: list[str], res: SyncResult) -> None:
+        for net in networks:
+            try:
+                self.engine.connect(net, self.proxy.name)
+                res.connected.append(net)
+            except LumaError as e:
+                res.warnings.append(e.message)
 
     def _project_down(self, project: str, ingress: str) -> bool:
         """Whether ``project`` was brought down: it has no container (any state) and no network

@@ -179,6 +179,14 @@ class FakeEngine:
             self.calls.append(("caddy reload", c.name))
             self.loaded[c.id] = json.loads(self.files[(c.id, path)])
             return 0, "", ""
+        if argv[:2] == ["sh", "-c"] and "--post-file" in argv[2] and "/load" in argv[2]:
+            path = argv[-1]  # a config load (proxy/container.py's post_load), as `caddy reload` does it
+            self.calls.append(("caddy reload", c.name))
+            self.loaded[c.id] = json.loads(self.files.pop((c.id, path)))
+            return 0, "", ""
+        if argv[:2] == ["rm", "-f"]:
+            self.files.pop((c.id, argv[2]), None)
+            return 0, "", ""
         if argv[:1] == ["wget"]:
             url = argv[-1]
             host = next((a.split(": ", 1)[1] for a in argv if a.startswith("Host: ")), None)
