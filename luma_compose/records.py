@@ -274,6 +274,7 @@ class Mount:
     type: str  # bind or volume
     source: str
     target: str
+    readonly: bool = False
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,7 @@ class ServiceSpec:
     image: str
     command: tuple[str, ...] = ()  # the arguments after the image
     labels: Mapping[str, str] = field(default_factory=dict)
-    mode: str = "replicated"  # or global
+    mode: str = "replicated"  # or global, or replicated-job (run once: SwarmEngine.run_job)
     replicas: int | None = None
     endpoint_mode: str = ""  # "" (Swarm's vip) or dnsrr
     publish: tuple[Publish, ...] = ()

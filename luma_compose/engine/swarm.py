@@ -100,6 +100,11 @@ class SwarmEngine:
         ids = self._run("config", "ls", "-q", *ss.filter_args(filters)).stdout.split()
         return [ss.config_record(d) for d in self._inspect("config", ids)]
 
+    def config_text(self, name: str) -> str | None:
+        """The data of the config object ``name``, or None if it is not there."""
+        p = self._run("config", "inspect", "--format", "{{json .Spec.Data}}", name, check=False)
+        return ss.config_text(p.stdout) if p.returncode == 0 else None
+
     def secrets(self, *filters: str) -> list[str]:
         """The names of the secrets."""
         return self._run("secret", "ls", "--format", "{{.Name}}", *ss.filter_args(filters)).stdout.split()
@@ -169,10 +174,30 @@ class SwarmEngine:
                     p.kill()
                     p.wait()
 
+    def service_stderr(self, name: str, tail: int = 400) -> str:
+        """The last ``tail`` lines of the stderr of every task of service ``name`` (Caddy's own messages),
+        through the manager; "" when they cannot be read."""
+        p = self._run(*ss.service_stderr_argv(name, tail), check=False)
+        return p.stderr if p.returncode == 0 else ""
+
     # ------------------------------------------------------------------ changes
 
     def create_service(self, spec: ServiceSpec) -> None:
         self._run(*ss.create_argv(spec))
+
+    def run_job(self, spec: ServiceSpec, timeout: float = 60) -> list[str]:
+        """Run ``spec`` (a replicated-job) once, wait until it is done, and remove it: its tasks' stdout
+        lines. A job that fails or does not finish within ``timeout`` is a SwarmError (removed all the same)."""
+        try:
+            p = self._run(*ss.job_argv(spec), check=False, timeout=timeout)
+            tasks = self.tasks(spec.name)
+            if p.returncode != 0 or not tasks or any(t.state != "complete" for t in tasks):
+                states = ", ".join(sorted({t.state for t in tasks})) or "none"
+                raise SwarmError(f"the job {spec.name} did not complete (tasks: {states}): "
+                                 f"{p.stderr.strip() or p.stdout.strip()}")
+            return self._run(*ss.job_log_argv(spec.name), timeout=timeout).stdout.splitlines()
+        finally:
+            self._run("service", "rm", spec.name, check=False)
 
     def update_service(self, name: str, update: ServiceUpdate) -> None:
         self._run(*ss.update_argv(name, update))

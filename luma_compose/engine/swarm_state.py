@@ -52,6 +52,14 @@ def config_record(d: Mapping[str, Any]) -> ConfigRecord:
     return ConfigRecord(spec.get("Name") or "", dict(spec.get("Labels") or {}), d.get("CreatedAt") or "")
 
 
+def config_text(data_json: str) -> str:
+    """``docker config inspect --format '{{json .Spec.Data}}'`` (base64 in JSON) -> the config's text."""
+    import base64
+    import json
+
+    return base64.b64decode(json.loads(data_json or '""') or "").decode(errors="replace")
+
+
 def overlay_view(d: Mapping[str, Any]) -> OverlayView:
     """``docker network inspect --verbose``: this node's endpoints (``Containers``) and the plain
     containers of every node (``Services[""]``)."""
@@ -81,7 +89,7 @@ def kv_args(flag: str, m: Mapping[str, str]) -> list[str]:
 def create_argv(s: ServiceSpec) -> list[str]:
     """``docker service create`` of a spec."""
     args = ["service", "create", "--detach", "--name", s.name]
-    args += ["--mode", "global"] if s.mode == "global" else []
+    args += ["--mode", s.mode] if s.mode in ("global", "replicated-job") else []
     args += ["--replicas", str(s.replicas)] if s.replicas is not None else []
     args += kv_args("--label", s.labels)
     args += _pairs("--publish", [f"mode={p.mode},target={p.target},published={p.published},protocol={p.protocol}"
@@ -98,7 +106,8 @@ def create_argv(s: ServiceSpec) -> list[str]:
     args += _pairs("--network", s.networks)
     args += _pairs("--constraint", s.constraints)
     args += kv_args("--sysctl", dict(sorted(s.sysctls.items())))
-    args += _pairs("--mount", [f"type={m.type},source={m.source},target={m.target}" for m in s.mounts])
+    args += _pairs("--mount", [f"type={m.type},source={m.source},target={m.target}" + (",readonly" if m.readonly else "")
+                               for m in s.mounts])
     args += _pairs("--secret", [f"source={n},target={t},mode=0400" for t, n in s.secrets.items()])
     args += _pairs("--config", [f"source={n},target={t},mode=0444" for t, n in s.configs.items()])
     return [*args, s.image, *s.command]
@@ -163,6 +172,12 @@ def service_log_argv(name: str, since: float | None = None, follow: bool = False
     return [*args, name]
 
 
+def service_stderr_argv(name: str, tail: int) -> list[str]:
+    """``docker service logs`` of the last ``tail`` lines of each task, unprefixed: the CLI writes the
+    tasks' stderr to its own stderr (their stdout, the access log, is not wanted)."""
+    return ["service", "logs", "--raw", "--no-trunc", "--tail", str(tail), name]
+
+
 def service_log_line(line: str) -> tuple[str, str] | None:
     """One line of :func:`service_log_argv`'s output -> (node id, message); None if it has no such prefix."""
     m = _SERVICE_LOG_LINE.fullmatch(line.rstrip("\r\n"))
@@ -172,3 +187,19 @@ def service_log_line(line: str) -> tuple[str, str] | None:
 def node_hostnames(d: Mapping[str, Any]) -> tuple[str, str]:
     """``docker node inspect`` -> (node id, hostname)."""
     return d.get("ID") or "", ((d.get("Description") or {}).get("Hostname") or "")
+
+
+# ---------------------------------------------------------------------- jobs
+
+
+def job_argv(s: ServiceSpec) -> list[str]:
+    """``docker service create`` of a job (``s.mode`` replicated-job), waiting until it is done: no
+    ``--detach``, no progress bars (``--quiet``), the image as the nodes have it (no registry query)."""
+    args = create_argv(s)
+    assert args[:3] == ["service", "create", "--detach"] and s.mode == "replicated-job", args[:3]
+    return ["service", "create", "--quiet", "--no-resolve-image", *args[3:]]
+
+
+def job_log_argv(name: str) -> list[str]:
+    """``docker service logs`` of a job: its tasks' output alone, no task prefix."""
+    return ["service", "logs", "--raw", "--no-trunc", name]

@@ -30,6 +30,25 @@ class CertState:
                 "issuer": self.issuer or None, "error": self.error or None}
 
 
+#: Prints every certificate in Caddy's storage (the public ``.crt`` files only, never a key), each after a
+#: ``==> PATH`` line: run in the proxy container (one host) or in a job mounting the edges' storage (a swarm).
+LIST_SCRIPT = ("for f in $(find /data/caddy/certificates -name '*.crt' 2>/dev/null); "
+               "do echo \"==> $f\"; cat \"$f\"; done; true")
+
+
+def parse_listing(lines: list[str]) -> dict[str, str]:
+    """:data:`LIST_SCRIPT`'s output -> path -> PEM."""
+    files: dict[str, str] = {}
+    cur = None
+    for line in lines:
+        if line.startswith("==> "):
+            cur = line[4:].strip()
+            files[cur] = ""
+        elif cur is not None:
+            files[cur] += line + "\n"
+    return files
+
+
 def _tlv(data: bytes, i: int) -> tuple[int, int, int]:
     """(tag, start of value, end of value) of the DER element at i."""
     tag = data[i]

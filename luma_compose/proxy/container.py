@@ -165,18 +165,10 @@ class ProxyContainer:
 
     def certificate_files(self) -> dict[str, str]:
         """path -> PEM of every certificate in Caddy's storage (one exec)."""
-        script = ("for f in $(find /data/caddy/certificates -name '*.crt' 2>/dev/null); "
-                  "do echo \"==> $f\"; cat \"$f\"; done; true")
-        code, out, err = self.exec(["sh", "-c", script])
-        files: dict[str, str] = {}
-        cur = None
-        for line in out.splitlines():
-            if line.startswith("==> "):
-                cur = line[4:].strip()
-                files[cur] = ""
-            elif cur is not None:
-                files[cur] += line + "\n"
-        return files
+        from .certs import LIST_SCRIPT, parse_listing
+
+        code, out, err = self.exec(["sh", "-c", LIST_SCRIPT])
+        return parse_listing(out.splitlines())
 
     def get_config(self) -> dict[str, Any] | None:
         code, out, err = self.exec(["wget", "-q", "-O", "-", f"{ADMIN_URL}/config/"])

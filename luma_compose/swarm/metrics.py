@@ -158,10 +158,11 @@ def edge_routes(t: RouteTable, proxy: str) -> list[EdgeRoute]:
 
 
 def apply(config: dict[str, Any], t: RouteTable, proxy: str, m: EdgeMetrics,
-          ranges: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
-    """The edge config with the metrics listener (``config`` itself, changed), or as it was when off."""
+          ranges: Mapping[str, tuple[str, ...]], cert_expiry: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """The edge config with the metrics listener (``config`` itself, changed), or as it was when off;
+    ``cert_expiry``: host -> certificate expiry (Unix time, :func:`.certs.expiry`)."""
     if not m.on:
         return config
     deny = sorted({c for cidrs in ranges.values() for c in cidrs})
-    observe.add_metrics(config, edge_routes(t, proxy), m.allow, {}, deny=deny, dial=lambda u: u)
+    observe.add_metrics(config, edge_routes(t, proxy), m.allow, cert_expiry or {}, deny=deny, dial=lambda u: u)
     return config

@@ -29,7 +29,7 @@ from .. import contract
 from ..proxy import handover
 from ..routing import maintenance, services as swarm_claims
 from ..routing.claims import RouteTable, SyncResult
-from . import control_tls, shadow
+from . import certs as swarm_certs, control_tls, shadow
 from . import metrics as swarm_metrics
 from .options import placement, storage_mount, tls_labels, tls_of
 from .converge import wait_converged
@@ -89,18 +89,20 @@ class SwarmProxy:
 
     def desired(self, http_port: int, tls: swarm_routes.EdgeTLS = swarm_routes.EdgeTLS(), image: str | None = None,
                 metrics: swarm_metrics.EdgeMetrics = swarm_metrics.EdgeMetrics(),
-                access_log: bool = True) -> tuple[RouteTable, str]:
+                access_log: bool = True, edge: ServiceRecord | None = None) -> tuple[RouteTable, str]:
+        """``edge``: the running edge service, whose storage holds the certificates (their expiry is a metric)."""
         table = self.served(image)
         cfg = swarm_observe.edge(swarm_routes.edge_config(table, http_port, self.name, tls), table, access_log)
         ranges = self.engine.address_ranges() if metrics.on else {}  # read at every sync: fail closed
-        return table, swarm_routes.dumps(swarm_metrics.apply(cfg, table, self.name, metrics, ranges))
+        expiry = swarm_certs.expiry(self.engine, edge, table.serving) if metrics.on and tls.on and edge else {}
+        return table, swarm_routes.dumps(swarm_metrics.apply(cfg, table, self.name, metrics, ranges, expiry))
 
     def desired_of(self, edge: ServiceRecord, watch: bool = True) -> tuple[RouteTable, str]:
         """:meth:`desired` with the settings the edge service ``edge`` keeps as labels; ``watch``: the
         watch joins the routed overlays first (a sync), else nothing is changed (a read)."""
         return self.desired(int(edge.labels.get(HTTP_PORT_LABEL, "80")), tls_of(edge),
                             edge.image if watch else None, swarm_metrics.of(edge),
-                            swarm_observe.access_log_of(edge.labels))
+                            swarm_observe.access_log_of(edge.labels), edge)
 
     def served(self, image: str | None = None) -> RouteTable:
         """The route table the edges are to serve: what ``swarm routes``, ``deploy``'s refusal and every
@@ -166,7 +168,7 @@ class SwarmProxy:
             access_log = "on" if existing is None or swarm_observe.access_log_of(existing.labels) else "off"
         self._ensure_edge_network()
         cert_cfg, key_secret = self._ensure_control_tls()
-        table, text = self.desired(http_port, tls, image, want, access_log == "on")
+        table, text = self.desired(http_port, tls, image, want, access_log == "on", existing)
         for c in table.messages:
             self.log(f"conflict: {c}")
         self._ensure_config_server(image, cert_cfg, key_secret, text)
@@ -265,7 +267,8 @@ class SwarmProxy:
             time.sleep(interval)
 
     def down(self) -> None:
-        for name in [self.name, self.config_server, *self.gateways()]:
+        jobs = self.engine.services(f"label={ROLE_LABEL}={swarm_certs.ROLE}", f"label={PROXY_LABEL}={self.name}")
+        for name in [self.name, self.config_server, *self.gateways(), *(j.name for j in jobs)]:  # a job left over
             self.engine.remove_service(name)
         Watch(self.engine, self.name, {}, self.log).remove()
         time.sleep(1)

@@ -7,8 +7,10 @@ A service's READY is its running tasks / the tasks Swarm wants (its replicas; a 
 tasks meant to run). Health: Swarm starts a task with a health check as ``starting`` and runs it
 only once the check passes (a failing one is replaced), so ``healthy`` is every wanted task running
 with a health check, ``none`` without one, ``starting`` while one is, ``down`` with none running.
-The last deploy is the newest ``UpdatedAt`` of the project's routed services. Certificates live in
-the edges' shared storage, which the manager does not read: the view has none.
+The last deploy is the newest ``UpdatedAt`` of the project's routed services. Certificates (TLS on)
+live in the edges' shared storage: :mod:`.certs` reads them with a job on a proxy node, and each
+host's state and expiry, and what needs attention (failing, expired, expiring within 14 days), are as
+on one host.
 """
 
 from __future__ import annotations
@@ -42,11 +44,14 @@ def service_view(r: Any, svc: ServiceRecord | None, tasks: Iterable[TaskRecord])
 
 def build(table: RouteTable, services: Mapping[str, ServiceRecord], tasks: Mapping[str, list[TaskRecord]],
           records: Iterable[Mapping[str, Any]] | None, window: str, proxy: Mapping[str, Any], in_sync: bool,
-          edges: tuple[int, int] = (1, 1), now: datetime | None = None) -> ServerView:
+          edges: tuple[int, int] = (1, 1), now: datetime | None = None,
+          certificates: Iterable[Any] = (), cert_error: str = "") -> ServerView:
     """``services``/``tasks``: by stack service name (``P_S``); ``records``: the edges' access log of the
     window (None: the access log is off); ``proxy``: name, status, tls, access_log, metrics; ``edges``:
-    the edge tasks running, and wanted."""
+    the edge tasks running, and wanted; ``certificates``: :class:`..proxy.certs.CertState` per host (TLS on),
+    ``cert_error``: why they could not be read."""
     now = now or datetime.now(timezone.utc)
+    certs = {c.host: c for c in certificates}
     counts = server_status._counts(records)
     parse = server_status._parse
     newest: dict[str, datetime] = {}
@@ -61,11 +66,12 @@ def build(table: RouteTable, services: Mapping[str, ServiceRecord], tasks: Mappi
         last = newest[r.project].strftime("%Y-%m-%dT%H:%M:%SZ") if r.project in newest else ""
         pv = projects.setdefault(r.project, ProjectView(r.project, last, [], []))
         sv = service_view(r, svc, tasks.get(name, []))
+        sv.certificates = [certs[h].to_json() for h in r.hosts if h in certs]
         if counts is not None:
             sv.requests, sv.errors = counts.get((r.project, r.service), [0, 0])
         pv.services.append(sv)
-        pv.attention += server_status._service_attention(r, sv, {}, now, window)
-    attention = list(table.messages)
+        pv.attention += server_status._service_attention(r, sv, certs, now, window)
+    attention = list(table.messages) + ([cert_error] if cert_error else [])
     if edges[0] < edges[1]:
         attention.append(f"{proxy.get('name')}: {edges[0]}/{edges[1]} edges running (the nodes without one "
                          "answer nothing)")
@@ -82,24 +88,58 @@ def read(engine: Any, edge: ServiceRecord, window: str) -> ServerView:
     from ..proxy import access_log
     from . import observe as swarm_observe
     from . import metrics as swarm_metrics
+    from . import certs as swarm_certs
     from .options import tls_of
     from .proxy import SwarmProxy
-    from .routes import EDGE_CONFIG_TARGET, config_name
 
     edge_tasks = [t for t in engine.tasks(edge.name) if t.desired == "running"]
     edges = (sum(1 for t in edge_tasks if t.state == "running"), len(edge_tasks))
     if not edges[0]:
         raise UnavailableError(f"no edge of the proxy {edge.name} is running", "luma-compose proxy up --swarm")
     px = SwarmProxy(engine, edge.name, log=lambda s: None)
+    tls = tls_of(edge)
     on = swarm_observe.access_log_of(edge.labels)
-    table, text = px.desired_of(edge, watch=False)
-    server = engine.service(px.config_server)
-    in_sync = server is not None and server.configs.get(EDGE_CONFIG_TARGET) == config_name(f"{edge.name}-edge", text)
+    found, cert_error = _read_certificates(engine, edge) if tls.on else ({}, "")  # one job, now
+    table, text = px.desired_of(edge, watch=False)  # the metrics' expiry: the read just made
+    certificates = (swarm_certs.states(table.routes, found, engine.service_stderr(edge.name))
+                    if tls.on and not cert_error else [])
+    in_sync = _in_sync(engine, px.config_server, edge.name, text)
     names = {contract.stack_service(r.project, r.service) for r in table.routes}
     services = {n: s for n in names if (s := engine.service(n)) is not None}
     tasks = {n: engine.tasks(n) for n in services}
     records = (access_log.select(swarm_observe.edge_log_lines(engine, edge, access_log.since_time(window)))
                if on else None)  # counted as read, never held
-    proxy = {"name": edge.name, "status": "running", "tls": tls_of(edge).mode, "access_log": on,
+    proxy = {"name": edge.name, "status": "running", "tls": tls.mode, "access_log": on,
              "metrics": swarm_metrics.of(edge).port if swarm_metrics.of(edge).on else None}
-    return build(table, services, tasks, records, window, proxy, in_sync, edges)
+    return build(table, services, tasks, records, window, proxy, in_sync, edges, certificates=certificates,
+                 cert_error=cert_error)
+
+
+def _read_certificates(engine: Any, edge: ServiceRecord) -> tuple[dict[str, str], str]:
+    """The certificates in the edges' storage (path -> PEM), or why they could not be read."""
+    from ..errors import LumaError
+    from . import certs as swarm_certs
+
+    try:
+        return swarm_certs.files(engine, edge), ""
+    except LumaError as e:
+        return {}, f"{edge.name}: cannot read the certificates in the edges' storage: {e.message}"
+
+
+def _in_sync(engine: Any, config_server: str, proxy: str, text: str) -> bool:
+    """Whether the config server serves ``text``, but for the certificates' expiry (a renewal since the last
+    sync is no drift, as on one host: :func:`..proxy.observe.comparable`)."""
+    import json
+
+    from ..proxy.observe import comparable
+    from .routes import EDGE_CONFIG_TARGET, config_name
+
+    server = engine.service(config_server)
+    served = server.configs.get(EDGE_CONFIG_TARGET) if server is not None else None
+    if served is None or served == config_name(f"{proxy}-edge", text):
+        return served is not None
+    published = engine.config_text(served)
+    try:
+        return published is not None and comparable(json.loads(published)) == comparable(json.loads(text))
+    except ValueError:
+        return False

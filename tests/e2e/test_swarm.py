@@ -617,7 +617,8 @@ def client_pebble(c: clusterkit.Cluster, tmp: Path, http_port: int) -> Iterator[
 def test_https_on_a_swarm_one_certificate_for_every_node(swarm, tmp_path, busybox_image, caddy_image, unique):
     """proxy up --swarm --tls acme with storage every edge shares: each host gets one certificate through HTTP-01
     (Pebble), whichever node the CA's validation reaches, and every node serves that same certificate;
-    plain HTTP redirects to HTTPS."""
+    plain HTTP redirects to HTTPS. `status --swarm` shows each host's certificate and its expiry, and the
+    edges' metrics serve it (read by a job on a proxy node: swarm/certs.py), the job gone after."""
     c = swarm
     px, http_port, https_port = unique("px"), 8081, 8444
     shared = tmp_path / "shared"
@@ -633,7 +634,8 @@ def test_https_on_a_swarm_one_certificate_for_every_node(swarm, tmp_path, busybo
         try:
             luma(c, "proxy", "up", "--swarm", "--name", px, "--image", caddy_image, "--http-port",
                  str(http_port), "--tls", "acme", "--https-port", str(https_port), "--storage",
-                 str(shared), "--acme-ca", acme["directory"], "--acme-ca-root", str(acme["ca"]))
+                 str(shared), "--acme-ca", acme["directory"], "--acme-ca-root", str(acme["ca"]),
+                 "--metrics", str(CERT_MPORT), "--metrics-allow", f"{c.client_ip}/32")
             luma(c, "deploy", "--swarm", "-f", str(f), "-p", name, "--resolve-image", "never", "--proxy-name", px)
 
             def cert(host: str, node: clusterkit.Node) -> tuple[str, str] | None:
@@ -656,9 +658,45 @@ def test_https_on_a_swarm_one_certificate_for_every_node(swarm, tmp_path, busybo
             head = c.in_client(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "-H",
                                 f"Host: {h1}", f"http://{c.nodes[1].ip}:{http_port}/x"]).stdout
             assert head == f"308 https://{h1}:{https_port}/x", head
+            certificates_on_a_swarm(c, px, shared, (h1, h2))
         finally:
             luma(c, "down", "--swarm", "-p", name, "--proxy-name", px, check=False)
             luma(c, "proxy", "down", "--swarm", "--name", px, check=False)
+
+
+CERT_MPORT = 9187
+
+
+def certificates_on_a_swarm(c: clusterkit.Cluster, px: str, shared: Path, hosts: tuple[str, ...]) -> None:
+    """Each host's certificate in `status --swarm` and in the edges' metrics, with the expiry of the file in
+    the shared storage; no job left behind."""
+    import json
+    from datetime import timezone
+
+    from luma_compose.proxy.certs import not_after
+
+    expiry = {f.parent.name: not_after(f.read_text()).astimezone(timezone.utc) for f in shared.rglob("*.crt")}
+    t0 = time.monotonic()
+    st = luma(c, "status", "--swarm", "--name", px, "--format", "json", check=False)
+    print(f"status --swarm with a certificates job: {time.monotonic() - t0:.1f}s")  # measured, not asserted
+    assert st.returncode in (0, 1), st.stderr
+    got = {x["host"]: x for p in json.loads(st.stdout)["projects"] for s in p["services"] for x in s["certificates"]}
+    for h in hosts:
+        assert got[h]["state"] == "valid", got
+        assert got[h]["not_after"] == expiry[h].strftime("%Y-%m-%dT%H:%M:%SZ"), (got[h], expiry[h])
+    t0 = time.monotonic()
+    luma(c, "proxy", "sync", "--swarm", "--name", px)  # a new process: reads the certificates with a job
+    print(f"proxy sync --swarm with a certificates job: {time.monotonic() - t0:.1f}s")
+    want = {f'luma_certificate_expiry_timestamp_seconds{{host="{h}"}} {int(expiry[h].timestamp())}' for h in hosts}
+
+    def served(node: clusterkit.Node) -> bool:
+        out = c.in_client(["curl", "-s", "-m", "5", f"http://{node.ip}:{CERT_MPORT}/luma/metrics"]).stdout
+        return want <= set(out.splitlines())
+
+    for node in c.nodes:
+        wait_for(f"the certificates' expiry in the metrics of {node.ip}", lambda: served(node), timeout=60)
+    left = dockerkit.run(["docker", "service", "ls", "--format", "{{.Name}}"], env=c.manager.env).stdout.split()
+    assert not [n for n in left if n.startswith(f"{px}-certs-")], left
 
 
 # --------------------------------------------------------------------------- hostile neighbours (issue 18)

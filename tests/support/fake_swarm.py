@@ -59,6 +59,12 @@ class FakeSwarm:
                                                    "node n1's address": ("192.0.2.1/32",)}
         #: service name -> (node, node id, stdout line) of its tasks, as `docker service logs` gives them
         self.logs: dict[str, list[tuple[str, str, str]]] = {}
+        #: what a job prints (run_job), and the jobs run (their specs); job_error: every job fails with it
+        self.job_output: list[str] = []
+        self.jobs: list[ServiceSpec] = []
+        self.job_error = ""
+        #: service name -> its tasks' stderr (Caddy's own log lines)
+        self.stderr: dict[str, str] = {}
         #: service name -> its tasks (default: one running)
         self.task_list: dict[str, list[TaskRecord]] = {}
 
@@ -129,6 +135,9 @@ class FakeSwarm:
     def configs(self, *filters: str) -> list[ConfigRecord]:
         return [c for c in self.cfgs.values() if _matches(filters, c.name, c.labels)]
 
+    def config_text(self, name: str) -> str | None:
+        return self.config_data.get(name)
+
     def secrets(self, *filters: str) -> list[str]:
         return [n for n, labels in self.secret_labels.items() if _matches(filters, n, labels)]
 
@@ -166,6 +175,19 @@ class FakeSwarm:
                           ) -> Iterator[tuple[str, str, str]]:
         assert name in self.services_, f"no service {name}"
         yield from self.logs.get(name, [])
+
+    def service_stderr(self, name: str, tail: int = 400) -> str:
+        return "\n".join(self.stderr.get(name, "").splitlines()[-tail:])
+
+    def run_job(self, spec: ServiceSpec, timeout: float = 60) -> list[str]:
+        self._change("run_job", spec.name)
+        assert spec.mode == "replicated-job" and spec.name not in self.services_, spec
+        self.jobs.append(spec)
+        if self.job_error:
+            from luma_compose.errors import SwarmError
+
+            raise SwarmError(self.job_error)
+        return list(self.job_output)
 
     def update_service(self, name: str, update: ServiceUpdate) -> None:
         self._change("update_service", name)
