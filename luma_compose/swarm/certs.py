@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import secrets
 import time
+from datetime import datetime
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .. import contract
 from ..errors import LumaError
 from ..proxy import certs
-from ..proxy.observe_inputs import CERT_CACHE_SECONDS, _unix
+from ..proxy.observe_inputs import CERT_CACHE_SECONDS
 from ..records import Mount, ServiceRecord, ServiceSpec
 from . import routes as swarm_routes
 
@@ -84,4 +85,5 @@ def expiry(engine: SwarmEngineProtocol, edge: ServiceRecord, routes: Iterable[An
         found = files(engine, edge, max_age=CACHE_SECONDS)
     except LumaError:
         return {}
-    return {s.host: _unix(s.not_after) for s in certs.states(hosts, found, "") if s.not_after}
+    return {s.host: datetime.fromisoformat(s.not_after.replace("Z", "+00:00")).timestamp()
+            for s in certs.states(hosts, found, "") if s.not_after}
