@@ -185,16 +185,24 @@ class SwarmEngine:
     def create_service(self, spec: ServiceSpec) -> None:
         self._run(*ss.create_argv(spec))
 
-    def run_job(self, spec: ServiceSpec, timeout: float = 60) -> list[str]:
+    def run_job(self, spec: ServiceSpec, timeout: float = 30) -> list[str]:
         """Run ``spec`` (a replicated-job) once, wait until it is done, and remove it: its tasks' stdout
         lines. A job that fails or does not finish within ``timeout`` is a SwarmError (removed all the same)."""
+        import time
+
         try:
-            p = self._run(*ss.job_argv(spec), check=False, timeout=timeout)
-            tasks = self.tasks(spec.name)
-            if p.returncode != 0 or not tasks or any(t.state != "complete" for t in tasks):
-                states = ", ".join(sorted({t.state for t in tasks})) or "none"
-                raise SwarmError(f"the job {spec.name} did not complete (tasks: {states}): "
-                                 f"{p.stderr.strip() or p.stdout.strip()}")
+            self._run(*ss.job_argv(spec))
+            deadline = time.monotonic() + timeout
+            while not (states := [t.state for t in self.tasks(spec.name)]) or not set(states) <= ss.TASK_DONE:
+                if time.monotonic() > deadline:
+                    raise SwarmError(f"the job {spec.name} did not finish within {timeout:.0f}s (tasks: "
+                                     f"{', '.join(sorted(set(states))) or 'none yet'})")
+                time.sleep(0.2)
+            if set(states) != {"complete"}:
+                why = self._run("service", "ps", "--no-trunc", "--format", "{{.Error}}", spec.name, check=False)
+                errors = sorted({e.strip() for e in why.stdout.splitlines() if e.strip()})
+                raise SwarmError(f"the job {spec.name} failed ({', '.join(sorted(set(states)))}): "
+                                 f"{'; '.join(errors) or 'no error given'}")
             return self._run(*ss.job_log_argv(spec.name), timeout=timeout).stdout.splitlines()
         finally:
             self._run("service", "rm", spec.name, check=False)

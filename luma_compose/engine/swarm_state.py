@@ -192,12 +192,17 @@ def node_hostnames(d: Mapping[str, Any]) -> tuple[str, str]:
 # ---------------------------------------------------------------------- jobs
 
 
+#: The states a task ends in (a job is done when each of its tasks is in one; ``complete`` is success).
+TASK_DONE = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})
+
+
 def job_argv(s: ServiceSpec) -> list[str]:
-    """``docker service create`` of a job (``s.mode`` replicated-job), waiting until it is done: no
-    ``--detach``, no progress bars (``--quiet``), the image as the nodes have it (no registry query)."""
+    """``docker service create`` of a job (``s.mode`` replicated-job), detached (the CLI's own wait never
+    ends when the task fails: measured, the caller polls :data:`TASK_DONE`), the image as the nodes have
+    it (no registry query)."""
     args = create_argv(s)
     assert args[:3] == ["service", "create", "--detach"] and s.mode == "replicated-job", args[:3]
-    return ["service", "create", "--quiet", "--no-resolve-image", *args[3:]]
+    return [*args[:3], "--no-resolve-image", *args[3:]]
 
 
 def job_log_argv(name: str) -> list[str]:

@@ -179,7 +179,7 @@ class FakeSwarm:
     def service_stderr(self, name: str, tail: int = 400) -> str:
         return "\n".join(self.stderr.get(name, "").splitlines()[-tail:])
 
-    def run_job(self, spec: ServiceSpec, timeout: float = 60) -> list[str]:
+    def run_job(self, spec: ServiceSpec, timeout: float = 30) -> list[str]:
         self._change("run_job", spec.name)
         assert spec.mode == "replicated-job" and spec.name not in self.services_, spec
         self.jobs.append(spec)

@@ -122,11 +122,11 @@ def test_the_job_mounts_the_edges_storage_read_only_on_their_nodes_with_their_im
     assert swarm_certs.job_spec(vol, "j").mounts[0] == Mount("volume", "certs-vol", "/data", readonly=True)
 
 
-def test_the_job_argv_waits_for_the_job_without_asking_a_registry_and_mounts_read_only():
+def test_the_job_argv_asks_no_registry_and_mounts_read_only():
     fake = shop()
     up(fake)
     argv = ss.job_argv(swarm_certs.job_spec(fake.services_["px"], "px-certs-1"))
-    assert argv[:4] == ["service", "create", "--quiet", "--no-resolve-image"] and "--detach" not in argv
+    assert argv[:4] == ["service", "create", "--detach", "--no-resolve-image"]
     assert argv[argv.index("--mode") + 1] == "replicated-job"
     assert argv[argv.index("--mount") + 1] == "type=bind,source=/srv/shared,target=/data,readonly"
     assert argv[argv.index("--restart-condition") + 1] == "none"
@@ -267,3 +267,61 @@ def test_metrics_off_runs_no_job_in_a_sync_and_proxy_down_removes_a_job_left_ove
                                                                            contract.SWARM_PROXY_LABEL: "px"}))
     swarm_proxy.SwarmProxy(fake, "px", log=lambda s: None).down()
     assert "px-certs-dead" not in fake.services_
+
+
+# ---------------------------------------------------------------- the real engine's wait (its docker CLI stubbed)
+
+
+class _Stubbed:
+    """SwarmEngine with its docker CLI answered by a list of task states per poll."""
+
+    def __init__(self, polls: list[list[str]], error: str = ""):
+        from luma_compose.engine.client import Endpoint
+        from luma_compose.engine.swarm import SwarmEngine
+
+        self.polls, self.error, self.argv = polls, error, []
+        self.engine = SwarmEngine(Endpoint("unix:///nowhere.sock"))
+        self.engine._run = self._run  # type: ignore[method-assign]
+        self.engine.tasks = self._tasks  # type: ignore[method-assign]
+
+    def _run(self, *args, **kw):
+        import subprocess
+
+        self.argv.append(list(args))
+        out = self.error if "{{.Error}}" in args else ("==> /data/x.crt\nPEM\n" if args[:2] == ("service", "logs") else "")
+        return subprocess.CompletedProcess(args, 0, out, "")
+
+    def _tasks(self, name):
+        from luma_compose.records import TaskRecord
+
+        states = self.polls.pop(0) if len(self.polls) > 1 else self.polls[0]
+        return [TaskRecord("complete", s, "") for s in states]
+
+
+def test_the_engine_waits_for_the_jobs_tasks_to_end_and_always_removes_it(monkeypatch):
+    from luma_compose.errors import SwarmError
+
+    spec = swarm_certs.job_spec(_edge(), "px-certs-1")
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    ok = _Stubbed([[], ["pending"], ["running"], ["complete"]])
+    assert ok.engine.run_job(spec) == ["==> /data/x.crt", "PEM"]
+    assert ok.argv[0][:4] == ["service", "create", "--detach", "--no-resolve-image"]
+    assert ok.argv[-1] == ["service", "rm", "px-certs-1"]
+    # a task that fails (a mount the node lacks): the task's error, at once, and the job is removed
+    bad = _Stubbed([["rejected"]], error='invalid mount config for type "bind": bind source path does not exist\n')
+    with pytest.raises(SwarmError, match="failed \\(rejected\\): invalid mount config"):
+        bad.engine.run_job(spec)
+    assert bad.argv[-1] == ["service", "rm", "px-certs-1"]
+    # a job that never ends (no node to run on): the timeout, and the job is removed
+    clock = iter(range(0, 10_000, 10))
+    monkeypatch.setattr("time.monotonic", lambda: next(clock))
+    stuck = _Stubbed([["pending"]])
+    with pytest.raises(SwarmError, match="did not finish within 30s \\(tasks: pending\\)"):
+        stuck.engine.run_job(spec)
+    assert stuck.argv[-1] == ["service", "rm", "px-certs-1"]
+
+
+def _edge():
+    fake = shop()
+    up(fake)
+    return fake.services_["px"]
