@@ -47,6 +47,16 @@ services:
 """
 
 
+
+@pytest.fixture(scope="module")
+def swarm(busybox_image: str, caddy_image: str):
+    """A cluster of this module's own, not the session's: it republishes the edges' ports (Swarm recreates
+    every edge), which the modules after it must not inherit."""
+    from test_swarm import proxied_cluster
+
+    with proxied_cluster(busybox_image, caddy_image) as c:
+        yield c
+
 def proxy_up(c: clusterkit.Cluster, caddy_image: str, *args: str, check: bool = True):
     """``proxy up --swarm`` with the standard args of proxied_cluster, plus ``args``."""
     return luma(c, "proxy", "up", "--swarm", "--image", caddy_image, "--http-port", str(PORT), *args, check=check)
