@@ -57,6 +57,7 @@ def swarm(busybox_image: str, caddy_image: str):
     with proxied_cluster(busybox_image, caddy_image) as c:
         yield c
 
+
 def proxy_up(c: clusterkit.Cluster, caddy_image: str, *args: str, check: bool = True):
     """``proxy up --swarm`` with the standard args of proxied_cluster, plus ``args``."""
     return luma(c, "proxy", "up", "--swarm", "--image", caddy_image, "--http-port", str(PORT), *args, check=check)

@@ -79,8 +79,6 @@ services:
 
 
 @pytest.fixture(scope="module")
-
-@pytest.fixture(scope="module")
 def swarm(busybox_image: str, caddy_image: str):
     """A cluster of this module's own, not the session's: its log assertions read every edge task's log since the
     service began, so they must not follow modules that recreate or reconfigure the edges."""
@@ -89,6 +87,8 @@ def swarm(busybox_image: str, caddy_image: str):
     with proxied_cluster(busybox_image, caddy_image) as c:
         yield c
 
+
+@pytest.fixture(scope="module")
 def app(swarm, busybox_image, tmp_path_factory) -> Iterator[str]:
     """A project with `web` (2 tasks, one per node) and `down` (scaled to 0: its hosts answer 5xx)."""
     c = swarm
