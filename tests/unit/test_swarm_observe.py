@@ -261,3 +261,47 @@ def test_status_swarm_with_the_access_log_off_counts_nothing_and_without_a_proxy
     fake.task_list["px"] = [TaskRecord("running", "rejected", "e1")]
     assert status_swarm(monkeypatch, fake).exit_code == 3
     assert status_swarm(monkeypatch, FakeSwarm()).exit_code == 3
+
+
+def _every_handler(node):
+    if isinstance(node, dict):
+        if "handler" in node:
+            yield node
+        for v in node.values():
+            yield from _every_handler(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _every_handler(v)
+
+
+@pytest.mark.parametrize("tls", [routes.EdgeTLS(), routes.EdgeTLS(mode="acme")], ids=["http", "tls"])
+def test_no_reverse_proxy_of_an_edge_anywhere_passes_the_gateways_header_to_the_client(tls):
+    """Paths (stripped or not), redirects, wildcards, guards (allow, basic auth) and a handler nested in a
+    subroute: wherever a reverse_proxy sits, in any server, the task's address never reaches the client."""
+    from luma_compose.records import ServiceRecord
+    from luma_compose.routing import services
+
+    def svc(project, service, hosts, **labels):
+        lb = {**contract.route_labels(project, service, hosts.split(","), 3000, "/up"),
+              contract.STACK_NAMESPACE_LABEL: project, **labels}
+        return ServiceRecord(contract.stack_service(project, service), labels=lb, created="2026-01-01T00:00:00Z")
+
+    b64 = "JDJ5JDA1JGJCbVpjQ1ZxZkhBSEJ0bGxCcE5rdi5nL3ZIRzB6cm9sLmNqNUZ2aUFsR2REdWZSS2x6dkVx"
+    table = services.table([
+        svc("shop", "web", "shop.test", **{contract.LABEL_REDIRECT_FROM: "www.shop.test"}),
+        svc("shop", "api", "shop.test", **{contract.LABEL_PATHS: "/api,/socket", contract.LABEL_STRIP_PREFIX: "true"}),
+        svc("blog", "web", "blog.test,*.blog.test", **{contract.LABEL_ALLOW: "203.0.113.0/24",
+                                                      contract.LABEL_BASIC_AUTH: f"alice:{b64}"})])
+    cfg = routes.edge_config(table, 80, "px", tls)
+    # a reverse_proxy the layout may one day nest: inside a subroute inside a subroute
+    main = cfg["apps"]["http"]["servers"]["luma"]["routes"]
+    nested = {"handler": "reverse_proxy", "upstreams": [{"dial": "x:1"}]}
+    main.append({"handle": [{"handler": "subroute", "routes": [
+        {"handle": [{"handler": "subroute", "routes": [{"handle": [nested]}]}]}]}]})
+    out = swarm_observe.edge(cfg, table)
+    proxies = [h for h in _every_handler(out) if h["handler"] == "reverse_proxy"]
+    assert len(proxies) == 6  # shop/web, shop/api's two paths, blog/web and its wildcard, the nested one
+    for h in proxies:
+        assert "Luma-Upstream" in h["headers"]["response"]["delete"]
+    # and in the copy only: the config given is left as it was
+    assert "headers" not in nested
