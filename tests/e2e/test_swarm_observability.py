@@ -74,6 +74,8 @@ services:
         exec httpd -f -p 3000 -h /www
     x-luma:
       hosts: [echo.{project}.test]
+      # a path route: its edge handler is laid out apart from a plain route's, and must hide the header too
+      paths: [/cgi-bin]
       port: 3000
 """
 
