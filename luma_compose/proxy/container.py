@@ -190,10 +190,8 @@ class ProxyContainer:
         self.engine.put_file(self.name, path, text.encode())
         return text, path
 
-    def load(self, config: dict[str, Any], attempts: int = 3, staged: tuple[str, str] | None = None,
-             text: str | None = None) -> None:
-        """Atomic ``POST /load`` of a whole config; ``staged``: what :meth:`stage` returned for it;
-        ``text``: ``caddy_config.dumps(config)``, when the caller has it already.
+    def load(self, config: dict[str, Any], attempts: int = 3, staged: tuple[str, str] | None = None) -> None:
+        """Atomic ``POST /load`` of a whole config; ``staged``: what :meth:`stage` returned for it.
 
         One ``wget`` posts the file to the admin API (starting the caddy CLI in the container cost
         0.2-0.3 s more per load, measured at 200 routes). When it fails, ``caddy reload`` does the
@@ -201,7 +199,7 @@ class ProxyContainer:
         that cannot post. Caddy replaces its admin server on every load and closes the old one's
         connections: a load from another process (a deploy beside ``proxy run``) can see its request
         reset unanswered. Such a load is sent again (an identical config is a no-op for Caddy)."""
-        text = caddy_config.dumps(config) if text is None else text
+        text = caddy_config.dumps(config)
         if staged is None or staged[0] != text:
             staged = self.stage(text)
         path = staged[1]

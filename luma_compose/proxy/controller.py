@@ -25,7 +25,6 @@ import json
 import os
 import re
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -263,11 +262,10 @@ class Controller:
         labels = [f"{contract.LABEL_MANAGED}=true"] + ([select] if select else [])
         # Every state: a project's route stays while it lives (a restarting container is dialled
         # as standby, never a 404).
-        with ThreadPoolExecutor(1) as pool:  # the two lists at once: round trips the engine answers in parallel
-            ingress = pool.submit(self.engine.networks, [f"{contract.NETWORK_OWNER_LABEL}=true"])
-            records = [r for r in self.engine.containers(labels, all=True)
-                       if r.labels.get(contract.LABEL_PROJECT) not in exclude_projects]
-            networks = [n for n in ingress.result() if n.compose_project not in exclude_projects]
+        records = [r for r in self.engine.containers(labels, all=True)
+                   if r.labels.get(contract.LABEL_PROJECT) not in exclude_projects]
+        networks = [n for n in self.engine.networks([f"{contract.NETWORK_OWNER_LABEL}=true"])
+                    if n.compose_project not in exclude_projects]
         # Containers on ingress networks that are not managed (the proxy, or a hand-attached
         # one): read only to detect one that answers to a routed container's name.
         known = {r.id for r in records}
@@ -352,17 +350,12 @@ class Controller:
     def sync(self, exclude_projects: frozenset[str] = frozenset()) -> SyncResult:
         c = self.proxy.running()
         table, current = self.table(c, exclude_projects)
+        desired = self.desired(table)
         res = SyncResult(table, changed=False)
         attached = set(c.networks)
-        # The attaches run while the config is built and copied in (neither changes what Caddy serves).
-        # The load waits for them: Caddy's first health check of a new upstream runs at the load, and
-        # one that finds no container yet leaves it unhealthy until the next check, a second later.
-        with ThreadPoolExecutor(1) as pool:
-            joining = pool.submit(self._attach, sorted(table.networks() - attached), res)
-            desired = self.desired(table)
-            text = caddy_config.dumps(desired)
-            staged = self.proxy.stage(text) if current is None or self._dumped(current) != text else None
-            joining.result()
+        text = caddy_config.dumps(desired)
+        staged = self._connect(sorted(table.networks() - attached), res,
+                               text if current is None or self._dumped(current) != text else None)
         if res.connected and self._ephemeral():
             # Docker may publish ephemeral ports anew when a network is connected: the alt-svc port follows.
             again = self.proxy.container()
@@ -371,11 +364,27 @@ class Controller:
                 desired = self.desired(table)
                 text = caddy_config.dumps(desired)
         if current is None or self._dumped(current) != text:
-            self.proxy.load(desired, staged=staged, text=text)
+            self.proxy.load(desired, staged=staged)
             self._loaded, self._loaded_for, self._loaded_text = json.loads(text), c.id, text
             res.changed = True
         self._prune(table, attached, res)
         return res
+
+    def _connect(self, networks: list[str], res: SyncResult, text: str | None) -> tuple[str, str] | None:
+        """Attach the proxy to ``networks``; meanwhile copy ``text`` (the config to load, if any) into
+        it: the copy changes nothing Caddy serves. The load itself waits for the attaches: Caddy's
+        first health check of a new upstream runs at the load, and one that finds no container yet
+        leaves it unhealthy until the next check, a second later. Returns what ``stage`` did."""
+        if not networks or text is None:
+            self._attach(networks, res)
+            return None
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            copy = pool.submit(self.proxy.stage, text)
+            self._attach(networks, res)
+            staged = copy.result()
+        return staged
 
     def _ephemeral(self) -> bool:
         """Does the proxy publish a port Docker picks (0)? Only such a port moves on a network attach."""
