@@ -23,6 +23,11 @@ from ..records import (ConfigRecord, MaintenanceRecord, NetworkRecord, OverlayVi
 from . import state, swarm_state as ss
 
 
+#: What the docker CLI says when it reaches no engine (a local socket, or a remote host over tcp/ssh):
+#: exit 3, as every command says an engine it cannot reach, not a failed operation.
+UNREACHABLE = ("Cannot connect to the Docker daemon", "error during connect")
+
+
 class SwarmEngine:
     def __init__(self, endpoint: Endpoint | None = None) -> None:
         self.endpoint = endpoint or resolve()
@@ -39,7 +44,11 @@ class SwarmEngine:
         except subprocess.TimeoutExpired as e:
             raise SwarmError(f"timed out after {timeout:.0f}s: {' '.join(cmd)}") from e
         if check and p.returncode != 0:
-            raise SwarmError(f"{' '.join(args[:3])} failed: {p.stderr.strip() or p.stdout.strip()}")
+            why = p.stderr.strip() or p.stdout.strip()
+            if any(m in why for m in UNREACHABLE):
+                raise UnavailableError(f"cannot reach the Docker engine ({self.endpoint.describe()}): {why}",
+                                       "is dockerd running (or DOCKER_HOST right)?")
+            raise SwarmError(f"{' '.join(args[:3])} failed: {why}")
         return p
 
     def _inspect(self, kind: str, ids: Sequence[str]) -> list[dict[str, Any]]:

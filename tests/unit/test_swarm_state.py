@@ -4,6 +4,8 @@ records it reads, and the command lines the swarm proxy's specs become. Pure."""
 from __future__ import annotations
 
 import sys
+
+import pytest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -114,3 +116,28 @@ def test_specs_and_updates_as_argv():
                                    ("--config-add", "source=new,target=/t,mode=0444"), ("--sysctl-add", "k=v"),
                                    ("--label-add", "l=1")}
     assert not ServiceUpdate() and ServiceUpdate(image="x")
+
+
+@pytest.mark.parametrize("stderr", [
+    "Cannot connect to the Docker daemon at unix:///nope.sock. Is the docker daemon running?",
+    "error during connect: Get \"http://10.0.0.9:2375/v1.47/services\": dial tcp 10.0.0.9:2375: connect: no route",
+])
+def test_an_engine_the_cli_cannot_reach_is_exit_3_for_every_swarm_call_and_a_failed_call_is_not(monkeypatch, stderr):
+    import subprocess
+
+    from luma_compose.engine.client import Endpoint
+    from luma_compose.engine.swarm import SwarmEngine
+    from luma_compose.errors import SwarmError, UnavailableError
+
+    def run(cmd, **kw):
+        return subprocess.CompletedProcess(cmd, 1, "", stderr)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    engine = SwarmEngine(Endpoint(host="unix:///nope.sock", source="DOCKER_HOST"))
+    with pytest.raises(UnavailableError) as e:
+        engine.services([])
+    assert e.value.exit_code == 3 and "cannot reach the Docker engine" in e.value.message
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, "", "no such service"))
+    with pytest.raises(SwarmError) as e2:
+        engine.services([])
+    assert not isinstance(e2.value, UnavailableError)
