@@ -18,14 +18,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "images"))
 
 import build as image_build  # noqa: E402  (tests/images/build.py)
 import dockerkit  # noqa: E402
+from support import xdist_groups  # noqa: E402
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Everything under tests/e2e is an e2e test, marked or not.
     here = Path(__file__).resolve().parent
     for item in items:
         if here in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.e2e)
+    # The private engine tests on one xdist worker, a module's shared fixture set up once.
+    xdist_groups.mark(items)
+
+
+class _XdistGroupCheck:
+    @pytest.hookimpl(trylast=True)  # after pytest-xdist has (or has not) put the groups into the node ids
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        xdist_groups.check(config, items)
+
+    @pytest.hookimpl(tryfirst=True)  # before any fixture starts an engine
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        xdist_groups.refuse_unsafe(item)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_XdistGroupCheck(), "luma-xdist-group-check")
 
 
 def _remove_image(tag: str) -> None:

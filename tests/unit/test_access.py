@@ -63,6 +63,8 @@ def test_a_weak_or_malformed_entry_is_refused_naming_line_user_and_fix_never_the
     assert hashed not in problems[0]
 
 
+# ids of their own: GOOD is salted anew in each process, and ids naming it would differ between the
+# collections of two pytest-xdist workers (which must be identical)
 @pytest.mark.parametrize("text, why", [
     ("", "no user"),
     ("alice\n", "not `user:hash`"),
@@ -70,7 +72,7 @@ def test_a_weak_or_malformed_entry_is_refused_naming_line_user_and_fix_never_the
     (f"{{http.request.host}}:{GOOD}\n", "user name"),
     (f"alice:{GOOD}\nalice:{GOOD}\n", "listed twice"),
     ("".join(f"u{i}:{GOOD}\n" for i in range(validate.MAX_USERS + 1)), "more than"),
-])
+], ids=["empty", "no-hash", "space-in-user", "placeholder-user", "twice", "too-many"])
 def test_an_htpasswd_file_the_proxy_cannot_serve_is_refused(text, why):
     assert any(why in p for p in validate.htpasswd_entries(text)[1])
 
