@@ -2,8 +2,8 @@
 """Many projects on one server: what a change costs at N projects (issue 19).
 
 On a PRIVATE engine (tests/support/private_engine.py: its own dockerd, its own address pool
-10.254.0.0/16 in /24s, so 100 projects fit), brings up N projects (each two routed
-single-replica services and one unrouted one) and prints per N:
+10.254.0.0/16 in /24s, so 100 projects fit; ``--stock-pools``: dockerd's stock pools, N <= 26), brings
+up N projects (each two routed single-replica services and one unrouted one) and prints per N:
 
 * deploy: ``luma-compose deploy`` of one more project; redeploy: of one existing project;
 * sync: one ``proxy sync`` pass with nothing changed and with one route changed (in-process,
@@ -60,6 +60,14 @@ SELECT_KEY = SELECT.split("=")[0]
 PROXY = f"lumascale{RUN}"
 LUMA = [sys.executable, "-m", "luma_compose.cli"]
 WORK = Path(tempfile.mkdtemp(prefix="luma-bench-scale-"))
+
+
+#: Projects the stock pools hold in this bench, and why.
+STOCK_MOST = 26
+STOCK_WHY = ("dockerd's stock default pools are 31 networks: docker0 takes one, each deployed project one "
+             "(P_default; deploy puts P_luma in luma-compose's own range), and two plain `docker compose up` projects "
+             "two each (a plain up takes a default pool for P_luma too: N = 1's extra project and the one a "
+             "convergence run brings up): 1 + 26 + 2 + 2 = 31")
 
 
 def source(project: str, image: str, version: str = "a") -> str:
@@ -262,11 +270,17 @@ def main() -> None:
     ap.add_argument("--no-sync", action="store_true", help="skip the sync timings (convergence and the quiet "
                     "project only: a shorter run under the lock)")
     ap.add_argument("--engine", default="lumascale", help="private engine name (at most 11 characters)")
+    ap.add_argument("--stock-pools", action="store_true",
+                    help="the private engine with dockerd's stock address pools (31 networks) instead of its own "
+                         "/16 in /24s; the bulk is then deployed (one default pool per project), so N <= 26")
     ap.add_argument("--baseline", type=Path, help="a checkout of another version (e.g. `git worktree add "
                     "/tmp/base main`): its `proxy sync` is timed beside this one's on the same projects")
     args = ap.parse_args()
+    if args.stock_pools and max(args.n) > STOCK_MOST:
+        ap.error(f"--stock-pools holds at most {STOCK_MOST} projects: {STOCK_WHY}")
     counter = LoadCounter()
-    with images() as (bb, cd), PrivateEngine.started(args.engine) as eng, contextlib.ExitStack() as stack:
+    with images() as (bb, cd), PrivateEngine.started(args.engine, stock_pools=args.stock_pools) as eng, \
+            contextlib.ExitStack() as stack:
         eng.load_image(bb)
         eng.load_image(cd)
         before = os.environ.get("DOCKER_HOST")
@@ -282,9 +296,11 @@ def main() -> None:
         print(f"private engine {eng.name}; proxy {PROXY} at {addr[0]}:{addr[1]}", flush=True)
         for n in sorted(args.n):
             t0 = time.monotonic()
-            # the bulk: plain compose, a few at a time (deploy of the last one is measured)
+            # the bulk: plain compose, a few at a time (deploy of the last one is measured); on the stock
+            # pools by deploy, whose P_luma takes no default pool
+            bring_up = (lambda p: deploy(p, bb)) if args.stock_pools else (lambda p: compose_up(p, bb))
             with ThreadPoolExecutor(max_workers=4) as pool:
-                list(pool.map(lambda i: compose_up(f"s{RUN}p{i}", bb), range(have, n - 1)))
+                list(pool.map(lambda i: bring_up(f"s{RUN}p{i}"), range(have, n - 1)))
             have = max(have, n - 1)
             timed_sync()
             bulk = time.monotonic() - t0
