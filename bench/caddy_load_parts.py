@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import http.server
-import json
 import os
 import statistics
-import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import _proxykit  # noqa: F401  (puts the project on sys.path)
-from caddy_load_size import Ok, free_port, request
+from caddy_load_size import caddy_on_host, free_port, request
 
 from luma_compose.proxy import caddy_config, observe
 from luma_compose.routing.claims import Member, Route, RouteTable
@@ -105,21 +101,8 @@ def main() -> None:
     ap.add_argument("--caddy", default="caddy")
     ap.add_argument("--only", nargs="*", default=None)
     args = ap.parse_args()
-    backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
-    threading.Thread(target=backend.serve_forever, daemon=True).start()
-    admin, http_port = free_port(), free_port()
-    boot = Path(tempfile.mkdtemp(prefix="luma-caddy-parts-")) / "boot.json"
-    boot.write_text(json.dumps(base(1, backend.server_port, admin, http_port, 0)))
-    env = {**os.environ, "XDG_DATA_HOME": str(boot.parent), "XDG_CONFIG_HOME": str(boot.parent)}
-    proc = subprocess.Popen([args.caddy, "run", "--config", str(boot)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            try:
-                request(admin, "GET", "/config/", b"")
-                break
-            except (OSError, SystemExit):
-                time.sleep(0.1)
+    with caddy_on_host(args.caddy, lambda b, a, h: base(1, b, a, h, 0), "luma-caddy-parts-") as (backend, admin,
+                                                                                                 http_port, proc):
         print(f"{args.routes} routes; medians of {args.rounds}; load avg {os.getloadavg()[0]:.1f}")
         print(f"{'variant':<26} {'config':>8} {'wall':>7} {'caddy CPU':>10}")
         v = 1
@@ -128,7 +111,7 @@ def main() -> None:
                 continue
             walls, cpus = [], []
             for _ in range(args.rounds):
-                cfg = base(args.routes, backend.server_port, admin, http_port, v)
+                cfg = base(args.routes, backend, admin, http_port, v)
                 v += 1
                 mutate(cfg)
                 body = caddy_config.dumps(cfg).encode()
@@ -138,10 +121,6 @@ def main() -> None:
                 time.sleep(0.3)
             print(f"{name:<26} {len(body) / 1024:>6.0f}kB {statistics.median(walls) * 1000:>5.0f}ms "
                   f"{statistics.median(cpus) * 1000:>8.0f}ms", flush=True)
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        backend.shutdown()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ and every app provisioned and started afresh, then the old one stopped), so both
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import http.server
 import json
@@ -28,6 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import _proxykit  # noqa: F401  (puts the project on sys.path)
@@ -104,19 +106,19 @@ def first_route(cfg: dict) -> tuple[str, dict]:
     raise SystemExit("no route with an @id in the generated config")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--routes", type=int, nargs="+", default=[2, 50, 100, 200, 400])
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--caddy", default="caddy")
-    args = ap.parse_args()
+@contextlib.contextmanager
+def caddy_on_host(caddy: str, boot: Callable[[int, int, int], dict],
+                  prefix: str) -> Iterator[tuple[int, int, int, subprocess.Popen]]:
+    """A local backend answering 200 (:class:`Ok`) and ``caddy run`` on this machine with the config
+    ``boot(backend port, admin port, http port)``: (those three ports, the caddy process) once Caddy's
+    admin API answers; both stopped afterwards. Shared with bench/caddy_load_parts.py."""
     backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
     threading.Thread(target=backend.serve_forever, daemon=True).start()
     admin, http_port = free_port(), free_port()
-    boot = Path(tempfile.mkdtemp(prefix="luma-caddy-size-")) / "boot.json"
-    boot.write_text(json.dumps(config(1, backend.server_port, admin, http_port, 0)))
-    env = {**os.environ, "XDG_DATA_HOME": str(boot.parent), "XDG_CONFIG_HOME": str(boot.parent)}
-    proc = subprocess.Popen([args.caddy, "run", "--config", str(boot)], env=env,
+    path = Path(tempfile.mkdtemp(prefix=prefix)) / "boot.json"
+    path.write_text(json.dumps(boot(backend.server_port, admin, http_port)))
+    env = {**os.environ, "XDG_DATA_HOME": str(path.parent), "XDG_CONFIG_HOME": str(path.parent)}
+    proc = subprocess.Popen([caddy, "run", "--config", str(path)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(100):
@@ -125,28 +127,39 @@ def main() -> None:
                 break
             except (OSError, SystemExit):
                 time.sleep(0.1)
+        yield backend.server_port, admin, http_port, proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        backend.shutdown()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--routes", type=int, nargs="+", default=[2, 50, 100, 200, 400])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--caddy", default="caddy")
+    args = ap.parse_args()
+    with caddy_on_host(args.caddy, lambda b, a, h: config(1, b, a, h, 0), "luma-caddy-size-") as (backend, admin,
+                                                                                                  http_port, _):
         print(f"{'routes':>6} {'config':>9} {'POST /load':>11} {'PATCH 1 route':>14} {'load, no active hc':>19}")
         v = 1
         for n in args.routes:
             full, patch, bare = [], [], []
             for _ in range(args.rounds):
-                cfg = config(n, backend.server_port, admin, http_port, v)
+                cfg = config(n, backend, admin, http_port, v)
                 body = caddy_config.dumps(cfg).encode()
                 full.append(request(admin, "POST", "/load", body))
                 v += 1
                 # one route only: that route replaced in place
-                path, route = first_route(config(n, backend.server_port, admin, http_port, v))
+                path, route = first_route(config(n, backend, admin, http_port, v))
                 patch.append(request(admin, "PATCH", path, json.dumps(route).encode()))
                 v += 1
                 bare.append(request(admin, "POST", "/load", caddy_config.dumps(
-                    config(n, backend.server_port, admin, http_port, v, health=False)).encode()))
+                    config(n, backend, admin, http_port, v, health=False)).encode()))
                 v += 1
             print(f"{n:>6} {len(body) / 1024:>7.1f}kB {statistics.median(full) * 1000:>9.0f}ms "
                   f"{statistics.median(patch) * 1000:>12.0f}ms {statistics.median(bare) * 1000:>17.0f}ms", flush=True)
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        backend.shutdown()
 
 
 if __name__ == "__main__":
