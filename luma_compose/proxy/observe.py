@@ -23,7 +23,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from . import caddy_config
@@ -98,8 +98,9 @@ def _access_log(config: dict[str, Any], servers: dict[str, Any], main: dict[str,
             # project/service, then an entry's suffix: #wildcard, #path/... (one host), /* (a swarm edge)
             project, _, service = rid[len(caddy_config.ROUTE_ID_PREFIX):].partition("#")[0].partition("/")
             service = service.partition("/")[0]
-            route["handle"] = (route_handlers(project, service, upstream)
-                               + [_with_request_id(h) for h in route["handle"]])
+            for h in handlers([route]):
+                _with_request_id(h)
+            route["handle"] = route_handlers(project, service, upstream) + route["handle"]
 
 
 def route_handlers(project: str, service: str, upstream: str = LOG_FIELDS["luma_upstream"]) -> list[dict[str, Any]]:
@@ -110,14 +111,23 @@ def route_handlers(project: str, service: str, upstream: str = LOG_FIELDS["luma_
     return [names] + [{"handler": "log_append", "key": k, "value": v} for k, v in fields.items()]
 
 
-def _with_request_id(handler: dict[str, Any]) -> dict[str, Any]:
+def handlers(routes: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every handler of ``routes``, however deep (a ``subroute``'s routes, and theirs): what is done to
+    each ``reverse_proxy`` is done wherever a layout puts it (one host's routes and a swarm edge's)."""
+    for route in routes:
+        for h in route.get("handle", []):
+            yield h
+            if h.get("handler") == "subroute":
+                yield from handlers(h.get("routes", []))
+
+
+def _with_request_id(handler: dict[str, Any]) -> None:
     """A reverse_proxy handler sends the request id to the container and back to the client."""
     if handler.get("handler") != "reverse_proxy":
-        return handler
+        return
     headers = handler.setdefault("headers", {})
     headers.setdefault("request", {}).setdefault("set", {})[REQUEST_ID_HEADER] = [REQUEST_ID]
     headers.setdefault("response", {}).setdefault("set", {})[REQUEST_ID_HEADER] = [REQUEST_ID]
-    return handler
 
 
 def metrics_server(luma_text: str, allow: Iterable[str], deny: Iterable[str] = ()) -> dict[str, Any]:

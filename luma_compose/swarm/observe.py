@@ -44,21 +44,12 @@ def edge(config: dict[str, Any], table: RouteTable, access_log: bool = True) -> 
     header is never passed to the client. A copy: ``config`` is left as it is."""
     out = observe.apply(config, table.serving, access_log=access_log, upstream=EDGE_UPSTREAM)
     out = copy.deepcopy(out) if out is config else out
-    for h in _handlers([r for server in out["apps"]["http"]["servers"].values() for r in server.get("routes", [])]):
+    # wherever a reverse_proxy sits, in every server, however deep in subroutes
+    for h in observe.handlers(r for server in out["apps"]["http"]["servers"].values() for r in server.get("routes", [])):
         if h.get("handler") == "reverse_proxy":
             response = h.setdefault("headers", {}).setdefault("response", {})
             response["delete"] = sorted({*response.get("delete", []), HEADER_UPSTREAM})
     return out
-
-
-def _handlers(routes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Every handler of ``routes``, however deep (a ``subroute``'s routes, and their subroutes): wherever
-    an edge's reverse_proxy sits, in every server, the gateway's header is deleted."""
-    for route in routes:
-        for h in route.get("handle", []):
-            yield h
-            if h.get("handler") == "subroute":
-                yield from _handlers(h.get("routes", []))
 
 
 def edge_service(engine: Any, name: str) -> ServiceRecord:

@@ -303,5 +303,17 @@ def test_no_reverse_proxy_of_an_edge_anywhere_passes_the_gateways_header_to_the_
     assert len(proxies) == 6  # shop/web, shop/api's two paths, blog/web and its wildcard, the nested one
     for h in proxies:
         assert "Luma-Upstream" in h["headers"]["response"]["delete"]
+        if h.get("upstreams") != nested["upstreams"]:  # the nested one is in no luma route: no request id
+            assert h["headers"]["request"]["set"]["X-Request-Id"] == ["{http.request.uuid}"]
     # and in the copy only: the config given is left as it was
     assert "headers" not in nested
+
+
+def test_the_request_id_reaches_a_reverse_proxy_however_deep_in_a_route_on_one_host_too():
+    cfg = {"apps": {"http": {"servers": {"luma": {"routes": [{"@id": "luma-route:shop/web", "handle": [
+        {"handler": "subroute", "routes": [{"handle": [{"handler": "reverse_proxy", "upstreams": []}]}]}]}]}}}}}
+    out = observe.apply(cfg, [], access_log=True)
+    [proxy] = [h for h in _every_handler(out) if h["handler"] == "reverse_proxy"]
+    assert proxy["headers"]["request"]["set"]["X-Request-Id"] == ["{http.request.uuid}"]
+    assert proxy["headers"]["response"]["set"]["X-Request-Id"] == ["{http.request.uuid}"]
+    assert [h["handler"] for h in out["apps"]["http"]["servers"]["luma"]["routes"][0]["handle"]][-1] == "subroute"
