@@ -340,8 +340,7 @@ def main() -> None:
                     idle_loaded = quiet_under_load(addr, quiet, busy, bb, 0, args.clients, stress=True,
                                                    secs=time.monotonic() - t0)
             if base_conv:
-                versus += (f"\nconvergence, baseline proxy run  median {statistics.median(base_conv) * 1000:.0f} ms, "
-                           f"worst {max(base_conv) * 1000:.0f} ms ({len(base_conv)} runs, alternating with this code's)")
+                versus += f"\nconvergence, baseline proxy run  {_spread(base_conv)}, alternating with this code's"
             print(f"\n== N = {n} projects ({3 * n} containers; bulk setup {bulk:.0f} s)\n"
                   f"deploy (one more project)      {first:6.2f} s\n"
                   f"redeploy (one project)         {redeploy:6.2f} s\n"
