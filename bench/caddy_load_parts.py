@@ -4,7 +4,9 @@
 Starts the caddy binary on this machine (no Docker) and ``POST /load``s the config the proxy
 really loads (``Controller.desired``'s pieces: ``build_config`` + the access log of
 ``observe.apply``) for R routes, each part left out in turn: the wall time of the load and the
-CPU seconds Caddy spent on it (from /proc: the machine may be loaded), medians of --rounds.
+CPU seconds Caddy spent on it (from /proc: the machine may be loaded), medians of --rounds. Every
+route has Caddy's active probes on (x-luma ``health_interval: 1``; routes have none unless x-luma asks),
+so that "no active health checks" shows their share.
 
     .venv/bin/python bench/caddy_load_parts.py [--routes 200] [--rounds 5]
 """
@@ -26,12 +28,14 @@ from luma_compose.proxy import caddy_config, observe
 from luma_compose.routing.claims import Member, Route, RouteTable
 
 
-def base(routes: int, backend: int, admin: int, http_port: int, version: int) -> dict:
+def base(routes: int, backend: int, admin: int, http_port: int, version: int, probes: int = 1) -> dict:
+    """``probes``: every route's x-luma ``health_interval`` (the parts are measured with Caddy's probes
+    on, so that "no active health checks" shows their share; 0: none, the default config)."""
     rs = []
     for i in range(routes):
         m = Member(f"p{i}-web-1", f"id{i}", f"127.0.0.1:{backend}", "none", True, "", f"h{version}", "running")
         rs.append(Route(f"p{i // 2}", f"s{i % 2}", (f"s{i % 2}-v{version if i == 0 else 0}.p{i // 2}.test",), 3000,
-                        "/up", f"p{i // 2}_luma", (m,), "2026-01-01T00:00:00Z"))
+                        "/up", f"p{i // 2}_luma", (m,), "2026-01-01T00:00:00Z", health_interval=probes))
     table = RouteTable(tuple(rs))
     cfg = caddy_config.build_config(table, tls="off", http_port=http_port, https_port=free_port(), http3=False)
     cfg = observe.apply(cfg, table.routes, access_log=True)

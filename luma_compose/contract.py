@@ -29,6 +29,11 @@ LABEL_REDIRECT_FROM = "luma.redirect_from"
 LABEL_HOLD = "luma.hold"
 DEFAULT_HOLD = 30
 MAX_HOLD = 600
+#: Seconds between the proxy's own probes of each container's health path (x-luma
+#: ``health_interval``); written only when x-luma sets it. Without it the proxy does not probe:
+#: Docker's health check and the proxy's passive checks decide (docs/proxy.md, issue 19).
+LABEL_HEALTH_INTERVAL = "luma.health.interval"
+MAX_HEALTH_INTERVAL = 3600
 
 #: Label order as render writes them.
 ROUTE_LABELS = (
@@ -172,16 +177,23 @@ class RoutedService(NamedTuple):  # not a dataclass: render must not pay for imp
     allow: tuple[str, ...] = ()
     rollout: str = "start-first"  # x-luma `rollout` (deploy/stopfirst.py)
     hold: int = 0  # seconds the proxy holds requests during a stop-first roll (0: not stop-first)
+    health_interval: int = 0  # seconds between the proxy's probes (x-luma `health_interval`); 0: no probes
 
     def labels(self, project: str) -> dict[str, str]:
         return {**route_labels(project, self.service, list(self.hosts), self.port, self.health_path,
                                self.paths, self.strip_prefix, self.redirect_from),
-                **access_labels(self.basic_auth, self.allow), **hold_labels(self.hold)}
+                **access_labels(self.basic_auth, self.allow), **hold_labels(self.hold),
+                **health_interval_labels(self.health_interval)}
 
 
 def hold_labels(hold: int) -> dict[str, str]:
     """``luma.hold`` of a stop-first service (nothing for any other)."""
     return {LABEL_HOLD: str(int(hold))} if hold else {}
+
+
+def health_interval_labels(interval: int) -> dict[str, str]:
+    """``luma.health.interval`` of a service whose x-luma sets ``health_interval`` (nothing for any other)."""
+    return {LABEL_HEALTH_INTERVAL: str(int(interval))} if interval else {}
 
 
 def parse_hosts(value: str) -> list[str]:

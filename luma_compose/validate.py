@@ -151,6 +151,17 @@ def hold_problem(value: str) -> str | None:
     return None
 
 
+def health_interval_problem(value: str) -> str | None:
+    """A ``luma.health.interval`` label: whole seconds, 1 to contract.MAX_HEALTH_INTERVAL (digits only)."""
+    from . import contract
+
+    if not (isinstance(value, str) and value.isascii() and value.isdigit()
+            and 1 <= int(value) <= contract.MAX_HEALTH_INTERVAL):
+        return (f"health_interval {_shown(str(value))} is not a whole number of seconds from 1 to "
+                f"{contract.MAX_HEALTH_INTERVAL}")
+    return None
+
+
 def strip_prefix_problem(value: str) -> str | None:
     if value not in ("true", "false"):
         return f"strip_prefix {_shown(value)} is not true or false"

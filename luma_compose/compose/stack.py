@@ -79,6 +79,11 @@ def problems(src: Source) -> list[Problem]:
             out.append(src.problem(rk, f"service '{name}': x-luma `rollout` is not read on a swarm",
                                    "write Compose's own `deploy.update_config.order` (start-first or stop-first): "
                                    "Swarm rolls the service that way", WARNING_RULE))
+        hk, _ = own_get(xl, "health_interval") if is_map(xl) else (None, None)
+        if hk is not None:
+            out.append(src.problem(hk, f"service '{name}': x-luma `health_interval` is not read on a swarm",
+                                   "write Compose's own `healthcheck:`: Swarm keeps a task out of the service's "
+                                   "DNS until it passes, and the gateways dial only those", WARNING_RULE))
         kn, dep = own_get(body, "depends_on")
         if kn is not None:
             if is_map(dep):

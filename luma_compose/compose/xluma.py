@@ -38,19 +38,21 @@ class MarkedService(NamedTuple):
     allow: tuple[str, ...] = ()
     rollout: str = "start-first"  # x-luma `rollout`
     hold: int = 0  # seconds the proxy holds requests in a stop-first roll (x-luma `hold`); 0: not stop-first
+    health_interval: int = 0  # x-luma `health_interval`; 0: the proxy does not probe
 
     def spec(self) -> contract.RoutedService:
         """The plain description (no YAML nodes, variables interpolated): what deploy and the API see."""
         assert self.port is not None
         return contract.RoutedService(self.service, tuple(self.hosts), self.port, self.health_path,
                                       self.paths, self.strip_prefix, self.redirect_from, self.basic_auth, self.allow,
-                                      self.rollout, self.hold)
+                                      self.rollout, self.hold, self.health_interval)
 
     def labels(self, project: str) -> dict[str, str]:
         return {**contract.route_labels(project, self.service, list(self.label_hosts or self.hosts),
                                         self.label_port or self.port, self.label_health or self.health_path,  # type: ignore[arg-type]
                                         self.paths, self.strip_prefix, self.redirect_from),
-                **contract.access_labels(self.basic_auth, self.allow), **contract.hold_labels(self.hold)}
+                **contract.access_labels(self.basic_auth, self.allow), **contract.hold_labels(self.hold),
+                **contract.health_interval_labels(self.health_interval)}
 
 
 def services_node(src: Source) -> MappingNode | None:
@@ -167,7 +169,8 @@ def find_routes(src: Source, data: dict, variables: Mapping[str, str] | None = N
         routes.append(MarkedService(name, snode, knode, xnode, [h.lower() for h in hosts], port, health,
                                     label_hosts, str(text_port) if isinstance(text_port, str) else expose_label,
                                     str(written.get("health", health)), *features, users, allow,
-                                    str(xdata.get("rollout", "start-first")), hold))
+                                    str(xdata.get("rollout", "start-first")), hold,
+                                    int(xdata.get("health_interval", 0))))
     return routes, problems
 
 

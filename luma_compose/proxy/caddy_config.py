@@ -2,8 +2,8 @@
 
 One HTTP server (``luma``) matches each request's Host against the routes;
 a route proxies to its pool, each request to the container with the fewest
-requests in flight, with active health checks on ``luma.health.path``, and
-retries a failed dial at once on another upstream (passive failure tracking
+requests in flight (active probes of ``luma.health.path`` only where x-luma's
+``health_interval`` asks for them: :func:`_active_checks`), and retries a failed dial at once on another upstream (passive failure tracking
 skips the one that failed for a moment), or on the same one once it is back,
 for ``TRY_DURATION``. Any other host gets 404. A route with no upstream at all
 answers 503 rather than falling through to 404, and so does a route whose
@@ -51,8 +51,8 @@ WILDCARD_ID_SUFFIX = "#wildcard"
 #: Where Caddy keeps certificates and ACME state: the proxy's named volume.
 STORAGE_ROOT = "/data/caddy"
 
-HEALTH_INTERVAL = "1s"
-HEALTH_TIMEOUT = "1s"
+#: An active probe (x-luma ``health_interval``) waits this long at most (and never longer than the interval).
+HEALTH_TIMEOUT_MAX_S = 5
 #: How long a request waits for an upstream that answers (a restarting single replica, a
 #: booting one) before it gets 503: a `docker restart` of a busy machine's only replica took up
 #: to ~6 s from the first failed request to the first answer (measured under hey load: 4 of
@@ -149,6 +149,27 @@ def _safe(value: str) -> str:
 safe = _safe
 
 
+def _active_checks(r: Route) -> dict[str, Any]:
+    """Caddy's own probes of ``r.health_path``, only for a route whose x-luma asks for them
+    (``health_interval``). Caddy starts every handler's checker anew at each config load, and each
+    checker probes all its upstreams at once when it starts: probes on every route made each load
+    (any project's deploy or sync) a burst of one request per container of the server, and the
+    per-second probes a steady load on every app. At 100 projects that made other projects'
+    requests wait over 0.5 s at loads (issue 19: 58-64 of ~40,000 across 3 redeploys of another
+    project; none without the probes, bench/scale.py). Docker's health check (the route table
+    leaves out ``starting``/``unhealthy``) and passive checks (a refused or timed-out dial) decide
+    for every other route."""
+    if not r.health_interval:
+        return {}
+    return {"active": {
+        "uri": _safe(r.health_path),
+        "interval": f"{int(r.health_interval)}s",
+        "timeout": f"{min(int(r.health_interval), HEALTH_TIMEOUT_MAX_S)}s",
+        "passes": 1,
+        "fails": 1,
+    }}
+
+
 def _route(r: Route, hosts: tuple[str, ...] | None = None, wildcard: bool = False,
            relays: tuple[str, ...] = ()) -> dict[str, Any]:
     """The Caddy route of ``r`` for ``hosts`` (default: all of them); ``wildcard``: the part of
@@ -172,16 +193,7 @@ def _route(r: Route, hosts: tuple[str, ...] | None = None, wildcard: bool = Fals
                 "try_duration": f"{int(r.hold)}s" if r.hold else TRY_DURATION,
                 "try_interval": TRY_INTERVAL,
             },
-            "health_checks": {
-                "active": {
-                    "uri": _safe(r.health_path),
-                    "interval": HEALTH_INTERVAL,
-                    "timeout": HEALTH_TIMEOUT,
-                    "passes": 1,
-                    "fails": 1,
-                },
-                "passive": {"fail_duration": FAIL_DURATION, "max_fails": 1},
-            },
+            "health_checks": {**_active_checks(r), "passive": {"fail_duration": FAIL_DURATION, "max_fails": 1}},
         }
     else:
         handler = {

@@ -69,6 +69,9 @@ class Route:
     redirect_from: tuple[str, ...] = ()
     #: Stop-first (``luma.hold``): seconds the proxy holds a request while no container runs; 0: the default window.
     hold: int = 0
+    #: Seconds between the proxy's active probes of ``health_path`` (``luma.health.interval``); 0: no
+    #: probes (Docker's health check and passive checks decide). One host only (a swarm: Swarm's checks).
+    health_interval: int = 0
     #: Access control (docs/access.md): (user, base64 bcrypt hash) and admitted networks; never in output.
     basic_auth: tuple[tuple[str, str], ...] = ()
     allow: tuple[str, ...] = ()
@@ -128,7 +131,8 @@ class Route:
         }
 
     def features_json(self) -> dict[str, Any]:
-        """The optional keys (``paths``, ``strip_prefix``, ``redirect_from``/``redirect_to``) when set."""
+        """The optional keys (``paths``, ``strip_prefix``, ``redirect_from``/``redirect_to``, ``hold``,
+        ``health_interval``) when set."""
         out: dict[str, Any] = {}
         if self.paths:
             out.update(paths=list(self.paths), strip_prefix=self.strip_prefix)
@@ -136,6 +140,8 @@ class Route:
             out.update(redirect_from=list(self.redirect_from), redirect_to=self.redirect_to)
         if self.hold:
             out.update(hold=self.hold)
+        if self.health_interval:
+            out.update(health_interval=self.health_interval)
         return out
 
     def access_json(self) -> dict[str, Any]:
@@ -320,6 +326,9 @@ def _feature_checks(labels: Mapping[str, str]) -> tuple[tuple[str, str | None], 
             & set(hosts_of(labels)) else None)))
     if contract.LABEL_HOLD in labels:
         out.append((contract.LABEL_HOLD, validate.hold_problem(labels[contract.LABEL_HOLD])))
+    if contract.LABEL_HEALTH_INTERVAL in labels:
+        out.append((contract.LABEL_HEALTH_INTERVAL,
+                    validate.health_interval_problem(labels[contract.LABEL_HEALTH_INTERVAL])))
     return tuple(out)
 
 
@@ -337,7 +346,8 @@ def features_of(labels: Mapping[str, str]) -> dict[str, Any]:
     """The Route keyword arguments of the optional labels."""
     return {"paths": paths_of(labels), "strip_prefix": labels.get(contract.LABEL_STRIP_PREFIX) == "true",
             "redirect_from": redirects_of(labels),
-            "hold": int(labels[contract.LABEL_HOLD]) if contract.LABEL_HOLD in labels else 0}
+            "hold": int(labels[contract.LABEL_HOLD]) if contract.LABEL_HOLD in labels else 0,
+            "health_interval": int(labels.get(contract.LABEL_HEALTH_INTERVAL, 0))}
 
 
 def access_problem(labels: Mapping[str, str]) -> str | None:

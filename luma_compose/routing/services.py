@@ -43,7 +43,9 @@ def claim(service: ServiceRecord) -> tuple[Route | None, str]:
         return None, f"{where}: {problem}; ignored"
     return Route(project, svc, hosts_of(labels), int(labels[contract.LABEL_PORT]),
                  labels.get(contract.LABEL_HEALTH_PATH, contract.DEFAULT_HEALTH_PATH),
-                 contract.ingress_network(project), created=service.created, **features_of(labels),
+                 contract.ingress_network(project), created=service.created,
+                 # Swarm's own health checks gate a task's DNS entry: the gateways do not probe (docs/swarm.md)
+                 **{**features_of(labels), "health_interval": 0},
                  **access_of(labels)), ""
 
 

@@ -30,14 +30,16 @@ from luma_compose.records import COMPOSE_PROJECT_LABEL, ContainerRecord, Network
 from support.records import routed
 
 
-def rec(project, service, hosts, ip, port, n=1, health_path="/up", created="2026-01-01T00:00:00Z", name=None):
+def rec(project, service, hosts, ip, port, n=1, health_path="/up", created="2026-01-01T00:00:00Z", name=None,
+        labels=None):
     """A compose-made container. Upstreams are dialled by container name: the loopback tests
     name their containers ``127.0.0.1`` (a valid Docker name) so that the name resolves to
     the loopback upstreams."""
     if name is None:
         name = "127.0.0.1" if ip == "127.0.0.1" else f"{project}-{service}-{n}"
     return routed(project, service, n, hosts=hosts, ip=ip, port=port, health_path=health_path, created=created,
-                  aliases=(contract.alias(project, service),), cid=f"{project}-{service}-{n}", name=name)
+                  aliases=(contract.alias(project, service),), cid=f"{project}-{service}-{n}", name=name,
+                  labels=labels)
 
 
 def server_routes(cfg, name="luma"):
@@ -56,7 +58,8 @@ def test_routes_match_hosts_balance_replicas_and_health_check():
     assert [u["dial"] for u in rp["upstreams"]] == ["tcp4/a-web-1.:3000", "tcp4/a-web-2.:3000"]
     assert rp["transport"]["resolver"] == {"addresses": ["127.0.0.11:53"]}
     assert rp["load_balancing"]["selection_policy"]["policy"] == "least_conn"
-    assert rp["health_checks"]["active"]["uri"] == "/up"
+    # no probes of its own unless x-luma asks (health_interval): Docker's health and passive checks decide
+    assert "active" not in rp["health_checks"] and rp["health_checks"]["passive"]["max_fails"] == 1
     last = routes[-1]
     assert "match" not in last and last["handle"][0]["status_code"] == 404
     assert cfg["apps"]["http"]["servers"]["luma"]["automatic_https"] == {"disable": True}
@@ -162,10 +165,12 @@ class Upstream:
 
     def __init__(self, name: str):
         self.name, self.healthy = name, True
+        self.paths: Counter = Counter()  # requests per path
         outer = self
 
         class H(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
+                outer.paths[self.path] += 1
                 code = 200 if (self.path != "/up" or outer.healthy) else 500
                 body = outer.name.encode()
                 self.send_response(code)
@@ -225,13 +230,24 @@ def caddy(tmp_path: Path):
         p.wait(10)
 
 
+def eventually(probe, want, within: float = 60.0):
+    """``probe()`` until it returns ``want`` (a generous bound, no timing asserted); the last value."""
+    deadline = time.monotonic() + within
+    got = probe()
+    while got != want and time.monotonic() < deadline:
+        time.sleep(0.2)
+        got = probe()
+    return got
+
+
 @needs_caddy
 def test_caddy_routes_by_host_spreads_load_404s_unknown_hosts_and_drops_failing_upstreams(caddy):
     ups = [Upstream("a1"), Upstream("a2"), Upstream("b1")]
+    probed = {contract.LABEL_HEALTH_INTERVAL: "1"}  # x-luma health_interval: 1
     try:
         t = build_table([
-            rec("a", "web", ["a.test"], "127.0.0.1", ups[0].port, 1),
-            rec("a", "web", ["a.test"], "127.0.0.1", ups[1].port, 2),
+            rec("a", "web", ["a.test"], "127.0.0.1", ups[0].port, 1, labels=probed),
+            rec("a", "web", ["a.test"], "127.0.0.1", ups[1].port, 2, labels=probed),
             rec("b", "web", ["b.test"], "127.0.0.1", ups[2].port, 1),
         ])
         port = caddy(build_config(t, tls="off"))
@@ -243,11 +259,11 @@ def test_caddy_routes_by_host_spreads_load_404s_unknown_hosts_and_drops_failing_
         assert code == 404 and "no route" in body
 
         ups[1].healthy = False  # /up now fails: a2 must leave the pool
-        time.sleep(2.5)
-        assert Counter(get(port, "a.test") for _ in range(20)) == Counter({(200, "a1"): 20})
+        served = lambda: {b for _, b in (get(port, "a.test") for _ in range(20))}  # noqa: E731
+        assert eventually(served, {"a1"}) == {"a1"}
+        assert served() == {"a1"}  # and stays out
         ups[1].healthy = True  # and come back
-        time.sleep(2.5)
-        assert {b for _, b in (get(port, "a.test") for _ in range(20))} == {"a1", "a2"}
+        assert eventually(served, {"a1", "a2"}) == {"a1", "a2"}
     finally:
         for u in ups:
             u.close()
@@ -424,9 +440,8 @@ def test_caddy_retries_a_dropped_syn_on_the_other_container_in_a_fraction_of_a_s
         t = build_table([rec("a", "web", ["a.test"], "127.0.0.1", good.port, 1),
                          rec("a", "web", ["a.test"], "127.0.0.1", stalled.getsockname()[1], 2)])
         cfg = build_config(t, tls="off")
-        # Health checks of both go to the good server, so the stalled one stays in the pool
-        # and requests keep being sent to it.
-        server_routes(cfg)[0]["handle"][0]["health_checks"]["active"]["port"] = good.port
+        # No active probes (the route's x-luma sets no health_interval), so the stalled one stays
+        # in the pool and requests keep being sent to it.
         port = caddy(cfg)
         took = []
         for _ in range(20):
