@@ -372,9 +372,10 @@ class Controller:
 
     def _connect(self, networks: list[str], res: SyncResult, text: str | None) -> tuple[str, str] | None:
         """Attach the proxy to ``networks``; meanwhile copy ``text`` (the config to load, if any) into
-        it: the copy changes nothing Caddy serves. The load itself waits for the attaches: Caddy's
-        first health check of a new upstream runs at the load, and one that finds no container yet
-        leaves it unhealthy until the next check, a second later. Returns what ``stage`` did."""
+        it: the copy changes nothing Caddy serves. The load itself waits for the attaches: on a route
+        with probes (x-luma ``health_interval``) Caddy's first probe of a new upstream runs at the load,
+        and one that finds no container yet leaves it unhealthy until the next probe; on any route a
+        dial before the attach would fail and be retried. Returns what ``stage`` did."""
         if not networks or text is None:
             self._attach(networks, res)
             return None

@@ -41,7 +41,7 @@ def compose_text(project: str, image: str, services: dict[str, dict]) -> str:
             "environment": {"PROJECT": project, "SERVICE": s},
             "labels": {k: v},
             "deploy": {"replicas": spec.get("replicas", 1)},
-            "x-luma": {"hosts": list(spec["hosts"]), "port": 3000},
+            "x-luma": {"hosts": list(spec["hosts"]), "port": 3000, **spec.get("xluma", {})},
         }
         if "container_name" in spec:
             svcs[s]["container_name"] = spec["container_name"]
@@ -308,28 +308,39 @@ def network_exists(name: str) -> bool:
 def test_proxy_run_follows_events_and_health(world, busybox_image):
     with contextlib.ExitStack() as stack, proxy_run(world.proxy.name) as runner:
         port = world.proxy.port
-        proj = add_project(world, stack, "live", busybox_image, ["live.example.test"], replicas=2)
-        ok = wait_for(lambda: get(port, "live.example.test")[0] == 200)
-        assert ok, "proxy run never routed the new project"
+        # x-luma health_interval: the proxy probes the health path itself (docs/proxy.md, Health)
+        proj = add_project(world, stack, "live", busybox_image, ["live.example.test"], replicas=2,
+                           xluma={"health_interval": 1})
+        # without it, nobody probes /up at run time: Docker's health check (none here) and failed
+        # connections decide, so a replica whose /up fails keeps answering
+        plain = add_project(world, stack, "plain", busybox_image, ["plain.example.test"], replicas=2)
+        ok = wait_for(lambda: get(port, "live.example.test")[0] == 200 and get(port, "plain.example.test")[0] == 200)
+        assert ok, "proxy run never routed the new projects"
         ids = replica_ids(proj.name, "web")
+        plain_ids = replica_ids(plain.name, "web")
 
-        def answering(n: int) -> set[str]:
+        def answering(n: int, host: str = "live.example.test") -> set[str]:
             """The replicas that answered n requests (an error body names none)."""
-            return {b.rsplit("/", 1)[-1] for code, b in many(port, "live.example.test", n) if code == 200}
+            return {b.rsplit("/", 1)[-1] for code, b in many(port, host, n) if code == 200}
 
         assert wait_for(lambda: answering(10) == ids)
+        assert wait_for(lambda: answering(10, "plain.example.test") == plain_ids)
 
-        # one replica starts failing its health path: it leaves the pool (as soon as the active
-        # check notices, however loaded the machine is) ...
+        # one replica of each starts failing its health path: the probed one leaves the pool (as soon
+        # as the probe notices, however loaded the machine is) ...
         sick = proj.container("web", 1)
         sick_id = dk.inspect(sick)["Id"][:12]
         dk.exec_sh(sick, "rm /www/up", check=True)
+        dk.exec_sh(plain.container("web", 1), "rm /www/up", check=True)
         healthy = Counter({(200, f"{proj.name}/web/{(ids - {sick_id}).pop()}"): 30})
         assert wait_for(lambda: many(port, "live.example.test", 30) == healthy, timeout=60), \
             many(port, "live.example.test", 30)
-        # ... and comes back when it recovers
+        # ... the unprobed one stays (both of its replicas still answer, after the probed one left)
+        assert wait_for(lambda: answering(20, "plain.example.test") == plain_ids)
+        # ... and the probed one comes back when it recovers
         dk.exec_sh(sick, "echo ok > /www/up", check=True)
         assert wait_for(lambda: sick_id in answering(10))
+        plain.down()
 
         proj.down()
         assert wait_for(lambda: get(port, "live.example.test")[0] == 404)
