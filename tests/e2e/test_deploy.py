@@ -149,7 +149,7 @@ class Traffic:
                     self.retried += 1  # sent again on a new connection by the next turn of the loop
                 else:
                     self.outcomes[f"error: {type(e).__name__}"] += 1
-            except OSError as e:
+            except (OSError, http.client.HTTPException) as e:  # a response cut short (IncompleteRead) too
                 conn.close()
                 conn = None
                 self.outcomes[f"error: {type(e).__name__}"] += 1

@@ -19,8 +19,12 @@ BOOT = 2  # seconds before the app listens
 def app(project: str, image: str, host: str, version: str, *, broken: bool = False, xluma: bool = False) -> str:
     """xluma: ask with `x-luma: {rollout: stop-first}`, else with Compose's `deploy.update_config.order`."""
     # a lock on the shared volume: a second copy running at the same time exits with an error
+    # On SIGTERM it stops the way a well-behaved server does: it stops accepting (busybox httpd's
+    # parent exits; the proxy then holds new requests), lets a response already being written finish
+    # (each connection is a forked child), then leaves. Exiting at once cut a response mid-body when
+    # the stop met a request in flight: that is the app's part, whatever the proxy does (docs/releases.md).
     start = (f"mkdir -p /data; if ! mkdir /data/lock; then echo two copies >> /data/clash; fi; sleep {BOOT}; "
-             "trap 'rmdir /data/lock; exit 0' TERM; /usr/local/bin/serve & wait")
+             "trap 'kill $$pid; sleep 1; rmdir /data/lock; exit 0' TERM; /usr/local/bin/serve & pid=$$!; wait")
     if broken:
         start = "sleep 1; exit 3"
     web = {
