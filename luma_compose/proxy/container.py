@@ -239,11 +239,18 @@ class ProxyContainer:
 _UNANSWERED = ("connection reset by peer", "connection refused", "EOF")
 
 
+#: A staged config file older than this (minutes) belongs to no live load: a process killed between
+#: :meth:`ProxyContainer.stage` and its load left it. The next load removes it.
+STALE_LOAD_MINUTES = 10
+
+
 def post_load(path: str) -> list[str]:
     """``POST /load`` of the file at ``path`` with the container's own wget (busybox, as ``fetch``
-    uses), then the file removed."""
+    uses), then the file removed, and any staged file a killed process left (older than
+    STALE_LOAD_MINUTES); the exit status is the load's."""
     return ["sh", "-c", f'wget -q -O /dev/null --header "Content-Type: application/json" --post-file "$1" '
-            f'{ADMIN_URL}/load && rm -f "$1"', "sh", path]
+            f'{ADMIN_URL}/load && rm -f "$1"; rc=$?; find {CONF_DIR} -maxdepth 1 -name "load-*.json" '
+            f'-mmin +{STALE_LOAD_MINUTES} -exec rm -f {{}} + 2>/dev/null; exit $rc', "sh", path]
 
 
 def _unanswered(text: str) -> bool:

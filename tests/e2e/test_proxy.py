@@ -282,6 +282,29 @@ def test_a_project_brought_down_leaves_the_routes_and_its_network_is_removed(wor
         assert not network_exists(net)
 
 
+def test_a_load_removes_the_config_file_a_killed_process_left_staged(world):
+    """A process killed between staging a config in the proxy and loading it leaves its file; the
+    next load (of any process) removes such files once they are old, and never one a live load uses."""
+    from luma_compose.engine.docker_engine import DockerEngine
+    from luma_compose.proxy.container import CONF_DIR, STALE_LOAD_MINUTES, ProxyContainer
+
+    world.proxy.sync()
+    old, recent = f"{CONF_DIR}/load-{dk.unique('killed')}.json", f"{CONF_DIR}/load-{dk.unique('live')}.json"
+    assert STALE_LOAD_MINUTES < 60 * 24  # the file below is a day old
+    dk.exec_sh(world.proxy.name, f"echo {{}} > {old} && touch -d \"$(date -d @$(( $(date +%s) - 86400 )) "
+               f"'+%Y-%m-%d %H:%M:%S')\" {old} && echo {{}} > {recent}", check=True)
+    try:
+        proxy = ProxyContainer(DockerEngine(), world.proxy.name)
+        proxy.load(proxy.get_config())  # the config Caddy runs, loaded again: changes nothing served
+        left = dk.exec_sh(world.proxy.name, f"ls {CONF_DIR}").stdout.split()
+        assert old.rsplit("/", 1)[1] not in left and recent.rsplit("/", 1)[1] in left, left
+        assert not [f for f in left if f.startswith("load-") and f != recent.rsplit("/", 1)[1]], left
+        for role in world.projects:
+            assert get(world.proxy.port, world.hosts[role])[0] == 200
+    finally:
+        dk.exec_sh(world.proxy.name, f"rm -f {old} {recent}")
+
+
 def test_proxy_removed_and_brought_back_serves_the_same_routes(world):
     world.proxy.sync()
     before = {r["project"]: r["hosts"] for r in world.proxy.routes()["routes"]}
