@@ -4,6 +4,7 @@ with its node), filtered and printed as JSON lines or text."""
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -40,6 +41,8 @@ def logs(project, service, follow, since, status, fmt, name, target, swarm_flag)
         click.echo(f"warning: {who} writes no access log (proxy up{' --swarm' if swarm else ''} --access-log on)",
                    err=True)
     show = access_log.dumps if fmt == "json" else access_log.text
+    if follow:  # stopped by SIGTERM as by Ctrl-C: the reader's own child (`docker service logs -f`) goes too
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         for rec in access_log.select(lines, project, service, status):
             sys.stdout.write(show(rec) + "\n")
@@ -48,6 +51,14 @@ def logs(project, service, follow, since, status, fmt, name, target, swarm_flag)
     except BrokenPipeError:  # `logs | head`
         sys.stderr.close()
         sys.exit(0)
+    finally:
+        close = getattr(lines, "close", None)
+        if close is not None:
+            close()  # a generator's cleanup (kill its child) runs now, not whenever it is collected
+
+
+def _terminated(signum, frame) -> None:
+    sys.exit(128 + signum)
 
 
 def _host_lines(name, since_t, follow):
