@@ -20,9 +20,9 @@ PROGRAM = textwrap.dedent("""
     def reader(name, since_t, follow):
         def lines():
             p = subprocess.Popen(["sleep", "300"], stdout=subprocess.PIPE, text=True)
-            sys.stderr.write(f"child {p.pid}\\n")
-            sys.stderr.flush()
-            try:
+            try:  # told inside the try: a SIGTERM sent once the test reads it finds the cleanup armed
+                sys.stderr.write(f"child {p.pid}\\n")
+                sys.stderr.flush()
                 yield from p.stdout
             finally:
                 if p.poll() is None:
