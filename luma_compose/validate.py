@@ -146,19 +146,19 @@ def hold_problem(value: str) -> str | None:
     """A ``luma.hold`` label: whole seconds, 1 to contract.MAX_HOLD (written digits only)."""
     from . import contract
 
-    if not (isinstance(value, str) and value.isascii() and value.isdigit() and 1 <= int(value) <= contract.MAX_HOLD):
-        return f"hold {_shown(str(value))} is not a whole number of seconds from 1 to {contract.MAX_HOLD}"
-    return None
+    return _seconds_problem("hold", value, contract.MAX_HOLD)
 
 
 def health_interval_problem(value: str) -> str | None:
     """A ``luma.health.interval`` label: whole seconds, 1 to contract.MAX_HEALTH_INTERVAL (digits only)."""
     from . import contract
 
-    if not (isinstance(value, str) and value.isascii() and value.isdigit()
-            and 1 <= int(value) <= contract.MAX_HEALTH_INTERVAL):
-        return (f"health_interval {_shown(str(value))} is not a whole number of seconds from 1 to "
-                f"{contract.MAX_HEALTH_INTERVAL}")
+    return _seconds_problem("health_interval", value, contract.MAX_HEALTH_INTERVAL)
+
+
+def _seconds_problem(key: str, value: str, most: int) -> str | None:
+    if not (isinstance(value, str) and value.isascii() and value.isdigit() and 1 <= int(value) <= most):
+        return f"{key} {_shown(str(value))} is not a whole number of seconds from 1 to {most}"
     return None
 
 

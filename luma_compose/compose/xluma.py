@@ -152,7 +152,11 @@ def find_routes(src: Source, data: dict, variables: Mapping[str, str] | None = N
             strict.append(validate.port_problem(port))
         features = _features(xdata, hosts)
         hold, hold_problem = _hold(xdata, (data.get("services") or {}).get(name) or {})
-        strict = [p for p in strict + features_problems(features, hosts) + [hold_problem] if p]
+        interval = int(xdata.get("health_interval", 0))
+        strict += features_problems(features, hosts) + [
+            hold_problem or (validate.hold_problem(str(hold)) if hold else None),
+            validate.health_interval_problem(str(interval)) if interval else None]
+        strict = [p for p in strict if p]
         if strict:
             problems += [src.problem(xnode, f"service '{name}': x-luma: {p}",
                                      "the proxy would ignore labels with this value; see the README, x-luma", "x-luma")
@@ -169,8 +173,7 @@ def find_routes(src: Source, data: dict, variables: Mapping[str, str] | None = N
         routes.append(MarkedService(name, snode, knode, xnode, [h.lower() for h in hosts], port, health,
                                     label_hosts, str(text_port) if isinstance(text_port, str) else expose_label,
                                     str(written.get("health", health)), *features, users, allow,
-                                    str(xdata.get("rollout", "start-first")), hold,
-                                    int(xdata.get("health_interval", 0))))
+                                    str(xdata.get("rollout", "start-first")), hold, interval))
     return routes, problems
 
 

@@ -3,8 +3,9 @@
 One HTTP server (``luma``) matches each request's Host against the routes;
 a route proxies to its pool, each request to the container with the fewest
 requests in flight (active probes of ``luma.health.path`` only where x-luma's
-``health_interval`` asks for them: :func:`_active_checks`), and retries a failed dial at once on another upstream (passive failure tracking
-skips the one that failed for a moment), or on the same one once it is back,
+``health_interval`` asks for them: :func:`_active_checks`), and retries a
+failed dial at once on another upstream (passive failure tracking skips the
+one that failed for a moment), or on the same one once it is back,
 for ``TRY_DURATION``. Any other host gets 404. A route with no upstream at all
 answers 503 rather than falling through to 404, and so does a route whose
 upstreams did not answer within the retry window: a host never silently
