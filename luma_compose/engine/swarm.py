@@ -53,10 +53,11 @@ class SwarmEngine:
 
     def _inspect(self, kind: str, ids: Sequence[str]) -> list[dict[str, Any]]:
         """The objects among ``ids`` that still exist: one listed a moment ago may be gone now
-        (a stack being removed), and docker then prints the others and fails."""
+        (a stack being removed, a task pruned from a service's history), and docker then prints the
+        others and fails. Tasks have no inspect command of their own: docker's generic one finds them."""
         if not ids:
             return []
-        p = self._run(kind, "inspect", *ids, check=False)
+        p = self._run(*(() if kind == "task" else (kind,)), "inspect", *ids, check=False)
         found = json.loads(p.stdout or "[]")
         if p.returncode != 0 and "not found" not in p.stderr.lower() and "no such" not in p.stderr.lower():
             raise SwarmError(f"{kind} inspect failed: {p.stderr.strip()}")
@@ -95,7 +96,7 @@ class SwarmEngine:
 
     def tasks(self, service: str) -> list[TaskRecord]:
         ids = self._run("service", "ps", "-q", "--no-trunc", service, check=False).stdout.split()
-        return [ss.task_record(d) for d in json.loads(self._run("inspect", *ids).stdout)] if ids else []
+        return [ss.task_record(d) for d in self._inspect("task", ids)]
 
     def networks(self, *filters: str) -> list[NetworkRecord]:
         ids = self._run("network", "ls", "-q", *ss.filter_args(filters)).stdout.split()

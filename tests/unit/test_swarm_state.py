@@ -141,3 +141,39 @@ def test_an_engine_the_cli_cannot_reach_is_exit_3_for_every_swarm_call_and_a_fai
     with pytest.raises(SwarmError) as e2:
         engine.services([])
     assert not isinstance(e2.value, UnavailableError)
+
+
+def test_a_task_pruned_between_listing_and_inspecting_is_left_out_not_an_error(monkeypatch):
+    """``docker service ps`` lists a task that Swarm prunes from the service's history before the
+    inspect (a stack being removed beside a sync): docker prints the others and exits 1 with
+    "No such object". That is an engine state normal operation meets: the task is simply gone.
+    (A `proxy sync --swarm` failed on exactly this in CI.)"""
+    import json
+    import subprocess
+
+    from luma_compose.engine.client import Endpoint
+    from luma_compose.engine.swarm import SwarmEngine
+    from luma_compose.errors import SwarmError
+
+    task = {"DesiredState": "running", "Status": {"State": "running", "ContainerStatus": {"ContainerID": "c1"}}}
+    calls = []
+
+    def run(cmd, **kw):
+        args = cmd[cmd.index("service") if "service" in cmd else cmd.index("inspect"):]
+        calls.append(args)
+        if args[:2] == ["service", "ps"]:
+            return subprocess.CompletedProcess(cmd, 0, "t1\nt2\n", "")
+        assert args[0] == "inspect", args  # tasks have no `docker task inspect`: the generic one
+        return subprocess.CompletedProcess(cmd, 1, json.dumps([task]) + "\n", "Error: No such object: t2\n")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    engine = SwarmEngine(Endpoint(host="unix:///x.sock", source="DOCKER_HOST"))
+    tasks = engine.tasks("px_gw")
+    assert [(t.desired, t.state, t.container_id) for t in tasks] == [("running", "running", "c1")]
+    assert calls[-1] == ["inspect", "t1", "t2"]
+    # anything else from the inspect is still an error, never a silently empty list
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
+        cmd, 1, "", "Error response from daemon: rpc error: code = Unavailable") if "inspect" in cmd
+        else subprocess.CompletedProcess(cmd, 0, "t1\n", ""))
+    with pytest.raises(SwarmError):
+        engine.tasks("px_gw")
